@@ -14,6 +14,11 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+# mkstemp/mkdtemp create private (0600/0700) entries; the finished file or directory should get
+# the permissions any other file the user creates would.
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
@@ -31,6 +36,7 @@ def atomic_file(target: str | os.PathLike[str]) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.tmp-", dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
+    tmp_path.chmod(0o666 & ~_UMASK)
     try:
         yield tmp_path
         with open(tmp_path, "rb+") as f:
@@ -55,10 +61,12 @@ def atomic_dir(target: str | os.PathLike[str]) -> Iterator[Path]:
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    tmp.chmod(0o777 & ~_UMASK)
     try:
         yield tmp
         for f in tmp.rglob("*"):
             if f.is_file():
+                f.chmod(0o666 & ~_UMASK)  # some writers (safetensors) create 0600 files
                 with open(f, "rb") as fh:
                     os.fsync(fh.fileno())
         if target.exists():

@@ -1,0 +1,1 @@
+"""Export a trained checkpoint to a self-contained ONNX bundle (fp32 and int8)."""

@@ -1,0 +1,1 @@
+"""Classify text with a spamkit bundle through ONNX Runtime. Never imports torch."""

@@ -1,0 +1,230 @@
+"""Find, read and split labelled text messages.
+
+The default data set is the UCI SMS Spam Collection, downloaded once and cached after its
+checksum is verified. A user can instead point at a local copy (the SMSSpamCollection file,
+the UCI zip) or at their own CSV/TSV table. This module must not import torch.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import os
+import urllib.request
+import zipfile
+import zlib
+from dataclasses import dataclass
+from http.client import HTTPException
+from pathlib import Path
+
+import numpy as np
+
+from spamkit.atomic import write_bytes_atomic
+from spamkit.errors import SpamkitError
+
+UCI_URL = "https://archive.ics.uci.edu/static/public/228/sms+spam+collection.zip"
+SMS_SHA256 = "7d039a24a6083ed9ef0f806ebad56bbb976e3aeb8de05669173bfdc4996c239d"
+DATA_ENV = "SPAMKIT_DATA"
+URL_ENV = "SPAMKIT_DATA_URL"
+CACHE_ENV = "SPAMKIT_CACHE"
+
+SMS_NAME = "SMSSpamCollection"
+SPLITS = ("balanced", "full")
+DOWNLOAD_TIMEOUT_S = 30
+TRAIN_FRAC, VAL_FRAC = 0.7, 0.1
+
+
+@dataclass(frozen=True)
+class Examples:
+    texts: list[str]
+    labels: list[int]  # class ids, indices into Splits.labels
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+
+@dataclass(frozen=True)
+class Splits:
+    labels: list[str]  # class names; index = class id
+    train: Examples
+    val: Examples
+    test: Examples
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    path: str | None = None
+    split: str = "balanced"
+    seed: int = 123
+    text_column: str = "text"
+    label_column: str = "label"
+
+
+# -----------------------------------------------------------------------------
+# finding the data
+
+
+def _default_cache_dir() -> Path:
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "spamkit").expanduser()
+
+
+def _extract_sms(archive: Path | io.BytesIO, cache_dir: Path, source: str) -> Path:
+    """Copy SMSSpamCollection out of a zip into the cache, only if its checksum matches."""
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            # Mirrors sometimes repack the archive under a top-level folder.
+            members = [n for n in zf.namelist() if n.rsplit("/", 1)[-1] == SMS_NAME]
+            if not members:
+                raise SpamkitError(f"{source} has no {SMS_NAME} file inside")
+            data = zf.read(members[0])
+    except (zipfile.BadZipFile, zlib.error, EOFError) as e:
+        raise SpamkitError(f"{source} is not a valid zip archive ({e})") from None
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != SMS_SHA256:
+        raise SpamkitError(
+            f"{SMS_NAME} from {source} has sha256 {digest}, expected {SMS_SHA256}: "
+            "the archive is damaged or is not the UCI SMS Spam Collection"
+        )
+    target = cache_dir / SMS_NAME
+    write_bytes_atomic(target, data)
+    return target
+
+
+def _download(url: str, cache_dir: Path) -> Path:
+    try:
+        with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response:
+            # The archive is ~200 KB: holding it in memory means a broken download can
+            # never leave a partial file behind.
+            archive = io.BytesIO(response.read())
+    except (OSError, ValueError, HTTPException) as e:
+        raise SpamkitError(
+            f"could not download the SMS Spam Collection from {url} ({e}); "
+            f"give a local copy with --data PATH or the {DATA_ENV} environment variable "
+            f"(the {SMS_NAME} file or the UCI zip)"
+        ) from None
+    return _extract_sms(archive, cache_dir, source=url)
+
+
+def resolve_data(
+    path: str | None = None, *, cache_dir: Path | None = None, url: str | None = None
+) -> Path:
+    """Return a local data file: --data, else $SPAMKIT_DATA, else the cache, else download."""
+    cache_dir = cache_dir or _default_cache_dir()
+    given, origin = (path, "--data") if path else (os.environ.get(DATA_ENV), DATA_ENV)
+    if given:
+        local = Path(given).expanduser()
+        if not local.is_file():
+            raise SpamkitError(f"no data file at {local} (from {origin})")
+        if local.suffix.lower() == ".zip":
+            return _extract_sms(local, cache_dir, source=str(local))
+        return local
+    cached = cache_dir / SMS_NAME
+    if cached.is_file():  # only ever written after its checksum matched
+        return cached
+    return _download(url or os.environ.get(URL_ENV) or UCI_URL, cache_dir)
+
+
+# -----------------------------------------------------------------------------
+# reading messages
+
+
+def _read_sms(path: Path) -> tuple[list[str], list[str]]:
+    texts, labels = [], []
+    # Split on "\n" only: str.splitlines would also break messages at \x1c, \u2028 and such.
+    for lineno, line in enumerate(path.read_text(encoding="utf-8-sig").split("\n"), 1):
+        line = line.rstrip("\r")
+        if not line:
+            continue
+        label, tab, text = line.partition("\t")
+        if not tab or not label.strip():
+            raise SpamkitError(f"{path}, line {lineno}: expected 'label<TAB>text'")
+        labels.append(label.strip())
+        texts.append(text)
+    return texts, labels
+
+
+def _read_table(path: Path, text_column: str, label_column: str) -> tuple[list[str], list[str]]:
+    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+    texts, labels = [], []
+    # utf-8-sig: spreadsheet programs put a BOM in front of the first column name.
+    with open(path, encoding="utf-8-sig", newline="") as f:
+        reader = csv.DictReader(f, delimiter=delimiter)
+        columns = reader.fieldnames or []
+        if columns:
+            for column in (text_column, label_column):
+                if column not in columns:
+                    raise SpamkitError(
+                        f"{path} has no column {column!r}; its columns are "
+                        + ", ".join(repr(c) for c in columns)
+                    )
+        for row in reader:
+            text, label = row[text_column], row[label_column]
+            if text is None or not (label or "").strip():
+                raise SpamkitError(f"{path}, line {reader.line_num}: missing text or label")
+            texts.append(text)
+            labels.append(label.strip())
+    return texts, labels
+
+
+def read_messages(
+    path: Path, text_column: str = "text", label_column: str = "label"
+) -> tuple[list[str], list[str]]:
+    """Return the texts and the label name of each row: CSV/TSV by suffix, else SMS format."""
+    path = Path(path)
+    try:
+        if path.suffix.lower() in (".csv", ".tsv"):
+            texts, labels = _read_table(path, text_column, label_column)
+        else:
+            texts, labels = _read_sms(path)
+    except UnicodeDecodeError as e:
+        raise SpamkitError(f"{path} is not UTF-8 text ({e})") from None
+    if not texts:
+        raise SpamkitError(f"no messages in {path}")
+    return texts, labels
+
+
+# -----------------------------------------------------------------------------
+# splitting
+
+
+def _cut(idx: np.ndarray) -> list[np.ndarray]:
+    n_train, n_val = int(len(idx) * TRAIN_FRAC), int(len(idx) * VAL_FRAC)
+    return [idx[:n_train], idx[n_train : n_train + n_val], idx[n_train + n_val :]]
+
+
+def split_examples(texts: list[str], label_names: list[str], split: str, seed: int) -> Splits:
+    """Split into train/val/test 70/10/20: "balanced" undersamples to the smallest class
+    first (as the book does), "full" keeps every message and cuts each class separately."""
+    if split not in SPLITS:
+        raise SpamkitError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+    labels = sorted(set(label_names))
+    if len(labels) < 2:
+        raise SpamkitError(f"need at least two labels to classify, found only {labels}")
+    class_id = {name: i for i, name in enumerate(labels)}
+    y = np.array([class_id[name] for name in label_names])
+    rng = np.random.default_rng(seed)
+    by_class = [np.flatnonzero(y == c) for c in range(len(labels))]
+    if split == "balanced":
+        n = min(len(idx) for idx in by_class)
+        kept = np.concatenate([rng.choice(idx, n, replace=False) for idx in by_class])
+        parts = _cut(rng.permutation(kept))
+    else:
+        cuts = [_cut(rng.permutation(idx)) for idx in by_class]
+        parts = [rng.permutation(np.concatenate(part)) for part in zip(*cuts)]
+    for name, part in zip(("train", "val", "test"), parts):
+        if len(part) == 0:
+            raise SpamkitError(
+                f"the {name} split is empty: {len(texts)} messages are too few "
+                f"for a {split} 70/10/20 split"
+            )
+    train, val, test = (
+        Examples([texts[i] for i in part], [int(y[i]) for i in part]) for part in parts
+    )
+    return Splits(labels=labels, train=train, val=val, test=test)
+
+
+def load_splits(cfg: DataConfig) -> Splits:
+    path = resolve_data(cfg.path)
+    texts, label_names = read_messages(path, cfg.text_column, cfg.label_column)
+    return split_examples(texts, label_names, cfg.split, cfg.seed)

@@ -1,0 +1,138 @@
+"""GPT-2 with a classification head, in one readable file (after nanoGPT and the book's ch. 6).
+
+The 50,257-way LM head is replaced by a `num_classes` head. Attention is causal, so only the
+last real token of a message has seen all of it: the head reads that token's hidden state.
+Messages in a batch are right-padded; padding comes after the token we read, and causal
+attention never lets a token see what follows it, so a message's logits do not depend on what
+it is batched with and no attention mask is needed inside the blocks.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class GPTConfig:
+    vocab_size: int = 50257
+    context_length: int = 1024
+    n_layer: int = 12
+    n_head: int = 12
+    n_embd: int = 768
+    dropout: float = 0.0
+    num_classes: int = 2
+    # Which token the head reads: "last" (the last real token, the default) or "first" (the
+    # book's exercise 6.3, which shows why "last" is the right choice).
+    token: str = "last"
+
+
+PRESETS: dict[str, GPTConfig] = {
+    "tiny": GPTConfig(context_length=256, n_layer=2, n_head=2, n_embd=64),
+    "mini": GPTConfig(context_length=512, n_layer=4, n_head=4, n_embd=256),
+    "gpt2": GPTConfig(),
+    "gpt2-medium": GPTConfig(n_layer=24, n_head=16, n_embd=1024),
+    "gpt2-large": GPTConfig(n_layer=36, n_head=20, n_embd=1280),
+    "gpt2-xl": GPTConfig(n_layer=48, n_head=25, n_embd=1600),
+}
+
+
+def preset_config(name: str, **overrides) -> GPTConfig:
+    return replace(PRESETS[name], **overrides)
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, cfg: GPTConfig) -> None:
+        super().__init__()
+        assert cfg.n_embd % cfg.n_head == 0
+        self.n_head = cfg.n_head
+        self.dropout = cfg.dropout
+        self.c_attn = nn.Linear(cfg.n_embd, 3 * cfg.n_embd)  # q, k, v in one matmul
+        self.c_proj = nn.Linear(cfg.n_embd, cfg.n_embd)
+        self.resid_dropout = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, T, C = x.shape
+        q, k, v = self.c_attn(x).split(C, dim=2)
+        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
+        p = self.dropout if self.training else 0.0
+        y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)
+        y = y.transpose(1, 2).contiguous().view(B, T, C)
+        return self.resid_dropout(self.c_proj(y))
+
+
+class MLP(nn.Module):
+    def __init__(self, cfg: GPTConfig) -> None:
+        super().__init__()
+        self.c_fc = nn.Linear(cfg.n_embd, 4 * cfg.n_embd)
+        self.c_proj = nn.Linear(4 * cfg.n_embd, cfg.n_embd)
+        self.dropout = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.c_proj(F.gelu(self.c_fc(x), approximate="tanh")))
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: GPTConfig) -> None:
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(cfg.n_embd)
+        self.attn = CausalSelfAttention(cfg)
+        self.ln_2 = nn.LayerNorm(cfg.n_embd)
+        self.mlp = MLP(cfg)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x))
+        return x + self.mlp(self.ln_2(x))
+
+
+class GPTClassifier(nn.Module):
+    def __init__(self, cfg: GPTConfig) -> None:
+        super().__init__()
+        self.config = cfg
+        self.wte = nn.Embedding(cfg.vocab_size, cfg.n_embd)
+        self.wpe = nn.Embedding(cfg.context_length, cfg.n_embd)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.h = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
+        self.ln_f = nn.LayerNorm(cfg.n_embd)
+        self.head = nn.Linear(cfg.n_embd, cfg.num_classes)
+        self.apply(self._init_weights)
+        # GPT-2's scaled init for the projections that feed the residual stream.
+        for name, p in self.named_parameters():
+            if name.endswith("c_proj.weight"):
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * cfg.n_layer))
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+    def hidden_states(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """Output of the last block, before the final LayerNorm: [batch, seq, n_embd]."""
+        T = input_ids.shape[1]
+        pos = torch.arange(T, device=input_ids.device)
+        x = self.drop(self.wte(input_ids) + self.wpe(pos))
+        for block in self.h:
+            x = block(x)
+        return x
+
+    def token_index(self, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Position of the token the head reads, per row."""
+        if self.config.token == "first":
+            return torch.zeros_like(attention_mask[:, 0])
+        # ONNX Runtime has no int64 ArgMax, and with right padding the last real token sits at
+        # length - 1 anyway.
+        return (attention_mask.sum(dim=1) - 1).clamp(min=0)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Class logits [batch, num_classes] for right-padded `input_ids` [batch, seq]."""
+        x = self.hidden_states(input_ids)
+        rows = torch.arange(x.shape[0], device=x.device)
+        # LayerNorm and head act per token, so running them on the one token we read is exact
+        # and spares computing them at every position.
+        return self.head(self.ln_f(x[rows, self.token_index(attention_mask)]))

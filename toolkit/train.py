@@ -1,0 +1,234 @@
+"""Fine-tune a GPT classifier: a plain loop (nanoGPT style) with the book's chapter 6 metrics."""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from spamkit.checkpoint import Checkpoint, save_checkpoint
+from spamkit.data import DataConfig, Examples, load_splits
+from spamkit.errors import SpamkitError
+from spamkit.model import PRESETS, GPTClassifier, preset_config
+from spamkit.runtime.tokenizer import Tokenizer
+from spamkit.tokenizer import gpt2_tokenizer
+
+TRAINABLE = ("head", "last-block", "all")
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    preset: str = "mini"
+    init: str = "random"
+    trainable: str = "all"
+    token: str = "last"
+    epochs: int = 5
+    batch_size: int = 8
+    lr: float = 5e-4
+    weight_decay: float = 0.1
+    grad_accum: int = 1
+    precision: str = "bf16"
+    compile: bool = True
+    dropout: float = 0.0
+    seed: int = 123
+    max_steps: int | None = None  # stop after this many optimizer steps (smoke runs)
+    device: str = "cpu"
+
+    def check(self) -> None:
+        if self.preset not in PRESETS:
+            raise SpamkitError(f"unknown preset {self.preset!r}; choose from {', '.join(PRESETS)}")
+        if self.init != "random":
+            raise SpamkitError(f"unknown --init {self.init!r}; this version supports 'random'")
+        if self.trainable not in TRAINABLE:
+            raise SpamkitError(f"unknown --trainable {self.trainable!r}; choose from {TRAINABLE}")
+        if self.token not in ("last", "first"):
+            raise SpamkitError(f"unknown --token {self.token!r}; choose 'last' or 'first'")
+        if self.precision not in PRECISIONS:
+            raise SpamkitError(f"unknown --precision {self.precision!r}; choose from {list(PRECISIONS)}")
+        if self.epochs < 1 or self.batch_size < 1 or self.grad_accum < 1:
+            raise SpamkitError("--epochs, --batch-size and --grad-accum must be at least 1")
+
+
+@dataclass
+class Encoded:
+    """A split, tokenized once: token ids per message and class ids."""
+
+    ids: list[list[int]]
+    labels: list[int]
+
+    @classmethod
+    def of(cls, examples: Examples, tokenizer: Tokenizer) -> Encoded:
+        return cls(tokenizer.encode_batch(examples.texts), list(examples.labels))
+
+
+def collate(ids: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad to the longest message in the batch; return input_ids and attention_mask."""
+    width = max(len(x) for x in ids)
+    input_ids = torch.full((len(ids), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(ids), width), dtype=torch.long)
+    for i, x in enumerate(ids):
+        input_ids[i, : len(x)] = torch.tensor(x)
+        mask[i, : len(x)] = 1
+    return input_ids, mask
+
+
+def batches(
+    data: Encoded, batch_size: int, pad_id: int, order: list[int]
+) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        input_ids, mask = collate([data.ids[i] for i in idx], pad_id)
+        yield input_ids, mask, torch.tensor([data.labels[i] for i in idx])
+
+
+def set_trainable(model: GPTClassifier, scope: str) -> None:
+    """Freeze everything, then unfreeze the scope (the book's default is `last-block`)."""
+    model.requires_grad_(scope == "all")
+    if scope in ("head", "last-block"):
+        model.head.requires_grad_(True)
+    if scope == "last-block":
+        model.h[-1].requires_grad_(True)
+        model.ln_f.requires_grad_(True)
+
+
+def make_optimizer(model: GPTClassifier, cfg: TrainConfig) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    # nanoGPT's split: decay matrices and embeddings, not biases and LayerNorm gains.
+    groups = [
+        {"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg.weight_decay},
+        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.999), fused=True)
+
+
+def autocast(cfg: TrainConfig):
+    dtype = PRECISIONS[cfg.precision]
+    return torch.autocast(cfg.device, dtype=dtype, enabled=dtype is not None)
+
+
+@torch.no_grad()
+def evaluate(model, data: Encoded, cfg: TrainConfig, pad_id: int) -> dict[str, float]:
+    """Mean cross-entropy and accuracy over a whole split (the book's calc_*_loader)."""
+    model.eval()
+    # Sorting by length wastes no compute on padding; the order does not change the means.
+    order = sorted(range(len(data.ids)), key=lambda i: len(data.ids[i]))
+    loss_sum, correct = 0.0, 0
+    for input_ids, mask, labels in batches(data, 32, pad_id, order):
+        with autocast(cfg):
+            logits = model(input_ids.to(cfg.device), mask.to(cfg.device)).float()
+        labels = labels.to(cfg.device)
+        loss_sum += F.cross_entropy(logits, labels, reduction="sum").item()
+        correct += (logits.argmax(-1) == labels).sum().item()
+    n = max(len(data.ids), 1)
+    return {"loss": loss_sum / n, "accuracy": correct / n}
+
+
+def train(cfg: TrainConfig, data_cfg: DataConfig, out_dir: str) -> dict:
+    """Train, keep the epoch with the best validation accuracy, write the checkpoint."""
+    cfg.check()
+    torch.manual_seed(cfg.seed)
+    splits = load_splits(data_cfg)
+    model_cfg = preset_config(
+        cfg.preset, num_classes=len(splits.labels), token=cfg.token, dropout=cfg.dropout
+    )
+    tokenizer = gpt2_tokenizer(model_cfg.context_length)
+    pad_id = tokenizer.pad_id
+    train_data, val_data, test_data = (
+        Encoded.of(s, tokenizer) for s in (splits.train, splits.val, splits.test)
+    )
+
+    model = GPTClassifier(model_cfg).to(cfg.device)
+    set_trainable(model, cfg.trainable)
+    optimizer = make_optimizer(model, cfg)
+    scaler = torch.amp.GradScaler(cfg.device, enabled=cfg.precision == "fp16")
+    # dynamic=True: every batch has its own length, and one graph with a symbolic length
+    # beats recompiling for each new one.
+    run = torch.compile(model, dynamic=True) if cfg.compile else model
+
+    n_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    print(
+        f"training {cfg.preset} ({n_trainable / 1e6:.2f}M trainable parameters, {cfg.trainable}) "
+        f"on {len(train_data.ids)} messages, {len(splits.labels)} classes {splits.labels}, "
+        f"precision {cfg.precision}, compile {'on' if cfg.compile else 'off'}"
+    )
+    generator = torch.Generator().manual_seed(cfg.seed)
+    steps_per_epoch = math.ceil(len(train_data.ids) / (cfg.batch_size * cfg.grad_accum))
+    history, step, seen = [], 0, 0
+    best = {"val_accuracy": -1.0, "val_loss": math.inf, "epoch": 0, "state": None}
+    for epoch in range(1, cfg.epochs + 1):
+        t0 = time.perf_counter()
+        model.train()
+        order = torch.randperm(len(train_data.ids), generator=generator).tolist()
+        loss_sum, correct, count = 0.0, 0, 0
+        bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch}", leave=False, disable=None)
+        for i, (input_ids, mask, labels) in enumerate(
+            batches(train_data, cfg.batch_size, pad_id, order)
+        ):
+            input_ids, mask, labels = (t.to(cfg.device) for t in (input_ids, mask, labels))
+            with autocast(cfg):
+                logits = run(input_ids, mask).float()
+            loss = F.cross_entropy(logits, labels)
+            scaler.scale(loss / cfg.grad_accum).backward()
+            loss_sum += loss.item() * len(labels)
+            correct += (logits.argmax(-1) == labels).sum().item()
+            count += len(labels)
+            seen += len(labels)
+            last_micro = (i + 1) % cfg.grad_accum == 0 or count == len(order)
+            if last_micro:
+                scaler.step(optimizer)
+                scaler.update()
+                optimizer.zero_grad(set_to_none=True)
+                step += 1
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss_sum / count:.3f}")
+                if cfg.max_steps is not None and step >= cfg.max_steps:
+                    break
+        bar.close()
+        val = evaluate(run, val_data, cfg, pad_id)
+        record = {
+            "epoch": epoch,
+            "step": step,
+            "examples_seen": seen,
+            # Running means over the epoch's batches: free, and what the curves show.
+            "train_loss": loss_sum / count,
+            "train_accuracy": correct / count,
+            "val_loss": val["loss"],
+            "val_accuracy": val["accuracy"],
+            "seconds": time.perf_counter() - t0,
+        }
+        history.append(record)
+        print(
+            f"epoch {epoch}: train loss {record['train_loss']:.3f} acc {record['train_accuracy']:.2%}"
+            f" | val loss {val['loss']:.3f} acc {val['accuracy']:.2%} | {record['seconds']:.1f}s"
+        )
+        if (val["accuracy"], -val["loss"]) > (best["val_accuracy"], -best["val_loss"]):
+            best = {"val_accuracy": val["accuracy"], "val_loss": val["loss"], "epoch": epoch,
+                    "state": copy.deepcopy(model.state_dict())}
+        if cfg.max_steps is not None and step >= cfg.max_steps:
+            break
+
+    model.load_state_dict(best["state"])
+    final = {name: evaluate(run, d, cfg, pad_id)
+             for name, d in (("train", train_data), ("val", val_data), ("test", test_data))}
+    metrics = {
+        "best_epoch": best["epoch"],
+        "final": final,
+        "history": history,
+        "split_sizes": {"train": len(train_data.ids), "val": len(val_data.ids),
+                        "test": len(test_data.ids)},
+    }
+    print(
+        f"best epoch {best['epoch']}: train acc {final['train']['accuracy']:.2%}, "
+        f"val acc {final['val']['accuracy']:.2%}, test acc {final['test']['accuracy']:.2%}"
+    )
+    ckpt = Checkpoint(model.cpu().eval(), splits.labels, cfg.preset, data_cfg, asdict(cfg))
+    save_checkpoint(out_dir, ckpt, metrics)
+    print(f"checkpoint written to {out_dir}")
+    return metrics

@@ -10,39 +10,11 @@ it is batched with and no attention mask is needed inside the blocks.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-
-@dataclass(frozen=True)
-class GPTConfig:
-    vocab_size: int = 50257
-    context_length: int = 1024
-    n_layer: int = 12
-    n_head: int = 12
-    n_embd: int = 768
-    dropout: float = 0.0
-    num_classes: int = 2
-    # Which token the head reads: "last" (the last real token, the default) or "first" (the
-    # book's exercise 6.3, which shows why "last" is the right choice).
-    token: str = "last"
-
-
-PRESETS: dict[str, GPTConfig] = {
-    "tiny": GPTConfig(context_length=256, n_layer=2, n_head=2, n_embd=64),
-    "mini": GPTConfig(context_length=512, n_layer=4, n_head=4, n_embd=256),
-    "gpt2": GPTConfig(),
-    "gpt2-medium": GPTConfig(n_layer=24, n_head=16, n_embd=1024),
-    "gpt2-large": GPTConfig(n_layer=36, n_head=20, n_embd=1280),
-    "gpt2-xl": GPTConfig(n_layer=48, n_head=25, n_embd=1600),
-}
-
-
-def preset_config(name: str, **overrides) -> GPTConfig:
-    return replace(PRESETS[name], **overrides)
+from spamkit.config import GPTConfig
 
 
 class CausalSelfAttention(nn.Module):

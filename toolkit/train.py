@@ -15,45 +15,12 @@ from tqdm import tqdm
 from spamkit.checkpoint import Checkpoint, save_checkpoint
 from spamkit.data import DataConfig, Examples, load_splits
 from spamkit.errors import SpamkitError
-from spamkit.model import PRESETS, GPTClassifier, preset_config
+from spamkit.config import TrainConfig, preset_config
+from spamkit.model import GPTClassifier
 from spamkit.runtime.tokenizer import Tokenizer
 from spamkit.tokenizer import gpt2_tokenizer
 
-TRAINABLE = ("head", "last-block", "all")
-PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    preset: str = "mini"
-    init: str = "random"
-    trainable: str = "all"
-    token: str = "last"
-    epochs: int = 5
-    batch_size: int = 8
-    lr: float = 5e-4
-    weight_decay: float = 0.1
-    grad_accum: int = 1
-    precision: str = "bf16"
-    compile: bool = True
-    dropout: float = 0.0
-    seed: int = 123
-    max_steps: int | None = None  # stop after this many optimizer steps (smoke runs)
-    device: str = "cpu"
-
-    def check(self) -> None:
-        if self.preset not in PRESETS:
-            raise SpamkitError(f"unknown preset {self.preset!r}; choose from {', '.join(PRESETS)}")
-        if self.init != "random":
-            raise SpamkitError(f"unknown --init {self.init!r}; this version supports 'random'")
-        if self.trainable not in TRAINABLE:
-            raise SpamkitError(f"unknown --trainable {self.trainable!r}; choose from {TRAINABLE}")
-        if self.token not in ("last", "first"):
-            raise SpamkitError(f"unknown --token {self.token!r}; choose 'last' or 'first'")
-        if self.precision not in PRECISIONS:
-            raise SpamkitError(f"unknown --precision {self.precision!r}; choose from {list(PRECISIONS)}")
-        if self.epochs < 1 or self.batch_size < 1 or self.grad_accum < 1:
-            raise SpamkitError("--epochs, --batch-size and --grad-accum must be at least 1")
+AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 @dataclass
@@ -109,7 +76,7 @@ def make_optimizer(model: GPTClassifier, cfg: TrainConfig) -> torch.optim.Optimi
 
 
 def autocast(cfg: TrainConfig):
-    dtype = PRECISIONS[cfg.precision]
+    dtype = AUTOCAST_DTYPES[cfg.precision]
     return torch.autocast(cfg.device, dtype=dtype, enabled=dtype is not None)
 
 

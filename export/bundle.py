@@ -1,0 +1,92 @@
+"""`spamkit export`: checkpoint -> verified, optionally int8, self-contained bundle."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from spamkit import __version__
+from spamkit.atomic import atomic_dir
+from spamkit.checkpoint import load_checkpoint
+from spamkit.data import load_splits
+from spamkit.errors import SpamkitError
+from spamkit.export.onnx_graph import OPSET, export_onnx
+from spamkit.export.quantize import quantize_int8
+from spamkit.export.verify import max_logit_difference
+from spamkit.runtime.bundle import GRAPH_FILES, TOKENIZER_FILE, Manifest, write_manifest
+from spamkit.runtime.classifier import Classifier
+from spamkit.tokenizer import gpt2_tokenizer
+
+FP32_TOLERANCE = 1e-4
+VERIFY_MESSAGES = 64
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    int8: bool = False
+    keep_fp32: bool = True  # with int8: also ship the fp32 graph
+    data: str | None = None  # where to find the validation messages (default: as trained)
+
+
+def export_bundle(checkpoint: str | Path, out: str | Path, cfg: ExportConfig) -> Manifest:
+    ckpt = load_checkpoint(checkpoint)
+    model_cfg = ckpt.config
+    tokenizer = gpt2_tokenizer(model_cfg.context_length)
+    data_cfg = replace(ckpt.data, path=cfg.data) if cfg.data else ckpt.data
+    val = load_splits(data_cfg).val
+    # Verify on real messages from short to long, so varied lengths and padding are covered.
+    step = max(len(val.texts) // VERIFY_MESSAGES, 1)
+    sample = val.texts[::step][:VERIFY_MESSAGES]
+
+    with atomic_dir(out) as tmp:
+        fp32_path = tmp / GRAPH_FILES["fp32"]
+        export_onnx(ckpt.model, fp32_path)
+        diff = max_logit_difference(ckpt.model, fp32_path, tokenizer, sample)
+        print(f"fp32 graph vs PyTorch on {len(sample)} validation messages: max |logit diff| {diff:.2e}")
+        if diff > FP32_TOLERANCE:
+            raise SpamkitError(
+                f"exported graph disagrees with PyTorch: max |logit diff| {diff:.2e} > "
+                f"{FP32_TOLERANCE:g}; no bundle written"
+            )
+        tokenizer.save(tmp / TOKENIZER_FILE)
+        graphs = {"fp32": GRAPH_FILES["fp32"]}
+        if cfg.int8:
+            quantize_int8(fp32_path, tmp / GRAPH_FILES["int8"])
+            graphs["int8"] = GRAPH_FILES["int8"]
+        manifest = write_manifest(
+            tmp,
+            Manifest(
+                labels=ckpt.labels,
+                context_length=model_cfg.context_length,
+                pad_id=tokenizer.pad_id,
+                token=model_cfg.token,
+                preset=ckpt.preset,
+                opset=OPSET,
+                graphs=graphs,
+                spamkit_version=__version__,
+                verification={"fp32_max_abs_logit_diff_vs_torch": diff,
+                              "verified_on_messages": len(sample)},
+            ),
+        )
+        if cfg.int8:
+            report = _compare_int8(tmp, val.texts, [ckpt.labels[y] for y in val.labels])
+            manifest = replace(manifest, verification={**manifest.verification, **report})
+            if not cfg.keep_fp32:
+                fp32_path.unlink()
+                manifest = replace(manifest, graphs={"int8": GRAPH_FILES["int8"]})
+            manifest = write_manifest(tmp, manifest)
+    return manifest
+
+
+def _compare_int8(bundle: Path, texts: list[str], labels: list[str]) -> dict:
+    """Label agreement and validation accuracy of the int8 graph against fp32, as an app
+    would see them through the runtime."""
+    preds = {p: Classifier.load(bundle, precision=p).predict(texts) for p in ("fp32", "int8")}
+    acc = {p: sum(a == b for a, b in zip(preds[p], labels)) / len(labels) for p in preds}
+    agree = sum(a == b for a, b in zip(preds["fp32"], preds["int8"])) / len(labels)
+    print(
+        f"int8 vs fp32 on {len(labels)} validation messages: labels agree {agree:.2%}; "
+        f"accuracy fp32 {acc['fp32']:.2%}, int8 {acc['int8']:.2%}"
+    )
+    return {"int8_label_agreement": agree, "val_accuracy_fp32": acc["fp32"],
+            "val_accuracy_int8": acc["int8"], "val_messages": len(labels)}

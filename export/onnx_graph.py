@@ -1,0 +1,39 @@
+"""Trace the classifier to an ONNX graph: (input_ids, attention_mask) -> last-token logits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from spamkit.export.quiet import quiet
+from spamkit.model import GPTClassifier
+
+OPSET = 18
+INPUT_NAMES = ["input_ids", "attention_mask"]
+OUTPUT_NAMES = ["logits"]
+# A protobuf cannot exceed 2 GB; bigger models (gpt2-large fp32 and up) keep weights beside it.
+PROTOBUF_LIMIT = 2_000_000_000
+
+
+def export_onnx(model: GPTClassifier, path: Path) -> None:
+    """Export with batch and sequence axes dynamic. The model's forward already gathers the
+    classified token before the final LayerNorm and head, so the graph computes the head for
+    one position per message and returns [batch, num_classes]."""
+    model = model.eval().float()
+    example = torch.tensor([[15496, 11, 995, 0], [40, 1101, 50256, 50256]])
+    mask = (example != 50256).long()
+    batch, seq = torch.export.Dim("batch"), torch.export.Dim("sequence")
+    dims = {"input_ids": {0: batch, 1: seq}, "attention_mask": {0: batch, 1: seq}}
+    with quiet("torch.onnx"):
+        program = torch.onnx.export(
+            model,
+            (example, mask),
+            input_names=INPUT_NAMES,
+            output_names=OUTPUT_NAMES,
+            dynamic_shapes=dims,
+            opset_version=OPSET,
+            dynamo=True,
+        )
+    weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+    program.save(str(path), external_data=weight_bytes > PROTOBUF_LIMIT)

@@ -1,0 +1,40 @@
+"""Check an exported graph against the PyTorch model it came from, on real messages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import torch
+
+from spamkit.model import GPTClassifier
+from spamkit.runtime.tokenizer import Tokenizer
+
+BATCH_SIZES = (1, 2, 5, 16)
+
+
+def max_logit_difference(
+    model: GPTClassifier, graph: Path, tokenizer: Tokenizer, texts: list[str]
+) -> float:
+    """Largest |ONNX - PyTorch| over the logits of `texts`, run in batches of several sizes so
+    that padding and batch shape are exercised too."""
+    session = ort.InferenceSession(str(graph), providers=["CPUExecutionProvider"])
+    ids = tokenizer.encode_batch(texts)
+    worst, start = 0.0, 0
+    model = model.eval().float()
+    for size in BATCH_SIZES * (len(ids) // sum(BATCH_SIZES) + 1):
+        batch = ids[start : start + size]
+        if not batch:
+            break
+        start += size
+        width = max(len(x) for x in batch)
+        input_ids = np.full((len(batch), width), tokenizer.pad_id, dtype=np.int64)
+        mask = np.zeros_like(input_ids)
+        for i, x in enumerate(batch):
+            input_ids[i, : len(x)], mask[i, : len(x)] = x, 1
+        got = session.run(["logits"], {"input_ids": input_ids, "attention_mask": mask})[0]
+        with torch.no_grad():
+            want = model(torch.from_numpy(input_ids), torch.from_numpy(mask)).numpy()
+        worst = max(worst, float(np.abs(got - want).max()))
+    return worst

@@ -1,0 +1,101 @@
+"""The bundle: a directory that holds everything an app needs to classify, and its manifest.
+
+    manifest.json        labels, context length, pad id, graphs, versions, sha256 of every file
+    tokenizer.json       the GPT-2 tokenizer (see tokenizer.py)
+    model.onnx           fp32 graph: (input_ids, attention_mask) int64 -> logits float32 [batch, classes]
+    model.int8.onnx      the same graph with int8 weights (CPU)
+
+Reading a manifest checks every listed file against its sha256, so a damaged or edited bundle
+is refused before ONNX Runtime reads a byte of it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from spamkit.errors import SpamkitError
+
+MANIFEST_FILE = "manifest.json"
+TOKENIZER_FILE = "tokenizer.json"
+FORMAT = "spamkit-bundle"
+FORMAT_VERSION = 1
+GRAPH_FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
+
+
+class BundleError(SpamkitError):
+    """The bundle is missing, damaged, or from an incompatible spamkit."""
+
+
+@dataclass(frozen=True)
+class Manifest:
+    labels: list[str]
+    context_length: int
+    pad_id: int
+    token: str  # which token the graph classifies from: "last" or "first"
+    preset: str
+    opset: int
+    graphs: dict[str, str]  # precision -> file
+    spamkit_version: str
+    files: dict[str, str] = field(default_factory=dict)  # file -> sha256
+    verification: dict = field(default_factory=dict)  # figures measured at export
+    tokenizer: str = TOKENIZER_FILE
+    format: str = FORMAT
+    format_version: int = FORMAT_VERSION
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def write_manifest(bundle: str | os.PathLike[str], manifest: Manifest) -> Manifest:
+    """Write the manifest with the checksum of every other file in the directory."""
+    bundle = Path(bundle)
+    files = {
+        p.relative_to(bundle).as_posix(): sha256_file(p)
+        for p in sorted(bundle.rglob("*"))
+        if p.is_file() and p.name != MANIFEST_FILE
+    }
+    manifest = Manifest(**{**asdict(manifest), "files": files})
+    (bundle / MANIFEST_FILE).write_text(json.dumps(asdict(manifest), indent=2) + "\n")
+    return manifest
+
+
+def read_manifest(bundle: str | os.PathLike[str]) -> Manifest:
+    bundle = Path(bundle)
+    if not bundle.is_dir():
+        raise BundleError(f"bundle not found: {bundle} is not a directory")
+    try:
+        data = json.loads((bundle / MANIFEST_FILE).read_text())
+    except FileNotFoundError:
+        raise BundleError(f"{bundle} is not a spamkit bundle: no {MANIFEST_FILE}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise BundleError(f"{bundle / MANIFEST_FILE} is not valid JSON: {e}") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise BundleError(f"{bundle / MANIFEST_FILE} is not a spamkit bundle manifest")
+    if data.get("format_version", 0) > FORMAT_VERSION:
+        raise BundleError(
+            f"{bundle} is bundle format {data['format_version']}; this spamkit reads format "
+            f"{FORMAT_VERSION} and older: upgrade spamkit"
+        )
+    try:
+        manifest = Manifest(**data)
+    except TypeError as e:
+        raise BundleError(f"{bundle / MANIFEST_FILE} is malformed: {e}") from None
+    for name, expected in manifest.files.items():
+        path = bundle / name
+        if not path.is_file():
+            raise BundleError(f"{bundle} is incomplete: {name} is missing")
+        if sha256_file(path) != expected:
+            raise BundleError(f"{bundle / name} does not match its checksum: damaged or changed")
+    for name in [manifest.tokenizer, *manifest.graphs.values()]:
+        if name not in manifest.files:
+            raise BundleError(f"{bundle / MANIFEST_FILE} lists {name} without a checksum")
+    return manifest

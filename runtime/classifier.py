@@ -1,0 +1,113 @@
+"""`Classifier`: load a bundle, tokenize, batch, run ONNX Runtime, return labels or probabilities."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+try:
+    import onnxruntime as ort
+except ImportError as e:  # onnxruntime and onnxruntime-gpu are alternatives, so an extra
+    raise ImportError(
+        "spamkit.runtime needs ONNX Runtime: pip install 'spamkit[cpu]', "
+        "or 'spamkit[gpu]' on a machine with CUDA"
+    ) from e
+
+from spamkit.runtime.bundle import BundleError, Manifest, read_manifest
+from spamkit.runtime.device import providers_for
+from spamkit.runtime.tokenizer import Tokenizer
+
+
+class Classifier:
+    """A text classifier backed by one ONNX Runtime session. Safe to share between threads."""
+
+    def __init__(
+        self,
+        session: ort.InferenceSession,
+        tokenizer: Tokenizer,
+        manifest: Manifest,
+        device: str,
+        precision: str,
+        batch_size: int = 32,
+    ) -> None:
+        self.session = session
+        self.tokenizer = tokenizer
+        self.manifest = manifest
+        self.labels: list[str] = list(manifest.labels)
+        self.device = device
+        self.precision = precision
+        self.batch_size = batch_size
+
+    @classmethod
+    def load(
+        cls,
+        bundle: str | os.PathLike[str],
+        device: str = "cpu",
+        threads: int | None = None,
+        precision: str | None = None,
+        batch_size: int = 32,
+    ) -> Classifier:
+        """Load a bundle. `precision` picks a graph ("int8", "fp32"); by default the CPU runs
+        int8 when the bundle has it and a GPU runs fp32. `threads` caps ONNX Runtime's
+        intra-op threads (default: one per physical core)."""
+        bundle = Path(bundle)
+        manifest = read_manifest(bundle)
+        providers, device = providers_for(device)
+        if precision is None:
+            precision = "int8" if device == "cpu" and "int8" in manifest.graphs else "fp32"
+            precision = precision if precision in manifest.graphs else next(iter(manifest.graphs))
+        if precision not in manifest.graphs:
+            raise BundleError(
+                f"{bundle} has no {precision} graph (it has {', '.join(manifest.graphs)})"
+            )
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            options.intra_op_num_threads = threads
+        session = ort.InferenceSession(
+            str(bundle / manifest.graphs[precision]), sess_options=options, providers=providers
+        )
+        tokenizer = Tokenizer.load(bundle / manifest.tokenizer, manifest.context_length)
+        return cls(session, tokenizer, manifest, device, precision, batch_size)
+
+    def logits(self, texts: str | Iterable[str]) -> np.ndarray:
+        """Class logits, [n, classes] (or [classes] for a single string)."""
+        if isinstance(texts, str):
+            return self.logits([texts])[0]
+        texts = list(texts)
+        for i, t in enumerate(texts):
+            if not isinstance(t, str):
+                raise TypeError(f"texts[{i}] is {type(t).__name__}, not str")
+        ids = self.tokenizer.encode_batch(texts)
+        out = np.empty((len(ids), len(self.labels)), dtype=np.float32)
+        # Batches of similar length waste little compute on padding; results go back to the
+        # caller's order. Right padding never changes a message's logits (causal attention).
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+        for start in range(0, len(order), self.batch_size):
+            rows = order[start : start + self.batch_size]
+            out[rows] = self._run([ids[i] for i in rows])
+        return out
+
+    def _run(self, batch: list[list[int]]) -> np.ndarray:
+        width = max(len(x) for x in batch)
+        input_ids = np.full((len(batch), width), self.tokenizer.pad_id, dtype=np.int64)
+        mask = np.zeros((len(batch), width), dtype=np.int64)
+        for i, x in enumerate(batch):
+            input_ids[i, : len(x)] = x
+            mask[i, : len(x)] = 1
+        return self.session.run(["logits"], {"input_ids": input_ids, "attention_mask": mask})[0]
+
+    def predict_proba(self, texts: str | Iterable[str]) -> np.ndarray:
+        """Class probabilities (softmax of the logits), columns in the order of `labels`."""
+        z = self.logits(texts)
+        e = np.exp(z - z.max(axis=-1, keepdims=True))
+        return e / e.sum(axis=-1, keepdims=True)
+
+    def predict(self, texts: str | Iterable[str]) -> str | list[str]:
+        """The most probable label: one string for a string, a list for a list."""
+        if isinstance(texts, str):
+            return self.predict([texts])[0]
+        return [self.labels[i] for i in self.logits(texts).argmax(axis=-1)]

@@ -1,0 +1,143 @@
+"""The `spamkit` command. Heavy imports (torch) happen inside the commands that need them, so
+`spamkit classify` starts as fast as the runtime does."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from spamkit.config import PRECISIONS, PRESETS, TRAINABLE, TrainConfig
+from spamkit.errors import SpamkitError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Fine-tune GPT-2 text classifiers, export them to int8 ONNX, classify without torch.",
+)
+
+DATA_HELP = (
+    "Data file: the SMSSpamCollection file, the UCI zip, or your own CSV/TSV. "
+    "Default: $SPAMKIT_DATA, else the cached download, else download from UCI."
+)
+
+
+@app.command()
+def data(
+    data: Optional[str] = typer.Option(None, "--data", help=DATA_HELP),
+    split: str = typer.Option("balanced", help="balanced (the book's) or full (stratified)."),
+    seed: int = typer.Option(123, help="Seed of the split."),
+    text_column: str = typer.Option("text", help="Text column of a CSV/TSV."),
+    label_column: str = typer.Option("label", help="Label column of a CSV/TSV."),
+) -> None:
+    """Download (or find) the data and show its splits."""
+    from spamkit.data import DataConfig, read_messages, resolve_data, split_examples
+
+    path = resolve_data(data)
+    texts, labels = read_messages(path, text_column, label_column)
+    splits = split_examples(texts, labels, split, seed)
+    counts = ", ".join(f"{labels.count(n)} {n}" for n in splits.labels)
+    print(f"{path}: {len(texts)} messages ({counts})")
+    sizes = {k: len(getattr(splits, k)) for k in ("train", "val", "test")}
+    print(f"{split} split (seed {seed}): " + ", ".join(f"{k} {v}" for k, v in sizes.items()))
+
+
+_T = TrainConfig()
+
+
+@app.command()
+def train(
+    out: Path = typer.Option(Path("runs/checkpoint"), "--out", help="Checkpoint directory to write."),
+    preset: str = typer.Option(_T.preset, help=", ".join(PRESETS) + "."),
+    init: str = typer.Option(_T.init, help="Initial weights: random."),
+    trainable: str = typer.Option(_T.trainable, help="What to fine-tune: " + ", ".join(TRAINABLE) + "."),
+    token: str = typer.Option(_T.token, help="Classify from the last real token, or the first."),
+    epochs: int = typer.Option(_T.epochs),
+    batch_size: int = typer.Option(_T.batch_size),
+    lr: float = typer.Option(_T.lr, help="AdamW learning rate."),
+    weight_decay: float = typer.Option(_T.weight_decay),
+    grad_accum: int = typer.Option(_T.grad_accum, help="Micro-batches per optimizer step."),
+    precision: str = typer.Option(_T.precision, help="Autocast: " + ", ".join(PRECISIONS) + "."),
+    compile: bool = typer.Option(_T.compile, "--compile/--no-compile", help="torch.compile the model."),
+    dropout: float = typer.Option(_T.dropout),
+    seed: int = typer.Option(_T.seed, help="Seed of the split, the init and the shuffling."),
+    max_steps: Optional[int] = typer.Option(_T.max_steps, help="Stop after this many optimizer steps."),
+    device: str = typer.Option(_T.device, help="cpu (CUDA arrives with the GPU path)."),
+    data: Optional[str] = typer.Option(None, "--data", help=DATA_HELP),
+    split: str = typer.Option("balanced", help="balanced (the book's) or full (stratified)."),
+    text_column: str = typer.Option("text", help="Text column of a CSV/TSV."),
+    label_column: str = typer.Option("label", help="Label column of a CSV/TSV."),
+) -> None:
+    """Fine-tune a GPT classifier and write a checkpoint directory."""
+    from spamkit.data import DataConfig
+    from spamkit.train import train as run_training
+
+    cfg = TrainConfig(
+        preset=preset, init=init, trainable=trainable, token=token, epochs=epochs,
+        batch_size=batch_size, lr=lr, weight_decay=weight_decay, grad_accum=grad_accum,
+        precision=precision, compile=compile, dropout=dropout, seed=seed,
+        max_steps=max_steps, device=device,
+    )
+    data_cfg = DataConfig(path=data, split=split, seed=seed, text_column=text_column,
+                          label_column=label_column)
+    run_training(cfg, data_cfg, str(out))
+
+
+@app.command()
+def export(
+    checkpoint: Path = typer.Argument(..., help="Checkpoint directory from `spamkit train`."),
+    out: Path = typer.Option(..., "--out", help="Bundle directory to write."),
+    int8: bool = typer.Option(False, "--int8", help="Also write the int8 graph for CPUs."),
+    keep_fp32: bool = typer.Option(True, "--keep-fp32/--drop-fp32",
+                                   help="With --int8, also ship the fp32 graph."),
+    data: Optional[str] = typer.Option(None, "--data", help="Validation data for the checks "
+                                       "(default: where the checkpoint was trained from)."),
+) -> None:
+    """Export a checkpoint to a verified ONNX bundle."""
+    from spamkit.export.bundle import ExportConfig, export_bundle
+
+    manifest = export_bundle(checkpoint, out, ExportConfig(int8=int8, keep_fp32=keep_fp32, data=data))
+    print(f"bundle written to {out}: {', '.join(manifest.files)}")
+
+
+@app.command()
+def classify(
+    bundle: Path = typer.Argument(..., help="Bundle directory from `spamkit export`."),
+    texts: Optional[list[str]] = typer.Argument(None, help="Messages; default: one per line of stdin."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per message."),
+    device: str = typer.Option("cpu", help="cpu, cuda or auto."),
+    precision: Optional[str] = typer.Option(None, help="Graph to run: int8 or fp32."),
+    threads: Optional[int] = typer.Option(None, help="ONNX Runtime threads."),
+) -> None:
+    """Classify messages with a bundle (no torch involved)."""
+    from spamkit.runtime import Classifier
+
+    clf = Classifier.load(bundle, device=device, threads=threads, precision=precision)
+    if not texts:
+        texts = [line.rstrip("\n") for line in sys.stdin]
+    probs = clf.predict_proba(texts)
+    for text, p in zip(texts, probs):
+        label = clf.labels[int(p.argmax())]
+        if as_json:
+            scores = {name: round(float(x), 6) for name, x in zip(clf.labels, p)}
+            print(json.dumps({"text": text, "label": label, "probabilities": scores}))
+        else:
+            print(f"{label}\t{p.max():.3f}\t{text}")
+
+
+def main() -> None:
+    try:
+        app()
+    except SpamkitError as e:
+        print(f"spamkit: error: {e}", file=sys.stderr)
+        sys.exit(1)
+    except OSError as e:
+        print(f"spamkit: error: {e}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print("spamkit: interrupted", file=sys.stderr)
+        sys.exit(130)

@@ -1,0 +1,74 @@
+"""Configuration dataclasses: model shapes and training recipes. Torch-free, so the CLI can
+show defaults without importing torch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from spamkit.errors import SpamkitError
+
+TRAINABLE = ("head", "last-block", "all")
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+
+@dataclass(frozen=True)
+class GPTConfig:
+    vocab_size: int = 50257
+    context_length: int = 1024
+    n_layer: int = 12
+    n_head: int = 12
+    n_embd: int = 768
+    dropout: float = 0.0
+    num_classes: int = 2
+    # Which token the head reads: "last" (the last real token, the default) or "first" (the
+    # book's exercise 6.3, which shows why "last" is the right choice).
+    token: str = "last"
+
+
+PRESETS: dict[str, GPTConfig] = {
+    "tiny": GPTConfig(context_length=256, n_layer=2, n_head=2, n_embd=64),
+    "mini": GPTConfig(context_length=512, n_layer=4, n_head=4, n_embd=256),
+    "gpt2": GPTConfig(),
+    "gpt2-medium": GPTConfig(n_layer=24, n_head=16, n_embd=1024),
+    "gpt2-large": GPTConfig(n_layer=36, n_head=20, n_embd=1280),
+    "gpt2-xl": GPTConfig(n_layer=48, n_head=25, n_embd=1600),
+}
+
+
+def preset_config(name: str, **overrides) -> GPTConfig:
+    return replace(PRESETS[name], **overrides)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    preset: str = "mini"
+    init: str = "random"
+    trainable: str = "all"
+    token: str = "last"
+    epochs: int = 5
+    batch_size: int = 8
+    lr: float = 5e-4
+    weight_decay: float = 0.1
+    grad_accum: int = 1
+    precision: str = "bf16"
+    compile: bool = True
+    dropout: float = 0.0
+    seed: int = 123
+    max_steps: int | None = None  # stop after this many optimizer steps (smoke runs)
+    device: str = "cpu"
+
+    def check(self) -> None:
+        if self.preset not in PRESETS:
+            raise SpamkitError(f"unknown preset {self.preset!r}; choose from {', '.join(PRESETS)}")
+        if self.init != "random":
+            raise SpamkitError(f"unknown --init {self.init!r}; this version supports 'random'")
+        if self.trainable not in TRAINABLE:
+            raise SpamkitError(f"unknown --trainable {self.trainable!r}; choose from {TRAINABLE}")
+        if self.token not in ("last", "first"):
+            raise SpamkitError(f"unknown --token {self.token!r}; choose 'last' or 'first'")
+        if self.precision not in PRECISIONS:
+            raise SpamkitError(f"unknown --precision {self.precision!r}; choose from {PRECISIONS}")
+        if self.epochs < 1 or self.batch_size < 1 or self.grad_accum < 1:
+            raise SpamkitError("--epochs, --batch-size and --grad-accum must be at least 1")
+
+

@@ -1,0 +1,91 @@
+"""`spamkit export`: a self-contained bundle whose graphs match PyTorch."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import SMS_FILE
+from spamkit.checkpoint import load_checkpoint
+from spamkit.errors import SpamkitError
+from spamkit.export.bundle import ExportConfig, export_bundle
+from spamkit.runtime import Classifier
+from spamkit.runtime.bundle import read_manifest, sha256_file
+from spamkit.train import collate
+
+MESSAGES = [line.split("\t", 1)[1] for line in SMS_FILE.read_text(encoding="utf-8").splitlines()]
+
+
+def test_bundle_holds_graphs_tokenizer_and_a_manifest_with_checksums(tiny_bundle):
+    manifest = read_manifest(tiny_bundle)
+    assert manifest.labels == ["ham", "spam"]
+    assert manifest.graphs == {"fp32": "model.onnx", "int8": "model.int8.onnx"}
+    assert manifest.pad_id == 50256 and manifest.context_length == 256 and manifest.preset == "tiny"
+    assert set(manifest.files) == {"model.onnx", "model.int8.onnx", "tokenizer.json"}
+    for name, digest in manifest.files.items():
+        assert sha256_file(tiny_bundle / name) == digest
+    assert manifest.verification["fp32_max_abs_logit_diff_vs_torch"] <= 1e-4
+    # int8 weights: a fraction of the fp32 graph's size
+    assert (tiny_bundle / "model.int8.onnx").stat().st_size < 0.5 * (tiny_bundle / "model.onnx").stat().st_size
+
+
+def test_onnx_graph_has_the_runtime_interface(tiny_bundle):
+    import onnx
+
+    graph = onnx.load(tiny_bundle / "model.onnx").graph
+    inputs = {i.name: i.type.tensor_type for i in graph.input}
+    assert set(inputs) == {"input_ids", "attention_mask"}
+    assert all(t.elem_type == onnx.TensorProto.INT64 for t in inputs.values())
+    assert all(d.dim_param for t in inputs.values() for d in t.shape.dim)  # both axes dynamic
+    (out,) = graph.output
+    assert out.name == "logits" and out.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert out.type.tensor_type.shape.dim[1].dim_value == 2
+
+
+def test_fp32_onnx_logits_equal_pytorch_on_real_messages(tiny_checkpoint, tiny_bundle):
+    model = load_checkpoint(tiny_checkpoint).model
+    clf = Classifier.load(tiny_bundle, precision="fp32")
+    texts = MESSAGES[:200]
+    got = clf.logits(texts)
+    ids = clf.tokenizer.encode_batch(texts)
+    with torch.no_grad():
+        want = np.concatenate([model(*collate(ids[i : i + 32], 50256)).numpy()
+                               for i in range(0, len(ids), 32)])
+    np.testing.assert_allclose(got, want, atol=1e-4, rtol=0)
+
+
+def test_a_message_gets_the_same_logits_alone_and_batched_with_longer_ones(tiny_bundle):
+    clf = Classifier.load(tiny_bundle, precision="fp32", batch_size=64)
+    short = "Ok lar... Joking wif u oni..."
+    longer = sorted(MESSAGES, key=len)[-20:]
+    alone = clf.logits([short])
+    batched = clf.logits([short, *longer])
+    np.testing.assert_allclose(batched[:1], alone, atol=1e-5, rtol=0)
+
+
+def test_int8_bundle_classifies_like_fp32(tiny_bundle):
+    manifest = read_manifest(tiny_bundle)
+    assert manifest.verification["int8_label_agreement"] >= 0.95
+    clf = Classifier.load(tiny_bundle)
+    assert clf.precision == "int8"
+    fp32 = Classifier.load(tiny_bundle, precision="fp32")
+    texts = MESSAGES[:300]
+    agree = np.mean(np.array(clf.predict(texts)) == np.array(fp32.predict(texts)))
+    assert agree >= 0.95
+
+
+def test_drop_fp32_ships_only_the_int8_graph(tiny_checkpoint, tmp_path):
+    out = tmp_path / "bundle"
+    export_bundle(tiny_checkpoint, out, ExportConfig(int8=True, keep_fp32=False))
+    assert not (out / "model.onnx").exists()
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["graphs"] == {"int8": "model.int8.onnx"}
+    assert Classifier.load(out).predict("hello") in ("ham", "spam")
+
+
+def test_failed_export_leaves_no_bundle(tiny_checkpoint, tmp_path):
+    out = tmp_path / "bundle"
+    with pytest.raises(SpamkitError, match="no data file"):
+        export_bundle(tiny_checkpoint, out, ExportConfig(int8=True, data=str(tmp_path / "nope.tsv")))
+    assert list(tmp_path.iterdir()) == []

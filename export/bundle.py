@@ -8,7 +8,7 @@ from pathlib import Path
 from spamkit import __version__
 from spamkit.atomic import atomic_dir
 from spamkit.checkpoint import load_checkpoint
-from spamkit.data import load_splits
+from spamkit.data import Splits, load_splits
 from spamkit.errors import SpamkitError
 from spamkit.export.onnx_graph import OPSET, export_onnx
 from spamkit.export.quantize import quantize_int8
@@ -33,7 +33,8 @@ def export_bundle(checkpoint: str | Path, out: str | Path, cfg: ExportConfig) ->
     model_cfg = ckpt.config
     tokenizer = gpt2_tokenizer(model_cfg.context_length)
     data_cfg = replace(ckpt.data, path=cfg.data) if cfg.data else ckpt.data
-    val = load_splits(data_cfg).val
+    splits = load_splits(data_cfg)
+    val = splits.val
     # Verify on real messages from short to long, so varied lengths and padding are covered.
     step = max(len(val.texts) // VERIFY_MESSAGES, 1)
     sample = val.texts[::step][:VERIFY_MESSAGES]
@@ -69,7 +70,7 @@ def export_bundle(checkpoint: str | Path, out: str | Path, cfg: ExportConfig) ->
             ),
         )
         if cfg.int8:
-            report = _compare_int8(tmp, val.texts, [ckpt.labels[y] for y in val.labels])
+            report = _compare_int8(tmp, splits)
             manifest = replace(manifest, verification={**manifest.verification, **report})
             if not cfg.keep_fp32:
                 fp32_path.unlink()
@@ -78,15 +79,20 @@ def export_bundle(checkpoint: str | Path, out: str | Path, cfg: ExportConfig) ->
     return manifest
 
 
-def _compare_int8(bundle: Path, texts: list[str], labels: list[str]) -> dict:
-    """Label agreement and validation accuracy of the int8 graph against fp32, as an app
-    would see them through the runtime."""
-    preds = {p: Classifier.load(bundle, precision=p).predict(texts) for p in ("fp32", "int8")}
-    acc = {p: sum(a == b for a, b in zip(preds[p], labels)) / len(labels) for p in preds}
-    agree = sum(a == b for a, b in zip(preds["fp32"], preds["int8"])) / len(labels)
-    print(
-        f"int8 vs fp32 on {len(labels)} validation messages: labels agree {agree:.2%}; "
-        f"accuracy fp32 {acc['fp32']:.2%}, int8 {acc['int8']:.2%}"
-    )
-    return {"int8_label_agreement": agree, "val_accuracy_fp32": acc["fp32"],
-            "val_accuracy_int8": acc["int8"], "val_messages": len(labels)}
+def _compare_int8(bundle: Path, splits: Splits) -> dict:
+    """Label agreement and accuracy of the int8 graph against fp32 on the validation and test
+    splits, as an app would see them through the runtime."""
+    report = {}
+    runners = {p: Classifier.load(bundle, precision=p) for p in ("fp32", "int8")}
+    for name, part in (("val", splits.val), ("test", splits.test)):
+        truth = [splits.labels[y] for y in part.labels]
+        preds = {p: clf.predict(part.texts) for p, clf in runners.items()}
+        acc = {p: sum(a == b for a, b in zip(preds[p], truth)) / len(truth) for p in preds}
+        agree = sum(a == b for a, b in zip(preds["fp32"], preds["int8"])) / len(truth)
+        print(
+            f"{name} split ({len(truth)} messages): accuracy fp32 {acc['fp32']:.2%}, "
+            f"int8 {acc['int8']:.2%}; int8 labels agree with fp32 on {agree:.2%}"
+        )
+        report |= {f"{name}_accuracy_fp32": acc["fp32"], f"{name}_accuracy_int8": acc["int8"],
+                   f"{name}_int8_label_agreement": agree}
+    return report

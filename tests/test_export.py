@@ -66,7 +66,7 @@ def test_a_message_gets_the_same_logits_alone_and_batched_with_longer_ones(tiny_
 
 def test_int8_bundle_classifies_like_fp32(tiny_bundle):
     manifest = read_manifest(tiny_bundle)
-    assert manifest.verification["int8_label_agreement"] >= 0.95
+    assert manifest.verification["val_int8_label_agreement"] >= 0.95
     clf = Classifier.load(tiny_bundle)
     assert clf.precision == "int8"
     fp32 = Classifier.load(tiny_bundle, precision="fp32")

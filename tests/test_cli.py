@@ -1,0 +1,455 @@
+"""The `spamkit` command as a user meets it in a shell: every test runs the real CLI in a fresh
+process (`python -m spamkit ...`), on the real SMS Spam Collection, with no mocks.
+
+A good session trains, exports and classifies; a bad input fails with one `spamkit: error:` line
+that names the problem, no traceback, and no half-written output directory.
+"""
+
+from __future__ import annotations
+
+import http.server
+import io
+import json
+import os
+import re
+import shutil
+import threading
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from conftest import SMS_FILE, SMS_ZIP, spamkit_cli
+
+# The cheapest real training run: enough to exercise every stage of `spamkit train`.
+TINY = ("--preset", "tiny", "--no-compile", "--max-steps", "5", "--epochs", "1")
+DEAD_URL = "http://127.0.0.1:9/unreachable.zip"
+
+
+def assert_clean_failure(result, *words, out: Path | None = None) -> str:
+    """Non-zero exit, exactly one `spamkit: error:` line naming the problem, no traceback, and
+    neither the output directory nor a temporary leftover beside it."""
+    assert result.returncode != 0, f"expected a failure\nstdout:\n{result.stdout}"
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, f"expected one line on stderr, got:\n{result.stderr}"
+    line = lines[0]
+    assert line.startswith("spamkit: error: "), line
+    assert line.removeprefix("spamkit: error: ").strip(), line
+    for word in words:
+        assert str(word) in line, f"{word!r} not in {line!r}"
+    if out is not None:
+        assert not out.exists(), f"{out} was left behind"
+        if out.parent.exists():
+            leftovers = [p.name for p in out.parent.iterdir()
+                         if ".tmp-" in p.name or ".old-" in p.name]
+            assert not leftovers, f"temporary leftovers in {out.parent}: {leftovers}"
+    return line
+
+
+def cache_dir() -> Path:
+    return Path(os.environ["SPAMKIT_CACHE"])
+
+
+def assert_cache_holds_no_data() -> None:
+    """Nothing that failed its checks may land in the cache (not even a temporary file)."""
+    cache = cache_dir()
+    left = sorted(p.name for p in cache.iterdir()) if cache.exists() else []
+    assert left == [], f"the cache holds {left}"
+
+
+# -----------------------------------------------------------------------------
+# the happy path: data -> train -> export -> classify
+
+
+@pytest.mark.parametrize("source", [SMS_FILE, SMS_ZIP], ids=["file", "zip"])
+def test_data_shows_the_messages_and_the_balanced_split(source):
+    result = spamkit_cli("data", "--data", source)
+
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "5574 messages (4827 ham, 747 spam)" in lines[0]
+    assert lines[1] == "balanced split (seed 123): train 1045, val 149, test 300"
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("session")
+
+
+@pytest.fixture(scope="module")
+def module_env(tmp_path_factory) -> dict:
+    # Module-scoped fixtures run before the autouse offline fixture: isolate them by hand.
+    return {"SPAMKIT_CACHE": str(tmp_path_factory.mktemp("cache")),
+            "SPAMKIT_DATA_URL": DEAD_URL, "SPAMKIT_DATA": ""}
+
+
+@pytest.fixture(scope="module")
+def trained(workdir, module_env):
+    """$ spamkit train --preset tiny ... --out run/checkpoint --data SMSSpamCollection"""
+    out = workdir / "run" / "checkpoint"
+    result = spamkit_cli("train", *TINY, "--out", out, "--data", SMS_FILE, env=module_env)
+    return result, out
+
+
+@pytest.fixture(scope="module")
+def exported(trained, workdir, module_env):
+    """$ spamkit export run/checkpoint --out run/bundle --int8 --data SMSSpamCollection"""
+    _, checkpoint = trained
+    out = workdir / "run" / "bundle"
+    result = spamkit_cli("export", checkpoint, "--out", out, "--int8", "--data", SMS_FILE,
+                         env=module_env)
+    return result, out
+
+
+def test_train_writes_a_checkpoint(trained):
+    result, out = trained
+
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert sorted(p.name for p in out.iterdir()) == [
+        "config.json", "metrics.json", "model.safetensors"]
+    assert f"checkpoint written to {out}" in result.stdout
+    config = json.loads((out / "config.json").read_text())
+    assert config["preset"] == "tiny"
+    assert config["labels"] == ["ham", "spam"]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["split_sizes"] == {"train": 1045, "val": 149, "test": 300}
+    assert [h["step"] for h in metrics["history"]] == [5]  # --max-steps 5, --epochs 1
+    # Nothing but the checkpoint is left beside it.
+    assert [p.name for p in out.parent.iterdir()] in (["checkpoint"],
+                                                       sorted(["checkpoint", "bundle"]))
+
+
+def test_export_writes_a_verified_int8_bundle(exported):
+    result, out = exported
+
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert sorted(p.name for p in out.iterdir()) == [
+        "manifest.json", "model.int8.onnx", "model.onnx", "tokenizer.json"]
+
+    fp32 = re.search(r"fp32 graph vs PyTorch on (\d+) validation messages: "
+                     r"max \|logit diff\| (\S+)", result.stdout)
+    assert fp32, result.stdout
+    assert int(fp32[1]) == 64
+    assert float(fp32[2]) <= 1e-4
+
+    int8 = re.search(r"int8 vs fp32 on (\d+) validation messages: labels agree ([\d.]+)%",
+                     result.stdout)
+    assert int8, result.stdout
+    assert int(int8[1]) == 149  # the whole validation split
+    manifest = json.loads((out / "manifest.json").read_text())
+    agreement = manifest["verification"]["int8_label_agreement"]
+    assert float(int8[2]) == pytest.approx(100 * agreement, abs=0.005)
+    assert manifest["labels"] == ["ham", "spam"]
+    assert set(manifest["files"]) == {"model.int8.onnx", "model.onnx", "tokenizer.json"}
+    assert f"bundle written to {out}" in result.stdout
+
+
+MESSAGES = [
+    "WINNER!! You have won a 1000 GBP prize. Call 09061701461 now to claim",
+    "Ok lar... see you at 6 then",
+]
+
+
+def parse_lines(stdout: str) -> list[tuple[str, float, str]]:
+    rows = []
+    for line in stdout.splitlines():
+        label, prob, text = line.split("\t", 2)
+        rows.append((label, float(prob), text))
+    return rows
+
+
+def test_classify_messages_given_as_arguments(exported):
+    _, bundle = exported
+
+    result = spamkit_cli("classify", bundle, *MESSAGES)
+
+    assert result.returncode == 0, result.stderr
+    rows = parse_lines(result.stdout)
+    assert [text for _, _, text in rows] == MESSAGES
+    for label, prob, _ in rows:
+        assert label in {"ham", "spam"}
+        assert 0.5 <= prob <= 1.0  # the winning class of two
+
+
+def test_classify_reads_one_message_per_line_of_stdin(exported):
+    _, bundle = exported
+
+    piped = spamkit_cli("classify", bundle, stdin="".join(m + "\n" for m in MESSAGES))
+    given = spamkit_cli("classify", bundle, *MESSAGES)
+
+    assert piped.returncode == 0, piped.stderr
+    assert [text for _, _, text in parse_lines(piped.stdout)] == MESSAGES
+    assert piped.stdout == given.stdout
+
+
+def test_classify_json_gives_labels_and_probabilities(exported):
+    _, bundle = exported
+
+    result = spamkit_cli("classify", bundle, "--json", *MESSAGES)
+
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["text"] for r in records] == MESSAGES
+    for r in records:
+        assert r["label"] in {"ham", "spam"}
+        probs = r["probabilities"]
+        assert set(probs) == {"ham", "spam"}
+        assert sum(probs.values()) == pytest.approx(1.0, abs=1e-5)
+        assert r["label"] == max(probs, key=probs.get)
+
+
+# -----------------------------------------------------------------------------
+# bad data
+
+
+@pytest.mark.parametrize("name, content", [
+    ("empty.tsv", ""),
+    ("empty.csv", ""),
+    ("header-only.csv", "text,label\n"),
+    ("SMSSpamCollection", ""),
+    ("blank-lines.txt", "\n\n\r\n"),
+])
+def test_train_on_an_empty_data_file_fails_cleanly(tmp_path, name, content):
+    data = tmp_path / name
+    data.write_text(content)
+    out = tmp_path / "checkpoint"
+
+    result = spamkit_cli("train", *TINY, "--out", out, "--data", data)
+
+    assert_clean_failure(result, "no messages", data, out=out)
+
+
+@pytest.mark.parametrize("name, content, args, column", [
+    ("mine.csv", "text,category\nhello,ham\nwin now,spam\n", [], "label"),
+    ("mine.tsv", "text\tlabel\nhello\tham\nwin now\tspam\n", ["--label-column", "kind"], "kind"),
+])
+def test_train_on_a_table_without_the_label_column_names_it(tmp_path, name, content, args, column):
+    data = tmp_path / name
+    data.write_text(content)
+    out = tmp_path / "checkpoint"
+
+    result = spamkit_cli("train", *TINY, "--out", out, "--data", data, *args)
+
+    line = assert_clean_failure(result, data, f"no column {column!r}", out=out)
+    assert "'text'" in line  # and says which columns there are
+
+
+def _truncated(zip_bytes: bytes) -> bytes:
+    return zip_bytes[: len(zip_bytes) // 2]
+
+
+def _flipped(zip_bytes: bytes) -> bytes:
+    damaged = bytearray(zip_bytes)
+    for i in range(5000, 5100):  # inside SMSSpamCollection's compressed data
+        damaged[i] ^= 0xFF
+    return bytes(damaged)
+
+
+@pytest.mark.parametrize("damage", [
+    lambda b: b"this is not a zip archive\n",
+    _truncated,
+    _flipped,
+], ids=["not-a-zip", "truncated", "flipped-bytes"])
+def test_train_on_a_corrupt_zip_fails_cleanly(tmp_path, damage):
+    data = tmp_path / "sms+spam+collection.zip"
+    data.write_bytes(damage(SMS_ZIP.read_bytes()))
+    out = tmp_path / "checkpoint"
+
+    result = spamkit_cli("train", *TINY, "--out", out, "--data", data)
+
+    assert_clean_failure(result, data, "zip", out=out)
+    assert_cache_holds_no_data()
+
+
+def test_data_on_a_corrupt_zip_fails_cleanly(tmp_path):
+    data = tmp_path / "download.zip"
+    data.write_bytes(_truncated(SMS_ZIP.read_bytes()))
+
+    result = spamkit_cli("data", "--data", data)
+
+    assert_clean_failure(result, data, "not a valid zip")
+
+
+@pytest.fixture
+def serve():
+    """Serve bytes from a real HTTP server on 127.0.0.1; return its URL and a request log."""
+    servers = []
+
+    def start(body: bytes) -> tuple[str, list[str]]:
+        requests: list[str] = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                requests.append(self.path)
+                self.send_response(200)
+                self.send_header("Content-Type", "application/zip")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}/sms+spam+collection.zip", requests
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def altered_uci_zip() -> bytes:
+    """The UCI archive, repacked with one message of SMSSpamCollection changed."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(SMS_ZIP) as src, zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            if info.filename == "SMSSpamCollection":
+                data = data.replace(b"Ok lar", b"OK LAR", 1)
+                assert data != src.read(info)
+            dst.writestr(info, data)
+    return buf.getvalue()
+
+
+def test_a_download_with_the_wrong_checksum_is_refused(tmp_path, serve, monkeypatch):
+    url, requests = serve(altered_uci_zip())
+    monkeypatch.setenv("SPAMKIT_DATA_URL", url)
+    out = tmp_path / "checkpoint"
+
+    result = spamkit_cli("train", *TINY, "--out", out)  # no --data: download
+
+    assert requests == ["/sms+spam+collection.zip"]
+    assert_clean_failure(result, "sha256", url, out=out)
+    assert_cache_holds_no_data()
+
+
+@pytest.mark.parametrize("command", ["data", "train"])
+def test_no_network_and_no_local_copy_says_how_to_give_one(tmp_path, command):
+    out = tmp_path / "checkpoint"
+    args = [*TINY, "--out", out] if command == "train" else []
+
+    result = spamkit_cli(command, *args)
+
+    assert_clean_failure(result, DEAD_URL, "--data", "SPAMKIT_DATA",
+                         out=out if command == "train" else None)
+    assert_cache_holds_no_data()
+
+
+# -----------------------------------------------------------------------------
+# bad checkpoints
+
+
+def test_export_of_a_checkpoint_whose_weights_do_not_match_its_config(
+        tiny_checkpoint, tmp_path):
+    checkpoint = tmp_path / "checkpoint"
+    shutil.copytree(tiny_checkpoint, checkpoint)
+    config = json.loads((checkpoint / "config.json").read_text())
+    assert config["model"]["n_embd"] == 64
+    config["model"]["n_embd"] = 32
+    (checkpoint / "config.json").write_text(json.dumps(config))
+    out = tmp_path / "bundle"
+
+    result = spamkit_cli("export", checkpoint, "--out", out, "--int8", "--data", SMS_FILE)
+
+    assert_clean_failure(result, "model.safetensors", "does not match its config", out=out)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "toolkit/checkpoint.py load_checkpoint builds GPTClassifier from config.json unchecked: "
+    "n_embd not divisible by n_head trips `assert` in toolkit/model.py and the CLI prints an "
+    "AssertionError traceback instead of a spamkit: error line"))
+def test_export_of_a_checkpoint_whose_config_cannot_build_a_model(tiny_checkpoint, tmp_path):
+    checkpoint = tmp_path / "checkpoint"
+    shutil.copytree(tiny_checkpoint, checkpoint)
+    config = json.loads((checkpoint / "config.json").read_text())
+    config["model"]["n_embd"] = 65  # 2 heads cannot split 65 channels
+    (checkpoint / "config.json").write_text(json.dumps(config))
+    out = tmp_path / "bundle"
+
+    result = spamkit_cli("export", checkpoint, "--out", out, "--data", SMS_FILE)
+
+    assert_clean_failure(result, checkpoint, out=out)
+
+
+def test_export_of_a_missing_checkpoint_names_it(tmp_path):
+    checkpoint = tmp_path / "runs" / "no-such-checkpoint"
+    out = tmp_path / "bundle"
+
+    result = spamkit_cli("export", checkpoint, "--out", out, "--data", SMS_FILE)
+
+    assert_clean_failure(result, "checkpoint not found", checkpoint, out=out)
+
+
+# -----------------------------------------------------------------------------
+# bad bundles
+
+
+@pytest.mark.parametrize("missing, words", [
+    ("model.int8.onnx", ["incomplete", "model.int8.onnx is missing"]),
+    ("tokenizer.json", ["incomplete", "tokenizer.json is missing"]),
+    ("manifest.json", ["not a spamkit bundle", "manifest.json"]),
+])
+def test_classify_with_a_file_missing_from_the_bundle_names_it(
+        tiny_bundle, tmp_path, missing, words):
+    bundle = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle, bundle)
+    (bundle / missing).unlink()
+
+    result = spamkit_cli("classify", bundle, "hello")
+
+    assert_clean_failure(result, bundle, *words)
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize("name", ["tokenizer.json", "model.int8.onnx"])
+def test_classify_with_an_altered_bundle_file_is_refused(tiny_bundle, tmp_path, name):
+    bundle = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle, bundle)
+    data = bytearray((bundle / name).read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 8] = bytes(b ^ 0xFF for b in data[middle : middle + 8])
+    (bundle / name).write_bytes(bytes(data))
+
+    result = spamkit_cli("classify", bundle, "hello")
+
+    assert_clean_failure(result, bundle / name, "checksum")
+    assert result.stdout == ""
+
+
+# -----------------------------------------------------------------------------
+# bad options
+
+
+@pytest.mark.parametrize("option, value, words", [
+    ("--preset", "gpt5", ["unknown preset 'gpt5'", "tiny"]),
+    ("--trainable", "everything", ["unknown --trainable 'everything'", "last-block"]),
+])
+def test_train_with_an_unknown_choice_lists_the_valid_ones(tmp_path, option, value, words):
+    out = tmp_path / "checkpoint"
+
+    result = spamkit_cli("train", *TINY, option, value, "--out", out, "--data", SMS_FILE)
+
+    assert_clean_failure(result, *words, out=out)
+
+
+# -----------------------------------------------------------------------------
+# help
+
+
+@pytest.mark.parametrize("command", [None, "data", "train", "export", "classify"])
+def test_help_of_each_command(command):
+    args = [command, "--help"] if command else ["--help"]
+
+    result = spamkit_cli(*args)
+
+    assert result.returncode == 0, result.stderr
+    assert "Usage" in result.stdout
+    if command is None:
+        for name in ("data", "train", "export", "classify"):
+            assert name in result.stdout

@@ -23,7 +23,9 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
-	$(PY) -m pip install "torch==$(TORCH_VERSION)" $(TORCH_PIP_ARGS)
+	# torch alone first, from the index chosen above; its own dependencies come from PyPI in the
+	# next step (which then finds torch already satisfied).
+	$(PY) -m pip install --no-deps --retries 1 "torch==$(TORCH_VERSION)" $(TORCH_PIP_ARGS)
 	$(PY) -m pip install -e ".[$(ORT_EXTRA),train,dev]"
 	touch $@
 

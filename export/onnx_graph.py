@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-
 from spamkit.export.quiet import quiet
 from spamkit.model import GPTClassifier
 

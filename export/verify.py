@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import torch
-
 from spamkit.model import GPTClassifier
 from spamkit.runtime.tokenizer import Tokenizer
 

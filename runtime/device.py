@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 
 import onnxruntime as ort
-
 from spamkit.errors import SpamkitError
 
 log = logging.getLogger("spamkit.runtime")

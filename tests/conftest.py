@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import http.server
 import os
+import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -15,12 +18,51 @@ SMS_FILE = SMS_DIR / "SMSSpamCollection"
 SMS_ZIP = SMS_DIR / "sms+spam+collection.zip"
 
 
+def closed_port_url() -> str:
+    """A localhost URL where nothing listens: the download fails at once, as with no network."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}/sms.zip"
+
+
 @pytest.fixture(autouse=True)
-def _offline_cache(tmp_path_factory, monkeypatch):
-    """No test may touch the user's cache or the internet: an empty cache and a dead URL."""
-    monkeypatch.setenv("SPAMKIT_CACHE", str(tmp_path_factory.mktemp("cache")))
-    monkeypatch.setenv("SPAMKIT_DATA_URL", "http://127.0.0.1:9/unreachable.zip")
+def isolated(tmp_path, monkeypatch):
+    """No test reads the user's cache or data, or reaches the internet."""
+    monkeypatch.setenv("SPAMKIT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("SPAMKIT_DATA_URL", closed_port_url())
     monkeypatch.delenv("SPAMKIT_DATA", raising=False)
+
+
+@pytest.fixture
+def serve():
+    """Serve bytes from a real HTTP server on 127.0.0.1; return its URL and a request log."""
+    servers = []
+
+    def start(body: bytes) -> tuple[str, list[str]]:
+        requests: list[str] = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                requests.append(self.path)
+                self.send_response(200)
+                self.send_header("Content-Type", "application/zip")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}/sms+spam+collection.zip", requests
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
 
 
 @pytest.fixture(scope="session")

@@ -3,18 +3,15 @@ Collection, a real (local) HTTP download, and small CSV/TSV files of their own."
 
 import csv
 import hashlib
-import http.server
 import io
-import socket
-import threading
 import zipfile
 from collections import Counter
 from pathlib import Path
 
 import pytest
-
+from conftest import SMS_FILE as SMS
+from conftest import SMS_ZIP, closed_port_url
 from spamkit.data import (
-    CACHE_ENV,
     DATA_ENV,
     SMS_SHA256,
     URL_ENV,
@@ -25,52 +22,6 @@ from spamkit.data import (
     split_examples,
 )
 from spamkit.errors import SpamkitError
-
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "sms_spam_collection"
-SMS = SHARED / "SMSSpamCollection"
-SMS_ZIP = SHARED / "sms+spam+collection.zip"
-
-
-def closed_port_url() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}/sms.zip"
-
-
-@pytest.fixture(autouse=True)
-def isolated(tmp_path, monkeypatch):
-    """No test reads the user's cache or data, or reaches the internet."""
-    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
-    monkeypatch.setenv(URL_ENV, closed_port_url())
-    monkeypatch.delenv(DATA_ENV, raising=False)
-
-
-@pytest.fixture
-def serve():
-    """Serve the given bytes over HTTP on localhost; return the URL."""
-    servers = []
-
-    def start(body: bytes) -> str:
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-        return f"http://127.0.0.1:{server.server_address[1]}/sms+spam+collection.zip"
-
-    yield start
-    for server in servers:
-        server.shutdown()
-        server.server_close()
 
 
 def zip_bytes(members: dict[str, bytes]) -> bytes:
@@ -140,7 +91,7 @@ def test_unknown_split_is_refused():
 
 def test_download_verifies_and_caches(tmp_path, serve):
     cache = tmp_path / "cache"
-    path = resolve_data(cache_dir=cache, url=serve(SMS_ZIP.read_bytes()))
+    path = resolve_data(cache_dir=cache, url=serve(SMS_ZIP.read_bytes())[0])
     assert path == cache / "SMSSpamCollection"
     assert hashlib.sha256(path.read_bytes()).hexdigest() == SMS_SHA256
     assert [p.name for p in cache.iterdir()] == ["SMSSpamCollection"]
@@ -149,7 +100,7 @@ def test_download_verifies_and_caches(tmp_path, serve):
 
 
 def test_download_url_and_cache_come_from_the_environment(tmp_path, serve, monkeypatch):
-    monkeypatch.setenv(URL_ENV, serve(SMS_ZIP.read_bytes()))
+    monkeypatch.setenv(URL_ENV, serve(SMS_ZIP.read_bytes())[0])
     splits = load_splits(DataConfig())
     assert (len(splits.train), len(splits.val), len(splits.test)) == (1045, 149, 300)
     assert (tmp_path / "cache" / "SMSSpamCollection").is_file()
@@ -158,7 +109,7 @@ def test_download_url_and_cache_come_from_the_environment(tmp_path, serve, monke
 def test_tampered_download_is_rejected_and_not_cached(tmp_path, serve):
     tampered = SMS.read_bytes().replace(b"Free entry", b"Free ENTRY", 1)
     assert tampered != SMS.read_bytes()
-    url = serve(zip_bytes({"SMSSpamCollection": tampered, "readme": b"hi"}))
+    url = serve(zip_bytes({"SMSSpamCollection": tampered, "readme": b"hi"}))[0]
     cache = tmp_path / "cache"
     with pytest.raises(SpamkitError, match="sha256"):
         resolve_data(cache_dir=cache, url=url)
@@ -169,12 +120,12 @@ def test_interrupted_download_is_a_clear_error(tmp_path, serve):
     truncated = SMS_ZIP.read_bytes()[:100_000]
     cache = tmp_path / "cache"
     with pytest.raises(SpamkitError, match="not a valid zip archive"):
-        resolve_data(cache_dir=cache, url=serve(truncated))
+        resolve_data(cache_dir=cache, url=serve(truncated)[0])
     assert not cache.exists() or list(cache.iterdir()) == []
 
 
 def test_zip_without_the_collection_is_refused(tmp_path, serve):
-    url = serve(zip_bytes({"readme": b"nothing here"}))
+    url = serve(zip_bytes({"readme": b"nothing here"}))[0]
     with pytest.raises(SpamkitError, match="no SMSSpamCollection file inside"):
         resolve_data(cache_dir=tmp_path / "cache", url=url)
 

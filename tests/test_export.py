@@ -5,7 +5,6 @@ import json
 import numpy as np
 import pytest
 import torch
-
 from conftest import SMS_FILE
 from spamkit.checkpoint import load_checkpoint
 from spamkit.errors import SpamkitError

@@ -1,10 +1,14 @@
 """GPT-2 tokenization, built offline, exactly as OpenAI's."""
 
 import tiktoken.load
-
 from conftest import SMS_FILE
 from spamkit.runtime.tokenizer import Tokenizer
-from spamkit.tokenizer import ENCODER_JSON_SHA256, VOCAB_BPE_SHA256, gpt2_encoding, gpt2_tokenizer
+from spamkit.tokenizer import (
+    ENCODER_JSON_SHA256,
+    VOCAB_BPE_SHA256,
+    gpt2_encoding,
+    gpt2_tokenizer,
+)
 
 
 def test_ids_are_gpt2s():

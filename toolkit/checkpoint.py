@@ -16,7 +16,6 @@ from pathlib import Path
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
-
 from spamkit import __version__
 from spamkit.atomic import atomic_dir
 from spamkit.data import DataConfig
@@ -84,7 +83,17 @@ def _read_config(path: Path) -> dict:
 def load_checkpoint(path: str | Path) -> Checkpoint:
     path = Path(path)
     config = _read_config(path)
-    model = GPTClassifier(GPTConfig(**config["model"]))
+    try:
+        model_cfg = GPTConfig(**config["model"])
+        labels, preset, data = config["labels"], config["preset"], DataConfig(**config["data"])
+    except KeyError as e:
+        raise SpamkitError(f"{path / CONFIG_FILE} is malformed: no {e} entry") from None
+    except (TypeError, SpamkitError) as e:
+        raise SpamkitError(f"{path / CONFIG_FILE} is malformed: {e}") from None
+    if len(labels) != model_cfg.num_classes:
+        raise SpamkitError(f"{path / CONFIG_FILE} lists {len(labels)} labels for "
+                           f"{model_cfg.num_classes} classes")
+    model = GPTClassifier(model_cfg)
     try:
         state = load_file(str(path / WEIGHTS_FILE))
     except FileNotFoundError:
@@ -93,13 +102,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         raise SpamkitError(f"{path / WEIGHTS_FILE} is damaged: {e}") from None
     check_state_dict(model, state, source=str(path / WEIGHTS_FILE))
     model.load_state_dict(state)
-    return Checkpoint(
-        model=model.eval(),
-        labels=config["labels"],
-        preset=config["preset"],
-        data=DataConfig(**config["data"]),
-        training=config.get("training", {}),
-    )
+    return Checkpoint(model.eval(), labels, preset, data, config.get("training", {}))
 
 
 def check_state_dict(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:

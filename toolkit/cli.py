@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-
 from spamkit.config import PRECISIONS, PRESETS, TRAINABLE, TrainConfig
 from spamkit.errors import SpamkitError
 
@@ -35,7 +34,7 @@ def data(
     label_column: str = typer.Option("label", help="Label column of a CSV/TSV."),
 ) -> None:
     """Download (or find) the data and show its splits."""
-    from spamkit.data import DataConfig, read_messages, resolve_data, split_examples
+    from spamkit.data import read_messages, resolve_data, split_examples
 
     path = resolve_data(data)
     texts, labels = read_messages(path, text_column, label_column)

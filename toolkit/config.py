@@ -24,6 +24,17 @@ class GPTConfig:
     # book's exercise 6.3, which shows why "last" is the right choice).
     token: str = "last"
 
+    def __post_init__(self) -> None:
+        # Checked here, not by asserts deep in the model, because configs arrive from files.
+        if min(self.vocab_size, self.context_length, self.n_layer, self.n_head, self.n_embd) < 1:
+            raise SpamkitError(f"model sizes must be positive: {self}")
+        if self.n_embd % self.n_head:
+            raise SpamkitError(f"n_embd {self.n_embd} is not divisible by n_head {self.n_head}")
+        if self.num_classes < 2:
+            raise SpamkitError(f"a classifier needs at least 2 classes, not {self.num_classes}")
+        if self.token not in ("last", "first"):
+            raise SpamkitError(f"token must be 'last' or 'first', not {self.token!r}")
+
 
 PRESETS: dict[str, GPTConfig] = {
     "tiny": GPTConfig(context_length=256, n_layer=2, n_head=2, n_embd=64),

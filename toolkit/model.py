@@ -10,17 +10,16 @@ it is batched with and no attention mask is needed inside the blocks.
 from __future__ import annotations
 
 import math
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-
 from spamkit.config import GPTConfig
 
 
 class CausalSelfAttention(nn.Module):
     def __init__(self, cfg: GPTConfig) -> None:
         super().__init__()
-        assert cfg.n_embd % cfg.n_head == 0
         self.n_head = cfg.n_head
         self.dropout = cfg.dropout
         self.c_attn = nn.Linear(cfg.n_embd, 3 * cfg.n_embd)  # q, k, v in one matmul

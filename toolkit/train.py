@@ -10,15 +10,13 @@ from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
-
 from spamkit.checkpoint import Checkpoint, save_checkpoint
-from spamkit.data import DataConfig, Examples, load_splits
-from spamkit.errors import SpamkitError
 from spamkit.config import TrainConfig, preset_config
+from spamkit.data import DataConfig, Examples, load_splits
 from spamkit.model import GPTClassifier
 from spamkit.runtime.tokenizer import Tokenizer
 from spamkit.tokenizer import gpt2_tokenizer
+from tqdm import tqdm
 
 AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 

@@ -30,6 +30,12 @@ class ExportConfig:
 
 def export_bundle(checkpoint: str | Path, out: str | Path, cfg: ExportConfig) -> Manifest:
     ckpt = load_checkpoint(checkpoint)
+    if ckpt.training.get("pad_to"):
+        raise SpamkitError(
+            f"{checkpoint} was trained with --pad-to (the book's fixed-length padding, kept for "
+            "its experiments); the runtime reads the last real token, so retrain without "
+            "--pad-to to export"
+        )
     model_cfg = ckpt.config
     tokenizer = gpt2_tokenizer(model_cfg.context_length)
     data_cfg = replace(ckpt.data, path=cfg.data) if cfg.data else ckpt.data

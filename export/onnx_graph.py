@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+
 from spamkit.export.quiet import quiet
 from spamkit.model import GPTClassifier
 

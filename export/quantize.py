@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from onnxruntime.quantization import QuantType, quantize_dynamic
+
 from spamkit.export.quiet import quiet
 
 

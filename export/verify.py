@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import torch
+
 from spamkit.model import GPTClassifier
 from spamkit.runtime.tokenizer import Tokenizer
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 import onnxruntime as ort
+
 from spamkit.errors import SpamkitError
 
 log = logging.getLogger("spamkit.runtime")

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import SMS_FILE as SMS
 from conftest import SMS_ZIP, closed_port_url
+
 from spamkit.data import (
     DATA_ENV,
     SMS_SHA256,

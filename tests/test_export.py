@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import SMS_FILE
+
 from spamkit.checkpoint import load_checkpoint
 from spamkit.errors import SpamkitError
 from spamkit.export.bundle import ExportConfig, export_bundle

@@ -1,6 +1,7 @@
 """The classifier reads the last real token, so padding and batch-mates cannot change a result."""
 
 import torch
+
 from spamkit.config import preset_config
 from spamkit.model import GPTClassifier
 from spamkit.train import collate

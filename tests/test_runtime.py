@@ -7,6 +7,7 @@ from importlib import metadata
 
 import numpy as np
 import pytest
+
 from spamkit.errors import SpamkitError
 from spamkit.runtime import Classifier
 

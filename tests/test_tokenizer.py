@@ -2,6 +2,7 @@
 
 import tiktoken.load
 from conftest import SMS_FILE
+
 from spamkit.runtime.tokenizer import Tokenizer
 from spamkit.tokenizer import (
     ENCODER_JSON_SHA256,

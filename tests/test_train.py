@@ -7,6 +7,7 @@ import pytest
 import torch
 from conftest import SMS_FILE
 from safetensors.torch import load_file
+
 from spamkit.checkpoint import load_checkpoint
 from spamkit.config import TrainConfig, preset_config
 from spamkit.data import DataConfig

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
+
 from spamkit import __version__
 from spamkit.atomic import atomic_dir
 from spamkit.data import DataConfig

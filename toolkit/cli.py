@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from spamkit.config import PRECISIONS, PRESETS, TRAINABLE, TrainConfig
+
+from spamkit.config import INITS, PRECISIONS, PRESETS, TRAINABLE, TrainConfig
 from spamkit.errors import SpamkitError
 
 app = typer.Typer(
@@ -51,10 +52,21 @@ _T = TrainConfig()
 @app.command()
 def train(
     out: Path = typer.Option(Path("runs/checkpoint"), "--out", help="Checkpoint directory to write."),
-    preset: str = typer.Option(_T.preset, help=", ".join(PRESETS) + "."),
-    init: str = typer.Option(_T.init, help="Initial weights: random."),
+    preset: Optional[str] = typer.Option(
+        _T.preset, help="Model shape: " + ", ".join(PRESETS) + ". Default: mini, or the "
+        "shape of the pretrained weights."),
+    init: str = typer.Option(_T.init, help="Initial weights: " + ", ".join(INITS) + " (GPT-2 "
+                             "from the Hugging Face cache or hub, or from --weights)."),
+    weights: Optional[str] = typer.Option(
+        _T.weights, help="Local GPT-2 weights in the Hugging Face format (model.safetensors or "
+        "pytorch_model.bin, or their directory) for --init."),
     trainable: str = typer.Option(_T.trainable, help="What to fine-tune: " + ", ".join(TRAINABLE) + "."),
+    lora_rank: int = typer.Option(_T.lora_rank, help="With --trainable lora."),
+    lora_alpha: float = typer.Option(_T.lora_alpha, help="With --trainable lora."),
     token: str = typer.Option(_T.token, help="Classify from the last real token, or the first."),
+    pad_to: Optional[str] = typer.Option(
+        _T.pad_to, help="Pad every message to N tokens, 'longest' or 'context' and read the "
+        "last position (the book's setup, for its experiments; not exportable)."),
     epochs: int = typer.Option(_T.epochs),
     batch_size: int = typer.Option(_T.batch_size),
     lr: float = typer.Option(_T.lr, help="AdamW learning rate."),
@@ -76,7 +88,8 @@ def train(
     from spamkit.train import train as run_training
 
     cfg = TrainConfig(
-        preset=preset, init=init, trainable=trainable, token=token, epochs=epochs,
+        preset=preset, init=init, weights=weights, trainable=trainable, lora_rank=lora_rank,
+        lora_alpha=lora_alpha, token=token, pad_to=pad_to, epochs=epochs,
         batch_size=batch_size, lr=lr, weight_decay=weight_decay, grad_accum=grad_accum,
         precision=precision, compile=compile, dropout=dropout, seed=seed,
         max_steps=max_steps, device=device,

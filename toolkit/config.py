@@ -7,7 +7,8 @@ from dataclasses import dataclass, replace
 
 from spamkit.errors import SpamkitError
 
-TRAINABLE = ("head", "last-block", "all")
+TRAINABLE = ("head", "last-block", "all", "lora")
+INITS = ("random", "gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl")
 PRECISIONS = ("fp32", "bf16", "fp16")
 
 
@@ -52,10 +53,18 @@ def preset_config(name: str, **overrides) -> GPTConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    preset: str = "mini"
-    init: str = "random"
+    preset: str | None = None  # model shape; default: mini, or the shape of pretrained weights
+    init: str = "random"  # random, or the GPT-2 size whose weights to start from
+    weights: str | None = None  # local Hugging Face weights for --init (file or directory)
     trainable: str = "all"
+    lora_rank: int = 16
+    lora_alpha: float = 8.0
     token: str = "last"
+    # None: pad each batch to its longest message and read the last real token. An integer,
+    # "longest" (the longest training message) or "context" pads every message to that length
+    # and reads the last position, padding included: the book's chapter 6 setup, kept to
+    # reproduce its experiments.
+    pad_to: str | None = None
     epochs: int = 5
     batch_size: int = 8
     lr: float = 5e-4
@@ -69,10 +78,17 @@ class TrainConfig:
     device: str = "cpu"
 
     def check(self) -> None:
-        if self.preset not in PRESETS:
+        if self.preset is not None and self.preset not in PRESETS:
             raise SpamkitError(f"unknown preset {self.preset!r}; choose from {', '.join(PRESETS)}")
-        if self.init != "random":
-            raise SpamkitError(f"unknown --init {self.init!r}; this version supports 'random'")
+        if self.init not in INITS:
+            raise SpamkitError(f"unknown --init {self.init!r}; choose from {', '.join(INITS)}")
+        if self.weights and self.init == "random":
+            raise SpamkitError("--weights loads pretrained GPT-2 weights: name their size with "
+                               "--init gpt2 (or gpt2-medium, gpt2-large, gpt2-xl)")
+        if self.pad_to not in (None, "longest", "context") and not str(self.pad_to).isdigit():
+            raise SpamkitError(f"--pad-to takes a length, 'longest' or 'context', not {self.pad_to!r}")
+        if self.lora_rank < 1:
+            raise SpamkitError("--lora-rank must be at least 1")
         if self.trainable not in TRAINABLE:
             raise SpamkitError(f"unknown --trainable {self.trainable!r}; choose from {TRAINABLE}")
         if self.token not in ("last", "first"):

@@ -19,6 +19,7 @@ from http.client import HTTPException
 from pathlib import Path
 
 import numpy as np
+
 from spamkit.atomic import write_bytes_atomic
 from spamkit.errors import SpamkitError
 

@@ -13,6 +13,7 @@ from importlib import resources
 from pathlib import Path
 
 import tiktoken
+
 from spamkit.errors import SpamkitError
 from spamkit.runtime.tokenizer import EOT, Tokenizer
 

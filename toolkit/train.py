@@ -10,13 +10,17 @@ from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
+from tqdm import tqdm
+
 from spamkit.checkpoint import Checkpoint, save_checkpoint
 from spamkit.config import TrainConfig, preset_config
 from spamkit.data import DataConfig, Examples, load_splits
+from spamkit.errors import SpamkitError
+from spamkit.lora import add_lora, merge_lora
 from spamkit.model import GPTClassifier
+from spamkit.pretrained import find_weights, load_pretrained, preset_name
 from spamkit.runtime.tokenizer import Tokenizer
 from spamkit.tokenizer import gpt2_tokenizer
-from tqdm import tqdm
 
 AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -33,34 +37,65 @@ class Encoded:
         return cls(tokenizer.encode_batch(examples.texts), list(examples.labels))
 
 
-def collate(ids: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-pad to the longest message in the batch; return input_ids and attention_mask."""
-    width = max(len(x) for x in ids)
+def collate(
+    ids: list[list[int]], pad_id: int, pad_to: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad to the longest message in the batch; return input_ids and attention_mask.
+
+    With `pad_to`, every message is padded to that length and the padding is marked as real
+    tokens, so the model reads the last position whatever it holds (the book's setup)."""
+    width = pad_to or max(len(x) for x in ids)
     input_ids = torch.full((len(ids), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(ids), width), dtype=torch.long)
     for i, x in enumerate(ids):
+        x = x[-width:]
         input_ids[i, : len(x)] = torch.tensor(x)
-        mask[i, : len(x)] = 1
+        mask[i, : width if pad_to else len(x)] = 1
     return input_ids, mask
 
 
 def batches(
-    data: Encoded, batch_size: int, pad_id: int, order: list[int]
+    data: Encoded, batch_size: int, pad_id: int, order: list[int], pad_to: int | None = None
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
-        input_ids, mask = collate([data.ids[i] for i in idx], pad_id)
+        input_ids, mask = collate([data.ids[i] for i in idx], pad_id, pad_to)
         yield input_ids, mask, torch.tensor([data.labels[i] for i in idx])
 
 
-def set_trainable(model: GPTClassifier, scope: str) -> None:
+def set_trainable(model: GPTClassifier, cfg: TrainConfig) -> None:
     """Freeze everything, then unfreeze the scope (the book's default is `last-block`)."""
-    model.requires_grad_(scope == "all")
-    if scope in ("head", "last-block"):
-        model.head.requires_grad_(True)
-    if scope == "last-block":
+    if cfg.trainable == "lora":
+        add_lora(model, cfg.lora_rank, cfg.lora_alpha)
+        return
+    model.requires_grad_(cfg.trainable == "all")
+    model.head.requires_grad_(True)
+    if cfg.trainable == "last-block":
         model.h[-1].requires_grad_(True)
         model.ln_f.requires_grad_(True)
+
+
+def build_model(cfg: TrainConfig, num_classes: int) -> GPTClassifier:
+    head = dict(num_classes=num_classes, token=cfg.token, dropout=cfg.dropout)
+    if cfg.init == "random":
+        return GPTClassifier(preset_config(cfg.preset or "mini", **head))
+    path = find_weights(cfg.init, cfg.weights)
+    model = load_pretrained(path, **head)
+    shape = preset_name(model.config)
+    if cfg.preset and shape != cfg.preset:
+        raise SpamkitError(f"the weights at {path} are {shape}-shaped, not {cfg.preset}")
+    print(f"loaded {shape} GPT-2 weights from {path}")
+    return model
+
+
+def resolve_pad_to(cfg: TrainConfig, train_ids: list[list[int]], context: int) -> int | None:
+    if cfg.pad_to is None:
+        return None
+    n = {"longest": max(len(x) for x in train_ids), "context": context}.get(cfg.pad_to)
+    n = n or int(cfg.pad_to)
+    if not 1 <= n <= context:
+        raise SpamkitError(f"--pad-to {n} is outside the model's context (1..{context})")
+    return n
 
 
 def make_optimizer(model: GPTClassifier, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -79,13 +114,15 @@ def autocast(cfg: TrainConfig):
 
 
 @torch.no_grad()
-def evaluate(model, data: Encoded, cfg: TrainConfig, pad_id: int) -> dict[str, float]:
+def evaluate(
+    model, data: Encoded, cfg: TrainConfig, pad_id: int, pad_to: int | None = None
+) -> dict[str, float]:
     """Mean cross-entropy and accuracy over a whole split (the book's calc_*_loader)."""
     model.eval()
     # Sorting by length wastes no compute on padding; the order does not change the means.
     order = sorted(range(len(data.ids)), key=lambda i: len(data.ids[i]))
     loss_sum, correct = 0.0, 0
-    for input_ids, mask, labels in batches(data, 32, pad_id, order):
+    for input_ids, mask, labels in batches(data, 32, pad_id, order, pad_to):
         with autocast(cfg):
             logits = model(input_ids.to(cfg.device), mask.to(cfg.device)).float()
         labels = labels.to(cfg.device)
@@ -100,17 +137,16 @@ def train(cfg: TrainConfig, data_cfg: DataConfig, out_dir: str) -> dict:
     cfg.check()
     torch.manual_seed(cfg.seed)
     splits = load_splits(data_cfg)
-    model_cfg = preset_config(
-        cfg.preset, num_classes=len(splits.labels), token=cfg.token, dropout=cfg.dropout
-    )
-    tokenizer = gpt2_tokenizer(model_cfg.context_length)
+    model = build_model(cfg, len(splits.labels))
+    tokenizer = gpt2_tokenizer(model.config.context_length)
     pad_id = tokenizer.pad_id
     train_data, val_data, test_data = (
         Encoded.of(s, tokenizer) for s in (splits.train, splits.val, splits.test)
     )
+    pad_to = resolve_pad_to(cfg, train_data.ids, model.config.context_length)
 
-    model = GPTClassifier(model_cfg).to(cfg.device)
-    set_trainable(model, cfg.trainable)
+    set_trainable(model, cfg)
+    model.to(cfg.device)
     optimizer = make_optimizer(model, cfg)
     scaler = torch.amp.GradScaler(cfg.device, enabled=cfg.precision == "fp16")
     # dynamic=True: every batch has its own length, and one graph with a symbolic length
@@ -119,7 +155,7 @@ def train(cfg: TrainConfig, data_cfg: DataConfig, out_dir: str) -> dict:
 
     n_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     print(
-        f"training {cfg.preset} ({n_trainable / 1e6:.2f}M trainable parameters, {cfg.trainable}) "
+        f"training {preset_name(model.config)} ({n_trainable / 1e6:.2f}M trainable parameters, {cfg.trainable}) "
         f"on {len(train_data.ids)} messages, {len(splits.labels)} classes {splits.labels}, "
         f"precision {cfg.precision}, compile {'on' if cfg.compile else 'off'}"
     )
@@ -134,7 +170,7 @@ def train(cfg: TrainConfig, data_cfg: DataConfig, out_dir: str) -> dict:
         loss_sum, correct, count = 0.0, 0, 0
         bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch}", leave=False, disable=None)
         for i, (input_ids, mask, labels) in enumerate(
-            batches(train_data, cfg.batch_size, pad_id, order)
+            batches(train_data, cfg.batch_size, pad_id, order, pad_to)
         ):
             input_ids, mask, labels = (t.to(cfg.device) for t in (input_ids, mask, labels))
             with autocast(cfg):
@@ -156,7 +192,7 @@ def train(cfg: TrainConfig, data_cfg: DataConfig, out_dir: str) -> dict:
                 if cfg.max_steps is not None and step >= cfg.max_steps:
                     break
         bar.close()
-        val = evaluate(run, val_data, cfg, pad_id)
+        val = evaluate(run, val_data, cfg, pad_id, pad_to)
         record = {
             "epoch": epoch,
             "step": step,
@@ -180,7 +216,7 @@ def train(cfg: TrainConfig, data_cfg: DataConfig, out_dir: str) -> dict:
             break
 
     model.load_state_dict(best["state"])
-    final = {name: evaluate(run, d, cfg, pad_id)
+    final = {name: evaluate(run, d, cfg, pad_id, pad_to)
              for name, d in (("train", train_data), ("val", val_data), ("test", test_data))}
     metrics = {
         "best_epoch": best["epoch"],
@@ -193,7 +229,10 @@ def train(cfg: TrainConfig, data_cfg: DataConfig, out_dir: str) -> dict:
         f"best epoch {best['epoch']}: train acc {final['train']['accuracy']:.2%}, "
         f"val acc {final['val']['accuracy']:.2%}, test acc {final['test']['accuracy']:.2%}"
     )
-    ckpt = Checkpoint(model.cpu().eval(), splits.labels, cfg.preset, data_cfg, asdict(cfg))
+    if cfg.trainable == "lora":
+        merge_lora(model)
+    training = {**asdict(cfg), "pad_to_tokens": pad_to}
+    ckpt = Checkpoint(model.cpu().eval(), splits.labels, preset_name(model.config), data_cfg, training)
     save_checkpoint(out_dir, ckpt, metrics)
     print(f"checkpoint written to {out_dir}")
     return metrics

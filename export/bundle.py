@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from spamkit import __version__
@@ -71,6 +71,7 @@ def export_bundle(checkpoint: str | Path, out: str | Path, cfg: ExportConfig) ->
                 opset=OPSET,
                 graphs=graphs,
                 spamkit_version=__version__,
+                data={k: v for k, v in asdict(ckpt.data).items() if k != "path"},
                 verification={"fp32_max_abs_logit_diff_vs_torch": diff,
                               "verified_on_messages": len(sample)},
             ),

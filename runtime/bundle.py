@@ -17,6 +17,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from spamkit.atomic import write_bytes_atomic
 from spamkit.errors import SpamkitError
 
 MANIFEST_FILE = "manifest.json"
@@ -42,6 +43,11 @@ class Manifest:
     spamkit_version: str
     files: dict[str, str] = field(default_factory=dict)  # file -> sha256
     verification: dict = field(default_factory=dict)  # figures measured at export
+    # How the training data was split (split kind, seed, columns), so `spamkit eval` and
+    # `spamkit calibrate` can rebuild the validation and test splits.
+    data: dict = field(default_factory=dict)
+    # Set by `spamkit calibrate`: predict `label` when its probability reaches `value`.
+    threshold: dict | None = None
     tokenizer: str = TOKENIZER_FILE
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
@@ -64,7 +70,8 @@ def write_manifest(bundle: str | os.PathLike[str], manifest: Manifest) -> Manife
         if p.is_file() and p.name != MANIFEST_FILE
     }
     manifest = Manifest(**{**asdict(manifest), "files": files})
-    (bundle / MANIFEST_FILE).write_text(json.dumps(asdict(manifest), indent=2) + "\n")
+    text = json.dumps(asdict(manifest), indent=2) + "\n"
+    write_bytes_atomic(bundle / MANIFEST_FILE, text.encode())
     return manifest
 
 

@@ -32,6 +32,7 @@ class Classifier:
         device: str,
         precision: str,
         batch_size: int = 32,
+        threshold: float | None = None,
     ) -> None:
         self.session = session
         self.tokenizer = tokenizer
@@ -40,6 +41,15 @@ class Classifier:
         self.device = device
         self.precision = precision
         self.batch_size = batch_size
+        stored = manifest.threshold or {}
+        # predict() answers `threshold_label` when its probability reaches `threshold`;
+        # without one it answers the most probable label.
+        self.threshold_label: str | None = stored.get("label")
+        if threshold is not None and self.threshold_label is None:
+            if len(self.labels) != 2:
+                raise ValueError("threshold= needs a calibrated bundle or a two-class model")
+            self.threshold_label = self.labels[1]
+        self.threshold = threshold if threshold is not None else stored.get("value")
 
     @classmethod
     def load(
@@ -49,10 +59,13 @@ class Classifier:
         threads: int | None = None,
         precision: str | None = None,
         batch_size: int = 32,
+        threshold: float | None = None,
     ) -> Classifier:
         """Load a bundle. `precision` picks a graph ("int8", "fp32"); by default the CPU runs
         int8 when the bundle has it and a GPU runs fp32. `threads` caps ONNX Runtime's
-        intra-op threads (default: one per physical core)."""
+        intra-op threads (default: one per physical core). `threshold` overrides the
+        probability threshold `spamkit calibrate` stored for the positive class (for a
+        two-class model without one, the second label, e.g. "spam")."""
         bundle = Path(bundle)
         manifest = read_manifest(bundle)
         providers, device = providers_for(device)
@@ -71,7 +84,7 @@ class Classifier:
             str(bundle / manifest.graphs[precision]), sess_options=options, providers=providers
         )
         tokenizer = Tokenizer.load(bundle / manifest.tokenizer, manifest.context_length)
-        return cls(session, tokenizer, manifest, device, precision, batch_size)
+        return cls(session, tokenizer, manifest, device, precision, batch_size, threshold)
 
     def logits(self, texts: str | Iterable[str]) -> np.ndarray:
         """Class logits, [n, classes] (or [classes] for a single string)."""
@@ -107,7 +120,18 @@ class Classifier:
         return e / e.sum(axis=-1, keepdims=True)
 
     def predict(self, texts: str | Iterable[str]) -> str | list[str]:
-        """The most probable label: one string for a string, a list for a list."""
+        """The label for each text: one string for a string, a list for a list."""
         if isinstance(texts, str):
             return self.predict([texts])[0]
-        return [self.labels[i] for i in self.logits(texts).argmax(axis=-1)]
+        return [self.labels[i] for i in self.decide(self.predict_proba(texts))]
+
+    def decide(self, proba: np.ndarray) -> np.ndarray:
+        """Class index for each row of `predict_proba`'s output. With a threshold, the
+        positive label wins whenever its probability reaches it; otherwise (and without one)
+        the most probable label does."""
+        if self.threshold is None or len(proba) == 0:
+            return proba.argmax(axis=-1)
+        positive = self.labels.index(self.threshold_label)
+        others = proba.copy()
+        others[:, positive] = -1.0
+        return np.where(proba[:, positive] >= self.threshold, positive, others.argmax(axis=-1))

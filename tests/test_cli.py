@@ -100,7 +100,7 @@ def test_train_writes_a_checkpoint(trained):
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
     assert sorted(p.name for p in out.iterdir()) == [
-        "config.json", "metrics.json", "model.safetensors"]
+        "config.json", "curves.png", "metrics.json", "model.safetensors"]
     assert f"checkpoint written to {out}" in result.stdout
     config = json.loads((out / "config.json").read_text())
     assert config["preset"] == "tiny"

@@ -116,6 +116,56 @@ def export(
     print(f"bundle written to {out}: {', '.join(manifest.files)}")
 
 
+@app.command("eval")
+def eval_(
+    model: Path = typer.Argument(..., help="A checkpoint directory or a bundle directory."),
+    data: Optional[str] = typer.Option(None, "--data", help="Data file (default: as trained)."),
+    split: str = typer.Option("test", help="train, val, test (split as in training), or all "
+                              "(every message of --data: for a held-out file of your own)."),
+    precision: Optional[str] = typer.Option(None, help="Bundle graph: int8 or fp32."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    plots: Optional[Path] = typer.Option(None, "--plots", help="Write confusion_matrix.png and "
+                                         "precision_recall.png into this directory."),
+) -> None:
+    """Accuracy, per-class precision/recall/F1 and the confusion matrix on a split."""
+    import numpy as np
+
+    from spamkit.evaluate import evaluate_model, examples_for, load_scorer, pr_curves
+
+    scorer = load_scorer(model, precision)
+    examples = examples_for(scorer, data, split)
+    rep, probs = evaluate_model(scorer, examples)
+    if plots:
+        from spamkit import plots as figures
+
+        figures.confusion_matrix(rep.labels, rep.confusion, plots / "confusion_matrix.png")
+        curves = pr_curves(rep.labels, np.array(examples.labels), probs)
+        figures.precision_recall(curves, plots / "precision_recall.png")
+    if as_json:
+        print(json.dumps({"model": str(model), "split": split, **rep.to_json()}, indent=2))
+    else:
+        print(f"{model} on the {split} split")
+        print(rep.table())
+
+
+@app.command()
+def calibrate(
+    bundle: Path = typer.Argument(..., help="Bundle directory to calibrate (updated in place)."),
+    target_precision: float = typer.Option(..., help="Precision the positive class must reach "
+                                           "on the validation split, e.g. 0.99."),
+    data: Optional[str] = typer.Option(None, "--data", help="Data file (default: as trained)."),
+    label: Optional[str] = typer.Option(None, help="Positive class (default: the second of two, "
+                                        "e.g. spam)."),
+) -> None:
+    """Pick the spam-probability threshold that meets a precision target; store it in the bundle."""
+    from spamkit.evaluate import calibrate_bundle
+
+    c = calibrate_bundle(bundle, data, target_precision, label)
+    print(f"threshold {c.threshold:.4f} for {c.label}: precision {c.precision:.2%} (target "
+          f"{c.target_precision:.2%}), recall {c.recall:.2%} on {c.messages} validation "
+          f"messages; stored in {bundle / 'manifest.json'}")
+
+
 @app.command()
 def classify(
     bundle: Path = typer.Argument(..., help="Bundle directory from `spamkit export`."),
@@ -132,8 +182,8 @@ def classify(
     if not texts:
         texts = [line.rstrip("\n") for line in sys.stdin]
     probs = clf.predict_proba(texts)
-    for text, p in zip(texts, probs):
-        label = clf.labels[int(p.argmax())]
+    for text, p, i in zip(texts, probs, clf.decide(probs)):
+        label = clf.labels[i]
         if as_json:
             scores = {name: round(float(x), 6) for name, x in zip(clf.labels, p)}
             print(json.dumps({"text": text, "label": label, "probabilities": scores}))

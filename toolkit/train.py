@@ -7,11 +7,13 @@ import math
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from spamkit import plots
 from spamkit.checkpoint import Checkpoint, save_checkpoint
 from spamkit.config import TrainConfig, preset_config
 from spamkit.data import DataConfig, Examples, load_splits
@@ -234,5 +236,6 @@ def train(cfg: TrainConfig, data_cfg: DataConfig, out_dir: str) -> dict:
     training = {**asdict(cfg), "pad_to_tokens": pad_to}
     ckpt = Checkpoint(model.cpu().eval(), splits.labels, preset_name(model.config), data_cfg, training)
     save_checkpoint(out_dir, ckpt, metrics)
-    print(f"checkpoint written to {out_dir}")
+    plots.training_curves(history, Path(out_dir) / "curves.png")
+    print(f"checkpoint written to {out_dir} (training curves in curves.png)")
     return metrics

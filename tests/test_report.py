@@ -1,0 +1,115 @@
+"""Looking at the model: training curves, `spamkit eval`, and `spamkit calibrate`."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from conftest import SMS_FILE, spamkit_cli
+from PIL import Image
+
+from spamkit.evaluate import examples_for, load_scorer
+from spamkit.runtime import Classifier
+from spamkit.runtime.bundle import read_manifest
+
+
+def assert_sensible_png(path, min_size=(300, 250)):
+    with Image.open(path) as image:
+        assert image.format == "PNG"
+        assert image.width >= min_size[0] and image.height >= min_size[1]
+        colors = image.convert("RGB").getcolors(maxcolors=1 << 20)
+        assert len(colors) > 20, "the figure is (nearly) blank"
+
+
+def test_training_writes_its_curves_beside_the_metrics(tiny_checkpoint):
+    assert_sensible_png(tiny_checkpoint / "curves.png", min_size=(800, 300))
+
+
+def test_eval_of_checkpoint_and_bundles_agree(tiny_checkpoint, tiny_bundle, tmp_path):
+    reports = {}
+    for name, args in {"checkpoint": [tiny_checkpoint], "fp32": [tiny_bundle, "--precision", "fp32"],
+                       "int8": [tiny_bundle, "--precision", "int8"]}.items():
+        result = spamkit_cli("eval", *args, "--data", SMS_FILE, "--json")
+        assert result.returncode == 0, result.stderr
+        reports[name] = json.loads(result.stdout)
+    fp32 = reports["fp32"]
+    assert fp32["split"] == "test"
+    assert sum(c["support"] for c in fp32["classes"].values()) == 300
+    assert np.array(fp32["confusion_matrix"]["rows_true_columns_predicted"]).sum() == 300
+    # PyTorch and the fp32 graph are the same function: the same answers.
+    assert reports["checkpoint"]["confusion_matrix"] == fp32["confusion_matrix"]
+    assert abs(reports["int8"]["accuracy"] - fp32["accuracy"]) <= 3 / 300
+    spam = fp32["classes"]["spam"]
+    cm = fp32["confusion_matrix"]["rows_true_columns_predicted"]
+    assert spam["precision"] == pytest.approx(cm[1][1] / (cm[0][1] + cm[1][1]))
+    assert spam["recall"] == pytest.approx(cm[1][1] / (cm[1][0] + cm[1][1]))
+
+
+def test_eval_prints_a_table_and_draws_plots(tiny_bundle, tmp_path):
+    result = spamkit_cli("eval", tiny_bundle, "--data", SMS_FILE, "--split", "val",
+                         "--plots", tmp_path / "plots")
+    assert result.returncode == 0, result.stderr
+    assert "on 149 messages" in result.stdout
+    assert "precision" in result.stdout and "confusion matrix" in result.stdout
+    assert_sensible_png(tmp_path / "plots" / "confusion_matrix.png")
+    assert_sensible_png(tmp_path / "plots" / "precision_recall.png")
+
+
+def test_calibrate_stores_a_threshold_that_predict_uses(tiny_bundle, tmp_path):
+    bundle = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle, bundle)
+    texts = ["Free entry! Win cash now", "see you at 6", "URGENT call now", "ok"]
+    before = Classifier.load(bundle).predict_proba(texts)
+
+    result = spamkit_cli("calibrate", bundle, "--data", SMS_FILE, "--target-precision", "0.9")
+    assert result.returncode == 0, result.stderr
+    stored = read_manifest(bundle).threshold  # the checksums still verify
+    assert stored["label"] == "spam" and stored["target_precision"] == 0.9
+
+    clf = Classifier.load(bundle)
+    assert clf.threshold == stored["value"]
+    np.testing.assert_array_equal(clf.predict_proba(texts), before)
+    # The threshold meets the target on the validation split, checked independently here.
+    val = examples_for(load_scorer(bundle), str(SMS_FILE), "val")
+    p_spam = clf.predict_proba(val.texts)[:, 1]
+    flagged = p_spam >= stored["value"]
+    assert np.mean(np.array(val.labels)[flagged] == 1) >= 0.9
+    assert clf.predict(val.texts) == ["spam" if f else "ham" for f in flagged]
+    # A lower threshold flags more, and an explicit one overrides the stored one.
+    assert Classifier.load(bundle, threshold=0.0).predict(texts) == ["spam"] * 4
+    assert Classifier.load(bundle, threshold=1.01).predict(texts) == ["ham"] * 4
+
+
+def assert_one_line_error(result, *words):
+    assert result.returncode != 0 and "Traceback" not in result.stderr, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("spamkit: error:"), result.stderr
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
+def test_data_with_other_labels_is_refused(tiny_bundle, tmp_path):
+    data = tmp_path / "other.csv"
+    data.write_text("text,label\n" + "".join(f"message {i},{'ab'[i % 2]}\n" for i in range(50)))
+    assert_one_line_error(spamkit_cli("eval", tiny_bundle, "--data", data), "differ from the model's")
+
+
+def test_an_empty_split_is_refused(tiny_bundle, tmp_path):
+    data = tmp_path / "empty.csv"
+    data.write_text("text,label\n")
+    assert_one_line_error(spamkit_cli("eval", tiny_bundle, "--data", data, "--split", "all"),
+                          "no messages")
+
+
+def test_an_unreachable_precision_target_is_refused_and_nothing_changes(tiny_bundle, tmp_path):
+    bundle = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle, bundle)
+    manifest_before = (bundle / "manifest.json").read_text()
+    # Swap the labels: the messages the model rates most spam-like are now all "ham".
+    flipped = tmp_path / "flipped.tsv"
+    flipped.write_text("text\tlabel\n" + "".join(
+        f"{text.replace(chr(9), ' ')}\t{'ham' if label == 'spam' else 'spam'}\n"
+        for label, text in (line.split("\t", 1) for line in SMS_FILE.read_text().splitlines())))
+    result = spamkit_cli("calibrate", bundle, "--data", flipped, "--target-precision", "0.99")
+    assert_one_line_error(result, "no threshold reaches spam precision 99.00%")
+    assert (bundle / "manifest.json").read_text() == manifest_before

@@ -1,0 +1,153 @@
+"""`spamkit eval` and `spamkit calibrate`: score a checkpoint or a bundle on a data split.
+
+A bundle is scored through `spamkit.runtime`, so the figures are what an app gets; a checkpoint
+through PyTorch."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from spamkit.data import DataConfig, Examples, load_splits, read_messages, resolve_data
+from spamkit.errors import SpamkitError
+from spamkit.metrics import Report, precision_recall_curve, report
+from spamkit.runtime.bundle import MANIFEST_FILE, read_manifest, write_manifest
+
+SPLIT_NAMES = ("train", "val", "test", "all")
+
+
+def _argmax(proba: np.ndarray) -> np.ndarray:
+    return proba.argmax(axis=-1)
+
+
+@dataclass
+class Scorer:
+    labels: list[str]
+    predict_proba: Callable[[list[str]], np.ndarray]
+    data: DataConfig  # how the model's training data was split
+    decide: Callable[[np.ndarray], np.ndarray] = _argmax  # probabilities -> class ids
+
+
+def load_scorer(path: str | Path, precision: str | None = None) -> Scorer:
+    path = Path(path)
+    if (path / MANIFEST_FILE).is_file():
+        from spamkit.runtime import Classifier
+
+        clf = Classifier.load(path, precision=precision)
+        # clf.decide applies a calibrated threshold, as clf.predict does in an app.
+        return Scorer(clf.labels, clf.predict_proba, DataConfig(**clf.manifest.data), clf.decide)
+    if precision is not None:
+        raise SpamkitError("--precision picks a bundle's graph; a checkpoint runs in PyTorch")
+    from spamkit.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(path)  # names the problem if `path` is neither
+    return Scorer(ckpt.labels, _torch_predict_proba(ckpt), ckpt.data)
+
+
+def _torch_predict_proba(ckpt) -> Callable[[list[str]], np.ndarray]:
+    import torch
+
+    from spamkit.tokenizer import gpt2_tokenizer
+    from spamkit.train import collate
+
+    tokenizer = gpt2_tokenizer(ckpt.config.context_length)
+
+    @torch.no_grad()
+    def predict_proba(texts: list[str]) -> np.ndarray:
+        ids = tokenizer.encode_batch(texts)
+        out = np.empty((len(ids), len(ckpt.labels)), dtype=np.float32)
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+        for start in range(0, len(order), 32):
+            rows = order[start : start + 32]
+            logits = ckpt.model(*collate([ids[i] for i in rows], tokenizer.pad_id))
+            out[rows] = torch.softmax(logits, dim=-1).numpy()
+        return out
+
+    return predict_proba
+
+
+def examples_for(scorer: Scorer, data: str | None, split: str) -> Examples:
+    """The messages of `split`, split the way the model's training data was."""
+    if split not in SPLIT_NAMES:
+        raise SpamkitError(f"unknown --split {split!r}; choose from {', '.join(SPLIT_NAMES)}")
+    cfg = replace(scorer.data, path=data) if data else scorer.data
+    if split == "all":
+        texts, names = read_messages(resolve_data(cfg.path), cfg.text_column, cfg.label_column)
+        labels = sorted(set(names))
+    else:
+        splits = load_splits(cfg)
+        labels, part = splits.labels, getattr(splits, split)
+        texts, names = part.texts, [splits.labels[y] for y in part.labels]
+    unknown = sorted(set(labels) - set(scorer.labels))
+    if unknown:
+        raise SpamkitError(f"the data's labels {labels} differ from the model's {scorer.labels}"
+                           f" ({', '.join(unknown)} unknown to the model)")
+    if not texts:
+        raise SpamkitError(f"the {split} split is empty")
+    index = {name: i for i, name in enumerate(scorer.labels)}
+    return Examples(texts, [index[n] for n in names])
+
+
+def evaluate_model(scorer: Scorer, examples: Examples) -> tuple[Report, np.ndarray]:
+    probs = scorer.predict_proba(examples.texts)
+    return report(scorer.labels, np.array(examples.labels), scorer.decide(probs)), probs
+
+
+def pr_curves(labels: list[str], truth: np.ndarray, probs: np.ndarray) -> dict:
+    """One-vs-rest precision-recall per class; for two classes only the second ("spam")."""
+    classes = [1] if len(labels) == 2 else range(len(labels))
+    curves = {}
+    for c in classes:
+        _, precision, recall = precision_recall_curve(truth == c, probs[:, c])
+        curves[labels[c]] = (precision, recall)
+    return curves
+
+
+@dataclass(frozen=True)
+class Calibration:
+    label: str
+    threshold: float
+    precision: float
+    recall: float
+    target_precision: float
+    messages: int
+
+
+def calibrate_bundle(bundle: str | Path, data: str | None, target: float,
+                     label: str | None = None) -> Calibration:
+    """Smallest probability threshold for `label` whose precision on the validation split
+    reaches `target`; it is the one that keeps the most recall. Stored in the manifest."""
+    if not 0 < target <= 1:
+        raise SpamkitError(f"--target-precision must be in (0, 1], not {target}")
+    scorer = load_scorer(bundle)
+    if label is None:
+        if len(scorer.labels) != 2:
+            raise SpamkitError(f"name the class to calibrate with --label ({scorer.labels})")
+        label = scorer.labels[1]
+    if label not in scorer.labels:
+        raise SpamkitError(f"--label {label!r} is not one of the model's labels {scorer.labels}")
+    c = scorer.labels.index(label)
+    val = examples_for(scorer, data, "val")
+    truth = np.array(val.labels) == c
+    if not truth.any():
+        raise SpamkitError(f"the validation split has no {label!r} messages to calibrate on")
+    scores = scorer.predict_proba(val.texts)[:, c]
+    thresholds, precision, recall = precision_recall_curve(truth, scores)
+    ok = np.flatnonzero(precision >= target)
+    if len(ok) == 0:
+        best = int(np.argmax(precision))
+        raise SpamkitError(
+            f"no threshold reaches {label} precision {target:.2%} on the {len(val)} validation "
+            f"messages (best {precision[best]:.2%} at threshold {thresholds[best]:.4f})"
+        )
+    i = ok[0]
+    result = Calibration(label, float(thresholds[i]), float(precision[i]), float(recall[i]),
+                         target, len(val))
+    manifest = read_manifest(bundle)
+    write_manifest(bundle, replace(manifest, threshold={
+        "label": label, "value": result.threshold, "target_precision": target,
+        "val_precision": result.precision, "val_recall": result.recall}))
+    return result

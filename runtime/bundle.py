@@ -96,8 +96,13 @@ def read_manifest(bundle: str | os.PathLike[str]) -> Manifest:
         manifest = Manifest(**data)
     except TypeError as e:
         raise BundleError(f"{bundle / MANIFEST_FILE} is malformed: {e}") from None
+    root = bundle.resolve()
     for name, expected in manifest.files.items():
         path = bundle / name
+        # Loading must never read outside the bundle: no absolute names, no "..", no links.
+        if path.is_symlink() or not path.resolve().is_relative_to(root) or Path(name).is_absolute():
+            raise BundleError(f"{bundle / MANIFEST_FILE} lists {name}, which is outside the "
+                              "bundle or a link; refused")
         if not path.is_file():
             raise BundleError(f"{bundle} is incomplete: {name} is missing")
         if sha256_file(path) != expected:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -41,6 +42,8 @@ class Classifier:
         self.device = device
         self.precision = precision
         self.batch_size = batch_size
+        # Messages read, tokenized and length-sorted together: bounds memory on huge inputs.
+        self.chunk_size = 64 * batch_size
         stored = manifest.threshold or {}
         # predict() answers `threshold_label` when its probability reaches `threshold`;
         # without one it answers the most probable label.
@@ -80,21 +83,38 @@ class Classifier:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if threads:
             options.intra_op_num_threads = threads
-        session = ort.InferenceSession(
-            str(bundle / manifest.graphs[precision]), sess_options=options, providers=providers
-        )
+        graph = bundle / manifest.graphs[precision]
+        try:
+            # ONNX Runtime (>= 1.20) itself refuses external-data paths that leave the graph's
+            # directory; any refusal is reported as a bad bundle.
+            session = ort.InferenceSession(str(graph), sess_options=options, providers=providers)
+        except Exception as e:  # noqa: BLE001 - ORT raises its own Fail/InvalidGraph types
+            raise BundleError(f"ONNX Runtime cannot load {graph}: {str(e).splitlines()[0]}") from None
         tokenizer = Tokenizer.load(bundle / manifest.tokenizer, manifest.context_length)
         return cls(session, tokenizer, manifest, device, precision, batch_size, threshold)
 
     def logits(self, texts: str | Iterable[str]) -> np.ndarray:
-        """Class logits, [n, classes] (or [classes] for a single string)."""
+        """Class logits, [n, classes] (or [classes] for a single string).
+
+        `texts` may be any iterable, a generator included: it is read and tokenized
+        `chunk_size` messages at a time, so memory stays bounded whatever the input's size."""
         if isinstance(texts, str):
             return self.logits([texts])[0]
-        texts = list(texts)
-        for i, t in enumerate(texts):
-            if not isinstance(t, str):
-                raise TypeError(f"texts[{i}] is {type(t).__name__}, not str")
-        ids = self.tokenizer.encode_batch(texts)
+        if isinstance(texts, (bytes, bytearray)):
+            raise TypeError("texts is bytes: decode it to str first")
+        parts = [np.empty((0, len(self.labels)), dtype=np.float32)]
+        it = iter(texts)
+        for start in itertools.count(0, self.chunk_size):
+            chunk = list(itertools.islice(it, self.chunk_size))
+            if not chunk:
+                break
+            for i, t in enumerate(chunk, start):
+                if not isinstance(t, str):
+                    raise TypeError(f"texts[{i}] is {type(t).__name__}, not str")
+            parts.append(self._logits(self.tokenizer.encode_batch(chunk)))
+        return np.concatenate(parts)
+
+    def _logits(self, ids: list[list[int]]) -> np.ndarray:
         out = np.empty((len(ids), len(self.labels)), dtype=np.float32)
         # Batches of similar length waste little compute on padding; results go back to the
         # caller's order. Right padding never changes a message's logits (causal attention).

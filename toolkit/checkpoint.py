@@ -68,6 +68,9 @@ def _read_config(path: Path) -> dict:
     try:
         config = json.loads((path / CONFIG_FILE).read_text())
     except FileNotFoundError:
+        if (path / "training-state").is_dir():
+            raise SpamkitError(f"{path} is an unfinished training run, not a checkpoint: "
+                               f"finish it with spamkit train --resume --out {path}") from None
         raise SpamkitError(f"{path} is not a spamkit checkpoint: no {CONFIG_FILE}") from None
     except json.JSONDecodeError as e:
         raise SpamkitError(f"{path / CONFIG_FILE} is not valid JSON: {e}") from None

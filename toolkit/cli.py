@@ -82,6 +82,8 @@ def train(
     split: str = typer.Option("balanced", help="balanced (the book's) or full (stratified)."),
     text_column: str = typer.Option("text", help="Text column of a CSV/TSV."),
     label_column: str = typer.Option("label", help="Label column of a CSV/TSV."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run in --out "
+                                "after its last complete epoch, with its original settings."),
 ) -> None:
     """Fine-tune a GPT classifier and write a checkpoint directory."""
     from spamkit.data import DataConfig
@@ -96,7 +98,7 @@ def train(
     )
     data_cfg = DataConfig(path=data, split=split, seed=seed, text_column=text_column,
                           label_column=label_column)
-    run_training(cfg, data_cfg, str(out))
+    run_training(cfg, data_cfg, str(out), resume=resume)
 
 
 @app.command()
@@ -196,7 +198,7 @@ def main() -> None:
         app()
     except SpamkitError as e:
         print(f"spamkit: error: {e}", file=sys.stderr)
-        sys.exit(1)
+        sys.exit(getattr(e, "exit_code", 1))
     except OSError as e:
         print(f"spamkit: error: {e}", file=sys.stderr)
         sys.exit(1)

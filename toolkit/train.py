@@ -17,10 +17,11 @@ from spamkit import plots
 from spamkit.checkpoint import Checkpoint, save_checkpoint
 from spamkit.config import TrainConfig, preset_config
 from spamkit.data import DataConfig, Examples, load_splits
-from spamkit.errors import SpamkitError
+from spamkit.errors import Interrupted, SpamkitError
 from spamkit.lora import add_lora, merge_lora
 from spamkit.model import GPTClassifier
 from spamkit.pretrained import find_weights, load_pretrained, preset_name
+from spamkit.resume import Progress, load_state, save_state
 from spamkit.runtime.tokenizer import Tokenizer
 from spamkit.tokenizer import gpt2_tokenizer
 
@@ -134,12 +135,18 @@ def evaluate(
     return {"loss": loss_sum / n, "accuracy": correct / n}
 
 
-def train(cfg: TrainConfig, data_cfg: DataConfig, out_dir: str) -> dict:
-    """Train, keep the epoch with the best validation accuracy, write the checkpoint."""
+def train(cfg: TrainConfig, data_cfg: DataConfig, out_dir: str, resume: bool = False) -> dict:
+    """Train, keep the epoch with the best validation accuracy, write the checkpoint.
+
+    With `resume`, continue an interrupted run in `out_dir` from its last complete epoch, with
+    the configuration it was started with."""
+    saved = load_state(out_dir) if resume else None
+    if saved:
+        cfg, data_cfg = saved.train, saved.data
     cfg.check()
     torch.manual_seed(cfg.seed)
     splits = load_splits(data_cfg)
-    model = build_model(cfg, len(splits.labels))
+    model = GPTClassifier(saved.model) if saved else build_model(cfg, len(splits.labels))
     tokenizer = gpt2_tokenizer(model.config.context_length)
     pad_id = tokenizer.pad_id
     train_data, val_data, test_data = (
@@ -151,91 +158,112 @@ def train(cfg: TrainConfig, data_cfg: DataConfig, out_dir: str) -> dict:
     model.to(cfg.device)
     optimizer = make_optimizer(model, cfg)
     scaler = torch.amp.GradScaler(cfg.device, enabled=cfg.precision == "fp16")
+    generator = torch.Generator().manual_seed(cfg.seed)
+    if saved:
+        progress = saved.restore(model, optimizer, scaler, generator)
+        print(f"resuming {out_dir} after epoch {progress.epoch}")
+    else:
+        progress = Progress()
+        # A resume point before the first epoch, so an interrupt at any time can resume.
+        save_state(out_dir, cfg, data_cfg, model.config, model, optimizer, scaler, generator,
+                   progress)
     # dynamic=True: every batch has its own length, and one graph with a symbolic length
     # beats recompiling for each new one.
     run = torch.compile(model, dynamic=True) if cfg.compile else model
 
     n_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     print(
-        f"training {preset_name(model.config)} ({n_trainable / 1e6:.2f}M trainable parameters, {cfg.trainable}) "
-        f"on {len(train_data.ids)} messages, {len(splits.labels)} classes {splits.labels}, "
-        f"precision {cfg.precision}, compile {'on' if cfg.compile else 'off'}"
+        f"training {preset_name(model.config)} ({n_trainable / 1e6:.2f}M trainable parameters, "
+        f"{cfg.trainable}) on {len(train_data.ids)} messages, {len(splits.labels)} classes "
+        f"{splits.labels}, precision {cfg.precision}, compile {'on' if cfg.compile else 'off'}"
     )
-    generator = torch.Generator().manual_seed(cfg.seed)
     steps_per_epoch = math.ceil(len(train_data.ids) / (cfg.batch_size * cfg.grad_accum))
-    history, step, seen = [], 0, 0
-    best = {"val_accuracy": -1.0, "val_loss": math.inf, "epoch": 0, "state": None}
-    for epoch in range(1, cfg.epochs + 1):
-        t0 = time.perf_counter()
-        model.train()
-        order = torch.randperm(len(train_data.ids), generator=generator).tolist()
-        loss_sum, correct, count = 0.0, 0, 0
-        bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch}", leave=False, disable=None)
-        for i, (input_ids, mask, labels) in enumerate(
-            batches(train_data, cfg.batch_size, pad_id, order, pad_to)
-        ):
-            input_ids, mask, labels = (t.to(cfg.device) for t in (input_ids, mask, labels))
-            with autocast(cfg):
-                logits = run(input_ids, mask).float()
-            loss = F.cross_entropy(logits, labels)
-            scaler.scale(loss / cfg.grad_accum).backward()
-            loss_sum += loss.item() * len(labels)
-            correct += (logits.argmax(-1) == labels).sum().item()
-            count += len(labels)
-            seen += len(labels)
-            last_micro = (i + 1) % cfg.grad_accum == 0 or count == len(order)
-            if last_micro:
-                scaler.step(optimizer)
-                scaler.update()
-                optimizer.zero_grad(set_to_none=True)
-                step += 1
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss_sum / count:.3f}")
-                if cfg.max_steps is not None and step >= cfg.max_steps:
-                    break
-        bar.close()
-        val = evaluate(run, val_data, cfg, pad_id, pad_to)
-        record = {
-            "epoch": epoch,
-            "step": step,
-            "examples_seen": seen,
-            # Running means over the epoch's batches: free, and what the curves show.
-            "train_loss": loss_sum / count,
-            "train_accuracy": correct / count,
-            "val_loss": val["loss"],
-            "val_accuracy": val["accuracy"],
-            "seconds": time.perf_counter() - t0,
-        }
-        history.append(record)
-        print(
-            f"epoch {epoch}: train loss {record['train_loss']:.3f} acc {record['train_accuracy']:.2%}"
-            f" | val loss {val['loss']:.3f} acc {val['accuracy']:.2%} | {record['seconds']:.1f}s"
-        )
-        if (val["accuracy"], -val["loss"]) > (best["val_accuracy"], -best["val_loss"]):
-            best = {"val_accuracy": val["accuracy"], "val_loss": val["loss"], "epoch": epoch,
-                    "state": copy.deepcopy(model.state_dict())}
-        if cfg.max_steps is not None and step >= cfg.max_steps:
-            break
+    try:
+        for epoch in range(progress.epoch + 1, cfg.epochs + 1):
+            if cfg.max_steps is not None and progress.step >= cfg.max_steps:
+                break
+            t0 = time.perf_counter()
+            model.train()
+            order = torch.randperm(len(train_data.ids), generator=generator).tolist()
+            loss_sum, correct, count = 0.0, 0, 0
+            bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch}", leave=False, disable=None)
+            for i, (input_ids, mask, labels) in enumerate(
+                batches(train_data, cfg.batch_size, pad_id, order, pad_to)
+            ):
+                input_ids, mask, labels = (t.to(cfg.device) for t in (input_ids, mask, labels))
+                with autocast(cfg):
+                    logits = run(input_ids, mask).float()
+                loss = F.cross_entropy(logits, labels)
+                scaler.scale(loss / cfg.grad_accum).backward()
+                loss_sum += loss.item() * len(labels)
+                correct += (logits.argmax(-1) == labels).sum().item()
+                count += len(labels)
+                progress.seen += len(labels)
+                if (i + 1) % cfg.grad_accum == 0 or count == len(order):
+                    scaler.step(optimizer)
+                    scaler.update()
+                    optimizer.zero_grad(set_to_none=True)
+                    progress.step += 1
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{loss_sum / count:.3f}")
+                    if cfg.max_steps is not None and progress.step >= cfg.max_steps:
+                        break
+            bar.close()
+            val = evaluate(run, val_data, cfg, pad_id, pad_to)
+            record = {
+                "epoch": epoch,
+                "step": progress.step,
+                "examples_seen": progress.seen,
+                # Running means over the epoch's batches: free, and what the curves show.
+                "train_loss": loss_sum / count,
+                "train_accuracy": correct / count,
+                "val_loss": val["loss"],
+                "val_accuracy": val["accuracy"],
+                "seconds": time.perf_counter() - t0,
+            }
+            progress.history.append(record)
+            print(
+                f"epoch {epoch}: train loss {record['train_loss']:.3f} acc "
+                f"{record['train_accuracy']:.2%} | val loss {val['loss']:.3f} acc "
+                f"{val['accuracy']:.2%} | {record['seconds']:.1f}s",
+                flush=True,  # progress reaches logs and pipes as it happens
+            )
+            best = progress.best
+            if (val["accuracy"], -val["loss"]) > (best["val_accuracy"], -best["val_loss"]):
+                progress.best = {"val_accuracy": val["accuracy"], "val_loss": val["loss"],
+                                 "epoch": epoch}
+                progress.best_state = copy.deepcopy(model.state_dict())
+            progress.epoch = epoch
+            save_state(out_dir, cfg, data_cfg, model.config, model, optimizer, scaler,
+                       generator, progress)
+    except KeyboardInterrupt:
+        raise Interrupted(
+            f"interrupted; {out_dir} can resume after epoch {progress.epoch}: "
+            f"spamkit train --resume --out {out_dir}"
+        ) from None
 
-    model.load_state_dict(best["state"])
+    if progress.best_state is None:
+        raise SpamkitError("no epoch ran: raise --epochs or --max-steps")
+    model.load_state_dict(progress.best_state)
     final = {name: evaluate(run, d, cfg, pad_id, pad_to)
              for name, d in (("train", train_data), ("val", val_data), ("test", test_data))}
     metrics = {
-        "best_epoch": best["epoch"],
+        "best_epoch": progress.best["epoch"],
         "final": final,
-        "history": history,
+        "history": progress.history,
         "split_sizes": {"train": len(train_data.ids), "val": len(val_data.ids),
                         "test": len(test_data.ids)},
     }
     print(
-        f"best epoch {best['epoch']}: train acc {final['train']['accuracy']:.2%}, "
+        f"best epoch {progress.best['epoch']}: train acc {final['train']['accuracy']:.2%}, "
         f"val acc {final['val']['accuracy']:.2%}, test acc {final['test']['accuracy']:.2%}"
     )
     if cfg.trainable == "lora":
         merge_lora(model)
     training = {**asdict(cfg), "pad_to_tokens": pad_to}
-    ckpt = Checkpoint(model.cpu().eval(), splits.labels, preset_name(model.config), data_cfg, training)
-    save_checkpoint(out_dir, ckpt, metrics)
-    plots.training_curves(history, Path(out_dir) / "curves.png")
+    ckpt = Checkpoint(model.cpu().eval(), splits.labels, preset_name(model.config), data_cfg,
+                      training)
+    save_checkpoint(out_dir, ckpt, metrics)  # replaces out_dir, training state included
+    plots.training_curves(progress.history, Path(out_dir) / "curves.png")
     print(f"checkpoint written to {out_dir} (training curves in curves.png)")
     return metrics

@@ -1,0 +1,97 @@
+"""What `spamkit train --resume` needs to continue after the last complete epoch.
+
+After every epoch, training writes `OUT/training-state/` (atomically): the model, the best
+epoch's weights, AdamW's moments, both random generators and the progress so far. A finished run
+replaces OUT with the checkpoint, state and all; an interrupted one leaves OUT holding only the
+state, which `load_checkpoint` does not mistake for a checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from spamkit.atomic import atomic_dir
+from spamkit.config import GPTConfig, TrainConfig
+from spamkit.data import DataConfig
+from spamkit.errors import SpamkitError
+
+STATE_DIR = "training-state"
+FORMAT = "spamkit-training-state"
+
+
+@dataclass
+class Progress:
+    epoch: int = 0  # last complete epoch
+    step: int = 0
+    seen: int = 0
+    history: list[dict] = field(default_factory=list)
+    best: dict = field(default_factory=lambda: {"val_accuracy": -1.0, "val_loss": float("inf"),
+                                                "epoch": 0})
+    best_state: dict[str, torch.Tensor] | None = None
+
+
+def save_state(out_dir: str | Path, cfg: TrainConfig, data: DataConfig, model_cfg: GPTConfig,
+               model, optimizer, scaler, shuffle: torch.Generator, progress: Progress) -> None:
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    if progress.best_state is not None:
+        tensors |= {f"best.{k}": v for k, v in progress.best_state.items()}
+    opt = optimizer.state_dict()
+    for index, slots in opt["state"].items():
+        tensors |= {f"optim.{index}.{k}": torch.as_tensor(v) for k, v in slots.items()}
+    tensors["rng.torch"] = torch.get_rng_state()
+    tensors["rng.shuffle"] = shuffle.get_state()
+    meta = {
+        "format": FORMAT, "train": asdict(cfg), "data": asdict(data), "model": asdict(model_cfg),
+        "epoch": progress.epoch, "step": progress.step, "seen": progress.seen,
+        "history": progress.history, "best": progress.best,
+        "optimizer_groups": opt["param_groups"], "scaler": scaler.state_dict(),
+    }
+    tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    with atomic_dir(Path(out_dir) / STATE_DIR) as tmp:
+        save_file(tensors, str(tmp / "tensors.safetensors"))
+        (tmp / "state.json").write_text(json.dumps(meta, indent=1))
+
+
+@dataclass
+class SavedState:
+    train: TrainConfig
+    data: DataConfig
+    model: GPTConfig
+    meta: dict
+    tensors: dict[str, torch.Tensor]
+
+    def restore(self, model, optimizer, scaler, shuffle: torch.Generator) -> Progress:
+        def part(prefix: str) -> dict[str, torch.Tensor]:
+            return {k[len(prefix):]: v for k, v in self.tensors.items() if k.startswith(prefix)}
+
+        model.load_state_dict(part("model."))
+        slots: dict[int, dict] = {}
+        for name, value in part("optim.").items():
+            index, key = name.split(".", 1)
+            slots.setdefault(int(index), {})[key] = value
+        optimizer.load_state_dict({"state": slots, "param_groups": self.meta["optimizer_groups"]})
+        scaler.load_state_dict(self.meta["scaler"])
+        torch.set_rng_state(self.tensors["rng.torch"])
+        shuffle.set_state(self.tensors["rng.shuffle"])
+        best = part("best.")
+        return Progress(self.meta["epoch"], self.meta["step"], self.meta["seen"],
+                        self.meta["history"], self.meta["best"], best or None)
+
+
+def load_state(out_dir: str | Path) -> SavedState:
+    state_dir = Path(out_dir) / STATE_DIR
+    try:
+        meta = json.loads((state_dir / "state.json").read_text())
+        tensors = load_file(str(state_dir / "tensors.safetensors"))
+    except FileNotFoundError:
+        raise SpamkitError(f"nothing to resume in {out_dir}: no {STATE_DIR}/ from an "
+                           "interrupted `spamkit train --out` there") from None
+    if meta.get("format") != FORMAT:
+        raise SpamkitError(f"{state_dir} is not a spamkit training state")
+    return SavedState(TrainConfig(**meta["train"]), DataConfig(**meta["data"]),
+                      GPTConfig(**meta["model"]), meta, tensors)

@@ -14,7 +14,7 @@ from spamkit.export.onnx_graph import OPSET, export_onnx
 from spamkit.export.quantize import quantize_int8
 from spamkit.export.verify import max_logit_difference
 from spamkit.runtime.bundle import GRAPH_FILES, TOKENIZER_FILE, Manifest, write_manifest
-from spamkit.runtime.classifier import Classifier
+from spamkit.runtime.classifier import Classifier, make_session
 from spamkit.tokenizer import gpt2_tokenizer
 
 FP32_TOLERANCE = 1e-4
@@ -60,37 +60,39 @@ def export_bundle(checkpoint: str | Path, out: str | Path, cfg: ExportConfig) ->
         if cfg.int8:
             quantize_int8(fp32_path, tmp / GRAPH_FILES["int8"])
             graphs["int8"] = GRAPH_FILES["int8"]
-        manifest = write_manifest(
-            tmp,
-            Manifest(
-                labels=ckpt.labels,
-                context_length=model_cfg.context_length,
-                pad_id=tokenizer.pad_id,
-                token=model_cfg.token,
-                preset=ckpt.preset,
-                opset=OPSET,
-                graphs=graphs,
-                spamkit_version=__version__,
-                data={k: v for k, v in asdict(ckpt.data).items() if k != "path"},
-                verification={"fp32_max_abs_logit_diff_vs_torch": diff,
-                              "verified_on_messages": len(sample)},
-            ),
+        manifest = Manifest(
+            labels=ckpt.labels,
+            context_length=model_cfg.context_length,
+            pad_id=tokenizer.pad_id,
+            token=model_cfg.token,
+            preset=ckpt.preset,
+            opset=OPSET,
+            graphs=graphs,
+            spamkit_version=__version__,
+            data={k: v for k, v in asdict(ckpt.data).items() if k != "path"},
+            verification={"fp32_max_abs_logit_diff_vs_torch": diff,
+                          "verified_on_messages": len(sample)},
         )
         if cfg.int8:
-            report = _compare_int8(tmp, splits)
+            report = _compare_int8(tmp, tokenizer, manifest, splits)
             manifest = replace(manifest, verification={**manifest.verification, **report})
             if not cfg.keep_fp32:
                 fp32_path.unlink()
                 manifest = replace(manifest, graphs={"int8": GRAPH_FILES["int8"]})
-            manifest = write_manifest(tmp, manifest)
+        # Last: without its manifest the directory is not a bundle to the runtime.
+        manifest = write_manifest(tmp, manifest)
     return manifest
 
 
-def _compare_int8(bundle: Path, splits: Splits) -> dict:
+def _compare_int8(bundle: Path, tokenizer, manifest: Manifest, splits: Splits) -> dict:
     """Label agreement and accuracy of the int8 graph against fp32 on the validation and test
     splits, as an app would see them through the runtime."""
     report = {}
-    runners = {p: Classifier.load(bundle, precision=p) for p in ("fp32", "int8")}
+    runners = {
+        p: Classifier(make_session(bundle / manifest.graphs[p], ["CPUExecutionProvider"]),
+                      tokenizer, manifest, "cpu", p)
+        for p in ("fp32", "int8")
+    }
     for name, part in (("val", splits.val), ("test", splits.test)):
         truth = [splits.labels[y] for y in part.labels]
         preds = {p: clf.predict(part.texts) for p, clf in runners.items()}

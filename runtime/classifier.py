@@ -22,6 +22,21 @@ from spamkit.runtime.device import providers_for
 from spamkit.runtime.tokenizer import Tokenizer
 
 
+def make_session(
+    graph: Path, providers: list[str], threads: int | None = None
+) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads:
+        options.intra_op_num_threads = threads
+    try:
+        # ONNX Runtime (>= 1.20) itself refuses external-data paths that leave the graph's
+        # directory; any refusal is reported as a bad bundle.
+        return ort.InferenceSession(str(graph), sess_options=options, providers=providers)
+    except Exception as e:  # noqa: BLE001 - ORT raises its own Fail/InvalidGraph types
+        raise BundleError(f"ONNX Runtime cannot load {graph}: {str(e).splitlines()[0]}") from None
+
+
 class Classifier:
     """A text classifier backed by one ONNX Runtime session. Safe to share between threads."""
 
@@ -79,17 +94,7 @@ class Classifier:
             raise BundleError(
                 f"{bundle} has no {precision} graph (it has {', '.join(manifest.graphs)})"
             )
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if threads:
-            options.intra_op_num_threads = threads
-        graph = bundle / manifest.graphs[precision]
-        try:
-            # ONNX Runtime (>= 1.20) itself refuses external-data paths that leave the graph's
-            # directory; any refusal is reported as a bad bundle.
-            session = ort.InferenceSession(str(graph), sess_options=options, providers=providers)
-        except Exception as e:  # noqa: BLE001 - ORT raises its own Fail/InvalidGraph types
-            raise BundleError(f"ONNX Runtime cannot load {graph}: {str(e).splitlines()[0]}") from None
+        session = make_session(bundle / manifest.graphs[precision], providers, threads)
         tokenizer = Tokenizer.load(bundle / manifest.tokenizer, manifest.context_length)
         return cls(session, tokenizer, manifest, device, precision, batch_size, threshold)
 

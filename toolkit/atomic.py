@@ -2,12 +2,15 @@
 
 Everything goes to a temporary name beside the target and is renamed into place only when
 complete; a crash or kill at any moment leaves either the old target or the new one, plus at
-worst a `.tmp-*` leftover that nothing loads.
+worst a `.tmp-*` leftover. Writers put the file that marks a directory complete (a checkpoint's
+config.json, a bundle's manifest.json) in last, so a leftover never loads.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import os
 import shutil
 import tempfile
@@ -70,13 +73,29 @@ def atomic_dir(target: str | os.PathLike[str]) -> Iterator[Path]:
                 with open(f, "rb") as fh:
                     os.fsync(fh.fileno())
         if target.exists():
-            # Two renames: the old directory stays whole until the new one is in place.
-            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-            os.replace(target, old / target.name)
-            os.replace(tmp, target)
-            shutil.rmtree(old, ignore_errors=True)
+            _exchange(tmp, target)  # tmp now holds the old directory, removed below
         else:
             os.replace(tmp, target)
         _fsync_dir(target.parent)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _exchange(a: Path, b: Path) -> None:
+    """Swap two directories in one step, so `b` is never missing: Linux's renameat2 with
+    RENAME_EXCHANGE. Elsewhere, two renames, with the old directory kept beside `b` until the
+    new one is in place."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    renameat2 = getattr(libc, "renameat2", None)
+    if renameat2 is not None:
+        at_fdcwd, rename_exchange = -100, 2
+        if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+            return
+        err = ctypes.get_errno()
+        if err not in (errno.ENOSYS, errno.EINVAL):  # anything but "not supported here"
+            raise OSError(err, os.strerror(err), str(b))
+    old = Path(tempfile.mkdtemp(prefix=f".{b.name}.old-", dir=b.parent))
+    os.replace(b, old / b.name)
+    os.replace(a, b)
+    os.replace(old / b.name, a)
+    old.rmdir()

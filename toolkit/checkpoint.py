@@ -58,8 +58,9 @@ def save_checkpoint(path: str | Path, ckpt: Checkpoint, metrics: dict) -> None:
     state = {k: v.detach().float().contiguous() for k, v in ckpt.model.state_dict().items()}
     with atomic_dir(path) as tmp:
         save_file(state, str(tmp / WEIGHTS_FILE), metadata={"format": FORMAT})
-        (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
         (tmp / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
+        # Last: a directory without its config is not a checkpoint to load_checkpoint.
+        (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
 
 
 def _read_config(path: Path) -> dict:

@@ -178,6 +178,7 @@ def train(cfg: TrainConfig, data_cfg: DataConfig, out_dir: str, resume: bool = F
         f"{splits.labels}, precision {cfg.precision}, compile {'on' if cfg.compile else 'off'}"
     )
     steps_per_epoch = math.ceil(len(train_data.ids) / (cfg.batch_size * cfg.grad_accum))
+    resumable = progress.epoch  # the epoch whose state is on disk
     try:
         for epoch in range(progress.epoch + 1, cfg.epochs + 1):
             if cfg.max_steps is not None and progress.step >= cfg.max_steps:
@@ -236,9 +237,10 @@ def train(cfg: TrainConfig, data_cfg: DataConfig, out_dir: str, resume: bool = F
             progress.epoch = epoch
             save_state(out_dir, cfg, data_cfg, model.config, model, optimizer, scaler,
                        generator, progress)
+            resumable = epoch
     except KeyboardInterrupt:
         raise Interrupted(
-            f"interrupted; {out_dir} can resume after epoch {progress.epoch}: "
+            f"interrupted; {out_dir} can resume after epoch {resumable}: "
             f"spamkit train --resume --out {out_dir}"
         ) from None
 

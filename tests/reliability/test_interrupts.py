@@ -1,0 +1,506 @@
+"""Killing and interrupting `spamkit train` and `spamkit export` with real signals, as a crash,
+an OOM kill or a user's Ctrl-C would: whatever moment the signal lands, a directory either is
+absent, or refuses to load, or is the finished result; an interrupted run resumes to the same
+result as an uninterrupted one.
+
+Every command runs in its own process (`python -m spamkit`) on the real SMS data, with the
+`tiny` preset, fp32 and no torch.compile. Children run with OMP_NUM_THREADS=1: on a busy 2-core
+machine a 2-thread torch spins against other processes (an epoch that takes 1.5 s alone took
+80 s), and one thread also makes every run bit-for-bit repeatable, which the resume comparisons
+rely on.
+
+Most kill points are read off the child's stdout (its per-epoch lines) or are plain sleeps. A few
+windows are too short to hit from outside (a file write, the gap between two renames); there a
+`sitecustomize` placed on the child's PYTHONPATH makes the child send itself the real signal at
+that exact call (see FAULT_HOOK), so those moments are hit every time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import SMS_FILE, closed_port_url
+from safetensors.torch import load_file
+
+from spamkit.checkpoint import load_checkpoint
+from spamkit.errors import SpamkitError
+from spamkit.runtime import Classifier
+from spamkit.runtime.bundle import read_manifest
+
+TRAIN = ("train", "--preset", "tiny", "--no-compile", "--precision", "fp32",
+         "--data", str(SMS_FILE))
+EPOCHS = 4  # the resume comparisons (tests 3 and 5) and their uninterrupted reference
+TIMEOUT = 300  # seconds for any one wait: generous, for a loaded 2-core machine
+# Resumed and uninterrupted runs do the same single-threaded float operations in the same order
+# (weights, AdamW moments and both random generators are restored), so they agree exactly in
+# practice; 1e-6 leaves room for nothing but float noise. Accuracies are counts: exact.
+LOSS_TOL = 1e-6
+MESSAGES = ["WINNER!! You have been selected to receive a £900 prize. Call 09061701461 now",
+            "Ok, see you at lunch then"]
+
+# Imported by the child's `site` at startup when its directory is on PYTHONPATH. With
+# SPAMKIT_TEST_FAULT="KIND:NAME:SIGNAL:N" the child sends itself SIGNAL at the N-th matching call:
+#   replace  os.replace(SRC, DST) where SRC is a `.tmp-` name and DST is named NAME (the commit
+#            rename of atomic_dir/atomic_file), just before the rename happens
+#   write    Path.write_text on a file named NAME inside a `.tmp-` directory, before writing
+FAULT_HOOK = '''
+import os, pathlib, signal, time
+
+_spec = os.environ.get("SPAMKIT_TEST_FAULT")
+if _spec:
+    _kind, _name, _sig, _nth = _spec.split(":")
+    _sig, _nth, _seen = getattr(signal, _sig), int(_nth), [0]
+
+    def _hit():
+        _seen[0] += 1
+        if _seen[0] == _nth:
+            os.kill(os.getpid(), _sig)
+            time.sleep(5)  # SIGKILL never returns; SIGINT's KeyboardInterrupt is raised here
+
+    if _kind == "replace":
+        _replace = os.replace
+
+        def replace(src, dst, *args, **kwargs):
+            if (os.path.basename(os.fspath(dst)) == _name
+                    and ".tmp-" in os.path.basename(os.fspath(src))):
+                _hit()
+            return _replace(src, dst, *args, **kwargs)
+
+        os.replace = replace
+    elif _kind == "write":
+        _write_text = pathlib.Path.write_text
+
+        def write_text(self, *args, **kwargs):
+            if self.name == _name and ".tmp-" in self.parent.name:
+                _hit()
+            return _write_text(self, *args, **kwargs)
+
+        pathlib.Path.write_text = write_text
+    else:
+        raise SystemExit(f"bad SPAMKIT_TEST_FAULT {_spec!r}")
+'''
+
+
+def _default_sigint() -> None:
+    # A child started from a shell job or CI runner may inherit SIGINT ignored, and Python then
+    # installs no KeyboardInterrupt handler: give it the default, as a terminal's Ctrl-C would.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+class Spamkit:
+    """`python -m spamkit ARGS` in its own process; its stdout lines arrive as they are printed."""
+
+    def __init__(self, args, env: dict, cwd: Path) -> None:
+        self.args = [str(a) for a in args]
+        # preexec_fn beside this process's reader threads is safe here: _default_sigint only
+        # makes one sigaction call, and takes no lock another thread could hold at the fork.
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "spamkit", *self.args], stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True, env=env, cwd=cwd,
+            preexec_fn=_default_sigint,  # noqa: PLW1509
+        )
+        self.out_lines: list[str] = []
+        self.err_lines: list[str] = []
+        self._lines: queue.Queue = queue.Queue()
+        self._readers = [threading.Thread(target=self._pump, args=(s, o), daemon=True)
+                         for s, o in ((self.proc.stdout, True), (self.proc.stderr, False))]
+        for t in self._readers:
+            t.start()
+
+    def _pump(self, stream, is_stdout: bool) -> None:
+        for line in stream:
+            (self.out_lines if is_stdout else self.err_lines).append(line.rstrip("\n"))
+            if is_stdout:
+                self._lines.put(line)
+        if is_stdout:
+            self._lines.put(None)
+
+    def wait_for(self, prefix: str, timeout: float = TIMEOUT) -> str:
+        """Block until the child prints a line starting with `prefix`; return it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = self._lines.get(timeout=max(deadline - time.monotonic(), 0.01))
+            except queue.Empty:
+                pytest.fail(f"no line starting {prefix!r} in {timeout}s: {self.describe()}")
+            if line is None:
+                self.proc.wait(TIMEOUT)
+                pytest.fail(f"exited before printing {prefix!r}: {self.describe()}")
+            if line.startswith(prefix):
+                return line
+
+    def signal(self, sig: int) -> None:
+        self.proc.send_signal(sig)  # a no-op when it has exited already
+
+    def finish(self, timeout: float = TIMEOUT) -> int:
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            pytest.fail(f"still running after {timeout}s: {self.describe()}")
+        for t in self._readers:
+            t.join(10)
+        return self.proc.returncode
+
+    def describe(self) -> str:
+        return (f"spamkit {' '.join(self.args)} (exit {self.proc.returncode})\n--- stdout\n"
+                + "\n".join(self.out_lines) + "\n--- stderr\n" + "\n".join(self.err_lines))
+
+
+@pytest.fixture(scope="module")
+def hook_dir(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("fault-hook")
+    (d / "sitecustomize.py").write_text(FAULT_HOOK)
+    return d
+
+
+def child_env(cache: Path, *, unbuffered: bool = True, fault: str | None = None,
+              hook: Path | None = None) -> dict:
+    """The child's environment: isolated like conftest's (no user cache or data, no network),
+    one torch thread. `unbuffered` lets lines that train and export print without flushing
+    (the "training ..." and "best epoch" lines, export's progress) arrive as they happen; the
+    SIGINT and resume tests leave it off and rely on train's own per-epoch flush."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("SPAMKIT_DATA", "PYTHONUNBUFFERED", "SPAMKIT_TEST_FAULT")}
+    env.update(SPAMKIT_CACHE=str(cache), SPAMKIT_DATA_URL=closed_port_url(),
+               OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    if unbuffered:
+        env["PYTHONUNBUFFERED"] = "1"
+    if fault:
+        env["SPAMKIT_TEST_FAULT"] = fault
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(hook), env.get("PYTHONPATH")]))
+    return env
+
+
+@pytest.fixture
+def spamkit(tmp_path):
+    """Start `spamkit ARGS` in tmp_path; anything still running at teardown is killed."""
+    started: list[Spamkit] = []
+
+    def start(*args, **env_options) -> Spamkit:
+        run = Spamkit(args, child_env(tmp_path / "cache", **env_options), tmp_path)
+        started.append(run)
+        return run
+
+    yield start
+    for run in started:
+        if run.proc.poll() is None:
+            run.proc.kill()
+            run.proc.wait()
+
+
+def run_to_end(start, *args, **env_options) -> Spamkit:
+    run = start(*args, **env_options)
+    run.finish()
+    return run
+
+
+def one_error_line(run: Spamkit) -> str:
+    """The CLI's contract: one `spamkit: error:` line on stderr, no traceback."""
+    lines = [line for line in run.err_lines if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("spamkit: error: "), run.describe()
+    return lines[0]
+
+
+def leftovers(root: Path) -> list[Path]:
+    """Temporary directories atomic_dir leaves behind when killed (`.NAME.tmp-*`, and
+    `.NAME.old-*/NAME`), anywhere under root."""
+    found = [p for p in root.rglob(".*.tmp-*") if p.is_dir()]
+    found += [child for p in root.rglob(".*.old-*") if p.is_dir()
+              for child in p.iterdir() if child.is_dir()]
+    return found
+
+
+def loads_as_checkpoint(path: Path) -> bool:
+    try:
+        load_checkpoint(path)
+    except SpamkitError:
+        return False
+    return True
+
+
+def assert_complete_checkpoint(out: Path, epochs: int) -> None:
+    """A finished run's directory: loads, has its metrics and curves, no training state."""
+    ckpt = load_checkpoint(out)
+    assert ckpt.preset == "tiny" and ckpt.labels == ["ham", "spam"]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["final"]) == {"train", "val", "test"}
+    assert [h["epoch"] for h in metrics["history"]] == list(range(1, epochs + 1))
+    assert not (out / "training-state").exists()
+    assert (out / "curves.png").is_file()
+
+
+def assert_complete_bundle(bundle: Path) -> None:
+    """A whole int8 export: both graphs load and classify, and the manifest holds the int8
+    comparison that export writes last."""
+    manifest = read_manifest(bundle)  # verifies every file's sha256
+    assert set(manifest.graphs) == {"fp32", "int8"}
+    assert "test_int8_label_agreement" in manifest.verification
+    for precision in ("fp32", "int8"):
+        clf = Classifier.load(bundle, precision=precision)
+        assert set(clf.predict(MESSAGES)) <= {"ham", "spam"}
+
+
+def same_results(reference: Path, other: Path) -> None:
+    """Final and per-epoch metrics and the weights of two runs agree (see LOSS_TOL)."""
+    a, b = (json.loads((d / "metrics.json").read_text()) for d in (reference, other))
+    assert b["best_epoch"] == a["best_epoch"]
+    for split in ("train", "val", "test"):
+        assert b["final"][split]["accuracy"] == a["final"][split]["accuracy"], split
+        assert b["final"][split]["loss"] == pytest.approx(a["final"][split]["loss"],
+                                                          abs=LOSS_TOL), split
+    for ha, hb in zip(a["history"], b["history"], strict=True):
+        assert (hb["epoch"], hb["step"], hb["examples_seen"]) == (
+            ha["epoch"], ha["step"], ha["examples_seen"])
+        assert (hb["train_accuracy"], hb["val_accuracy"]) == (
+            ha["train_accuracy"], ha["val_accuracy"])
+        for key in ("train_loss", "val_loss"):
+            assert hb[key] == pytest.approx(ha[key], abs=LOSS_TOL), (hb["epoch"], key)
+    wa, wb = (load_file(str(d / "model.safetensors")) for d in (reference, other))
+    assert wa.keys() == wb.keys()
+    assert max((wa[k] - wb[k]).abs().max().item() for k in wa) <= LOSS_TOL
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_torch_thread():
+    """This process trains and exports the shared fixtures while children train beside it: one
+    thread each keeps two cores from being oversubscribed (restored after this module)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _reference_run(tmp_path_factory):
+    """Starts the uninterrupted reference run with the module, so that it trains on the second
+    core while the first tests run; `reference` waits for it."""
+    tmp = tmp_path_factory.mktemp("reference")
+    run = Spamkit([*TRAIN, "--epochs", EPOCHS, "--out", tmp / "A"],
+                  child_env(tmp / "cache", unbuffered=False), tmp)
+    yield tmp / "A", run
+    if run.proc.poll() is None:
+        run.proc.kill()
+        run.proc.wait()
+
+
+@pytest.fixture
+def reference(_reference_run) -> Path:
+    """`spamkit train --epochs 4`, never interrupted: what the resumed runs must reproduce."""
+    out, run = _reference_run
+    assert run.finish() == 0, run.describe()
+    assert_complete_checkpoint(out, EPOCHS)
+    return out
+
+
+# 1. SIGKILL during `spamkit train` ------------------------------------------------------------
+
+def _after_start(run):
+    time.sleep(0.5)  # still importing torch; nothing written yet
+
+
+def _first_epoch(run):
+    run.wait_for("training ")  # printed after the pre-training resume point is saved
+
+
+def _after_epoch_line(run):
+    run.wait_for("epoch 1:")  # the epoch's state save starts right after this line
+
+
+def _after_last_epoch_line(run):
+    run.wait_for("epoch 2:")  # last epoch: state save, final evaluation, checkpoint write
+
+
+@pytest.mark.parametrize("kill", [_after_start, _first_epoch, _after_epoch_line,
+                                  _after_last_epoch_line],
+                         ids=["after-start", "first-epoch", "after-epoch-1-line",
+                              "after-last-epoch-line"])
+def test_sigkill_during_train_never_leaves_a_loadable_partial_checkpoint(spamkit, tmp_path,
+                                                                        kill):
+    out = tmp_path / "run"
+    run = spamkit(*TRAIN, "--epochs", 2, "--out", out)
+    kill(run)
+    run.signal(signal.SIGKILL)
+    rc = run.finish()
+    assert rc in (-signal.SIGKILL, 0), run.describe()
+    if loads_as_checkpoint(out):
+        # Only a run that got as far as its checkpoint's rename may load, and then it is the
+        # whole checkpoint (the kill came after the rename, or after the process had exited).
+        assert kill is _after_last_epoch_line, run.describe()
+        assert_complete_checkpoint(out, epochs=2)
+    else:
+        assert rc != 0, "a run that exited 0 left no loadable checkpoint"
+    for tmp in leftovers(tmp_path):
+        assert not loads_as_checkpoint(tmp), f"{tmp} loads as a checkpoint"
+
+
+def test_sigkill_while_the_final_checkpoint_is_written(spamkit, tmp_path, hook_dir):
+    """Killed inside save_checkpoint (weights written, config.json not yet): the directory
+    still holds only the training state, which refuses to load and resumes."""
+    out = tmp_path / "run"
+    run = run_to_end(spamkit, *TRAIN, "--epochs", 1, "--out", out,
+                     fault="write:config.json:SIGKILL:1", hook=hook_dir)
+    assert run.proc.returncode == -signal.SIGKILL, run.describe()
+    with pytest.raises(SpamkitError, match="unfinished training run"):
+        load_checkpoint(out)
+    assert leftovers(tmp_path), "the kill should have come inside atomic_dir"
+    for tmp in leftovers(tmp_path):
+        assert not loads_as_checkpoint(tmp), f"{tmp} loads as a checkpoint"
+    resumed = run_to_end(spamkit, "train", "--resume", "--out", out)
+    assert resumed.proc.returncode == 0, resumed.describe()
+    assert f"resuming {out} after epoch 1" in resumed.out_lines
+    assert_complete_checkpoint(out, epochs=1)
+
+
+# 2. SIGKILL during `spamkit export` -----------------------------------------------------------
+
+EXPORT = ("--int8", "--data", str(SMS_FILE))
+
+
+@pytest.mark.parametrize("delay", [0.5, 2.0, 4.0, 6.0])
+def test_sigkill_during_export_leaves_no_bundle_or_a_whole_one(spamkit, tmp_path,
+                                                               tiny_checkpoint, delay):
+    bundle = tmp_path / "bundle"
+    run = spamkit("export", tiny_checkpoint, "--out", bundle, *EXPORT)
+    time.sleep(delay)
+    run.signal(signal.SIGKILL)
+    rc = run.finish()
+    assert rc in (-signal.SIGKILL, 0), run.describe()
+    if rc == 0 or bundle.exists():  # finished, or killed after the rename before exiting
+        assert_complete_bundle(bundle)
+    else:
+        with pytest.raises(SpamkitError):
+            Classifier.load(bundle)
+
+
+def test_sigkill_while_replacing_a_bundle_keeps_a_whole_one(spamkit, tmp_path, tiny_checkpoint,
+                                                            tiny_bundle):
+    """Re-export over an existing bundle, killed after the last comparison line (while the final
+    manifest is hashed and written, right before the directory is swapped in)."""
+    bundle = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle, bundle)
+    assert_complete_bundle(bundle)
+    run = spamkit("export", tiny_checkpoint, "--out", bundle, *EXPORT)
+    run.wait_for("test split")
+    run.signal(signal.SIGKILL)
+    assert run.finish() in (-signal.SIGKILL, 0), run.describe()
+    assert_complete_bundle(bundle)  # the old bundle or the new one, whole either way
+
+
+def test_sigkill_at_the_last_moment_before_a_bundle_is_replaced(spamkit, tmp_path,
+                                                                tiny_checkpoint, tiny_bundle,
+                                                                hook_dir):
+    # The new bundle is complete but for its manifest; the swap with the old one is a single
+    # renameat2(RENAME_EXCHANGE), so there is no moment with no bundle at B.
+    bundle = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle, bundle)
+    run = run_to_end(spamkit, "export", tiny_checkpoint, "--out", bundle, *EXPORT,
+                     fault="replace:manifest.json:SIGKILL:1", hook=hook_dir)
+    assert run.proc.returncode == -signal.SIGKILL, run.describe()
+    assert_complete_bundle(bundle)
+
+
+@pytest.mark.parametrize("what", ["checkpoint", "bundle"])
+def test_leftover_tmp_dir_never_loads(spamkit, tmp_path, tiny_checkpoint, hook_dir, what):
+    if what == "checkpoint":
+        run = run_to_end(spamkit, *TRAIN, "--epochs", 1, "--out", tmp_path / "run",
+                         fault="write:metrics.json:SIGKILL:1", hook=hook_dir)
+        load = load_checkpoint
+    else:
+        run = run_to_end(spamkit, "export", tiny_checkpoint, "--out", tmp_path / "bundle",
+                         *EXPORT, fault="replace:manifest.json:SIGKILL:1", hook=hook_dir)
+        load = Classifier.load
+    assert run.proc.returncode == -signal.SIGKILL, run.describe()
+    found = leftovers(tmp_path)
+    assert found
+    for tmp in found:
+        with pytest.raises(SpamkitError):
+            load(tmp)
+
+
+# 3. Ctrl-C, then --resume: the same result as never stopping ----------------------------------
+
+def test_sigint_then_resume_gives_the_uninterrupted_result(spamkit, tmp_path, reference):
+    out = tmp_path / "B"
+    run = spamkit(*TRAIN, "--epochs", EPOCHS, "--out", out, unbuffered=False)
+    run.wait_for("epoch 2:")  # train flushes each epoch line itself
+    run.signal(signal.SIGINT)
+    assert run.finish() == 130, run.describe()
+    message = one_error_line(run)
+    assert message.startswith("spamkit: error: interrupted"), message
+    assert f"--resume --out {out}" in message
+    # The SIGINT lands in epoch 2's state save or just after it (epoch 3 on a slow machine).
+    said = int(re.search(r"resume after epoch (\d+)", message).group(1))
+    assert 1 <= said < EPOCHS, message
+    with pytest.raises(SpamkitError, match="unfinished training run"):
+        load_checkpoint(out)
+
+    resumed = run_to_end(spamkit, "train", "--resume", "--out", out, unbuffered=False)
+    assert resumed.proc.returncode == 0, resumed.describe()
+    assert any(re.fullmatch(rf"resuming {re.escape(str(out))} after epoch [1-{EPOCHS - 1}]",
+                            line) for line in resumed.out_lines), resumed.describe()
+    assert_complete_checkpoint(out, EPOCHS)
+    same_results(reference, out)
+
+
+def test_sigint_during_the_state_save_reports_the_epoch_that_was_saved(spamkit, tmp_path,
+                                                                      hook_dir):
+    out = tmp_path / "run"
+    # The 2nd state save is epoch 1's (the 1st is the resume point before training).
+    run = run_to_end(spamkit, *TRAIN, "--epochs", 2, "--out", out,
+                     fault="write:state.json:SIGINT:2", hook=hook_dir)
+    assert run.proc.returncode == 130, run.describe()
+    said = int(re.search(r"resume after epoch (\d+)", one_error_line(run)).group(1))
+    saved = json.loads((out / "training-state" / "state.json").read_text())["epoch"]
+    assert said == saved
+
+
+# 4. --resume with nothing to resume -----------------------------------------------------------
+
+def test_resume_with_nothing_to_resume_is_one_line_error(spamkit, tmp_path, tiny_checkpoint):
+    missing = tmp_path / "missing"
+    run = run_to_end(spamkit, "train", "--resume", "--out", missing)
+    assert run.proc.returncode == 1, run.describe()
+    assert "nothing to resume" in one_error_line(run)
+    assert not missing.exists()
+
+    finished = tmp_path / "finished"  # a finished run's checkpoint: nothing to resume either
+    shutil.copytree(tiny_checkpoint, finished)
+    before = {p.name: p.read_bytes() for p in finished.iterdir()}
+    run = run_to_end(spamkit, "train", "--resume", "--out", finished)
+    assert run.proc.returncode == 1, run.describe()
+    assert "nothing to resume" in one_error_line(run)
+    assert {p.name: p.read_bytes() for p in finished.iterdir()} == before
+
+
+# 5. SIGKILL, then --resume ---------------------------------------------------------------------
+
+def test_resume_after_sigkill_finishes_the_run(spamkit, tmp_path, reference):
+    out = tmp_path / "C"
+    run = spamkit(*TRAIN, "--epochs", EPOCHS, "--out", out, unbuffered=False)
+    run.wait_for("epoch 1:")
+    time.sleep(0.5)  # into epoch 2
+    run.signal(signal.SIGKILL)
+    assert run.finish() == -signal.SIGKILL, run.describe()
+    with pytest.raises(SpamkitError, match="unfinished training run"):
+        load_checkpoint(out)
+
+    resumed = run_to_end(spamkit, "train", "--resume", "--out", out, unbuffered=False)
+    assert resumed.proc.returncode == 0, resumed.describe()
+    assert any(re.fullmatch(rf"resuming {re.escape(str(out))} after epoch [0-{EPOCHS - 1}]",
+                            line) for line in resumed.out_lines), resumed.describe()
+    assert_complete_checkpoint(out, EPOCHS)
+    same_results(reference, out)

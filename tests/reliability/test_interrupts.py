@@ -433,6 +433,16 @@ def test_leftover_tmp_dir_never_loads(spamkit, tmp_path, tiny_checkpoint, hook_d
 
 # 3. Ctrl-C, then --resume: the same result as never stopping ----------------------------------
 
+def resume_to_the_reference(spamkit, out: Path, reference: Path, first_epoch: int) -> None:
+    """`--resume` finishes the run, and it ends where the uninterrupted run did."""
+    resumed = run_to_end(spamkit, "train", "--resume", "--out", out, unbuffered=False)
+    assert resumed.proc.returncode == 0, resumed.describe()
+    pattern = rf"resuming {re.escape(str(out))} after epoch [{first_epoch}-{EPOCHS - 1}]"
+    assert any(re.fullmatch(pattern, line) for line in resumed.out_lines), resumed.describe()
+    assert_complete_checkpoint(out, EPOCHS)
+    same_results(reference, out)
+
+
 def test_sigint_then_resume_gives_the_uninterrupted_result(spamkit, tmp_path, reference):
     out = tmp_path / "B"
     run = spamkit(*TRAIN, "--epochs", EPOCHS, "--out", out, unbuffered=False)
@@ -448,12 +458,7 @@ def test_sigint_then_resume_gives_the_uninterrupted_result(spamkit, tmp_path, re
     with pytest.raises(SpamkitError, match="unfinished training run"):
         load_checkpoint(out)
 
-    resumed = run_to_end(spamkit, "train", "--resume", "--out", out, unbuffered=False)
-    assert resumed.proc.returncode == 0, resumed.describe()
-    assert any(re.fullmatch(rf"resuming {re.escape(str(out))} after epoch [1-{EPOCHS - 1}]",
-                            line) for line in resumed.out_lines), resumed.describe()
-    assert_complete_checkpoint(out, EPOCHS)
-    same_results(reference, out)
+    resume_to_the_reference(spamkit, out, reference, first_epoch=1)
 
 
 def test_sigint_during_the_state_save_reports_the_epoch_that_was_saved(spamkit, tmp_path,
@@ -498,9 +503,4 @@ def test_resume_after_sigkill_finishes_the_run(spamkit, tmp_path, reference):
     with pytest.raises(SpamkitError, match="unfinished training run"):
         load_checkpoint(out)
 
-    resumed = run_to_end(spamkit, "train", "--resume", "--out", out, unbuffered=False)
-    assert resumed.proc.returncode == 0, resumed.describe()
-    assert any(re.fullmatch(rf"resuming {re.escape(str(out))} after epoch [0-{EPOCHS - 1}]",
-                            line) for line in resumed.out_lines), resumed.describe()
-    assert_complete_checkpoint(out, EPOCHS)
-    same_results(reference, out)
+    resume_to_the_reference(spamkit, out, reference, first_epoch=0)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 from pathlib import Path
@@ -182,7 +183,9 @@ def classify(
 
     clf = Classifier.load(bundle, device=device, threads=threads, precision=precision)
     if not texts:
-        texts = [line.rstrip("\n") for line in sys.stdin]
+        # Bytes that are not UTF-8 become U+FFFD rather than stopping the whole stream.
+        stdin = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace", newline="")
+        texts = [line.rstrip("\r\n") for line in stdin]
     probs = clf.predict_proba(texts)
     for text, p, i in zip(texts, probs, clf.decide(probs)):
         label = clf.labels[i]

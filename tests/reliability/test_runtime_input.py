@@ -1,12 +1,15 @@
 """What the runtime does with whatever an app passes it: text of any kind gets a prediction,
 anything else is a clear error naming the item, and huge inputs stream."""
 
+import json
+import subprocess
+import sys
 import threading
 import tracemalloc
 
 import numpy as np
 import pytest
-from conftest import SMS_FILE
+from conftest import SMS_FILE, spamkit_cli
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -135,3 +138,20 @@ def test_one_classifier_shared_by_eight_threads_answers_as_a_serial_run(tiny_bun
     assert not errors
     for k, expected in enumerate(serial):
         np.testing.assert_array_equal(results[k], expected)
+
+
+def test_spamkit_classify_takes_odd_text_from_arguments_and_stdin(tiny_bundle):
+    args = ["", "   ", "🎉 You won! 💰", "恭喜您中奖了", "free <|endoftext|> entry"]
+    result = spamkit_cli("classify", tiny_bundle, *args, "--json")
+    assert result.returncode == 0, result.stderr
+    assert [json.loads(line)["text"] for line in result.stdout.splitlines()] == args
+
+    # NUL and control bytes, a Windows line ending, a million characters, and bytes that are
+    # not UTF-8 at all.
+    stdin = b"free\x00prize\x01 now\r\n" + b"WIN " * 250_000 + b"\n\xff\xfe not utf-8?\n"
+    raw = subprocess.run([sys.executable, "-m", "spamkit", "classify", str(tiny_bundle), "--json"],
+                         input=stdin, capture_output=True, timeout=120)
+    assert raw.returncode == 0, raw.stderr
+    rows = [json.loads(line) for line in raw.stdout.decode().splitlines()]
+    assert [r["text"][:11] for r in rows] == ["free\x00prize\x01", "WIN WIN WIN", "\ufffd\ufffd not utf-"]
+    assert all(abs(sum(r["probabilities"].values()) - 1) < 1e-5 for r in rows)

@@ -9,6 +9,7 @@ import onnxruntime as ort
 import torch
 
 from spamkit.model import GPTClassifier
+from spamkit.runtime.classifier import pad_batch
 from spamkit.runtime.tokenizer import Tokenizer
 
 BATCH_SIZES = (1, 2, 5, 16)
@@ -28,11 +29,7 @@ def max_logit_difference(
         if not batch:
             break
         start += size
-        width = max(len(x) for x in batch)
-        input_ids = np.full((len(batch), width), tokenizer.pad_id, dtype=np.int64)
-        mask = np.zeros_like(input_ids)
-        for i, x in enumerate(batch):
-            input_ids[i, : len(x)], mask[i, : len(x)] = x, 1
+        input_ids, mask = pad_batch(batch, tokenizer.pad_id)
         got = session.run(["logits"], {"input_ids": input_ids, "attention_mask": mask})[0]
         with torch.no_grad():
             want = model(torch.from_numpy(input_ids), torch.from_numpy(mask)).numpy()

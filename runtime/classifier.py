@@ -37,6 +37,17 @@ def make_session(
         raise BundleError(f"ONNX Runtime cannot load {graph}: {str(e).splitlines()[0]}") from None
 
 
+def pad_batch(batch: list[list[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """Right-pad token ids to the batch's longest: the graph's input_ids and attention_mask."""
+    width = max(len(x) for x in batch)
+    input_ids = np.full((len(batch), width), pad_id, dtype=np.int64)
+    mask = np.zeros((len(batch), width), dtype=np.int64)
+    for i, x in enumerate(batch):
+        input_ids[i, : len(x)] = x
+        mask[i, : len(x)] = 1
+    return input_ids, mask
+
+
 class Classifier:
     """A text classifier backed by one ONNX Runtime session. Safe to share between threads."""
 
@@ -130,12 +141,7 @@ class Classifier:
         return out
 
     def _run(self, batch: list[list[int]]) -> np.ndarray:
-        width = max(len(x) for x in batch)
-        input_ids = np.full((len(batch), width), self.tokenizer.pad_id, dtype=np.int64)
-        mask = np.zeros((len(batch), width), dtype=np.int64)
-        for i, x in enumerate(batch):
-            input_ids[i, : len(x)] = x
-            mask[i, : len(x)] = 1
+        input_ids, mask = pad_batch(batch, self.tokenizer.pad_id)
         return self.session.run(["logits"], {"input_ids": input_ids, "attention_mask": mask})[0]
 
     def predict_proba(self, texts: str | Iterable[str]) -> np.ndarray:

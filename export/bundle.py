@@ -19,6 +19,7 @@ from spamkit.tokenizer import gpt2_tokenizer
 
 FP32_TOLERANCE = 1e-4
 VERIFY_MESSAGES = 64
+CALIBRATION_MESSAGES = 256
 
 
 @dataclass(frozen=True)
@@ -40,10 +41,7 @@ def export_bundle(checkpoint: str | Path, out: str | Path, cfg: ExportConfig) ->
     tokenizer = gpt2_tokenizer(model_cfg.context_length)
     data_cfg = replace(ckpt.data, path=cfg.data) if cfg.data else ckpt.data
     splits = load_splits(data_cfg)
-    val = splits.val
-    # Verify on real messages from short to long, so varied lengths and padding are covered.
-    step = max(len(val.texts) // VERIFY_MESSAGES, 1)
-    sample = val.texts[::step][:VERIFY_MESSAGES]
+    sample = _spread(splits.val.texts, VERIFY_MESSAGES)
 
     with atomic_dir(out) as tmp:
         fp32_path = tmp / GRAPH_FILES["fp32"]
@@ -58,7 +56,9 @@ def export_bundle(checkpoint: str | Path, out: str | Path, cfg: ExportConfig) ->
         tokenizer.save(tmp / TOKENIZER_FILE)
         graphs = {"fp32": GRAPH_FILES["fp32"]}
         if cfg.int8:
-            quantize_int8(fp32_path, tmp / GRAPH_FILES["int8"])
+            # Calibrate on training messages: validation and test stay unseen for the checks.
+            calibration = tokenizer.encode_batch(_spread(splits.train.texts, CALIBRATION_MESSAGES))
+            quantize_int8(fp32_path, tmp / GRAPH_FILES["int8"], calibration, tokenizer.pad_id)
             graphs["int8"] = GRAPH_FILES["int8"]
         manifest = Manifest(
             labels=ckpt.labels,
@@ -82,6 +82,11 @@ def export_bundle(checkpoint: str | Path, out: str | Path, cfg: ExportConfig) ->
         # Last: without its manifest the directory is not a bundle to the runtime.
         manifest = write_manifest(tmp, manifest)
     return manifest
+
+
+def _spread(texts: list[str], n: int) -> list[str]:
+    """`n` messages taken at even steps through the (shuffled) split."""
+    return texts[:: max(len(texts) // n, 1)][:n]
 
 
 def _compare_int8(bundle: Path, tokenizer, manifest: Manifest, splits: Splits) -> dict:

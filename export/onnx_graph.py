@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import onnx_ir as ir
 import torch
 
+from spamkit.export.optimize import optimize_graph
 from spamkit.export.quiet import quiet
 from spamkit.model import GPTClassifier
 
@@ -19,7 +21,8 @@ PROTOBUF_LIMIT = 2_000_000_000
 def export_onnx(model: GPTClassifier, path: Path) -> None:
     """Export with batch and sequence axes dynamic. The model's forward already gathers the
     classified token before the final LayerNorm and head, so the graph computes the head for
-    one position per message and returns [batch, num_classes]."""
+    one position per message and returns [batch, num_classes]. The graph is then rewritten into
+ONNX Runtime's fused kernels (optimize.py)."""
     model = model.eval().float()
     example = torch.tensor([[15496, 11, 995, 0], [40, 1101, 50256, 50256]])
     mask = (example != 50256).long()
@@ -35,5 +38,7 @@ def export_onnx(model: GPTClassifier, path: Path) -> None:
             opset_version=OPSET,
             dynamo=True,
         )
+    graph = optimize_graph(program.model)
     weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
-    program.save(str(path), external_data=weight_bytes > PROTOBUF_LIMIT)
+    external = f"{path.name}.data" if weight_bytes > PROTOBUF_LIMIT else None
+    ir.save(graph, path, external_data=external)

@@ -1,16 +1,137 @@
-"""int8 weights for the CPU graph, with ONNX Runtime's dynamic quantization."""
+"""int8 weights and activations for the CPU graph, with activation scales fixed at export.
+
+Every MatMul with constant weights becomes QuantizeLinear + MatMulIntegerToFloat (the same int8
+VNNI kernel that ONNX Runtime's dynamic quantization uses), with per-output-channel weight scales
+and per-tensor activation scales calibrated on real messages. Dynamic quantization would derive
+the activation scale from each batch's range, so a message's logits would depend on the
+messages batched with it; fixed scales make every row's result its own. The embedding tables
+become int8 with one scale per row.
+"""
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
-from onnxruntime.quantization import QuantType, quantize_dynamic
+import numpy as np
+import onnx_ir as ir
+import onnxruntime as ort
+from onnx_ir.passes.common import RemoveUnusedNodesPass
 
-from spamkit.export.quiet import quiet
+from spamkit.runtime.classifier import pad_batch
+
+MS_DOMAIN = "com.microsoft"
 
 
-def quantize_int8(fp32: Path, int8: Path) -> None:
-    # Per-channel weight scales keep the int8 logits close to fp32; activations are quantized
-    # at run time from each batch's range.
-    with quiet(""):  # the quantizer logs advice on the root logger
-        quantize_dynamic(fp32, int8, weight_type=QuantType.QInt8, per_channel=True)
+def quantize_int8(fp32: Path, int8: Path, calibration: list[list[int]], pad_id: int) -> None:
+    """Write the int8 version of the graph at `fp32` to `int8`; `calibration` holds the token ids
+    of real messages whose activations set the ranges."""
+    model = ir.load(fp32)
+    matmuls = [
+        n for n in model.graph
+        if n.op_type == "MatMul" and n.inputs[1].const_value is not None
+        and len(n.inputs[1].const_value.shape) == 2
+    ]
+    ranges = _activation_ranges(fp32, [n.inputs[0].name for n in matmuls], calibration, pad_id)
+    for node in matmuls:
+        _quantize_matmul(model.graph, node, ranges[node.inputs[0].name])
+    for node in list(model.graph):
+        if node.op_type == "Gather" and node.inputs[0].const_value is not None:
+            _quantize_embedding(model.graph, node)
+    model.opset_imports.setdefault(MS_DOMAIN, 1)
+    RemoveUnusedNodesPass()(model)
+    ir.save(model, int8)
+
+
+def _activation_ranges(
+    fp32: Path, names: list[str], calibration: list[list[int]], pad_id: int
+) -> dict[str, tuple[float, float]]:
+    """Min and max of each named tensor over the calibration messages, run one at a time so
+    that padding never widens a range."""
+    probe = ir.load(fp32)
+    values = {v.name: v for node in probe.graph for v in node.outputs}
+    probe.graph.outputs.extend(values[name] for name in names)
+    with tempfile.TemporaryDirectory(dir=fp32.parent) as tmp:
+        path = Path(tmp) / "probe.onnx"
+        ir.save(probe, path, external_data="probe.onnx.data")
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    lo = {name: np.inf for name in names}
+    hi = {name: -np.inf for name in names}
+    for ids in calibration:
+        input_ids, mask = pad_batch([ids], pad_id)
+        outputs = session.run(names, {"input_ids": input_ids, "attention_mask": mask})
+        for name, x in zip(names, outputs):
+            lo[name] = min(lo[name], float(x.min()))
+            hi[name] = max(hi[name], float(x.max()))
+    return {name: (lo[name], hi[name]) for name in names}
+
+
+def _const(graph: ir.Graph, name: str, array: np.ndarray) -> ir.Value:
+    value = ir.Value(name=name, const_value=ir.tensor(array, name=name))
+    graph.register_initializer(value)
+    return value
+
+
+def _quantize_matmul(graph: ir.Graph, node: ir.Node, activation_range: tuple[float, float]) -> None:
+    x, w_value = node.inputs
+    w = w_value.const_value.numpy().astype(np.float32)  # [in, out]
+    # Symmetric per-output-channel weights: the zero point is 0, so it costs nothing.
+    w_scale = np.abs(w).max(axis=0) / 127.0
+    w_scale[w_scale == 0] = 1.0
+    w_q = np.clip(np.round(w / w_scale), -127, 127).astype(np.int8)
+    # Asymmetric uint8 activations over the calibrated range, which must contain 0.
+    lo, hi = min(activation_range[0], 0.0), max(activation_range[1], 0.0)
+    x_scale = np.float32(max(hi - lo, 1e-8) / 255.0)
+    x_zero = np.uint8(np.clip(np.round(-lo / x_scale), 0, 255))
+    base = node.name or w_value.name
+    x_scale_v = _const(graph, f"{base}.x_scale", np.array(x_scale, np.float32))
+    x_zero_v = _const(graph, f"{base}.x_zero_point", np.array(x_zero, np.uint8))
+    inputs = [
+        None,
+        _const(graph, f"{w_value.name}.int8", w_q),
+        x_scale_v,
+        _const(graph, f"{w_value.name}.scale", w_scale.astype(np.float32)),
+        x_zero_v,
+        None,
+        None,
+    ]
+    quantize = ir.Node("", "QuantizeLinear", [x, x_scale_v, x_zero_v], name=f"{base}.quantize")
+    inputs[0] = quantize.outputs[0]
+    output = node.outputs[0]
+    bias_add = _bias_add(output)
+    if bias_add is not None:  # the kernel adds the bias as it writes its output
+        add, bias = bias_add
+        inputs[6] = bias
+        output = add.outputs[0]
+    matmul = ir.Node(MS_DOMAIN, "MatMulIntegerToFloat", inputs, name=f"{base}.int8")
+    graph.insert_before(node, [quantize, matmul])
+    output.replace_all_uses_with(matmul.outputs[0], replace_graph_outputs=True)
+
+
+def _bias_add(output: ir.Value) -> tuple[ir.Node, ir.Value] | None:
+    uses = output.uses()
+    if len(uses) != 1 or uses[0].node.op_type != "Add":
+        return None
+    add = uses[0].node
+    bias = add.inputs[1 - uses[0].idx]
+    if bias.const_value is None or len(bias.const_value.shape) != 1:
+        return None
+    return add, bias
+
+
+def _quantize_embedding(graph: ir.Graph, gather: ir.Node) -> None:
+    """An int8 table with one scale per row: only the gathered rows are dequantized."""
+    table_value, ids = gather.inputs
+    table = table_value.const_value.numpy().astype(np.float32)
+    scale = np.abs(table).max(axis=1, keepdims=True) / 127.0
+    scale[scale == 0] = 1.0
+    table_q = np.clip(np.round(table / scale), -127, 127).astype(np.int8)
+    name = table_value.name
+    rows = ir.Node("", "Gather", [_const(graph, f"{name}.int8", table_q), ids], name=f"{name}.rows")
+    scales = ir.Node("", "Gather", [_const(graph, f"{name}.scale", scale.astype(np.float32)), ids],
+                     name=f"{name}.row_scales")
+    cast = ir.Node("", "Cast", [rows.outputs[0]], {"to": ir.AttrInt64("to", int(ir.DataType.FLOAT))},
+                   name=f"{name}.cast")
+    mul = ir.Node("", "Mul", [cast.outputs[0], scales.outputs[0]], name=f"{name}.dequantize")
+    graph.insert_before(gather, [rows, scales, cast, mul])
+    gather.outputs[0].replace_all_uses_with(mul.outputs[0], replace_graph_outputs=True)

@@ -13,7 +13,13 @@ from spamkit.errors import SpamkitError
 from spamkit.export.onnx_graph import OPSET, export_onnx
 from spamkit.export.quantize import quantize_int8
 from spamkit.export.verify import max_logit_difference
-from spamkit.runtime.bundle import GRAPH_FILES, TOKENIZER_FILE, Manifest, write_manifest
+from spamkit.runtime.bundle import (
+    GRAPH_FILES,
+    TOKENIZER_FILE,
+    Manifest,
+    with_checksums,
+    write_manifest,
+)
 from spamkit.runtime.classifier import Classifier, make_session
 from spamkit.tokenizer import gpt2_tokenizer
 
@@ -80,7 +86,8 @@ def export_bundle(checkpoint: str | Path, out: str | Path, cfg: ExportConfig) ->
                 fp32_path.unlink()
                 manifest = replace(manifest, graphs={"int8": GRAPH_FILES["int8"]})
         # Last: without its manifest the directory is not a bundle to the runtime.
-        manifest = write_manifest(tmp, manifest)
+        manifest = with_checksums(tmp, manifest)
+        write_manifest(tmp, manifest)
     return manifest
 
 

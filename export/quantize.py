@@ -60,7 +60,7 @@ def _activation_ranges(
     for ids in calibration:
         input_ids, mask = pad_batch([ids], pad_id)
         outputs = session.run(names, {"input_ids": input_ids, "attention_mask": mask})
-        for name, x in zip(names, outputs):
+        for name, x in zip(names, outputs, strict=True):
             lo[name] = min(lo[name], float(x.min()))
             hi[name] = max(hi[name], float(x.max()))
     return {name: (lo[name], hi[name]) for name in names}
@@ -130,8 +130,8 @@ def _quantize_embedding(graph: ir.Graph, gather: ir.Node) -> None:
     rows = ir.Node("", "Gather", [_const(graph, f"{name}.int8", table_q), ids], name=f"{name}.rows")
     scales = ir.Node("", "Gather", [_const(graph, f"{name}.scale", scale.astype(np.float32)), ids],
                      name=f"{name}.row_scales")
-    cast = ir.Node("", "Cast", [rows.outputs[0]], {"to": ir.AttrInt64("to", int(ir.DataType.FLOAT))},
-                   name=f"{name}.cast")
+    to_float = {"to": ir.AttrInt64("to", int(ir.DataType.FLOAT))}
+    cast = ir.Node("", "Cast", [rows.outputs[0]], to_float, name=f"{name}.cast")
     mul = ir.Node("", "Mul", [cast.outputs[0], scales.outputs[0]], name=f"{name}.dequantize")
     graph.insert_before(gather, [rows, scales, cast, mul])
     gather.outputs[0].replace_all_uses_with(mul.outputs[0], replace_graph_outputs=True)

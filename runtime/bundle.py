@@ -5,8 +5,10 @@
     model.onnx           fp32 graph: (input_ids, attention_mask) int64 -> logits float32 [batch, classes]
     model.int8.onnx      the same graph with int8 weights (CPU)
 
-Reading a manifest checks every listed file against its sha256, so a damaged or edited bundle
-is refused before ONNX Runtime reads a byte of it.
+Reading a manifest checks that every listed file is there with its recorded size; loading a graph
+checks it and the tokenizer against their sha256 first, so a damaged or edited file is refused
+before ONNX Runtime reads a byte of it. (Hashing only what is loaded keeps start-up fast: an
+int8 app never pays for hashing the fp32 graph beside it.)
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from spamkit.atomic import write_bytes_atomic
@@ -42,6 +44,7 @@ class Manifest:
     graphs: dict[str, str]  # precision -> file
     spamkit_version: str
     files: dict[str, str] = field(default_factory=dict)  # file -> sha256
+    sizes: dict[str, int] = field(default_factory=dict)  # file -> bytes (absent before 0.2)
     verification: dict = field(default_factory=dict)  # figures measured at export
     # How the training data was split (split kind, seed, columns), so `spamkit eval` and
     # `spamkit calibrate` can rebuild the validation and test splits.
@@ -52,6 +55,11 @@ class Manifest:
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
 
+    def graph_files(self, precision: str) -> list[str]:
+        """The graph file for `precision` and any external-data files beside it."""
+        graph = self.graphs[precision]
+        return [name for name in self.files if name == graph or name.startswith(graph + ".")]
+
 
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
@@ -61,18 +69,21 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def write_manifest(bundle: str | os.PathLike[str], manifest: Manifest) -> Manifest:
-    """Write the manifest with the checksum of every other file in the directory."""
+def with_checksums(bundle: str | os.PathLike[str], manifest: Manifest) -> Manifest:
+    """The manifest with the sha256 and size of every other file in the directory."""
     bundle = Path(bundle)
-    files = {
-        p.relative_to(bundle).as_posix(): sha256_file(p)
-        for p in sorted(bundle.rglob("*"))
-        if p.is_file() and p.name != MANIFEST_FILE
-    }
-    manifest = Manifest(**{**asdict(manifest), "files": files})
+    paths = [p for p in sorted(bundle.rglob("*")) if p.is_file() and p.name != MANIFEST_FILE]
+    names = [p.relative_to(bundle).as_posix() for p in paths]
+    return replace(
+        manifest,
+        files={name: sha256_file(p) for name, p in zip(names, paths, strict=True)},
+        sizes={name: p.stat().st_size for name, p in zip(names, paths, strict=True)},
+    )
+
+
+def write_manifest(bundle: str | os.PathLike[str], manifest: Manifest) -> None:
     text = json.dumps(asdict(manifest), indent=2) + "\n"
-    write_bytes_atomic(bundle / MANIFEST_FILE, text.encode())
-    return manifest
+    write_bytes_atomic(Path(bundle) / MANIFEST_FILE, text.encode())
 
 
 def read_manifest(bundle: str | os.PathLike[str]) -> Manifest:
@@ -97,7 +108,7 @@ def read_manifest(bundle: str | os.PathLike[str]) -> Manifest:
     except TypeError as e:
         raise BundleError(f"{bundle / MANIFEST_FILE} is malformed: {e}") from None
     root = bundle.resolve()
-    for name, expected in manifest.files.items():
+    for name in manifest.files:
         path = bundle / name
         # Loading must never read outside the bundle: no absolute names, no "..", no links.
         if path.is_symlink() or not path.resolve().is_relative_to(root) or Path(name).is_absolute():
@@ -105,9 +116,18 @@ def read_manifest(bundle: str | os.PathLike[str]) -> Manifest:
                               "bundle or a link; refused")
         if not path.is_file():
             raise BundleError(f"{bundle} is incomplete: {name} is missing")
-        if sha256_file(path) != expected:
-            raise BundleError(f"{bundle / name} does not match its checksum: damaged or changed")
+        if name in manifest.sizes and path.stat().st_size != manifest.sizes[name]:
+            raise BundleError(f"{bundle / name} is {path.stat().st_size} bytes, not "
+                              f"{manifest.sizes[name]}: damaged or changed")
     for name in [manifest.tokenizer, *manifest.graphs.values()]:
         if name not in manifest.files:
             raise BundleError(f"{bundle / MANIFEST_FILE} lists {name} without a checksum")
     return manifest
+
+
+def verify_files(bundle: str | os.PathLike[str], manifest: Manifest, names: list[str]) -> None:
+    """Check the named files against their recorded sha256."""
+    for name in names:
+        if sha256_file(Path(bundle) / name) != manifest.files[name]:
+            raise BundleError(f"{Path(bundle) / name} does not match its checksum: damaged or "
+                              "changed")

@@ -17,7 +17,7 @@ except ImportError as e:  # onnxruntime and onnxruntime-gpu are alternatives, so
         "or 'spamkit[gpu]' on a machine with CUDA"
     ) from e
 
-from spamkit.runtime.bundle import BundleError, Manifest, read_manifest
+from spamkit.runtime.bundle import BundleError, Manifest, read_manifest, verify_files
 from spamkit.runtime.device import providers_for
 from spamkit.runtime.tokenizer import Tokenizer
 
@@ -105,6 +105,7 @@ class Classifier:
             raise BundleError(
                 f"{bundle} has no {precision} graph (it has {', '.join(manifest.graphs)})"
             )
+        verify_files(bundle, manifest, [manifest.tokenizer, *manifest.graph_files(precision)])
         session = make_session(bundle / manifest.graphs[precision], providers, threads)
         tokenizer = Tokenizer.load(bundle / manifest.tokenizer, manifest.context_length)
         return cls(session, tokenizer, manifest, device, precision, batch_size, threshold)

@@ -10,7 +10,13 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from spamkit.runtime import BundleError, Classifier
-from spamkit.runtime.bundle import Manifest, read_manifest, sha256_file, write_manifest
+from spamkit.runtime.bundle import (
+    Manifest,
+    read_manifest,
+    sha256_file,
+    with_checksums,
+    write_manifest,
+)
 
 
 @pytest.fixture
@@ -20,21 +26,33 @@ def bundle(tiny_bundle, tmp_path):
     return copy
 
 
-@pytest.mark.parametrize("damage", ["changed", "truncated", "missing", "emptied"])
-@pytest.mark.parametrize("name", ["model.int8.onnx", "model.onnx", "tokenizer.json"])
-def test_a_damaged_file_is_named(bundle, name, damage):
-    path = bundle / name
+def damage(path, how):
     data = path.read_bytes()
-    if damage == "changed":
+    if how == "changed":
         path.write_bytes(data[:100] + bytes([data[100] ^ 1]) + data[101:])
-    elif damage == "truncated":
+    elif how == "truncated":
         path.write_bytes(data[: len(data) // 2])
-    elif damage == "emptied":
+    elif how == "emptied":
         path.write_bytes(b"")
     else:
         path.unlink()
+
+
+@pytest.mark.parametrize("how", ["changed", "truncated", "missing", "emptied"])
+@pytest.mark.parametrize("name,precision", [("model.int8.onnx", "int8"), ("model.onnx", "fp32"),
+                                            ("tokenizer.json", None)])
+def test_a_damaged_file_is_named_when_loaded(bundle, name, precision, how):
+    damage(bundle / name, how)
     with pytest.raises(BundleError, match=name.replace(".", r"\.")):
-        Classifier.load(bundle)
+        Classifier.load(bundle, precision=precision)
+
+
+@pytest.mark.parametrize("how", ["truncated", "missing", "emptied"])
+def test_a_cut_graph_is_refused_even_when_another_is_loaded(bundle, how):
+    """Only the graph being loaded is hashed, but every file's presence and size is checked."""
+    damage(bundle / "model.onnx", how)
+    with pytest.raises(BundleError, match=r"model\.onnx"):
+        Classifier.load(bundle, precision="int8")
 
 
 def test_a_newer_bundle_format_is_refused_with_both_versions(bundle):
@@ -63,7 +81,8 @@ def test_external_data_outside_the_bundle_is_refused(bundle, tmp_path, how):
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 4])], [weight])
     onnx.save(helper.make_model(graph), bundle / "model.onnx")
-    write_manifest(bundle, Manifest(**json.loads((bundle / "manifest.json").read_text())))
+    write_manifest(bundle, with_checksums(
+        bundle, Manifest(**json.loads((bundle / "manifest.json").read_text()))))
     read_manifest(bundle)  # the checksums agree: only the path check stands in the way
     with pytest.raises(BundleError, match="model.onnx"):
         Classifier.load(bundle, precision="fp32")

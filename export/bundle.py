@@ -31,7 +31,7 @@ CALIBRATION_MESSAGES = 256
 @dataclass(frozen=True)
 class ExportConfig:
     int8: bool = False
-    keep_fp32: bool = True  # with int8: also ship the fp32 graph
+    keep_fp32: bool = False  # with int8: also ship the fp32 graph (4x the size)
     data: str | None = None  # where to find the validation messages (default: as trained)
 
 

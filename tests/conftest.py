@@ -84,7 +84,7 @@ def tiny_bundle(tiny_checkpoint, tmp_path_factory) -> Path:
     from spamkit.export.bundle import ExportConfig, export_bundle
 
     out = tmp_path_factory.mktemp("export") / "bundle"
-    export_bundle(tiny_checkpoint, out, ExportConfig(int8=True))
+    export_bundle(tiny_checkpoint, out, ExportConfig(int8=True, keep_fp32=True))
     return out
 
 

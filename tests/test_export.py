@@ -75,9 +75,9 @@ def test_int8_bundle_classifies_like_fp32(tiny_bundle):
     assert agree >= 0.95
 
 
-def test_drop_fp32_ships_only_the_int8_graph(tiny_checkpoint, tmp_path):
+def test_an_int8_bundle_ships_only_the_int8_graph(tiny_checkpoint, tmp_path):
     out = tmp_path / "bundle"
-    export_bundle(tiny_checkpoint, out, ExportConfig(int8=True, keep_fp32=False))
+    export_bundle(tiny_checkpoint, out, ExportConfig(int8=True))
     assert not (out / "model.onnx").exists()
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["graphs"] == {"int8": "model.int8.onnx"}

@@ -80,9 +80,11 @@ def test_single_string_and_list(tiny_bundle):
     assert clf.predict([]) == [] and clf.predict_proba([]).shape == (0, 2)
 
 
-def test_results_come_back_in_the_callers_order(tiny_bundle):
-    # fp32: its logits do not depend on batch-mates, so any mix-up of rows would show.
-    clf = Classifier.load(tiny_bundle, precision="fp32", batch_size=2)
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+@pytest.mark.parametrize("cap", [{"batch_size": 2}, {"batch_tokens": 12}])
+def test_results_come_back_in_the_callers_order(tiny_bundle, precision, cap):
+    # Logits do not depend on batch-mates, so any mix-up of rows would show.
+    clf = Classifier.load(tiny_bundle, precision=precision, **cap)
     texts = ["a much longer message " * 10, "hi", "medium length message here", "ok"]
     together = clf.logits(texts)
     one_by_one = np.stack([clf.logits(t) for t in texts])

@@ -107,8 +107,8 @@ def export(
     checkpoint: Path = typer.Argument(..., help="Checkpoint directory from `spamkit train`."),
     out: Path = typer.Option(..., "--out", help="Bundle directory to write."),
     int8: bool = typer.Option(False, "--int8", help="Also write the int8 graph for CPUs."),
-    keep_fp32: bool = typer.Option(True, "--keep-fp32/--drop-fp32",
-                                   help="With --int8, also ship the fp32 graph."),
+    keep_fp32: bool = typer.Option(False, "--keep-fp32",
+                                   help="With --int8, also ship the fp32 graph (4x the size)."),
     data: Optional[str] = typer.Option(None, "--data", help="Validation data for the checks "
                                        "(default: where the checkpoint was trained from)."),
 ) -> None:

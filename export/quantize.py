@@ -27,11 +27,7 @@ def quantize_int8(fp32: Path, int8: Path, calibration: list[list[int]], pad_id: 
     """Write the int8 version of the graph at `fp32` to `int8`; `calibration` holds the token ids
     of real messages whose activations set the ranges."""
     model = ir.load(fp32)
-    matmuls = [
-        n for n in model.graph
-        if n.op_type == "MatMul" and n.inputs[1].const_value is not None
-        and len(n.inputs[1].const_value.shape) == 2
-    ]
+    matmuls = [n for n in model.graph if _weight(n) is not None]
     ranges = _activation_ranges(fp32, [n.inputs[0].name for n in matmuls], calibration, pad_id)
     for node in matmuls:
         _quantize_matmul(model.graph, node, ranges[node.inputs[0].name])
@@ -66,6 +62,24 @@ def _activation_ranges(
     return {name: (lo[name], hi[name]) for name in names}
 
 
+def _weight(node: ir.Node) -> np.ndarray | None:
+    """The constant [in, out] weight of a MatMul or plain Gemm, except the class head's (the
+    graph's output: it is tiny, and it sets the logits directly)."""
+    if node.op_type not in ("MatMul", "Gemm") or node.outputs[0].is_graph_output() \
+            or node.inputs[1].const_value is None:
+        return None
+    if node.op_type == "MatMul" and len(node.inputs[1].const_value.shape) == 2:
+        return node.inputs[1].const_value.numpy()
+    attrs = {name: a.value for name, a in node.attributes.items()}
+    bias = node.inputs[2] if len(node.inputs) > 2 else None
+    if node.op_type == "Gemm" and attrs.get("alpha", 1.0) == attrs.get("beta", 1.0) == 1.0 \
+            and not attrs.get("transA", 0) \
+            and (bias is None or (bias.const_value is not None and len(bias.const_value.shape) == 1)):
+        w = node.inputs[1].const_value.numpy()
+        return w.T if attrs.get("transB", 0) else w
+    return None
+
+
 def _const(graph: ir.Graph, name: str, array: np.ndarray) -> ir.Value:
     value = ir.Value(name=name, const_value=ir.tensor(array, name=name))
     graph.register_initializer(value)
@@ -73,8 +87,8 @@ def _const(graph: ir.Graph, name: str, array: np.ndarray) -> ir.Value:
 
 
 def _quantize_matmul(graph: ir.Graph, node: ir.Node, activation_range: tuple[float, float]) -> None:
-    x, w_value = node.inputs
-    w = w_value.const_value.numpy().astype(np.float32)  # [in, out]
+    x, w_value = node.inputs[:2]
+    w = _weight(node).astype(np.float32)
     # Symmetric per-output-channel weights: the zero point is 0, so it costs nothing.
     w_scale = np.abs(w).max(axis=0) / 127.0
     w_scale[w_scale == 0] = 1.0
@@ -98,10 +112,10 @@ def _quantize_matmul(graph: ir.Graph, node: ir.Node, activation_range: tuple[flo
     quantize = ir.Node("", "QuantizeLinear", [x, x_scale_v, x_zero_v], name=f"{base}.quantize")
     inputs[0] = quantize.outputs[0]
     output = node.outputs[0]
-    bias_add = _bias_add(output)
-    if bias_add is not None:  # the kernel adds the bias as it writes its output
-        add, bias = bias_add
-        inputs[6] = bias
+    if node.op_type == "Gemm":
+        inputs[6] = node.inputs[2] if len(node.inputs) > 2 else None
+    elif (bias_add := _bias_add(output)) is not None:  # the kernel adds it as it writes
+        add, inputs[6] = bias_add
         output = add.outputs[0]
     matmul = ir.Node(MS_DOMAIN, "MatMulIntegerToFloat", inputs, name=f"{base}.int8")
     graph.insert_before(node, [quantize, matmul])

@@ -45,3 +45,14 @@ def test_presets_have_gpt2_shapes():
     non_embedding = sum(p.numel() for n, p in gpt2.named_parameters() if not n.startswith("w"))
     assert round(non_embedding / 1e6) == 85  # GPT-2 small: 124M with embeddings, 85M without
     assert gpt2.head.out_features == 2
+
+
+def test_logits_are_the_head_on_the_last_real_tokens_hidden_state():
+    """forward() runs the last block's MLP on the read token only; that must be exact."""
+    model = _model()
+    batch = [[1, 2, 3], list(range(10, 30)), [7]]
+    input_ids, mask = collate(batch, pad_id=50256)
+    with torch.no_grad():
+        hidden = model.hidden_states(input_ids)[torch.arange(3), mask.sum(dim=1) - 1]
+        torch.testing.assert_close(model(input_ids, mask), model.head(model.ln_f(hidden)),
+                                   atol=1e-6, rtol=0)

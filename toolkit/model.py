@@ -10,12 +10,15 @@ it is batched with and no attention mask is needed inside the blocks.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from spamkit.config import GPTConfig
+
+Pick = Callable[[torch.Tensor], torch.Tensor]  # [batch, seq, C] -> [batch, C]
 
 
 class CausalSelfAttention(nn.Module):
@@ -27,13 +30,15 @@ class CausalSelfAttention(nn.Module):
         self.c_proj = nn.Linear(cfg.n_embd, cfg.n_embd)
         self.resid_dropout = nn.Dropout(cfg.dropout)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, pick: Pick | None = None) -> torch.Tensor:
         B, T, C = x.shape
         q, k, v = self.c_attn(x).split(C, dim=2)
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
         p = self.dropout if self.training else 0.0
         y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)
         y = y.transpose(1, 2).contiguous().view(B, T, C)
+        if pick is not None:
+            y = pick(y)
         return self.resid_dropout(self.c_proj(y))
 
 
@@ -56,8 +61,11 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(cfg.n_embd)
         self.mlp = MLP(cfg)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.ln_1(x))
+    def forward(self, x: torch.Tensor, pick: Pick | None = None) -> torch.Tensor:
+        """With `pick`, only the picked token of each row leaves the block: attention still
+        reads every position, but all that follows it acts on one token."""
+        a = self.attn(self.ln_1(x), pick)
+        x = (x if pick is None else pick(x)) + a
         return x + self.mlp(self.ln_2(x))
 
 
@@ -84,11 +92,13 @@ class GPTClassifier(nn.Module):
         if isinstance(module, nn.Linear) and module.bias is not None:
             nn.init.zeros_(module.bias)
 
+    def embed(self, input_ids: torch.Tensor) -> torch.Tensor:
+        pos = torch.arange(input_ids.shape[1], device=input_ids.device)
+        return self.drop(self.wte(input_ids) + self.wpe(pos))
+
     def hidden_states(self, input_ids: torch.Tensor) -> torch.Tensor:
         """Output of the last block, before the final LayerNorm: [batch, seq, n_embd]."""
-        T = input_ids.shape[1]
-        pos = torch.arange(T, device=input_ids.device)
-        x = self.drop(self.wte(input_ids) + self.wpe(pos))
+        x = self.embed(input_ids)
         for block in self.h:
             x = block(x)
         return x
@@ -103,8 +113,12 @@ class GPTClassifier(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Class logits [batch, num_classes] for right-padded `input_ids` [batch, seq]."""
-        x = self.hidden_states(input_ids)
+        x = self.embed(input_ids)
+        for block in self.h[:-1]:
+            x = block(x)
         rows = torch.arange(x.shape[0], device=x.device)
-        # LayerNorm and head act per token, so running them on the one token we read is exact
-        # and spares computing them at every position.
-        return self.head(self.ln_f(x[rows, self.token_index(attention_mask)]))
+        index = self.token_index(attention_mask)
+        # After the last attention everything acts per token, so computing it for the one token
+        # the head reads is exact and spares the last block's MLP at every other position.
+        x = self.h[-1](x, pick=lambda t: t[rows, index])
+        return self.head(self.ln_f(x))

@@ -27,6 +27,10 @@ def make_session(
 ) -> ort.InferenceSession:
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # Without the arena, working memory goes back to the system after each batch instead of
+    # staying reserved for the process's lifetime (measured on the 124M int8 graph: ~50 MB less
+    # resident, ~10% less throughput).
+    options.enable_cpu_mem_arena = False
     if threads:
         options.intra_op_num_threads = threads
     try:
@@ -60,7 +64,7 @@ class Classifier:
         precision: str,
         batch_size: int = 32,
         threshold: float | None = None,
-        batch_tokens: int = 1024,
+        batch_tokens: int = 256,
     ) -> None:
         self.session = session
         self.tokenizer = tokenizer
@@ -71,7 +75,7 @@ class Classifier:
         self.batch_size = batch_size
         # A batch also stops at this many (padded) tokens: ONNX Runtime's working memory grows
         # with the tokens in flight (~100 KB each for the 124M shape), while the int8 matmuls
-        # reach full speed at a few hundred rows already.
+        # reach full speed at a few hundred rows already (256 tokens: 150 msgs/s, 512: 157).
         self.batch_tokens = batch_tokens
         # Messages read, tokenized and length-sorted together: bounds memory on huge inputs.
         self.chunk_size = 64 * batch_size
@@ -94,7 +98,7 @@ class Classifier:
         precision: str | None = None,
         batch_size: int = 32,
         threshold: float | None = None,
-        batch_tokens: int = 1024,
+        batch_tokens: int = 256,
     ) -> Classifier:
         """Load a bundle. `precision` picks a graph ("int8", "fp32"); by default the CPU runs
         int8 when the bundle has it and a GPU runs fp32. `threads` caps ONNX Runtime's

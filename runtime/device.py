@@ -67,7 +67,8 @@ def choose_graph(manifest: Manifest, bundle: Path, device: str, precision: str |
                               "precision= to pick one, or export with --fp16 or keep fp32")
         return meant[0]
     if precision not in manifest.graphs:
-        raise BundleError(f"{bundle} has no {precision} graph (it has {', '.join(manifest.graphs)})")
+        raise BundleError(f"{bundle} has no {precision} graph (it has "
+                          f"{', '.join(manifest.graphs)})")
     if precision not in meant and device != VERIFIED_EVERYWHERE_ON:
         raise BundleError(f"the {precision} graph of {bundle} is meant for "
                           f"{' and '.join(manifest.devices[precision])}, not {device} "

@@ -95,7 +95,8 @@ class TrainConfig:
         if self.token not in ("last", "first"):
             raise SpamkitError(f"unknown --token {self.token!r}; choose 'last' or 'first'")
         if self.device not in DEVICES:
-            raise SpamkitError(f"unknown --device {self.device!r}; choose from {', '.join(DEVICES)}")
+            raise SpamkitError(f"unknown --device {self.device!r}; choose from "
+                               f"{', '.join(DEVICES)}")
         if self.precision not in PRECISIONS:
             raise SpamkitError(f"unknown --precision {self.precision!r}; choose from {PRECISIONS}")
         if self.epochs < 1 or self.batch_size < 1 or self.grad_accum < 1:

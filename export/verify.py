@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -15,14 +16,20 @@ from spamkit.runtime.tokenizer import Tokenizer
 BATCH_SIZES = (1, 2, 5, 16)
 
 
-def max_logit_difference(
+@dataclass(frozen=True)
+class LogitCheck:
+    max_diff: float  # largest |ONNX - PyTorch| (NaN if either gave NaN)
+    max_logit: float  # largest |PyTorch logit|: the scale a rounding error is judged against
+
+
+def compare_logits(
     model: GPTClassifier, graph: Path, tokenizer: Tokenizer, texts: list[str]
-) -> float:
-    """Largest |ONNX - PyTorch| over the logits of `texts`, run in batches of several sizes so
-    that padding and batch shape are exercised too."""
+) -> LogitCheck:
+    """ONNX (on the CPU) against PyTorch fp32 over the logits of `texts`, run in batches of
+    several sizes so that padding and batch shape are exercised too."""
     session = ort.InferenceSession(str(graph), providers=["CPUExecutionProvider"])
     ids = tokenizer.encode_batch(texts)
-    worst, start = 0.0, 0
+    worst, scale, start = 0.0, 0.0, 0
     model = model.eval().float()
     for size in BATCH_SIZES * (len(ids) // sum(BATCH_SIZES) + 1):
         batch = ids[start : start + size]
@@ -33,5 +40,7 @@ def max_logit_difference(
         got = session.run(["logits"], {"input_ids": input_ids, "attention_mask": mask})[0]
         with torch.no_grad():
             want = model(torch.from_numpy(input_ids), torch.from_numpy(mask)).numpy()
-        worst = max(worst, float(np.abs(got - want).max()))
-    return worst
+        # np.max, unlike max(), keeps a NaN.
+        worst = float(np.max([worst, np.abs(got - want).max()]))
+        scale = max(scale, float(np.abs(want).max()))
+    return LogitCheck(worst, scale)

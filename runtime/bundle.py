@@ -1,9 +1,11 @@
 """The bundle: a directory that holds everything an app needs to classify, and its manifest.
 
-    manifest.json        labels, context length, pad id, graphs, versions, sha256 of every file
+    manifest.json        labels, context length, pad id, graphs and the device each is meant
+                         for, versions, sha256 of every file
     tokenizer.json       the GPT-2 tokenizer (see tokenizer.py)
     model.onnx           fp32 graph: (input_ids, attention_mask) int64 -> logits float32 [batch, classes]
     model.int8.onnx      the same graph with int8 weights (CPU)
+    model.fp16.onnx      the same graph in fp16, same inputs and outputs (CUDA)
 
 Reading a manifest checks that every listed file is there with its recorded size; loading a graph
 checks it and the tokenizer against their sha256 first, so a damaged or edited file is refused
@@ -25,8 +27,11 @@ from spamkit.errors import SpamkitError
 MANIFEST_FILE = "manifest.json"
 TOKENIZER_FILE = "tokenizer.json"
 FORMAT = "spamkit-bundle"
-FORMAT_VERSION = 1
-GRAPH_FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
+# 2 added `devices`. Format 1 bundles hold fp32 and int8 graphs only, meant for the devices that
+# GRAPH_DEVICES gives them, so a reader fills `devices` in from there.
+FORMAT_VERSION = 2
+GRAPH_FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx", "fp16": "model.fp16.onnx"}
+GRAPH_DEVICES = {"fp32": ["cpu", "cuda"], "int8": ["cpu"], "fp16": ["cuda"]}
 
 
 class BundleError(SpamkitError):
@@ -51,6 +56,8 @@ class Manifest:
     data: dict = field(default_factory=dict)
     # Set by `spamkit calibrate`: predict `label` when its probability reaches `value`.
     threshold: dict | None = None
+    # precision -> the devices its graph is meant for; the runtime's default picks from these.
+    devices: dict[str, list[str]] = field(default_factory=dict)
     tokenizer: str = TOKENIZER_FILE
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
@@ -104,6 +111,8 @@ def read_manifest(bundle: str | os.PathLike[str]) -> Manifest:
             f"{FORMAT_VERSION} and older: upgrade spamkit"
         )
     try:
+        if data.get("format_version", 0) < 2:
+            data = {**data, "devices": {p: GRAPH_DEVICES.get(p) for p in data.get("graphs", {})}}
         manifest = Manifest(**data)
     except TypeError as e:
         raise BundleError(f"{bundle / MANIFEST_FILE} is malformed: {e}") from None
@@ -122,6 +131,9 @@ def read_manifest(bundle: str | os.PathLike[str]) -> Manifest:
     for name in [manifest.tokenizer, *manifest.graphs.values()]:
         if name not in manifest.files:
             raise BundleError(f"{bundle / MANIFEST_FILE} lists {name} without a checksum")
+    for precision in manifest.graphs:
+        if not manifest.devices.get(precision):
+            raise BundleError(f"{bundle / MANIFEST_FILE} names no device for its {precision} graph")
     return manifest
 
 

@@ -18,7 +18,7 @@ except ImportError as e:  # onnxruntime and onnxruntime-gpu are alternatives, so
     ) from e
 
 from spamkit.runtime.bundle import BundleError, Manifest, read_manifest, verify_files
-from spamkit.runtime.device import providers_for
+from spamkit.runtime.device import choose_graph, providers_for, runs_on_cuda
 from spamkit.runtime.tokenizer import Tokenizer
 
 
@@ -35,6 +35,13 @@ def make_session(
         return ort.InferenceSession(str(graph), sess_options=options, providers=providers)
     except Exception as e:  # noqa: BLE001 - ORT raises its own Fail/InvalidGraph types
         raise BundleError(f"ONNX Runtime cannot load {graph}: {str(e).splitlines()[0]}") from None
+
+
+def _open_graph(bundle: Path, manifest: Manifest, precision: str, providers: list[str],
+                threads: int | None) -> ort.InferenceSession:
+    """A session on the bundle's `precision` graph, checked against its sha256 first."""
+    verify_files(bundle, manifest, manifest.graph_files(precision))
+    return make_session(bundle / manifest.graphs[precision], providers, threads)
 
 
 def pad_batch(batch: list[list[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
@@ -97,26 +104,26 @@ class Classifier:
         threshold: float | None = None,
         batch_tokens: int = 256,
     ) -> Classifier:
-        """Load a bundle. `precision` picks a graph ("int8", "fp32"); by default the CPU runs
-        int8 when the bundle has it and a GPU runs fp32. `threads` caps ONNX Runtime's
+        """Load a bundle. `device` is "cpu", "cuda" (an error where ONNX Runtime cannot run on
+        a GPU) or "auto" (CUDA when it can, else the CPU with a warning; `.device` says which).
+        `precision` picks a graph ("int8", "fp16", "fp32"); by default the smallest one meant
+        for the device: int8 on a CPU, fp16 on a GPU, else fp32. `threads` caps ONNX Runtime's
         intra-op threads (default: one per physical core). `threshold` overrides the
         probability threshold `spamkit calibrate` stored for the positive class (for a
         two-class model without one, the second label, e.g. "spam"). A batch holds at most
         `batch_size` messages and `batch_tokens` padded tokens."""
         bundle = Path(bundle)
         manifest = read_manifest(bundle)
-        providers, device = providers_for(device)
-        if precision is None:
-            precision = "int8" if device == "cpu" and "int8" in manifest.graphs else "fp32"
-            precision = precision if precision in manifest.graphs else next(iter(manifest.graphs))
-        if precision not in manifest.graphs:
-            raise BundleError(
-                f"{bundle} has no {precision} graph (it has {', '.join(manifest.graphs)})"
-            )
-        verify_files(bundle, manifest, [manifest.tokenizer, *manifest.graph_files(precision)])
-        session = make_session(bundle / manifest.graphs[precision], providers, threads)
+        verify_files(bundle, manifest, [manifest.tokenizer])
+        providers, running = providers_for(device)
+        graph = choose_graph(manifest, bundle, running, precision)
+        session = _open_graph(bundle, manifest, graph, providers, threads)
+        if running == "cuda" and not runs_on_cuda(session, device):
+            running = "cpu"
+            graph = choose_graph(manifest, bundle, running, precision)
+            session = _open_graph(bundle, manifest, graph, ["CPUExecutionProvider"], threads)
         tokenizer = Tokenizer.load(bundle / manifest.tokenizer, manifest.context_length)
-        return cls(session, tokenizer, manifest, device, precision, batch_size, threshold,
+        return cls(session, tokenizer, manifest, running, graph, batch_size, threshold,
                    batch_tokens)
 
     def logits(self, texts: str | Iterable[str]) -> np.ndarray:
@@ -163,6 +170,8 @@ class Classifier:
             yield rows
 
     def _run(self, batch: list[list[int]]) -> np.ndarray:
+        # On CUDA too: session.run copies the two host arrays to the GPU and the logits back,
+        # once each, which is all I/O binding would do when the inputs start on the host.
         input_ids, mask = pad_batch(batch, self.tokenizer.pad_id)
         return self.session.run(["logits"], {"input_ids": input_ids, "attention_mask": mask})[0]
 

@@ -1,16 +1,28 @@
-"""Choose ONNX Runtime execution providers for a device name."""
+"""Where a bundle runs: ONNX Runtime's execution providers for a device name, the graph for that
+device, and the check that a CUDA session really runs on the GPU."""
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
+import sys
+from pathlib import Path
 
 import onnxruntime as ort
 
 from spamkit.errors import SpamkitError
+from spamkit.runtime.bundle import BundleError, Manifest
 
 log = logging.getLogger("spamkit.runtime")
 
 DEVICES = ("cpu", "cuda", "auto")
+# Smallest first: by default a device runs the smallest graph meant for it (int8 on a CPU, fp16
+# on a GPU, else fp32).
+GRAPH_ORDER = ("int8", "fp16", "fp32")
+# Export runs every graph it writes on ONNX Runtime's CPU provider and checks what comes out,
+# so any graph verifiably runs on a CPU when asked for by name; on CUDA only those meant for it.
+VERIFIED_EVERYWHERE_ON = "cpu"
 
 
 def providers_for(device: str) -> tuple[list[str], str]:
@@ -25,7 +37,57 @@ def providers_for(device: str) -> tuple[list[str], str]:
             "(onnxruntime-gpu) on a machine with CUDA, or use device='cpu' or 'auto'"
         )
     if device == "cuda" or (device == "auto" and has_cuda):
+        _load_cuda_libraries()
         return ["CUDAExecutionProvider", "CPUExecutionProvider"], "cuda"
     if device == "auto":
         log.warning("spamkit: no CUDA execution provider available, running on CPU")
     return ["CPUExecutionProvider"], "cpu"
+
+
+@functools.cache
+def _load_cuda_libraries() -> None:
+    """spamkit[gpu] installs CUDA and cuDNN as Python packages (onnxruntime-gpu[cuda,cudnn]),
+    where the dynamic loader does not look; ONNX Runtime's preload_dlls loads them from there
+    (`import torch` would too, but the runtime never imports torch). Libraries found on the
+    system's own paths are used as they are."""
+    preload = getattr(ort, "preload_dlls", None)  # onnxruntime-gpu >= 1.21
+    if preload:
+        with contextlib.redirect_stdout(sys.stderr):  # its messages must not mix with results
+            preload()
+
+
+def choose_graph(manifest: Manifest, bundle: Path, device: str, precision: str | None) -> str:
+    """The precision of the graph to run on `device` ("cpu" or "cuda"): `precision` if given
+    and allowed there, else the smallest graph meant for the device."""
+    meant = [p for p in GRAPH_ORDER if p in manifest.graphs and device in manifest.devices[p]]
+    held = ", ".join(f"{p} for {'/'.join(manifest.devices[p])}" for p in manifest.graphs)
+    if precision is None:
+        if not meant:
+            raise BundleError(f"{bundle} has no graph meant for {device} (it has {held}); pass "
+                              "precision= to pick one, or export with --fp16 or keep fp32")
+        return meant[0]
+    if precision not in manifest.graphs:
+        raise BundleError(f"{bundle} has no {precision} graph (it has "
+                          f"{', '.join(manifest.graphs)})")
+    if precision not in meant and device != VERIFIED_EVERYWHERE_ON:
+        raise BundleError(f"the {precision} graph of {bundle} is meant for "
+                          f"{' and '.join(manifest.devices[precision])}, not {device} "
+                          f"(the bundle has {held})")
+    return precision
+
+
+def runs_on_cuda(session: ort.InferenceSession, requested: str) -> bool:
+    """Whether a session created for CUDA really runs there. ONNX Runtime quietly falls back to
+    the CPU when its CUDA provider cannot start (no GPU, CUDA or cuDNN libraries missing or of
+    the wrong version): for device="cuda" that is an error, for "auto" a warning and False."""
+    if "CUDAExecutionProvider" in session.get_providers():
+        # Nor may a run that fails on the GPU quietly rerun on the CPU.
+        session.disable_fallback()
+        return True
+    why = ("ONNX Runtime's CUDA provider could not start (its log above says why: usually no "
+           "GPU, or CUDA/cuDNN libraries missing or of another major version than "
+           "onnxruntime-gpu was built for)")
+    if requested == "cuda":
+        raise SpamkitError(f"device='cuda': {why}; use device='cpu' or 'auto'")
+    log.warning("spamkit: %s; running on CPU", why)
+    return False

@@ -18,6 +18,27 @@ SMS_FILE = SMS_DIR / "SMSSpamCollection"
 SMS_ZIP = SMS_DIR / "sms+spam+collection.zip"
 
 
+def cuda_missing() -> str | None:
+    """Why the `gpu` tests cannot run here, or None where they can: they need a GPU that PyTorch
+    sees and ONNX Runtime's CUDA provider (onnxruntime-gpu)."""
+    import onnxruntime as ort
+    import torch
+
+    if not torch.cuda.is_available():
+        return "no CUDA device visible to PyTorch"
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        return "ONNX Runtime has no CUDAExecutionProvider (install onnxruntime-gpu)"
+    return None
+
+
+def pytest_collection_modifyitems(config, items):
+    gpu_tests = [item for item in items if "gpu" in item.keywords]
+    reason = cuda_missing() if gpu_tests else None
+    if reason:
+        for item in gpu_tests:
+            item.add_marker(pytest.mark.skip(reason=f"gpu test: {reason}"))
+
+
 def closed_port_url() -> str:
     """A localhost URL where nothing listens: the download fails at once, as with no network."""
     with socket.socket() as s:
@@ -73,7 +94,8 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
     from spamkit.train import train
 
     out = tmp_path_factory.mktemp("train") / "checkpoint"
-    cfg = TrainConfig(preset="tiny", epochs=2, max_steps=60, compile=False, lr=1e-3)
+    # On the CPU wherever the suite runs, so every test sees the same model.
+    cfg = TrainConfig(preset="tiny", epochs=2, max_steps=60, compile=False, lr=1e-3, device="cpu")
     train(cfg, DataConfig(path=str(SMS_FILE)), str(out))
     return out
 

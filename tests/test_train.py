@@ -40,7 +40,8 @@ def test_checkpoint_records_what_export_and_users_need(tiny_checkpoint):
 
 
 def test_gradient_accumulation_equals_the_large_batch(tmp_path):
-    common = dict(preset="tiny", epochs=1, max_steps=1, compile=False, precision="fp32")
+    common = dict(preset="tiny", epochs=1, max_steps=1, compile=False, precision="fp32",
+                  device="cpu")
     train(TrainConfig(batch_size=8, **common), DATA, str(tmp_path / "a"))
     train(TrainConfig(batch_size=4, grad_accum=2, **common), DATA, str(tmp_path / "b"))
     a, b = _weights(tmp_path / "a"), _weights(tmp_path / "b")
@@ -67,7 +68,7 @@ def test_trainable_scope_freezes_the_rest(tmp_path, scope, frozen, trained):
 
 
 def test_compiled_training_matches_eager(tmp_path):
-    common = dict(preset="tiny", epochs=1, max_steps=3, precision="fp32")
+    common = dict(preset="tiny", epochs=1, max_steps=3, precision="fp32", device="cpu")
     train(TrainConfig(compile=True, **common), DATA, str(tmp_path / "compiled"))
     train(TrainConfig(compile=False, **common), DATA, str(tmp_path / "eager"))
     a, b = _weights(tmp_path / "compiled"), _weights(tmp_path / "eager")

@@ -11,7 +11,7 @@ from typing import Optional
 
 import typer
 
-from spamkit.config import INITS, PRECISIONS, PRESETS, TRAINABLE, TrainConfig
+from spamkit.config import DEVICES, INITS, PRECISIONS, PRESETS, TRAINABLE, TrainConfig
 from spamkit.errors import SpamkitError
 
 app = typer.Typer(
@@ -73,12 +73,14 @@ def train(
     lr: float = typer.Option(_T.lr, help="AdamW learning rate."),
     weight_decay: float = typer.Option(_T.weight_decay),
     grad_accum: int = typer.Option(_T.grad_accum, help="Micro-batches per optimizer step."),
-    precision: str = typer.Option(_T.precision, help="Autocast: " + ", ".join(PRECISIONS) + "."),
+    precision: str = typer.Option(_T.precision, help="Autocast: " + ", ".join(PRECISIONS) + " "
+                                  "(bf16 becomes fp16 with a gradient scaler on GPUs without it)."),
     compile: bool = typer.Option(_T.compile, "--compile/--no-compile", help="torch.compile the model."),
     dropout: float = typer.Option(_T.dropout),
     seed: int = typer.Option(_T.seed, help="Seed of the split, the init and the shuffling."),
     max_steps: Optional[int] = typer.Option(_T.max_steps, help="Stop after this many optimizer steps."),
-    device: str = typer.Option(_T.device, help="cpu (CUDA arrives with the GPU path)."),
+    device: str = typer.Option(_T.device, help=", ".join(DEVICES) + ": auto trains on CUDA "
+                               "when PyTorch sees a GPU, else on the CPU."),
     data: Optional[str] = typer.Option(None, "--data", help=DATA_HELP),
     split: str = typer.Option("balanced", help="balanced (the book's) or full (stratified)."),
     text_column: str = typer.Option("text", help="Text column of a CSV/TSV."),
@@ -107,15 +109,17 @@ def export(
     checkpoint: Path = typer.Argument(..., help="Checkpoint directory from `spamkit train`."),
     out: Path = typer.Option(..., "--out", help="Bundle directory to write."),
     int8: bool = typer.Option(False, "--int8", help="Also write the int8 graph for CPUs."),
-    keep_fp32: bool = typer.Option(False, "--keep-fp32",
-                                   help="With --int8, also ship the fp32 graph (4x the size)."),
+    fp16: bool = typer.Option(False, "--fp16", help="Also write the fp16 graph for GPUs."),
+    keep_fp32: bool = typer.Option(False, "--keep-fp32", help="With --int8 or --fp16, also "
+                                   "ship the fp32 graph (without them it is the only graph)."),
     data: Optional[str] = typer.Option(None, "--data", help="Validation data for the checks "
                                        "(default: where the checkpoint was trained from)."),
 ) -> None:
     """Export a checkpoint to a verified ONNX bundle."""
     from spamkit.export.bundle import ExportConfig, export_bundle
 
-    manifest = export_bundle(checkpoint, out, ExportConfig(int8=int8, keep_fp32=keep_fp32, data=data))
+    manifest = export_bundle(checkpoint, out, ExportConfig(int8=int8, fp16=fp16,
+                                                           keep_fp32=keep_fp32, data=data))
     print(f"bundle written to {out}: {', '.join(manifest.files)}")
 
 
@@ -125,7 +129,8 @@ def eval_(
     data: Optional[str] = typer.Option(None, "--data", help="Data file (default: as trained)."),
     split: str = typer.Option("test", help="train, val, test (split as in training), or all "
                               "(every message of --data: for a held-out file of your own)."),
-    precision: Optional[str] = typer.Option(None, help="Bundle graph: int8 or fp32."),
+    precision: Optional[str] = typer.Option(None, help="Bundle graph: int8, fp16 or fp32."),
+    device: str = typer.Option("cpu", help="Where a bundle runs: cpu, cuda or auto."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     plots: Optional[Path] = typer.Option(None, "--plots", help="Write confusion_matrix.png and "
                                          "precision_recall.png into this directory."),
@@ -135,7 +140,7 @@ def eval_(
 
     from spamkit.evaluate import evaluate_model, examples_for, load_scorer, pr_curves
 
-    scorer = load_scorer(model, precision)
+    scorer = load_scorer(model, precision, device)
     examples = examples_for(scorer, data, split)
     rep, probs = evaluate_model(scorer, examples)
     if plots:
@@ -175,7 +180,8 @@ def classify(
     texts: Optional[list[str]] = typer.Argument(None, help="Messages; default: one per line of stdin."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per message."),
     device: str = typer.Option("cpu", help="cpu, cuda or auto."),
-    precision: Optional[str] = typer.Option(None, help="Graph to run: int8 or fp32."),
+    precision: Optional[str] = typer.Option(None, help="Graph to run: int8, fp16 or fp32 "
+                                            "(default: the smallest meant for the device)."),
     threads: Optional[int] = typer.Option(None, help="ONNX Runtime threads."),
 ) -> None:
     """Classify messages with a bundle (no torch involved)."""

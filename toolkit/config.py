@@ -10,6 +10,7 @@ from spamkit.errors import SpamkitError
 TRAINABLE = ("head", "last-block", "all", "lora")
 INITS = ("random", "gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl")
 PRECISIONS = ("fp32", "bf16", "fp16")
+DEVICES = ("auto", "cuda", "cpu")  # auto: CUDA when PyTorch sees a GPU, else the CPU
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ class TrainConfig:
     dropout: float = 0.0
     seed: int = 123
     max_steps: int | None = None  # stop after this many optimizer steps (smoke runs)
-    device: str = "cpu"
+    device: str = "auto"
 
     def check(self) -> None:
         if self.preset is not None and self.preset not in PRESETS:
@@ -93,6 +94,9 @@ class TrainConfig:
             raise SpamkitError(f"unknown --trainable {self.trainable!r}; choose from {TRAINABLE}")
         if self.token not in ("last", "first"):
             raise SpamkitError(f"unknown --token {self.token!r}; choose 'last' or 'first'")
+        if self.device not in DEVICES:
+            raise SpamkitError(f"unknown --device {self.device!r}; choose from "
+                               f"{', '.join(DEVICES)}")
         if self.precision not in PRECISIONS:
             raise SpamkitError(f"unknown --precision {self.precision!r}; choose from {PRECISIONS}")
         if self.epochs < 1 or self.batch_size < 1 or self.grad_accum < 1:

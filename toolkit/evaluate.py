@@ -31,16 +31,17 @@ class Scorer:
     decide: Callable[[np.ndarray], np.ndarray] = _argmax  # probabilities -> class ids
 
 
-def load_scorer(path: str | Path, precision: str | None = None) -> Scorer:
+def load_scorer(path: str | Path, precision: str | None = None, device: str = "cpu") -> Scorer:
     path = Path(path)
     if (path / MANIFEST_FILE).is_file():
         from spamkit.runtime import Classifier
 
-        clf = Classifier.load(path, precision=precision)
+        clf = Classifier.load(path, device=device, precision=precision)
         # clf.decide applies a calibrated threshold, as clf.predict does in an app.
         return Scorer(clf.labels, clf.predict_proba, DataConfig(**clf.manifest.data), clf.decide)
-    if precision is not None:
-        raise SpamkitError("--precision picks a bundle's graph; a checkpoint runs in PyTorch")
+    if precision is not None or device != "cpu":
+        raise SpamkitError("--precision and --device pick how a bundle runs; a checkpoint runs "
+                           "in PyTorch on the CPU")
     from spamkit.checkpoint import load_checkpoint
 
     ckpt = load_checkpoint(path)  # names the problem if `path` is neither

@@ -45,6 +45,8 @@ def save_state(out_dir: str | Path, cfg: TrainConfig, data: DataConfig, model_cf
         tensors |= {f"optim.{index}.{k}": torch.as_tensor(v) for k, v in slots.items()}
     tensors["rng.torch"] = torch.get_rng_state()
     tensors["rng.shuffle"] = shuffle.get_state()
+    if _on_cuda(model):  # dropout on the GPU draws from CUDA's generator
+        tensors["rng.cuda"] = torch.cuda.get_rng_state()
     meta = {
         "format": FORMAT, "train": asdict(cfg), "data": asdict(data), "model": asdict(model_cfg),
         "epoch": progress.epoch, "step": progress.step, "seen": progress.seen,
@@ -74,13 +76,23 @@ class SavedState:
         for name, value in part("optim.").items():
             index, key = name.split(".", 1)
             slots.setdefault(int(index), {})[key] = value
+        # Tensors load on the CPU; these copy them to the device this run trains on.
         optimizer.load_state_dict({"state": slots, "param_groups": self.meta["optimizer_groups"]})
-        scaler.load_state_dict(self.meta["scaler"])
+        # A run saved without a scaler (bf16, fp32) that resumes on a GPU without bf16 (fp16)
+        # starts its scaler afresh.
+        if self.meta["scaler"]:
+            scaler.load_state_dict(self.meta["scaler"])
         torch.set_rng_state(self.tensors["rng.torch"])
         shuffle.set_state(self.tensors["rng.shuffle"])
+        if "rng.cuda" in self.tensors and _on_cuda(model):
+            torch.cuda.set_rng_state(self.tensors["rng.cuda"])
         best = part("best.")
         return Progress(self.meta["epoch"], self.meta["step"], self.meta["seen"],
                         self.meta["history"], self.meta["best"], best or None)
+
+
+def _on_cuda(model) -> bool:
+    return next(model.parameters()).is_cuda
 
 
 def load_state(out_dir: str | Path) -> SavedState:

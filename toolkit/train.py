@@ -6,7 +6,7 @@ import copy
 import math
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -24,6 +24,7 @@ from spamkit.pretrained import find_weights, load_pretrained, preset_name
 from spamkit.resume import Progress, load_state, save_state
 from spamkit.runtime.tokenizer import Tokenizer
 from spamkit.tokenizer import gpt2_tokenizer
+from spamkit.torch_device import describe, resolve_device, resolve_precision
 
 AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -139,11 +140,15 @@ def train(cfg: TrainConfig, data_cfg: DataConfig, out_dir: str, resume: bool = F
     """Train, keep the epoch with the best validation accuracy, write the checkpoint.
 
     With `resume`, continue an interrupted run in `out_dir` from its last complete epoch, with
-    the configuration it was started with."""
+    the configuration it was started with. `--device auto` is resolved again on resume, so a run
+    continues on whatever this machine has; the saved state is device-independent."""
     saved = load_state(out_dir) if resume else None
     if saved:
         cfg, data_cfg = saved.train, saved.data
     cfg.check()
+    device = resolve_device(cfg.device)
+    # What actually runs; `cfg` stays as asked, so that a resume resolves `auto` afresh.
+    run_cfg = replace(cfg, device=device, precision=resolve_precision(cfg.precision, device))
     torch.manual_seed(cfg.seed)
     splits = load_splits(data_cfg)
     model = GPTClassifier(saved.model) if saved else build_model(cfg, len(splits.labels))
@@ -155,9 +160,9 @@ def train(cfg: TrainConfig, data_cfg: DataConfig, out_dir: str, resume: bool = F
     pad_to = resolve_pad_to(cfg, train_data.ids, model.config.context_length)
 
     set_trainable(model, cfg)
-    model.to(cfg.device)
+    model.to(device)
     optimizer = make_optimizer(model, cfg)
-    scaler = torch.amp.GradScaler(cfg.device, enabled=cfg.precision == "fp16")
+    scaler = torch.amp.GradScaler(device, enabled=run_cfg.precision == "fp16")
     generator = torch.Generator().manual_seed(cfg.seed)
     if saved:
         progress = saved.restore(model, optimizer, scaler, generator)
@@ -175,7 +180,8 @@ def train(cfg: TrainConfig, data_cfg: DataConfig, out_dir: str, resume: bool = F
     print(
         f"training {preset_name(model.config)} ({n_trainable / 1e6:.2f}M trainable parameters, "
         f"{cfg.trainable}) on {len(train_data.ids)} messages, {len(splits.labels)} classes "
-        f"{splits.labels}, precision {cfg.precision}, compile {'on' if cfg.compile else 'off'}"
+        f"{splits.labels}, on {describe(device)}, precision {run_cfg.precision}, compile "
+        f"{'on' if cfg.compile else 'off'}"
     )
     steps_per_epoch = math.ceil(len(train_data.ids) / (cfg.batch_size * cfg.grad_accum))
     resumable = progress.epoch  # the epoch whose state is on disk
@@ -191,8 +197,8 @@ def train(cfg: TrainConfig, data_cfg: DataConfig, out_dir: str, resume: bool = F
             for i, (input_ids, mask, labels) in enumerate(
                 batches(train_data, cfg.batch_size, pad_id, order, pad_to)
             ):
-                input_ids, mask, labels = (t.to(cfg.device) for t in (input_ids, mask, labels))
-                with autocast(cfg):
+                input_ids, mask, labels = (t.to(device) for t in (input_ids, mask, labels))
+                with autocast(run_cfg):
                     logits = run(input_ids, mask).float()
                 loss = F.cross_entropy(logits, labels)
                 scaler.scale(loss / cfg.grad_accum).backward()
@@ -210,7 +216,7 @@ def train(cfg: TrainConfig, data_cfg: DataConfig, out_dir: str, resume: bool = F
                     if cfg.max_steps is not None and progress.step >= cfg.max_steps:
                         break
             bar.close()
-            val = evaluate(run, val_data, cfg, pad_id, pad_to)
+            val = evaluate(run, val_data, run_cfg, pad_id, pad_to)
             record = {
                 "epoch": epoch,
                 "step": progress.step,
@@ -247,7 +253,7 @@ def train(cfg: TrainConfig, data_cfg: DataConfig, out_dir: str, resume: bool = F
     if progress.best_state is None:
         raise SpamkitError("no epoch ran: raise --epochs or --max-steps")
     model.load_state_dict(progress.best_state)
-    final = {name: evaluate(run, d, cfg, pad_id, pad_to)
+    final = {name: evaluate(run, d, run_cfg, pad_id, pad_to)
              for name, d in (("train", train_data), ("val", val_data), ("test", test_data))}
     metrics = {
         "best_epoch": progress.best["epoch"],
@@ -262,7 +268,7 @@ def train(cfg: TrainConfig, data_cfg: DataConfig, out_dir: str, resume: bool = F
     )
     if cfg.trainable == "lora":
         merge_lora(model)
-    training = {**asdict(cfg), "pad_to_tokens": pad_to}
+    training = {**asdict(run_cfg), "pad_to_tokens": pad_to}
     ckpt = Checkpoint(model.cpu().eval(), splits.labels, preset_name(model.config), data_cfg,
                       training)
     save_checkpoint(out_dir, ckpt, metrics)  # replaces out_dir, training state included

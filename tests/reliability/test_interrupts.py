@@ -4,10 +4,10 @@ absent, or refuses to load, or is the finished result; an interrupted run resume
 result as an uninterrupted one.
 
 Every command runs in its own process (`python -m spamkit`) on the real SMS data, with the
-`tiny` preset, fp32 and no torch.compile. Children run with OMP_NUM_THREADS=1: on a busy 2-core
-machine a 2-thread torch spins against other processes (an epoch that takes 1.5 s alone took
-80 s), and one thread also makes every run bit-for-bit repeatable, which the resume comparisons
-rely on.
+`tiny` preset, fp32, on the CPU and no torch.compile. Children run with OMP_NUM_THREADS=1: on a
+busy 2-core machine a 2-thread torch spins against other processes (an epoch that takes 1.5 s
+alone took 80 s), and one thread also makes every run bit-for-bit repeatable, which the resume
+comparisons rely on.
 
 Most kill points are read off the child's stdout (its per-epoch lines) or are plain sleeps. A few
 windows are too short to hit from outside (a file write, the gap between two renames); there a
@@ -39,7 +39,7 @@ from spamkit.errors import SpamkitError
 from spamkit.runtime import Classifier
 from spamkit.runtime.bundle import read_manifest
 
-TRAIN = ("train", "--preset", "tiny", "--no-compile", "--precision", "fp32",
+TRAIN = ("train", "--preset", "tiny", "--no-compile", "--precision", "fp32", "--device", "cpu",
          "--data", str(SMS_FILE))
 EPOCHS = 4  # the resume comparisons (tests 3 and 5) and their uninterrupted reference
 TIMEOUT = 300  # seconds for any one wait: generous, for a loaded 2-core machine

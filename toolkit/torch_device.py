@@ -1,0 +1,43 @@
+"""Where training runs: the torch device that `--device` names, and the autocast precision that
+device can do."""
+
+from __future__ import annotations
+
+import torch
+
+from spamkit.errors import SpamkitError
+
+
+def resolve_device(name: str) -> str:
+    """"cpu" or "cuda" for --device cpu, cuda or auto. cuda without a usable GPU is an error:
+    a run the user meant for the GPU never quietly takes hours on the CPU instead."""
+    if name == "cpu":
+        return "cpu"
+    if torch.cuda.is_available():
+        return "cuda"
+    if name == "auto":
+        return "cpu"
+    if torch.version.cuda is None:
+        why = (f"this PyTorch ({torch.__version__}) is a CPU-only build; install a CUDA build "
+               "(`make setup` does on a machine with nvidia-smi)")
+    else:
+        why = (f"PyTorch (built for CUDA {torch.version.cuda}) sees no GPU; check nvidia-smi "
+               "and CUDA_VISIBLE_DEVICES")
+    raise SpamkitError(f"--device cuda: {why}; or train with --device cpu or auto")
+
+
+def resolve_precision(precision: str, device: str) -> str:
+    """The autocast precision to train in: bf16 where the GPU has it natively, else fp16 (with
+    the gradient scaler fp16 needs)."""
+    # Emulated bf16 (pre-Ampere GPUs) runs, but slower than fp32: not worth training in.
+    if device == "cuda" and precision == "bf16" and not torch.cuda.is_bf16_supported(
+        including_emulation=False
+    ):
+        print(f"{torch.cuda.get_device_name()} has no native bf16: training in fp16 with a "
+              "gradient scaler")
+        return "fp16"
+    return precision
+
+
+def describe(device: str) -> str:
+    return f"cuda ({torch.cuda.get_device_name()})" if device == "cuda" else device

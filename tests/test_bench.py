@@ -22,15 +22,15 @@ def no_torch(tmp_path) -> dict:
 
 
 def test_bench_reports_consistent_figures_as_json_without_torch(tiny_bundle, no_torch):
-    result = spamkit_cli("bench", tiny_bundle, "--data", SMS_FILE, "--json", "--threads", "2",
-                         *SMALL, env=no_torch)
+    result = spamkit_cli("bench", tiny_bundle, "--data", SMS_FILE, "--json", *SMALL, env=no_torch)
 
     assert result.returncode == 0, result.stderr
     r = json.loads(result.stdout)
     assert r["bundle"] == str(tiny_bundle) and r["data"] == str(SMS_FILE)
     assert (r["precision"], r["device"], r["graph"]) == ("int8", "cpu", "model.int8.onnx")
     assert r["graph_mb"] == (tiny_bundle / "model.int8.onnx").stat().st_size / 1e6
-    assert (r["threads"], r["batch_size"]) == (2, 32)
+    # Threads default to the CPUs this process may use.
+    assert (r["threads"], r["batch_size"]) == (r["machine"]["usable_cpus"], 32)
     # Start-up is timed from the process's start, so it holds the imports, the load and the
     # first answer.
     parts = r["import_s"] + r["load_s"] + r["first_answer_s"]
@@ -65,14 +65,6 @@ def test_bench_prints_a_table_for_people(tiny_bundle):
     for words in ("s from process start to first answer", "p50", "p90", "over 20 messages",
                   "msgs/s: 150 messages", "MB", "ONNX Runtime"):
         assert words in text
-
-
-def test_bench_defaults_to_the_cpus_it_may_use(tiny_bundle):
-    result = spamkit_cli("bench", tiny_bundle, "--data", SMS_FILE, "--json", *SMALL)
-
-    assert result.returncode == 0, result.stderr
-    r = json.loads(result.stdout)
-    assert r["threads"] == r["machine"]["usable_cpus"]
 
 
 @pytest.mark.parametrize("args, words", [

@@ -21,6 +21,8 @@ DEMO := runs/demo
 COMPARE_VENV ?= .venv-compare
 CPY := $(COMPARE_VENV)/bin/python
 COMPARE_ARGS ?=
+# The comparison is a CPU benchmark: CPU-only torch for the peers on every machine.
+COMPARE_TORCH_ARGS ?= --extra-index-url https://download.pytorch.org/whl/cpu
 
 .PHONY: setup demo test compare clean
 
@@ -48,7 +50,7 @@ test: setup
 $(COMPARE_VENV)/.installed: Makefile
 	$(PYTHON) -m venv $(COMPARE_VENV)
 	$(CPY) -m pip install --upgrade pip
-	$(CPY) -m pip install --no-deps --retries 1 "torch==$(TORCH_VERSION)" $(TORCH_PIP_ARGS)
+	$(CPY) -m pip install --no-deps --retries 1 "torch==$(TORCH_VERSION)" $(COMPARE_TORCH_ARGS)
 	$(CPY) -m pip install "transformers<4.58" "optimum-onnx[onnxruntime]"
 	# spamkit itself only for its measuring protocol (spamkit.measure); no dependencies of its own.
 	$(CPY) -m pip install --no-deps -e .

@@ -159,6 +159,12 @@ def cross_checks(args: argparse.Namespace, routes: list[str]) -> dict:
     return checks
 
 
+def table(rows: dict[str, list[str]], names: list[str]) -> list[str]:
+    width = max(map(len, rows)) + 2
+    return [" " * width + "".join(f"{n:>14}" for n in names),
+            *(f"{r:<{width}}" + "".join(f"{c:>14}" for c in cells) for r, cells in rows.items())]
+
+
 def report(args: argparse.Namespace, results: dict, medians: dict, checks: dict, header: dict,
            bundle: Path) -> str:
     routes = list(results)
@@ -168,49 +174,61 @@ def report(args: argparse.Namespace, results: dict, medians: dict, checks: dict,
              f"median of {args.rounds} rounds")
     messages = (f"messages: batch-1 latency over the first {args.messages}, throughput over one "
                 f"list of the first {args.throughput_messages} at batch 32, from {header['data']}")
-    load = (f"load average (1 min) before {header['load_before']:.2f}, after "
-            f"{header['load_after']:.2f}")
-    lines = [title, messages, load, ""]
-    width = max(map(len, routes)) + 2
-    lines.append(" " * width + "".join(f"{n:>15}" for n in names))
-    for r in routes:
-        cells = [FIGURES[n][2].format(medians[r][n]) if medians[r][n] is not None else "-"
-                 for n in names]
-        lines.append(f"{r:<{width}}" + "".join(f"{c:>15}" for c in cells))
+    lines = [title, messages, ""]
+
+    def shown(value: float | None, name: str) -> str:
+        return "-" if value is None else FIGURES[name][2].format(value)
+
+    lines += table({r: [shown(medians[r][n], n) for n in names] for r in routes}, names)
     for s in (r for r in SPAMKIT if r in routes):
         lines += ["", f"{s}: times better than each peer (> 1: spamkit wins)"]
-        lines.append(" " * width + "".join(f"{n:>15}" for n in names))
+        rows = {}
         for peer in (r for r in routes if r not in SPAMKIT):
-            cells = []
-            for n in names:
-                # spamkit's list figure is one predict() call on the list as given; it sorts by
-                # length itself, so it is held against both orders of the peer.
-                own = medians[s]["msgs/s"] if n == "msgs/s sorted" else medians[s][n]
-                x = ratio(own, medians[peer][n], FIGURES[n][1])
-                cells.append(f"x{x:.2f}" if x else "-")
-            lines.append(f"{peer:<{width}}" + "".join(f"{c:>15}" for c in cells))
+            # spamkit's list figure is one predict() call on the list as given; it sorts by
+            # length itself, so it is held against both orders of the peer's list.
+            own = {n: medians[s]["msgs/s" if n == "msgs/s sorted" else n] for n in names}
+            xs = [ratio(own[n], medians[peer][n], FIGURES[n][1]) for n in names]
+            rows[peer] = [f"x{x:.2f}" if x else "-" for x in xs]
+        lines += table(rows, names)
+
+    noise = ("per round, to show the noise (load: the 1-minute load average at each route's "
+             "start; a running route adds about its threads)")
+    lines += ["", noise]
+    for r in routes:
+        per = {"p50 ms": [run["latency_ms"]["p50"] for run in results[r]],
+               "msgs/s": [run["throughput"]["msgs_per_s"] for run in results[r]],
+               "load": [run["load_avg_1m_at_start"] for run in results[r]]}
+        cells = [f"{n} " + " / ".join(f"{v:.1f}" for v in values) for n, values in per.items()]
+        lines.append(f"  {r}: " + "; ".join(cells))
+
     lines += ["", "targets (issue 4, for the gpt2 shape)"]
     for route, name, bound, at_most in TARGETS:
         if route in routes:
             got = medians[route][name]
             ok = got <= bound if at_most else got >= bound
             lines.append(f"  {route} {name} {'<=' if at_most else '>='} {bound:g}: "
-                         f"{FIGURES[name][2].format(got)} {'met' if ok else 'NOT met'}")
+                         f"{shown(got, name)} {'met' if ok else 'NOT met'}")
     manifest = read_manifest(bundle)
     int8_mb = sum((bundle / f).stat().st_size for f in [*manifest.files, "manifest.json"]
                   if f != manifest.graphs.get("fp32")) / 1e6
-    lines.append(f"  int8 bundle (without the fp32 graph) <= 125 MB: {int8_mb:.0f} MB "
+    lines.append(f"  int8 bundle (without the fp32 graph) <= 125 MB: {int8_mb:.1f} MB "
                  f"{'met' if int8_mb <= 125 else 'NOT met'}")
     diff = manifest.verification.get("fp32_max_abs_logit_diff_vs_torch")
-    lines.append(f"  fp32 logits within 1e-4 of PyTorch (spamkit export's check): {diff:.1e}")
+    lines.append(f"  fp32 logits within 1e-4 of PyTorch (spamkit export's check): {diff:.1e} "
+                 f"{'met' if diff <= 1e-4 else 'NOT met'}")
+    if "spamkit-int8" in routes:
+        same = checks["spamkit-int8 alone vs in the list"]["label_agreement"]
+        lines.append(f"  spamkit-int8 labels the same alone and in the list: {same:.2%} of "
+                     f"{args.messages} {'met' if same == 1 else 'NOT met'}")
+
     lines += ["", "cross-checks"]
     for name, c in checks.items():
-        lines.append("  " + name + ": " + ", ".join(
-            f"{k.replace('_', ' ')} {v:.2%}" if "agreement" in k else f"{k.replace('_', ' ')} {v:.1e}"
-            for k, v in c.items()))
+        figures = [f"{k.replace('_', ' ')} " + (f"{v:.2%}" if "agreement" in k else f"{v:.1e}")
+                   for k, v in c.items()]
+        lines.append(f"  {name}: " + ", ".join(figures))
     tokens = {r: results[r][0]["tokens_per_message"] for r in routes}
-    same = len({json.dumps(t, sort_keys=True) for t in tokens.values()}) == 1
     first = next(iter(tokens.values()))
+    same = all(t == first for t in tokens.values())
     lines.append(f"  tokens per message: median {first['median']:g}, mean {first['mean']:.2f}; "
                  + ("the same for every route" if same else f"DIFFER: {tokens}"))
     return "\n".join(lines)
@@ -237,7 +255,7 @@ def main() -> None:
     paths = prepare(args, data)
     (args.work / "logits").mkdir(parents=True, exist_ok=True)
     header = {"spamkit": __version__, "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
-              "data": data, "load_before": os.getloadavg()[0], **machine_facts()}
+              "data": data, **machine_facts()}
     results: dict[str, list[dict]] = {r: [] for r in args.routes}
     for n in range(args.rounds):
         for route in args.routes:
@@ -246,13 +264,12 @@ def main() -> None:
                 data=data, messages=args.messages, throughput_messages=args.throughput_messages,
                 length_sorted=route.startswith("optimum"),
                 logits=str(args.work / "logits" / f"{route}.npz"))
-            t0 = time.monotonic()
+            t0, load = time.monotonic(), os.getloadavg()[0]
             r = run_child(command, {"route": spec, "measure": asdict(measure)})
-            results[route].append(r)
+            results[route].append({**r, "load_avg_1m_at_start": load})
             log(f"round {n + 1}/{args.rounds} {route}: p50 {r['latency_ms']['p50']:.1f} ms, "
                 f"{r['throughput']['msgs_per_s']:.0f} msgs/s, peak RSS {r['peak_rss_mb']:.0f} MB "
                 f"({time.monotonic() - t0:.0f} s)")
-    header["load_after"] = os.getloadavg()[0]
     medians = {r: median_figures(runs) for r, runs in results.items()}
     checks = cross_checks(args, args.routes)
     text = report(args, results, medians, checks, header, paths["bundle"])

@@ -91,8 +91,8 @@ def format_table(r: dict) -> str:
                   f"in one call, {thr['seconds']:.2f} s")
     rss = (f"{r['peak_rss_mb']:.0f} MB ({r['rss_after_first_answer_mb']:.0f} MB after the first "
            "answer)")
-    messages = (f"{tok['median']:.0f} tokens median, {tok['mean']:.1f} mean, {tok['max']} max, "
-                f"from {r['data']}")
+    messages = (f"{tok['median']:.0f} tokens median, {tok['mean']:.1f} mean, {tok['max']} max "
+                f"over the {thr['messages']} listed, from {r['data']}")
     machine = (f"{m['cpu']}, {m['usable_cpus']} of {m['cpus']} CPUs usable, load "
                f"{m['load_avg_1m']:.2f}; Python {m['python']}")
     software = (f"spamkit {m['spamkit']}, ONNX Runtime {r['onnxruntime']} "

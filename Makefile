@@ -1,5 +1,6 @@
 # `make demo`: set up, train the mini preset on the SMS Spam Collection, export int8, classify.
 # `make test`: set up and run the test suite (what CI runs).
+# `make compare`: spamkit against the book's PyTorch inference and transformers + optimum.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -17,8 +18,15 @@ SHARED_DATA := ../shared/data/sms_spam_collection/SMSSpamCollection
 DATA ?= $(wildcard $(SHARED_DATA))
 DATA_ARG := $(if $(DATA),--data $(DATA),)
 DEMO := runs/demo
+# The peer routes of `make compare` need optimum-onnx, which needs transformers<4.58 while the
+# dev venv has transformers 5: they get a venv of their own.
+COMPARE_VENV ?= .venv-compare
+CPY := $(COMPARE_VENV)/bin/python
+COMPARE_ARGS ?=
+# The comparison is a CPU benchmark: CPU-only torch for the peers on every machine.
+COMPARE_TORCH_ARGS ?= --extra-index-url https://download.pytorch.org/whl/cpu
 
-.PHONY: setup demo test clean
+.PHONY: setup demo test compare clean
 
 setup: $(VENV)/.installed
 
@@ -41,5 +49,17 @@ demo: setup
 test: setup
 	$(PY) -m pytest -q
 
+$(COMPARE_VENV)/.installed: Makefile
+	$(PYTHON) -m venv $(COMPARE_VENV)
+	$(CPY) -m pip install --upgrade pip
+	$(CPY) -m pip install --no-deps --retries 1 "torch==$(TORCH_VERSION)" $(COMPARE_TORCH_ARGS)
+	$(CPY) -m pip install "transformers<4.58" "optimum-onnx[onnxruntime]"
+	# spamkit itself only for its measuring protocol (spamkit.measure); no dependencies of its own.
+	$(CPY) -m pip install --no-deps -e .
+	touch $@
+
+compare: setup $(COMPARE_VENV)/.installed
+	$(PY) benchmarks/compare.py --peer-python $(CPY) $(DATA_ARG) $(COMPARE_ARGS)
+
 clean:
-	rm -rf $(VENV) runs
+	rm -rf $(VENV) $(COMPARE_VENV) runs

@@ -118,3 +118,24 @@ def spamkit_cli(*args: str, stdin: str | None = None, env: dict | None = None,
         input=stdin, capture_output=True, text=True, timeout=600,
         env={**os.environ, **(env or {})}, cwd=cwd,
     )
+
+
+def assert_clean_failure(result, *words, out: Path | None = None) -> str:
+    """Non-zero exit, exactly one `spamkit: error:` line naming the problem, no traceback, and
+    neither the output directory nor a temporary leftover beside it."""
+    assert result.returncode != 0, f"expected a failure\nstdout:\n{result.stdout}"
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, f"expected one line on stderr, got:\n{result.stderr}"
+    line = lines[0]
+    assert line.startswith("spamkit: error: "), line
+    assert line.removeprefix("spamkit: error: ").strip(), line
+    for word in words:
+        assert str(word) in line, f"{word!r} not in {line!r}"
+    if out is not None:
+        assert not out.exists(), f"{out} was left behind"
+        if out.parent.exists():
+            leftovers = [p.name for p in out.parent.iterdir()
+                         if ".tmp-" in p.name or ".old-" in p.name]
+            assert not leftovers, f"temporary leftovers in {out.parent}: {leftovers}"
+    return line

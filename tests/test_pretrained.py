@@ -13,11 +13,13 @@ import torch
 from conftest import SMS_FILE, spamkit_cli
 
 from spamkit.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from spamkit.config import preset_config
 from spamkit.data import DataConfig
 from spamkit.errors import SpamkitError
 from spamkit.export.bundle import ExportConfig, export_bundle
 from spamkit.lora import add_lora, merge_lora
-from spamkit.pretrained import find_weights, load_pretrained
+from spamkit.model import GPTClassifier
+from spamkit.pretrained import find_weights, load_pretrained, to_hf_names
 from spamkit.runtime import Classifier
 from spamkit.tokenizer import gpt2_tokenizer
 from spamkit.train import collate
@@ -84,6 +86,25 @@ def test_a_missing_or_misshapen_tensor_is_named(hf_dirs, tmp_path):
         load_pretrained(tmp_path / "model.safetensors", num_classes=2)
     assert "missing h.1.ln_2.weight" in str(e.value)
     assert "h.0.mlp.c_fc.bias has shape (7,)" in str(e.value)
+
+
+def test_a_spamkit_classifier_becomes_transformers_gpt2_for_sequence_classification():
+    # benchmarks/compare.py runs the same weights through transformers and optimum this way.
+    torch.manual_seed(1)
+    model = GPTClassifier(preset_config("tiny")).eval()
+    hf = transformers.GPT2ForSequenceClassification(transformers.GPT2Config(
+        **SHAPE, num_labels=2, pad_token_id=50256)).eval()
+    hf.load_state_dict(to_hf_names(model.state_dict()), strict=True)
+    ids, mask = collate([[15496, 11, 995], [40, 716, 257, 1332, 13, 0]], pad_id=50256)
+    with torch.no_grad():
+        want = model(ids, mask)
+        got = hf(input_ids=ids, attention_mask=mask).logits
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
+
+    with torch.no_grad():
+        model.head.bias.fill_(0.5)
+    with pytest.raises(SpamkitError, match="score head has no bias"):
+        to_hf_names(model.state_dict())
 
 
 def test_train_with_local_weights_through_the_cli(hf_dirs, hf_model, tmp_path):

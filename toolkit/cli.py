@@ -202,6 +202,39 @@ def classify(
             print(f"{label}\t{p.max():.3f}\t{text}")
 
 
+@app.command()
+def bench(
+    bundle: Path = typer.Argument(..., help="Bundle directory from `spamkit export`."),
+    data: Optional[str] = typer.Option(None, "--data", help="Messages to classify. " + DATA_HELP),
+    device: str = typer.Option("cpu", help="cpu, cuda or auto."),
+    precision: Optional[str] = typer.Option(None, help="Graph to run: int8 or fp32 (default: "
+                                            "the one Classifier.load picks)."),
+    threads: Optional[int] = typer.Option(None, help="ONNX Runtime threads (default: the CPUs "
+                                          "this process may use)."),
+    messages: int = typer.Option(200, help="Batch-1 latency over the first N messages."),
+    throughput_messages: int = typer.Option(1000, help="Throughput of one call on a list of "
+                                            "the first N messages."),
+    warmup: int = typer.Option(10, help="Untimed batch-1 calls before the latency run."),
+    batch_size: int = typer.Option(32, help="Classifier batch size for the list."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Start-up, batch-1 latency, throughput and peak memory of a bundle, measured in a fresh
+    process on real messages (no torch involved)."""
+    from spamkit.data import resolve_data
+    from spamkit.measure import MeasureConfig, usable_cpus
+    from spamkit.runtime.bench import BenchConfig, format_table, run_bench
+    from spamkit.runtime.bundle import read_manifest
+
+    read_manifest(bundle)  # a bad bundle is reported before the data is looked for
+    threads = usable_cpus() if threads is None else threads
+    cfg = BenchConfig(bundle=str(bundle), threads=threads, device=device, precision=precision,
+                      batch_size=batch_size)
+    measure = MeasureConfig(data=str(resolve_data(data)), messages=messages, warmup=warmup,
+                            throughput_messages=throughput_messages)
+    result = run_bench(cfg, measure)
+    print(json.dumps(result, indent=2) if as_json else format_table(result))
+
+
 def main() -> None:
     try:
         app()

@@ -89,6 +89,22 @@ def to_spamkit_names(hf: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return state
 
 
+def to_hf_names(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The inverse of to_spamkit_names, for transformers' GPT2ForSequenceClassification: its
+    class head is `score`, which has no bias, so only a head whose bias is zero maps exactly."""
+    hf = {}
+    for name, tensor in state.items():
+        if name == "head.bias":
+            if tensor.any():
+                raise SpamkitError("Hugging Face's GPT-2 score head has no bias, and this "
+                                   "model's head bias is not zero")
+        elif name == "head.weight":
+            hf["score.weight"] = tensor
+        else:
+            hf[f"transformer.{name}"] = tensor.t().contiguous() if name.endswith(CONV1D) else tensor
+    return hf
+
+
 def gpt2_config(path: Path, state: dict[str, torch.Tensor], **overrides) -> GPTConfig:
     """Shape of the weights: sizes from the tensors, heads from config.json beside them (or
     from GPT-2's four published sizes)."""

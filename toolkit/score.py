@@ -100,34 +100,42 @@ def score_file(bundle: str | Path, source: Source, output: str | Path, cfg: Scor
                            "or delete it to start over")
     classes = read_manifest(bundle).labels  # a bad bundle is refused before the input is read
     index = Index.of(source, PIECE)  # checks every record, so bad input stops the run here
-    done = _cut_to_complete_rows(partial, kind, source, index) if cfg.resume else 0
+    done = 0
+    if cfg.resume:
+        done = _cut_to_complete_rows(partial, kind, source, index)
+        print(f"resuming {output} after {done} of {index.total} messages", flush=True)
     output.parent.mkdir(parents=True, exist_ok=True)
-    with open(partial, "a" if done else "w", encoding="utf-8", newline="") as f:
-        rows = Rows(f, kind, classes)
-        if not done:
-            rows.header()
-        bar = tqdm(total=index.total, initial=done, unit=" messages", disable=None)
-        written = done
+    written = done
+    try:
+        with open(partial, "a" if done else "w", encoding="utf-8", newline="") as f:
+            rows = Rows(f, kind, classes)
+            if not done:
+                rows.header()
+            bar = tqdm(total=index.total, initial=done, unit=" messages", disable=None)
 
-        def write(ids: Sequence[str], labels: Sequence[str], probs: np.ndarray) -> None:
-            nonlocal written
-            rows.write(ids, labels, probs)
-            written += len(ids)
-            bar.update(len(ids))
+            def write(ids: Sequence[str], labels: Sequence[str], probs: np.ndarray) -> None:
+                nonlocal written
+                rows.write(ids, labels, probs)
+                written += len(ids)
+                bar.update(len(ids))
 
-        try:
-            if cfg.engine == "ray":
-                from spamkit.score_ray import score_on_ray
+            try:
+                if cfg.engine == "ray":
+                    from spamkit.score_ray import score_on_ray
 
-                score_on_ray(bundle, source, index, done + 1, cfg, write)
-            else:
-                _score_here(bundle, source, index, done + 1, cfg, write)
-        except KeyboardInterrupt:
-            raise Interrupted(f"interrupted after {written} of {index.total} messages, which "
-                              f"{partial} keeps: add --resume to the same command to continue"
-                              ) from None
-        finally:
-            bar.close()
+                    score_on_ray(bundle, source, index, done + 1, cfg, write)
+                else:
+                    _score_here(bundle, source, index, done + 1, cfg, write)
+            finally:
+                bar.close()
+    except BaseException as e:
+        if not written:
+            partial.unlink(missing_ok=True)  # nothing scored: nothing to resume either
+        if isinstance(e, KeyboardInterrupt):
+            raise Interrupted(f"interrupted after {written} of {index.total} messages"
+                              + (f", which {partial} keeps: add --resume to the same command "
+                                 "to continue" if written else "")) from None
+        raise
     commit_file(partial, output)
     return index.total
 

@@ -53,6 +53,15 @@ class Manifest:
     format_version: int = FORMAT_VERSION
 
 
+def graph_file(bundle: str | os.PathLike[str], manifest: Manifest, precision: str) -> Path:
+    """The bundle's graph of that precision, or a BundleError naming the ones it has."""
+    if precision not in manifest.graphs:
+        raise BundleError(
+            f"{bundle} has no {precision} graph (it has {', '.join(manifest.graphs)})"
+        )
+    return Path(bundle) / manifest.graphs[precision]
+
+
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

@@ -17,7 +17,7 @@ except ImportError as e:  # onnxruntime and onnxruntime-gpu are alternatives, so
         "or 'spamkit[gpu]' on a machine with CUDA"
     ) from e
 
-from spamkit.runtime.bundle import BundleError, Manifest, read_manifest
+from spamkit.runtime.bundle import BundleError, Manifest, graph_file, read_manifest
 from spamkit.runtime.device import providers_for
 from spamkit.runtime.tokenizer import Tokenizer
 
@@ -101,11 +101,7 @@ class Classifier:
         if precision is None:
             precision = "int8" if device == "cpu" and "int8" in manifest.graphs else "fp32"
             precision = precision if precision in manifest.graphs else next(iter(manifest.graphs))
-        if precision not in manifest.graphs:
-            raise BundleError(
-                f"{bundle} has no {precision} graph (it has {', '.join(manifest.graphs)})"
-            )
-        session = make_session(bundle / manifest.graphs[precision], providers, threads)
+        session = make_session(graph_file(bundle, manifest, precision), providers, threads)
         tokenizer = Tokenizer.load(bundle / manifest.tokenizer, manifest.context_length)
         return cls(session, tokenizer, manifest, device, precision, batch_size, threshold)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Optional
@@ -12,7 +13,7 @@ from typing import Optional
 import typer
 
 from spamkit.config import INITS, PRECISIONS, PRESETS, TRAINABLE, TrainConfig
-from spamkit.errors import SpamkitError
+from spamkit.errors import Interrupted, SpamkitError
 
 app = typer.Typer(
     add_completion=False,
@@ -90,8 +91,6 @@ def train(
                               "the global batch."),
 ) -> None:
     """Fine-tune a GPT classifier and write a checkpoint directory."""
-    import os
-
     from spamkit.data import DataConfig
     from spamkit.train import train as run_training
 
@@ -107,7 +106,9 @@ def train(
                                f"evenly among {nproc} processes")
         from spamkit.distributed import launch
 
-        code = launch(nproc, sys.argv[1:])
+        code, interrupted = launch(nproc, sys.argv[1:])
+        if interrupted:
+            raise typer.Exit(130)  # rank 0 has said where to resume from
         if code:
             raise SpamkitError(f"training failed in a worker process (torchrun exit {code})")
         return
@@ -254,7 +255,9 @@ def main() -> None:
     try:
         app()
     except SpamkitError as e:
-        print(f"spamkit: error: {e}", file=sys.stderr)
+        # Every process of a distributed run is interrupted at once; rank 0 speaks for all.
+        if not (isinstance(e, Interrupted) and os.environ.get("RANK", "0") != "0"):
+            print(f"spamkit: error: {e}", file=sys.stderr)
         sys.exit(getattr(e, "exit_code", 1))
     except OSError as e:
         print(f"spamkit: error: {e}", file=sys.stderr)

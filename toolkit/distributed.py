@@ -54,8 +54,9 @@ def all_sum(values: list[float], device: str) -> list[float]:
     return t.tolist()
 
 
-def launch(nproc: int, args: list[str]) -> int:
-    """Run `spamkit ARGS` as `nproc` processes on this machine through torchrun; its exit code.
+def launch(nproc: int, args: list[str]) -> tuple[int, bool]:
+    """Run `spamkit ARGS` as `nproc` processes on this machine through torchrun; return its
+    exit code and whether Ctrl-C stopped it.
 
     `--nproc` itself is left out of the workers' arguments: torchrun's parser would take it for
     an abbreviation of its own --nproc-per-node."""
@@ -64,9 +65,10 @@ def launch(nproc: int, args: list[str]) -> int:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
            f"--nproc-per-node={nproc}", "-m", "spamkit", *args]
     proc = subprocess.Popen(cmd)
+    interrupted = False
     while True:
         try:
-            return proc.wait()
+            return proc.wait(), interrupted
         except KeyboardInterrupt:
-            # The terminal's Ctrl-C reached the workers too: let them report and exit.
-            continue
+            # The terminal's Ctrl-C reached torchrun and the workers too: let them stop.
+            interrupted = True

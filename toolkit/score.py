@@ -23,7 +23,7 @@ from spamkit.atomic import commit_file
 from spamkit.errors import Interrupted, SpamkitError
 from spamkit.records import Index, Source, records
 from spamkit.runtime import Classifier
-from spamkit.runtime.bundle import read_manifest
+from spamkit.runtime.bundle import graph_file, read_manifest
 
 OUTPUT_KINDS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 ENGINES = ("local", "ray")
@@ -98,7 +98,10 @@ def score_file(bundle: str | Path, source: Source, output: str | Path, cfg: Scor
     if not cfg.resume and partial.exists():
         raise SpamkitError(f"{partial} holds an interrupted run: add --resume to continue it, "
                            "or delete it to start over")
-    classes = read_manifest(bundle).labels  # a bad bundle is refused before the input is read
+    # A bad bundle is refused before the input is read, and before any Ray actor loads it.
+    manifest = read_manifest(bundle)
+    if cfg.precision is not None:
+        graph_file(bundle, manifest, cfg.precision)
     index = Index.of(source, PIECE)  # checks every record, so bad input stops the run here
     done = 0
     if cfg.resume:
@@ -108,7 +111,7 @@ def score_file(bundle: str | Path, source: Source, output: str | Path, cfg: Scor
     written = done
     try:
         with open(partial, "a" if done else "w", encoding="utf-8", newline="") as f:
-            rows = Rows(f, kind, classes)
+            rows = Rows(f, kind, manifest.labels)
             if not done:
                 rows.header()
             bar = tqdm(total=index.total, initial=done, unit=" messages", disable=None)

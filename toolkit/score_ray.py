@@ -103,6 +103,15 @@ def score_on_ray(bundle: str | Path, source: Source, index: Index, first: int,
             write(batch["id"].tolist(), batch["label"].tolist(), batch["probs"])
             expected += len(batch["number"])
     except ray.exceptions.RayError as e:
-        raise SpamkitError(f"scoring on Ray failed: {str(e).splitlines()[0]}") from None
+        raise SpamkitError(f"scoring on Ray failed: {_reason(e)}") from None
     finally:
         ray.shutdown()
+
+
+def _reason(error: BaseException) -> str:
+    """What stopped Ray: the last line of the traceback it passes on as text (the exception
+    itself stays in the worker), without the type when it is spamkit's own error."""
+    lines = [line for line in str(error).splitlines() if line.strip()]
+    last = lines[-1] if lines else type(error).__name__
+    kind, sep, message = last.partition(": ")
+    return message if sep and kind.startswith("spamkit.") else last

@@ -280,10 +280,10 @@ def train(cfg: TrainConfig, data_cfg: DataConfig, out_dir: str, resume: bool = F
                            generator, progress)
             resumable = epoch
     except KeyboardInterrupt:
-        raise Interrupted(
-            f"interrupted; {out_dir} can resume after epoch {resumable}: "
-            f"spamkit train --resume --out {out_dir}"
-        ) from None
+        how = (f"spamkit train --resume --out {out_dir}" if ranks.world == 1
+               else "the same command with --resume")
+        raise Interrupted(f"interrupted; {out_dir} can resume after epoch {resumable}: {how}"
+                          ) from None
 
     if progress.best_state is None:
         raise SpamkitError("no epoch ran: raise --epochs or --max-steps")

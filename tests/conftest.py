@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.server
+import itertools
 import os
 import socket
 import subprocess
@@ -107,6 +108,31 @@ def tiny_bundle(tiny_checkpoint, tmp_path_factory) -> Path:
 
     out = tmp_path_factory.mktemp("export") / "bundle"
     export_bundle(tiny_checkpoint, out, ExportConfig(int8=True, keep_fp32=True))
+    return out
+
+
+@pytest.fixture(scope="session")
+def sms_20k(tmp_path_factory) -> Path:
+    """20,000 real SMS messages, one per line: the collection's 5,574 repeated."""
+    texts = [line.split("\t", 1)[1].rstrip("\r")
+             for line in SMS_FILE.read_text(encoding="utf-8").split("\n") if line]
+    path = tmp_path_factory.mktemp("score") / "sms20k.txt"
+    lines = itertools.islice(itertools.cycle(texts), 20_000)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+# fp32: its logits do not depend on a message's batch-mates (the int8 graph quantizes
+# activations per batch), so runs that batch the same messages differently can match exactly.
+SCORE_FP32 = ("--precision", "fp32", "--threads", "1")
+
+
+@pytest.fixture(scope="session")
+def sms_20k_scored(sms_20k, tiny_bundle, tmp_path_factory) -> Path:
+    """`spamkit score` of sms_20k by the local engine, uninterrupted: the reference output."""
+    out = tmp_path_factory.mktemp("scored") / "scores.csv"
+    result = spamkit_cli("score", tiny_bundle, sms_20k, "--out", out, *SCORE_FP32)
+    assert result.returncode == 0, result.stderr
     return out
 
 

@@ -42,12 +42,17 @@ def atomic_file(target: str | os.PathLike[str]) -> Iterator[Path]:
     tmp_path.chmod(0o666 & ~_UMASK)
     try:
         yield tmp_path
-        with open(tmp_path, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp_path, target)
-        _fsync_dir(target.parent)
+        commit_file(tmp_path, target)
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+def commit_file(tmp: Path, target: Path) -> None:
+    """Rename a complete file over `target`, durably: its data is on disk before its name."""
+    with open(tmp, "rb+") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, target)
+    _fsync_dir(target.parent)
 
 
 def write_bytes_atomic(target: str | os.PathLike[str], data: bytes) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Optional
@@ -12,7 +13,7 @@ from typing import Optional
 import typer
 
 from spamkit.config import DEVICES, INITS, PRECISIONS, PRESETS, TRAINABLE, TrainConfig
-from spamkit.errors import SpamkitError
+from spamkit.errors import Interrupted, SpamkitError
 
 app = typer.Typer(
     add_completion=False,
@@ -87,10 +88,32 @@ def train(
     label_column: str = typer.Option("label", help="Label column of a CSV/TSV."),
     resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run in --out "
                                 "after its last complete epoch, with its original settings."),
+    nproc: int = typer.Option(1, "--nproc", help="Train as N processes on this machine "
+                              "(DistributedDataParallel through torchrun); --batch-size stays "
+                              "the global batch."),
 ) -> None:
     """Fine-tune a GPT classifier and write a checkpoint directory."""
     from spamkit.data import DataConfig
     from spamkit.train import train as run_training
+
+    launched = int(os.environ.get("WORLD_SIZE", "1"))  # set when torchrun started this process
+    if nproc < 1:
+        raise SpamkitError("--nproc must be at least 1")
+    if launched > 1 and nproc not in (1, launched):
+        raise SpamkitError(f"--nproc {nproc}, but torchrun started {launched} processes: "
+                           "leave --nproc out under torchrun")
+    if nproc > 1 and launched == 1:
+        if batch_size % nproc:
+            raise SpamkitError(f"--batch-size {batch_size} is the global batch: it must divide "
+                               f"evenly among {nproc} processes")
+        from spamkit.distributed import launch
+
+        code, interrupted = launch(nproc, sys.argv[1:])
+        if interrupted:
+            raise typer.Exit(130)  # rank 0 has said where to resume from
+        if code:
+            raise SpamkitError(f"training failed in a worker process (torchrun exit {code})")
+        return
 
     cfg = TrainConfig(
         preset=preset, init=init, weights=weights, trainable=trainable, lora_rank=lora_rank,
@@ -235,11 +258,45 @@ def bench(
     print(json.dumps(result, indent=2) if as_json else format_table(result))
 
 
+@app.command()
+def score(
+    bundle: Path = typer.Argument(..., help="Bundle directory from `spamkit export`."),
+    input: Path = typer.Argument(..., help="Messages: a .csv/.tsv with a header, a .jsonl "
+                                 "file of objects, or any other file as one message per line."),
+    out: Path = typer.Option(..., "--out", help="Output file, .csv or .jsonl: id, label and "
+                             "the probability of each class (p_spam), one row per message."),
+    text_column: str = typer.Option("text", help="Text column (CSV) or field (JSONL)."),
+    id_column: Optional[str] = typer.Option(None, help="Id column or field (default: the "
+                                            "message's number, 1 for the first)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run that "
+                                "left OUT.partial, after its last complete row."),
+    engine: str = typer.Option("local", help="local (this process) or ray (Ray Data actors; "
+                               "pip install 'spamkit[ray]')."),
+    batch_size: int = typer.Option(1024, help="Messages scored together (one actor call on "
+                                   "Ray)."),
+    actors: int = typer.Option(1, help="Ray actors, each with its own copy of the model."),
+    address: Optional[str] = typer.Option(None, help="A running Ray cluster (host:port); "
+                                          "default: start one on this machine."),
+    precision: Optional[str] = typer.Option(None, help="Graph to run: int8 or fp32."),
+    threads: Optional[int] = typer.Option(None, help="ONNX Runtime threads (per actor)."),
+) -> None:
+    """Score a file of any size: one row per message, in order (no torch involved)."""
+    from spamkit.records import Source
+    from spamkit.score import ScoreConfig, score_file
+
+    cfg = ScoreConfig(engine=engine, batch_size=batch_size, precision=precision,
+                      threads=threads, actors=actors, address=address, resume=resume)
+    n = score_file(bundle, Source.of(input, text_column, id_column), out, cfg)
+    print(f"{n} messages scored into {out}")
+
+
 def main() -> None:
     try:
         app()
     except SpamkitError as e:
-        print(f"spamkit: error: {e}", file=sys.stderr)
+        # Every process of a distributed run is interrupted at once; rank 0 speaks for all.
+        if not (isinstance(e, Interrupted) and os.environ.get("RANK", "0") != "0"):
+            print(f"spamkit: error: {e}", file=sys.stderr)
         sys.exit(getattr(e, "exit_code", 1))
     except OSError as e:
         print(f"spamkit: error: {e}", file=sys.stderr)

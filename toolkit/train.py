@@ -13,10 +13,11 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from spamkit import plots
+from spamkit import distributed, plots
 from spamkit.checkpoint import Checkpoint, save_checkpoint
 from spamkit.config import TrainConfig, preset_config
 from spamkit.data import DataConfig, Examples, load_splits
+from spamkit.distributed import Ranks
 from spamkit.errors import Interrupted, SpamkitError
 from spamkit.lora import add_lora, merge_lora
 from spamkit.model import GPTClassifier
@@ -119,12 +120,13 @@ def autocast(cfg: TrainConfig):
 
 @torch.no_grad()
 def evaluate(
-    model, data: Encoded, cfg: TrainConfig, pad_id: int, pad_to: int | None = None
+    model, data: Encoded, cfg: TrainConfig, pad_id: int, pad_to: int | None, ranks: Ranks
 ) -> dict[str, float]:
-    """Mean cross-entropy and accuracy over a whole split (the book's calc_*_loader)."""
+    """Mean cross-entropy and accuracy over a whole split (the book's calc_*_loader); with
+    several processes, each scores every world-th message and the sums are added up."""
     model.eval()
     # Sorting by length wastes no compute on padding; the order does not change the means.
-    order = sorted(range(len(data.ids)), key=lambda i: len(data.ids[i]))
+    order = sorted(range(len(data.ids)), key=lambda i: len(data.ids[i]))[ranks.rank :: ranks.world]
     loss_sum, correct = 0.0, 0
     for input_ids, mask, labels in batches(data, 32, pad_id, order, pad_to):
         with autocast(cfg):
@@ -132,6 +134,7 @@ def evaluate(
         labels = labels.to(cfg.device)
         loss_sum += F.cross_entropy(logits, labels, reduction="sum").item()
         correct += (logits.argmax(-1) == labels).sum().item()
+    loss_sum, correct = distributed.all_sum([loss_sum, correct], cfg.device)
     n = max(len(data.ids), 1)
     return {"loss": loss_sum / n, "accuracy": correct / n}
 
@@ -141,7 +144,10 @@ def train(cfg: TrainConfig, data_cfg: DataConfig, out_dir: str, resume: bool = F
 
     With `resume`, continue an interrupted run in `out_dir` from its last complete epoch, with
     the configuration it was started with. `--device auto` is resolved again on resume, so a run
-    continues on whatever this machine has; the saved state is device-independent."""
+    continues on whatever this machine has; the saved state is device-independent. Under
+    torchrun every process runs this with the same arguments: each trains on its share of every
+    batch (`cfg.batch_size` is the global batch), gradients and metrics are averaged over all of
+    them, and only rank 0 prints and writes."""
     saved = load_state(out_dir) if resume else None
     if saved:
         cfg, data_cfg = saved.train, saved.data
@@ -149,6 +155,10 @@ def train(cfg: TrainConfig, data_cfg: DataConfig, out_dir: str, resume: bool = F
     device = resolve_device(cfg.device)
     # What actually runs; `cfg` stays as asked, so that a resume resolves `auto` afresh.
     run_cfg = replace(cfg, device=device, precision=resolve_precision(cfg.precision, device))
+    ranks = distributed.start(device)
+    if cfg.batch_size % ranks.world:
+        raise SpamkitError(f"--batch-size {cfg.batch_size} is the global batch: it must divide "
+                           f"evenly among {ranks.world} processes")
     torch.manual_seed(cfg.seed)
     splits = load_splits(data_cfg)
     model = GPTClassifier(saved.model) if saved else build_model(cfg, len(splits.labels))
@@ -166,24 +176,38 @@ def train(cfg: TrainConfig, data_cfg: DataConfig, out_dir: str, resume: bool = F
     generator = torch.Generator().manual_seed(cfg.seed)
     if saved:
         progress = saved.restore(model, optimizer, scaler, generator)
-        print(f"resuming {out_dir} after epoch {progress.epoch}")
+        if ranks.master:
+            print(f"resuming {out_dir} after epoch {progress.epoch}")
     else:
         progress = Progress()
         # A resume point before the first epoch, so an interrupt at any time can resume.
-        save_state(out_dir, cfg, data_cfg, model.config, model, optimizer, scaler, generator,
-                   progress)
+        if ranks.master:
+            save_state(out_dir, cfg, data_cfg, model.config, model, optimizer, scaler,
+                       generator, progress)
     # dynamic=True: every batch has its own length, and one graph with a symbolic length
     # beats recompiling for each new one.
     run = torch.compile(model, dynamic=True) if cfg.compile else model
+    step = run
+    if ranks.world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        step = DistributedDataParallel(
+            run, device_ids=None if device == "cpu" else [ranks.local])
 
     n_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    print(
-        f"training {preset_name(model.config)} ({n_trainable / 1e6:.2f}M trainable parameters, "
-        f"{cfg.trainable}) on {len(train_data.ids)} messages, {len(splits.labels)} classes "
-        f"{splits.labels}, on {describe(device)}, precision {run_cfg.precision}, compile "
-        f"{'on' if cfg.compile else 'off'}"
-    )
-    steps_per_epoch = math.ceil(len(train_data.ids) / (cfg.batch_size * cfg.grad_accum))
+    if ranks.master:
+        print(
+            f"training {preset_name(model.config)} ({n_trainable / 1e6:.2f}M trainable "
+            f"parameters, {cfg.trainable}) on {len(train_data.ids)} messages, "
+            f"{len(splits.labels)} classes {splits.labels}, on {describe(device)}, precision "
+            f"{run_cfg.precision}, compile {'on' if cfg.compile else 'off'}"
+            + (f", {ranks.world} processes" if ranks.world > 1 else "")
+        )
+    n = len(train_data.ids)
+    extra = -n % ranks.world  # messages repeated so that every rank gets as many
+    local_batch = cfg.batch_size // ranks.world
+    n_batches = math.ceil((n + extra) / cfg.batch_size)
+    steps_per_epoch = math.ceil(n_batches / cfg.grad_accum)
     resumable = progress.epoch  # the epoch whose state is on disk
     try:
         for epoch in range(progress.epoch + 1, cfg.epochs + 1):
@@ -191,22 +215,35 @@ def train(cfg: TrainConfig, data_cfg: DataConfig, out_dir: str, resume: bool = F
                 break
             t0 = time.perf_counter()
             model.train()
-            order = torch.randperm(len(train_data.ids), generator=generator).tolist()
+            order = torch.randperm(n, generator=generator).tolist()
+            if ranks.world > 1:
+                # DistributedSampler's split of this (same on every rank) order: rank r takes
+                # every world-th message, after repeating the first few so that all ranks run
+                # as many steps. Batch k of every rank together is then batch k of a
+                # single-process run.
+                order = (order + order[:extra])[ranks.rank :: ranks.world]
+                # Its own dropout masks on each rank, from the epoch alone, so a resumed run
+                # draws the masks an uninterrupted one would.
+                torch.manual_seed(cfg.seed + epoch * ranks.world + ranks.rank)
             loss_sum, correct, count = 0.0, 0, 0
-            bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch}", leave=False, disable=None)
+            bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch}", leave=False,
+                       disable=None if ranks.master else True)
             for i, (input_ids, mask, labels) in enumerate(
-                batches(train_data, cfg.batch_size, pad_id, order, pad_to)
+                batches(train_data, local_batch, pad_id, order, pad_to)
             ):
+                last_micro_step = (i + 1) % cfg.grad_accum == 0 or i + 1 == n_batches
+                if ranks.world > 1:
+                    step.require_backward_grad_sync = last_micro_step  # average once per step
                 input_ids, mask, labels = (t.to(device) for t in (input_ids, mask, labels))
                 with autocast(run_cfg):
-                    logits = run(input_ids, mask).float()
+                    logits = step(input_ids, mask).float()
                 loss = F.cross_entropy(logits, labels)
                 scaler.scale(loss / cfg.grad_accum).backward()
                 loss_sum += loss.item() * len(labels)
                 correct += (logits.argmax(-1) == labels).sum().item()
                 count += len(labels)
-                progress.seen += len(labels)
-                if (i + 1) % cfg.grad_accum == 0 or count == len(order):
+                progress.seen += len(labels) * ranks.world
+                if last_micro_step:
                     scaler.step(optimizer)
                     scaler.update()
                     optimizer.zero_grad(set_to_none=True)
@@ -216,7 +253,8 @@ def train(cfg: TrainConfig, data_cfg: DataConfig, out_dir: str, resume: bool = F
                     if cfg.max_steps is not None and progress.step >= cfg.max_steps:
                         break
             bar.close()
-            val = evaluate(run, val_data, run_cfg, pad_id, pad_to)
+            loss_sum, correct, count = distributed.all_sum([loss_sum, correct, count], device)
+            val = evaluate(run, val_data, run_cfg, pad_id, pad_to, ranks)
             record = {
                 "epoch": epoch,
                 "step": progress.step,
@@ -229,32 +267,35 @@ def train(cfg: TrainConfig, data_cfg: DataConfig, out_dir: str, resume: bool = F
                 "seconds": time.perf_counter() - t0,
             }
             progress.history.append(record)
-            print(
-                f"epoch {epoch}: train loss {record['train_loss']:.3f} acc "
-                f"{record['train_accuracy']:.2%} | val loss {val['loss']:.3f} acc "
-                f"{val['accuracy']:.2%} | {record['seconds']:.1f}s",
-                flush=True,  # progress reaches logs and pipes as it happens
-            )
+            if ranks.master:
+                print(
+                    f"epoch {epoch}: train loss {record['train_loss']:.3f} acc "
+                    f"{record['train_accuracy']:.2%} | val loss {val['loss']:.3f} acc "
+                    f"{val['accuracy']:.2%} | {record['seconds']:.1f}s",
+                    flush=True,  # progress reaches logs and pipes as it happens
+                )
             best = progress.best
             if (val["accuracy"], -val["loss"]) > (best["val_accuracy"], -best["val_loss"]):
                 progress.best = {"val_accuracy": val["accuracy"], "val_loss": val["loss"],
                                  "epoch": epoch}
                 progress.best_state = copy.deepcopy(model.state_dict())
             progress.epoch = epoch
-            save_state(out_dir, cfg, data_cfg, model.config, model, optimizer, scaler,
-                       generator, progress)
+            if ranks.master:
+                save_state(out_dir, cfg, data_cfg, model.config, model, optimizer, scaler,
+                           generator, progress)
             resumable = epoch
     except KeyboardInterrupt:
-        raise Interrupted(
-            f"interrupted; {out_dir} can resume after epoch {resumable}: "
-            f"spamkit train --resume --out {out_dir}"
-        ) from None
+        how = (f"spamkit train --resume --out {out_dir}" if ranks.world == 1
+               else "the same command with --resume")
+        raise Interrupted(f"interrupted; {out_dir} can resume after epoch {resumable}: {how}"
+                          ) from None
 
     if progress.best_state is None:
         raise SpamkitError("no epoch ran: raise --epochs or --max-steps")
     model.load_state_dict(progress.best_state)
-    final = {name: evaluate(run, d, run_cfg, pad_id, pad_to)
+    final = {name: evaluate(run, d, run_cfg, pad_id, pad_to, ranks)
              for name, d in (("train", train_data), ("val", val_data), ("test", test_data))}
+    distributed.stop()
     metrics = {
         "best_epoch": progress.best["epoch"],
         "final": final,
@@ -262,6 +303,8 @@ def train(cfg: TrainConfig, data_cfg: DataConfig, out_dir: str, resume: bool = F
         "split_sizes": {"train": len(train_data.ids), "val": len(val_data.ids),
                         "test": len(test_data.ids)},
     }
+    if not ranks.master:
+        return metrics
     print(
         f"best epoch {progress.best['epoch']}: train acc {final['train']['accuracy']:.2%}, "
         f"val acc {final['val']['accuracy']:.2%}, test acc {final['test']['accuracy']:.2%}"

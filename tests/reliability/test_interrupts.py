@@ -1,5 +1,5 @@
-"""Killing and interrupting `spamkit train` and `spamkit export` with real signals, as a crash,
-an OOM kill or a user's Ctrl-C would: whatever moment the signal lands, a directory either is
+"""Killing and interrupting `spamkit train`, `spamkit export` and `spamkit score` with real
+signals, as a crash, an OOM kill or a user's Ctrl-C would: whatever moment the signal lands, a directory either is
 absent, or refuses to load, or is the finished result; an interrupted run resumes to the same
 result as an uninterrupted one.
 
@@ -31,7 +31,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import SMS_FILE, closed_port_url
+from conftest import SCORE_FP32, SMS_FILE, closed_port_url
 from safetensors.torch import load_file
 
 from spamkit.checkpoint import load_checkpoint
@@ -504,3 +504,51 @@ def test_resume_after_sigkill_finishes_the_run(spamkit, tmp_path, reference):
         load_checkpoint(out)
 
     resume_to_the_reference(spamkit, out, reference, first_epoch=0)
+
+
+# 6. Ctrl-C and SIGKILL during `spamkit score`, then --resume ----------------------------------
+
+def rows_in(partial: Path) -> int:
+    """Complete rows in a partial CSV output (each ends in CRLF; the first is the header)."""
+    return max(partial.read_bytes().count(b"\r\n") - 1, 0) if partial.exists() else 0
+
+
+def wait_for_rows(run: Spamkit, partial: Path, n: int) -> None:
+    deadline = time.monotonic() + TIMEOUT
+    while rows_in(partial) < n:
+        if run.proc.poll() is not None or time.monotonic() > deadline:
+            pytest.fail(f"{partial} never reached {n} rows: {run.describe()}")
+        time.sleep(0.02)
+
+
+def test_score_stopped_twice_resumes_to_the_uninterrupted_file(spamkit, tmp_path, tiny_bundle,
+                                                               sms_20k, sms_20k_scored):
+    out = tmp_path / "scores.csv"
+    partial = tmp_path / "scores.csv.partial"
+    score = ("score", tiny_bundle, sms_20k, "--out", out, *SCORE_FP32, "--batch-size", 256)
+
+    run = spamkit(*score)
+    wait_for_rows(run, partial, 2000)
+    run.signal(signal.SIGINT)
+    assert run.finish() == 130, run.describe()
+    message = one_error_line(run)
+    kept = int(re.search(r"interrupted after (\d+) of 20000 messages", message).group(1))
+    assert f"which {partial} keeps: add --resume" in message
+    assert rows_in(partial) == kept and not out.exists()
+
+    run = spamkit(*score, "--resume")
+    assert run.wait_for("resuming ") == f"resuming {out} after {kept} of 20000 messages\n"
+    wait_for_rows(run, partial, kept + 4000)
+    run.signal(signal.SIGKILL)
+    assert run.finish() == -signal.SIGKILL, run.describe()
+    assert not out.exists()
+    kept = rows_in(partial)
+    # A kill can land in the middle of writing a row: leave one torn for certain.
+    with open(partial, "ab") as f:
+        f.write(b"12345,sp")
+
+    run = run_to_end(spamkit, *score, "--resume")
+    assert run.proc.returncode == 0, run.describe()
+    assert run.out_lines[0] == f"resuming {out} after {kept} of 20000 messages"
+    assert out.read_bytes() == sms_20k_scored.read_bytes()
+    assert not partial.exists()

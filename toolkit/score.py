@@ -1,0 +1,175 @@
+"""`spamkit score`: classify every message of a file of any size, one output row per message.
+
+The input is read and scored `batch_size` messages at a time, so memory does not grow with the
+file. Rows (id, label, the probability of each class) are written in input order to
+OUTPUT.partial beside OUTPUT, which is renamed to OUTPUT once every message is scored; `--resume`
+continues a partial file after its last complete row. Torch-free: a bundle is all it needs.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+import numpy as np
+from tqdm import tqdm
+
+from spamkit.atomic import commit_file
+from spamkit.errors import Interrupted, SpamkitError
+from spamkit.records import Index, Source, records
+from spamkit.runtime import Classifier
+from spamkit.runtime.bundle import read_manifest
+from spamkit.runtime.device import choose_graph
+
+OUTPUT_KINDS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+ENGINES = ("local", "ray")
+# Records per piece of the input: where a resumed run can start reading, and the unit of work
+# a Ray read task takes.
+PIECE = 4096
+
+# Takes the ids, labels and class probabilities of consecutive records and writes their rows.
+Write = Callable[[Sequence[str], Sequence[str], np.ndarray], None]
+
+
+@dataclass(frozen=True)
+class ScoreConfig:
+    engine: str = "local"
+    batch_size: int = 1024  # messages scored together: one read locally, one actor call on Ray
+    precision: str | None = None  # the bundle's graph; default: as Classifier.load picks
+    threads: int | None = None  # ONNX Runtime threads (each actor's, on Ray)
+    actors: int = 1  # Ray actors, each with its own copy of the model
+    address: str | None = None  # a running Ray cluster; default: start one on this machine
+    resume: bool = False
+
+    def check(self) -> None:
+        if self.engine not in ENGINES:
+            raise SpamkitError(f"unknown --engine {self.engine!r}; choose from {', '.join(ENGINES)}")
+        if self.batch_size < 1 or self.actors < 1:
+            raise SpamkitError("--batch-size and --actors must be at least 1")
+        if self.engine == "local" and (self.address is not None or self.actors != 1):
+            raise SpamkitError("--actors and --address are for --engine ray")
+
+
+def score_texts(clf: Classifier, texts: list[str]) -> tuple[list[str], np.ndarray]:
+    """The label and the class probabilities of each text: what both engines write."""
+    probs = clf.predict_proba(texts)
+    return [clf.labels[i] for i in clf.decide(probs)], probs
+
+
+class Rows:
+    """Output rows, CSV (with a header) or JSON Lines: id, label, p_<class> for every class."""
+
+    def __init__(self, f: TextIO, kind: str, classes: list[str]) -> None:
+        self.f = f
+        self.columns = ["id", "label", *(f"p_{c}" for c in classes)]
+        # The csv module's default CRLF line ending also makes it quote any field holding a
+        # bare CR or LF, so every row reads back as exactly one record.
+        self.csv = csv.writer(f) if kind == "csv" else None
+
+    def header(self) -> None:
+        if self.csv:
+            self.csv.writerow(self.columns)
+
+    def write(self, ids: Sequence[str], labels: Sequence[str], probs: np.ndarray) -> None:
+        for ident, label, p in zip(ids, labels, probs, strict=True):
+            if self.csv:
+                self.csv.writerow([ident, label, *(f"{x:.6f}" for x in p)])
+            else:
+                values = [ident, label, *(round(float(x), 6) for x in p)]
+                self.f.write(json.dumps(dict(zip(self.columns, values)), ensure_ascii=False)
+                             + "\n")
+        self.f.flush()  # whole batches reach the file as they are scored
+
+
+def score_file(bundle: str | Path, source: Source, output: str | Path, cfg: ScoreConfig) -> int:
+    """Score every record of `source` into `output`; return how many rows it holds."""
+    cfg.check()
+    output = Path(output)
+    kind = OUTPUT_KINDS.get(output.suffix.lower())
+    if kind is None:
+        raise SpamkitError(f"{output}: the output's name must end in .csv or .jsonl")
+    partial = output.with_name(output.name + ".partial")
+    if cfg.resume and not partial.is_file():
+        raise SpamkitError(f"nothing to resume: no {partial} from an interrupted spamkit score")
+    if not cfg.resume and partial.exists():
+        raise SpamkitError(f"{partial} holds an interrupted run: add --resume to continue it, "
+                           "or delete it to start over")
+    # A bad bundle is refused before the input is read, and before any Ray actor loads it.
+    manifest = read_manifest(bundle)
+    choose_graph(manifest, Path(bundle), "cpu", cfg.precision)
+    index = Index.of(source, PIECE)  # checks every record, so bad input stops the run here
+    done = 0
+    if cfg.resume:
+        done = _cut_to_complete_rows(partial, kind, source, index)
+        print(f"resuming {output} after {done} of {index.total} messages", flush=True)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    written = done
+    try:
+        with open(partial, "a" if done else "w", encoding="utf-8", newline="") as f:
+            rows = Rows(f, kind, manifest.labels)
+            if not done:
+                rows.header()
+            bar = tqdm(total=index.total, initial=done, unit=" messages", disable=None)
+
+            def write(ids: Sequence[str], labels: Sequence[str], probs: np.ndarray) -> None:
+                nonlocal written
+                rows.write(ids, labels, probs)
+                written += len(ids)
+                bar.update(len(ids))
+
+            try:
+                if cfg.engine == "ray":
+                    from spamkit.score_ray import score_on_ray
+
+                    score_on_ray(bundle, source, index, done + 1, cfg, write)
+                else:
+                    _score_here(bundle, source, index, done + 1, cfg, write)
+            finally:
+                bar.close()
+    except BaseException as e:
+        if not written:
+            partial.unlink(missing_ok=True)  # nothing scored: nothing to resume either
+        if isinstance(e, KeyboardInterrupt):
+            raise Interrupted(f"interrupted after {written} of {index.total} messages"
+                              + (f", which {partial} keeps: add --resume to the same command "
+                                 "to continue" if written else "")) from None
+        raise
+    commit_file(partial, output)
+    return index.total
+
+
+def _score_here(bundle: str | Path, source: Source, index: Index, first: int, cfg: ScoreConfig,
+                write: Write) -> None:
+    """The local engine: one Classifier in this process, `batch_size` records at a time."""
+    clf = Classifier.load(bundle, precision=cfg.precision, threads=cfg.threads)
+    start, skip = index.start(first)
+    todo = (record for record, _ in itertools.islice(records(source, start), skip, None))
+    while batch := list(itertools.islice(todo, cfg.batch_size)):
+        write([r.id for r in batch], *score_texts(clf, [r.text for r in batch]))
+
+
+def _cut_to_complete_rows(partial: Path, kind: str, source: Source, index: Index) -> int:
+    """Cut an interrupted run's partial output after its last complete row, having checked
+    that it was scoring this input; return how many rows it keeps."""
+    done, end, last_id = 0, 0, None
+    if partial.stat().st_size:
+        for row, after in records(Source(partial, kind, "label", "id"), whole_lines_only=True):
+            done, end, last_id = row.number, after.offset, row.id
+    if done > index.total:
+        raise SpamkitError(f"{partial} has {done} rows, more than the {index.total} messages in "
+                           f"{source.path}: it was scoring another input")
+    if done:
+        start, skip = index.start(done)
+        expected = next(itertools.islice(records(source, start), skip, None))[0].id
+        if expected != last_id:
+            raise SpamkitError(f"{partial} was scoring another input: its row {done} has id "
+                               f"{last_id!r}, message {done} of {source.path} has id "
+                               f"{expected!r}")
+        with open(partial, "r+b") as f:
+            f.truncate(end)
+    return done

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import onnxruntime as ort
 import pytest
 from conftest import SMS_FILE, assert_clean_failure, spamkit_cli
 
@@ -72,6 +73,11 @@ def test_bench_prints_a_table_for_people(tiny_bundle):
     (("--messages", "0"), ["--messages"]),
     (("--threads", "0"), ["--threads"]),
     (("--device", "tpu"), ["device must be one of"]),
+    # Never a silent CPU figure for a GPU request (tests/test_gpu.py measures a real GPU).
+    pytest.param(("--device", "cuda"), ["device='cuda' needs ONNX Runtime's CUDA provider"],
+                 marks=pytest.mark.skipif(
+                     "CUDAExecutionProvider" in ort.get_available_providers(),
+                     reason="this machine's ONNX Runtime has CUDA")),
 ])
 def test_bad_options_fail_with_one_line(tiny_bundle, args, words):
     result = spamkit_cli("bench", tiny_bundle, "--data", SMS_FILE, *args)

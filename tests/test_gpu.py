@@ -46,7 +46,8 @@ def cuda_run(tmp_path_factory):
 @pytest.fixture(scope="module")
 def cuda_bundle(cuda_run, tmp_path_factory):
     out = tmp_path_factory.mktemp("cuda") / "bundle"
-    result = spamkit_cli("export", cuda_run[1], "--out", out, "--int8", "--fp16")
+    # --keep-fp32: the fp32 graph too, to compare the two providers on one graph.
+    result = spamkit_cli("export", cuda_run[1], "--out", out, "--int8", "--fp16", "--keep-fp32")
     assert result.returncode == 0, result.stderr
     return out
 
@@ -119,6 +120,17 @@ def test_classify_and_eval_on_cuda_from_the_command_line(cuda_bundle):
     # The same graph on another provider: a message or two near the boundary may flip.
     assert json.loads(result.stdout)["accuracy"] == pytest.approx(
         manifest["verification"]["test_accuracy_fp16"], abs=2 / 300)
+
+
+def test_bench_measures_the_gpu_as_it_measures_the_cpu(cuda_bundle):
+    result = spamkit_cli("bench", cuda_bundle, "--device", "cuda", "--data", SMS_FILE, "--json",
+                         "--messages", "50", "--throughput-messages", "500")
+    assert result.returncode == 0, result.stderr
+    r = json.loads(result.stdout)
+    assert (r["device"], r["precision"], r["graph"]) == ("cuda", "fp16", "model.fp16.onnx")
+    assert r["providers"][0] == "CUDAExecutionProvider"
+    assert 0 < r["latency_ms"]["p50"] <= r["latency_ms"]["p90"]
+    assert r["throughput"]["messages"] == 500 and r["throughput"]["msgs_per_s"] > 0
 
 
 def test_an_interrupted_cuda_run_resumes_on_the_gpu(tmp_path):

@@ -67,6 +67,29 @@ def test_trainable_scope_freezes_the_rest(tmp_path, scope, frozen, trained):
     assert not torch.equal(everything[frozen], fresh[frozen])
 
 
+@pytest.mark.parametrize("pad_to", [None, "120"])
+def test_a_frozen_trunk_computed_once_trains_as_if_run_every_step(tmp_path, capsys, pad_to):
+    common = dict(preset="tiny", trainable="last-block", pad_to=pad_to, epochs=2, lr=1e-3,
+                  compile=False, precision="fp32", device="cpu")
+    reused = train(TrainConfig(**common), DATA, str(tmp_path / "reused"))
+    assert "frozen trunk computed once" in capsys.readouterr().out
+    fresh = train(TrainConfig(cache_frozen=False, **common), DATA, str(tmp_path / "fresh"))
+    assert "frozen trunk" not in capsys.readouterr().out
+    # The same batches through the same weights: only float rounding differs (the trunk sees
+    # other batch-mates and widths when it runs once, sorted by length).
+    for a, b in zip(reused["history"], fresh["history"], strict=True):
+        assert a["val_accuracy"] == b["val_accuracy"]
+        assert a["train_loss"] == pytest.approx(b["train_loss"], abs=1e-5)
+    assert reused["final"]["test"]["accuracy"] == fresh["final"]["test"]["accuracy"]
+    a, b = _weights(tmp_path / "reused"), _weights(tmp_path / "fresh")
+    # Except the key bias: softmax ignores it, so its true gradient is 0 and AdamW turns the
+    # rounding noise in its place into full-size steps of either sign.
+    n_embd = a["head.weight"].shape[1]
+    a["h.1.attn.c_attn.bias"][n_embd : 2 * n_embd] = b["h.1.attn.c_attn.bias"][n_embd : 2 * n_embd]
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], atol=1e-5, rtol=0)
+
+
 def test_compiled_training_matches_eager(tmp_path):
     common = dict(preset="tiny", epochs=1, max_steps=3, precision="fp32", device="cpu")
     train(TrainConfig(compile=True, **common), DATA, str(tmp_path / "compiled"))

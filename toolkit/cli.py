@@ -77,6 +77,10 @@ def train(
     precision: str = typer.Option(_T.precision, help="Autocast: " + ", ".join(PRECISIONS) + " "
                                   "(bf16 becomes fp16 with a gradient scaler on GPUs without it)."),
     compile: bool = typer.Option(_T.compile, "--compile/--no-compile", help="torch.compile the model."),
+    cache_frozen: bool = typer.Option(
+        _T.cache_frozen, "--cache-frozen/--no-cache-frozen", help="When only the last block or "
+        "the head trains (dropout 0), compute the frozen layers' outputs once and reuse them "
+        "every epoch: the same training, a fraction of the compute."),
     dropout: float = typer.Option(_T.dropout),
     seed: int = typer.Option(_T.seed, help="Seed of the split, the init and the shuffling."),
     max_steps: Optional[int] = typer.Option(_T.max_steps, help="Stop after this many optimizer steps."),
@@ -119,8 +123,8 @@ def train(
         preset=preset, init=init, weights=weights, trainable=trainable, lora_rank=lora_rank,
         lora_alpha=lora_alpha, token=token, pad_to=pad_to, epochs=epochs,
         batch_size=batch_size, lr=lr, weight_decay=weight_decay, grad_accum=grad_accum,
-        precision=precision, compile=compile, dropout=dropout, seed=seed,
-        max_steps=max_steps, device=device,
+        precision=precision, compile=compile, cache_frozen=cache_frozen, dropout=dropout,
+        seed=seed, max_steps=max_steps, device=device,
     )
     data_cfg = DataConfig(path=data, split=split, seed=seed, text_column=text_column,
                           label_column=label_column)
@@ -230,8 +234,9 @@ def bench(
     bundle: Path = typer.Argument(..., help="Bundle directory from `spamkit export`."),
     data: Optional[str] = typer.Option(None, "--data", help="Messages to classify. " + DATA_HELP),
     device: str = typer.Option("cpu", help="cpu, cuda or auto."),
-    precision: Optional[str] = typer.Option(None, help="Graph to run: int8 or fp32 (default: "
-                                            "the one Classifier.load picks)."),
+    precision: Optional[str] = typer.Option(None, help="Graph to run: int8, fp16 or fp32 "
+                                            "(default: the one Classifier.load picks for the "
+                                            "device)."),
     threads: Optional[int] = typer.Option(None, help="ONNX Runtime threads (default: the CPUs "
                                           "this process may use)."),
     messages: int = typer.Option(200, help="Batch-1 latency over the first N messages."),

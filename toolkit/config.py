@@ -73,6 +73,8 @@ class TrainConfig:
     grad_accum: int = 1
     precision: str = "bf16"
     compile: bool = True
+    # Reuse the frozen layers' outputs across epochs when only the top trains (see train.py).
+    cache_frozen: bool = True
     dropout: float = 0.0
     seed: int = 123
     max_steps: int | None = None  # stop after this many optimizer steps (smoke runs)

@@ -10,7 +10,7 @@ it is batched with and no attention mask is needed inside the blocks.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 import torch.nn as nn
@@ -111,14 +111,27 @@ class GPTClassifier(nn.Module):
         # length - 1 anyway.
         return (attention_mask.sum(dim=1) - 1).clamp(min=0)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Class logits [batch, num_classes] for right-padded `input_ids` [batch, seq]."""
+    def trunk(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """Hidden states entering the last block: [batch, seq, n_embd]."""
         x = self.embed(input_ids)
         for block in self.h[:-1]:
             x = block(x)
+        return x
+
+    def trunk_parameters(self) -> Iterator[nn.Parameter]:
+        """The parameters `trunk` computes with: embeddings and every block but the last."""
+        for module in (self.wte, self.wpe, *self.h[:-1]):
+            yield from module.parameters()
+
+    def top(self, x: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Class logits from the trunk's hidden states."""
         rows = torch.arange(x.shape[0], device=x.device)
         index = self.token_index(attention_mask)
         # After the last attention everything acts per token, so computing it for the one token
         # the head reads is exact and spares the last block's MLP at every other position.
         x = self.h[-1](x, pick=lambda t: t[rows, index])
         return self.head(self.ln_f(x))
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Class logits [batch, num_classes] for right-padded `input_ids` [batch, seq]."""
+        return self.top(self.trunk(input_ids), attention_mask)

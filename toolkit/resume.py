@@ -1,7 +1,7 @@
 """What `spamkit train --resume` needs to continue after the last complete epoch.
 
 After every epoch, training writes `OUT/training-state/` (atomically): the model, the best
-epoch's weights, AdamW's moments, both random generators and the progress so far. A finished run
+epoch's weights, AdamW's moments, the random generators and the progress so far. A finished run
 replaces OUT with the checkpoint, state and all; an interrupted one leaves OUT holding only the
 state, which `load_checkpoint` does not mistake for a checkpoint.
 """
@@ -36,7 +36,7 @@ class Progress:
 
 
 def save_state(out_dir: str | Path, cfg: TrainConfig, data: DataConfig, model_cfg: GPTConfig,
-               model, optimizer, scaler, shuffle: torch.Generator, progress: Progress) -> None:
+               model, optimizer, scaler, progress: Progress) -> None:
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
     if progress.best_state is not None:
         tensors |= {f"best.{k}": v for k, v in progress.best_state.items()}
@@ -44,7 +44,6 @@ def save_state(out_dir: str | Path, cfg: TrainConfig, data: DataConfig, model_cf
     for index, slots in opt["state"].items():
         tensors |= {f"optim.{index}.{k}": torch.as_tensor(v) for k, v in slots.items()}
     tensors["rng.torch"] = torch.get_rng_state()
-    tensors["rng.shuffle"] = shuffle.get_state()
     if _on_cuda(model):  # dropout on the GPU draws from CUDA's generator
         tensors["rng.cuda"] = torch.cuda.get_rng_state()
     meta = {
@@ -67,7 +66,7 @@ class SavedState:
     meta: dict
     tensors: dict[str, torch.Tensor]
 
-    def restore(self, model, optimizer, scaler, shuffle: torch.Generator) -> Progress:
+    def restore(self, model, optimizer, scaler) -> Progress:
         def part(prefix: str) -> dict[str, torch.Tensor]:
             return {k[len(prefix):]: v for k, v in self.tensors.items() if k.startswith(prefix)}
 
@@ -83,7 +82,6 @@ class SavedState:
         if self.meta["scaler"]:
             scaler.load_state_dict(self.meta["scaler"])
         torch.set_rng_state(self.tensors["rng.torch"])
-        shuffle.set_state(self.tensors["rng.shuffle"])
         if "rng.cuda" in self.tensors and _on_cuda(model):
             torch.cuda.set_rng_state(self.tensors["rng.cuda"])
         best = part("best.")

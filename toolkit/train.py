@@ -10,7 +10,9 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
+from torch.utils.data import DistributedSampler
 from tqdm import tqdm
 
 from spamkit import distributed, plots
@@ -28,6 +30,8 @@ from spamkit.tokenizer import gpt2_tokenizer
 from spamkit.torch_device import describe, resolve_device, resolve_precision
 
 AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+# Frozen-trunk outputs beyond this size (all splits) are computed afresh every step instead.
+CACHE_LIMIT_BYTES = 2 * 1024**3
 
 
 @dataclass
@@ -36,6 +40,8 @@ class Encoded:
 
     ids: list[list[int]]
     labels: list[int]
+    # The frozen trunk's output per message, [tokens, n_embd], when training reuses it.
+    states: list[torch.Tensor] | None = None
 
     @classmethod
     def of(cls, examples: Examples, tokenizer: Tokenizer) -> Encoded:
@@ -59,13 +65,63 @@ def collate(
     return input_ids, mask
 
 
+def collate_states(states: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad cached trunk outputs to the longest; return them and the attention mask."""
+    x = torch.nn.utils.rnn.pad_sequence(states, batch_first=True)
+    lengths = torch.tensor([len(s) for s in states])
+    return x, (torch.arange(x.shape[1]) < lengths[:, None]).long()
+
+
 def batches(
     data: Encoded, batch_size: int, pad_id: int, order: list[int], pad_to: int | None = None
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """(inputs, attention_mask, labels) per batch: token ids, or the cached trunk outputs."""
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
+        if data.states is None:
+            inputs, mask = collate([data.ids[i] for i in idx], pad_id, pad_to)
+        else:
+            inputs, mask = collate_states([data.states[i] for i in idx])
+        yield inputs, mask, torch.tensor([data.labels[i] for i in idx])
+
+
+class Top(nn.Module):
+    """What trains when the trunk is frozen: the last block, final norm and head, fed the
+    trunk's cached outputs (what torch.compile and DistributedDataParallel then wrap)."""
+
+    def __init__(self, model: GPTClassifier) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.model.top(x, attention_mask)
+
+
+def cache_size(model: GPTClassifier, splits: list[Encoded], pad_to: int | None) -> int | None:
+    """Bytes of the frozen trunk's outputs for `splits`, or None when they are not fixed: some
+    of the trunk trains, or dropout draws new masks every step."""
+    if model.config.dropout > 0 or any(p.requires_grad for p in model.trunk_parameters()):
+        return None
+    tokens = sum(pad_to or len(x) for d in splits for x in d.ids)
+    return tokens * model.config.n_embd * 4
+
+
+@torch.no_grad()
+def cache_trunk(
+    model: GPTClassifier, data: Encoded, cfg: TrainConfig, pad_id: int, pad_to: int | None
+) -> Encoded:
+    """`data` with the trunk's output for each message, computed once for the whole run."""
+    model.eval()
+    order = sorted(range(len(data.ids)), key=lambda i: len(data.ids[i]))
+    states: list[torch.Tensor] = [torch.empty(0)] * len(order)
+    for start in range(0, len(order), 32):
+        idx = order[start : start + 32]
         input_ids, mask = collate([data.ids[i] for i in idx], pad_id, pad_to)
-        yield input_ids, mask, torch.tensor([data.labels[i] for i in idx])
+        with autocast(cfg):
+            x = model.trunk(input_ids.to(cfg.device)).float()
+        for row, i, n in zip(x, idx, mask.sum(dim=1).tolist(), strict=True):
+            states[i] = row[:n].clone()
+    return replace(data, states=states)
 
 
 def set_trainable(model: GPTClassifier, cfg: TrainConfig) -> None:
@@ -173,9 +229,8 @@ def train(cfg: TrainConfig, data_cfg: DataConfig, out_dir: str, resume: bool = F
     model.to(device)
     optimizer = make_optimizer(model, cfg)
     scaler = torch.amp.GradScaler(device, enabled=run_cfg.precision == "fp16")
-    generator = torch.Generator().manual_seed(cfg.seed)
     if saved:
-        progress = saved.restore(model, optimizer, scaler, generator)
+        progress = saved.restore(model, optimizer, scaler)
         if ranks.master:
             print(f"resuming {out_dir} after epoch {progress.epoch}")
     else:
@@ -183,10 +238,20 @@ def train(cfg: TrainConfig, data_cfg: DataConfig, out_dir: str, resume: bool = F
         # A resume point before the first epoch, so an interrupt at any time can resume.
         if ranks.master:
             save_state(out_dir, cfg, data_cfg, model.config, model, optimizer, scaler,
-                       generator, progress)
+                       progress)
+    # When only the top trains, the trunk maps a message to the same hidden states in every
+    # epoch: compute them once, and each step runs (and backpropagates) the top alone.
+    splits_data = [train_data, val_data, test_data]
+    size = cache_size(model, splits_data, pad_to) if cfg.cache_frozen else None
+    cached = size is not None and size <= CACHE_LIMIT_BYTES
+    net: nn.Module = model
+    if cached:
+        train_data, val_data, test_data = (
+            cache_trunk(model, d, run_cfg, pad_id, pad_to) for d in splits_data)
+        net = Top(model)
     # dynamic=True: every batch has its own length, and one graph with a symbolic length
     # beats recompiling for each new one.
-    run = torch.compile(model, dynamic=True) if cfg.compile else model
+    run = torch.compile(net, dynamic=True) if cfg.compile else net
     step = run
     if ranks.world > 1:
         from torch.nn.parallel import DistributedDataParallel
@@ -201,12 +266,17 @@ def train(cfg: TrainConfig, data_cfg: DataConfig, out_dir: str, resume: bool = F
             f"parameters, {cfg.trainable}) on {len(train_data.ids)} messages, "
             f"{len(splits.labels)} classes {splits.labels}, on {describe(device)}, precision "
             f"{run_cfg.precision}, compile {'on' if cfg.compile else 'off'}"
+            + (f", frozen trunk computed once ({size / 1e6:.0f} MB)" if cached else "")
+            + (f", frozen trunk not cached ({size / 1e9:.1f} GB)" if size and not cached else "")
             + (f", {ranks.world} processes" if ranks.world > 1 else "")
         )
-    n = len(train_data.ids)
-    extra = -n % ranks.world  # messages repeated so that every rank gets as many
+    # Every rank draws the same permutation of the epoch (seed + epoch) and keeps every
+    # world-th message of it, after repeating the first few so that all ranks run as many steps:
+    # batch k of all ranks together is batch k of a single-process run with the same seed.
+    sampler = DistributedSampler(range(len(train_data.ids)), num_replicas=ranks.world,
+                                 rank=ranks.rank, shuffle=True, seed=cfg.seed)
     local_batch = cfg.batch_size // ranks.world
-    n_batches = math.ceil((n + extra) / cfg.batch_size)
+    n_batches = math.ceil(len(sampler) / local_batch)
     steps_per_epoch = math.ceil(n_batches / cfg.grad_accum)
     resumable = progress.epoch  # the epoch whose state is on disk
     try:
@@ -215,13 +285,8 @@ def train(cfg: TrainConfig, data_cfg: DataConfig, out_dir: str, resume: bool = F
                 break
             t0 = time.perf_counter()
             model.train()
-            order = torch.randperm(n, generator=generator).tolist()
+            sampler.set_epoch(epoch)
             if ranks.world > 1:
-                # DistributedSampler's split of this (same on every rank) order: rank r takes
-                # every world-th message, after repeating the first few so that all ranks run
-                # as many steps. Batch k of every rank together is then batch k of a
-                # single-process run.
-                order = (order + order[:extra])[ranks.rank :: ranks.world]
                 # Its own dropout masks on each rank, from the epoch alone, so a resumed run
                 # draws the masks an uninterrupted one would.
                 torch.manual_seed(cfg.seed + epoch * ranks.world + ranks.rank)
@@ -229,7 +294,7 @@ def train(cfg: TrainConfig, data_cfg: DataConfig, out_dir: str, resume: bool = F
             bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch}", leave=False,
                        disable=None if ranks.master else True)
             for i, (input_ids, mask, labels) in enumerate(
-                batches(train_data, local_batch, pad_id, order, pad_to)
+                batches(train_data, local_batch, pad_id, list(sampler), pad_to)
             ):
                 last_micro_step = (i + 1) % cfg.grad_accum == 0 or i + 1 == n_batches
                 if ranks.world > 1:
@@ -282,7 +347,7 @@ def train(cfg: TrainConfig, data_cfg: DataConfig, out_dir: str, resume: bool = F
             progress.epoch = epoch
             if ranks.master:
                 save_state(out_dir, cfg, data_cfg, model.config, model, optimizer, scaler,
-                           generator, progress)
+                           progress)
             resumable = epoch
     except KeyboardInterrupt:
         how = (f"spamkit train --resume --out {out_dir}" if ranks.world == 1

@@ -44,8 +44,9 @@ TRAIN = ("train", "--preset", "tiny", "--no-compile", "--precision", "fp32", "--
 EPOCHS = 4  # the resume comparisons (tests 3 and 5) and their uninterrupted reference
 TIMEOUT = 300  # seconds for any one wait: generous, for a loaded 2-core machine
 # Resumed and uninterrupted runs do the same single-threaded float operations in the same order
-# (weights, AdamW moments and both random generators are restored), so they agree exactly in
-# practice; 1e-6 leaves room for nothing but float noise. Accuracies are counts: exact.
+# (weights, AdamW moments and the random generators are restored; the shuffle follows from the
+# epoch), so they agree exactly in practice; 1e-6 leaves room for nothing but float noise.
+# Accuracies are counts: exact.
 LOSS_TOL = 1e-6
 MESSAGES = ["WINNER!! You have been selected to receive a £900 prize. Call 09061701461 now",
             "Ok, see you at lunch then"]

@@ -9,7 +9,7 @@ from spamkit.errors import SpamkitError
 
 TRAINABLE = ("head", "last-block", "all", "lora")
 INITS = ("random", "gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl")
-PRECISIONS = ("fp32", "bf16", "fp16")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # auto: bf16 on a GPU, fp32 on a CPU
 DEVICES = ("auto", "cuda", "cpu")  # auto: CUDA when PyTorch sees a GPU, else the CPU
 
 
@@ -71,8 +71,8 @@ class TrainConfig:
     lr: float = 5e-4
     weight_decay: float = 0.1
     grad_accum: int = 1
-    precision: str = "bf16"
-    compile: bool = True
+    precision: str = "auto"
+    compile: bool | None = None  # None: on a GPU, not on a CPU (see torch_device.py)
     # Reuse the frozen layers' outputs across epochs when only the top trains (see train.py).
     cache_frozen: bool = True
     dropout: float = 0.0

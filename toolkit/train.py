@@ -27,7 +27,7 @@ from spamkit.pretrained import find_weights, load_pretrained, preset_name
 from spamkit.resume import Progress, load_state, save_state
 from spamkit.runtime.tokenizer import Tokenizer
 from spamkit.tokenizer import gpt2_tokenizer
-from spamkit.torch_device import describe, resolve_device, resolve_precision
+from spamkit.torch_device import describe, resolve_compile, resolve_device, resolve_precision
 
 AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 # Frozen-trunk outputs beyond this size (all splits) are computed afresh every step instead.
@@ -184,9 +184,9 @@ def evaluate(
     # Sorting by length wastes no compute on padding; the order does not change the means.
     order = sorted(range(len(data.ids)), key=lambda i: len(data.ids[i]))[ranks.rank :: ranks.world]
     loss_sum, correct = 0.0, 0
-    for input_ids, mask, labels in batches(data, 32, pad_id, order, pad_to):
+    for inputs, mask, labels in batches(data, 32, pad_id, order, pad_to):
         with autocast(cfg):
-            logits = model(input_ids.to(cfg.device), mask.to(cfg.device)).float()
+            logits = model(inputs.to(cfg.device), mask.to(cfg.device)).float()
         labels = labels.to(cfg.device)
         loss_sum += F.cross_entropy(logits, labels, reduction="sum").item()
         correct += (logits.argmax(-1) == labels).sum().item()
@@ -210,7 +210,8 @@ def train(cfg: TrainConfig, data_cfg: DataConfig, out_dir: str, resume: bool = F
     cfg.check()
     device = resolve_device(cfg.device)
     # What actually runs; `cfg` stays as asked, so that a resume resolves `auto` afresh.
-    run_cfg = replace(cfg, device=device, precision=resolve_precision(cfg.precision, device))
+    run_cfg = replace(cfg, device=device, precision=resolve_precision(cfg.precision, device),
+                      compile=resolve_compile(cfg.compile, device))
     ranks = distributed.start(device)
     if cfg.batch_size % ranks.world:
         raise SpamkitError(f"--batch-size {cfg.batch_size} is the global batch: it must divide "
@@ -251,7 +252,7 @@ def train(cfg: TrainConfig, data_cfg: DataConfig, out_dir: str, resume: bool = F
         net = Top(model)
     # dynamic=True: every batch has its own length, and one graph with a symbolic length
     # beats recompiling for each new one.
-    run = torch.compile(net, dynamic=True) if cfg.compile else net
+    run = torch.compile(net, dynamic=True) if run_cfg.compile else net
     step = run
     if ranks.world > 1:
         from torch.nn.parallel import DistributedDataParallel
@@ -265,7 +266,7 @@ def train(cfg: TrainConfig, data_cfg: DataConfig, out_dir: str, resume: bool = F
             f"training {preset_name(model.config)} ({n_trainable / 1e6:.2f}M trainable "
             f"parameters, {cfg.trainable}) on {len(train_data.ids)} messages, "
             f"{len(splits.labels)} classes {splits.labels}, on {describe(device)}, precision "
-            f"{run_cfg.precision}, compile {'on' if cfg.compile else 'off'}"
+            f"{run_cfg.precision}, compile {'on' if run_cfg.compile else 'off'}"
             + (f", frozen trunk computed once ({size / 1e6:.0f} MB)" if cached else "")
             + (f", frozen trunk not cached ({size / 1e9:.1f} GB)" if size and not cached else "")
             + (f", {ranks.world} processes" if ranks.world > 1 else "")
@@ -293,15 +294,16 @@ def train(cfg: TrainConfig, data_cfg: DataConfig, out_dir: str, resume: bool = F
             loss_sum, correct, count = 0.0, 0, 0
             bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch}", leave=False,
                        disable=None if ranks.master else True)
-            for i, (input_ids, mask, labels) in enumerate(
+            first_step_seconds = None
+            for i, (inputs, mask, labels) in enumerate(
                 batches(train_data, local_batch, pad_id, list(sampler), pad_to)
             ):
                 last_micro_step = (i + 1) % cfg.grad_accum == 0 or i + 1 == n_batches
                 if ranks.world > 1:
                     step.require_backward_grad_sync = last_micro_step  # average once per step
-                input_ids, mask, labels = (t.to(device) for t in (input_ids, mask, labels))
+                inputs, mask, labels = (t.to(device) for t in (inputs, mask, labels))
                 with autocast(run_cfg):
-                    logits = step(input_ids, mask).float()
+                    logits = step(inputs, mask).float()
                 loss = F.cross_entropy(logits, labels)
                 scaler.scale(loss / cfg.grad_accum).backward()
                 loss_sum += loss.item() * len(labels)
@@ -313,11 +315,14 @@ def train(cfg: TrainConfig, data_cfg: DataConfig, out_dir: str, resume: bool = F
                     scaler.update()
                     optimizer.zero_grad(set_to_none=True)
                     progress.step += 1
+                    first_step_seconds = first_step_seconds or time.perf_counter() - t0
                     bar.update(1)
                     bar.set_postfix(loss=f"{loss_sum / count:.3f}")
                     if cfg.max_steps is not None and progress.step >= cfg.max_steps:
                         break
             bar.close()
+            train_seconds = time.perf_counter() - t0
+            steps = progress.step - (progress.history[-1]["step"] if progress.history else 0)
             loss_sum, correct, count = distributed.all_sum([loss_sum, correct, count], device)
             val = evaluate(run, val_data, run_cfg, pad_id, pad_to, ranks)
             record = {
@@ -330,13 +335,17 @@ def train(cfg: TrainConfig, data_cfg: DataConfig, out_dir: str, resume: bool = F
                 "val_loss": val["loss"],
                 "val_accuracy": val["accuracy"],
                 "seconds": time.perf_counter() - t0,
+                "train_seconds": train_seconds,  # the optimizer steps alone, no validation
+                "steps": steps,
+                "first_step_seconds": first_step_seconds,  # torch.compile compiles in it
             }
             progress.history.append(record)
             if ranks.master:
                 print(
                     f"epoch {epoch}: train loss {record['train_loss']:.3f} acc "
                     f"{record['train_accuracy']:.2%} | val loss {val['loss']:.3f} acc "
-                    f"{val['accuracy']:.2%} | {record['seconds']:.1f}s",
+                    f"{val['accuracy']:.2%} | {record['seconds']:.1f}s "
+                    f"({train_seconds / max(steps, 1):.3f} s/step)",
                     flush=True,  # progress reaches logs and pipes as it happens
                 )
             best = progress.best

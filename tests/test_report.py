@@ -105,11 +105,11 @@ def test_an_unreachable_precision_target_is_refused_and_nothing_changes(tiny_bun
     bundle = tmp_path / "bundle"
     shutil.copytree(tiny_bundle, bundle)
     manifest_before = (bundle / "manifest.json").read_text()
-    # Swap the labels: the messages the model rates most spam-like are now all "ham".
-    flipped = tmp_path / "flipped.tsv"
-    flipped.write_text("text\tlabel\n" + "".join(
-        f"{text.replace(chr(9), ' ')}\t{'ham' if label == 'spam' else 'spam'}\n"
-        for label, text in (line.split("\t", 1) for line in SMS_FILE.read_text().splitlines())))
-    result = spamkit_cli("calibrate", bundle, "--data", flipped, "--target-precision", "0.99")
+    # One text, labelled spam half the time: every threshold flags all validation messages or
+    # none, so precision stays near one half whatever the model learned.
+    same = tmp_path / "same.tsv"
+    same.write_text("text\tlabel\n" + "".join(
+        f"Call now to claim your prize\t{'spam' if i % 2 else 'ham'}\n" for i in range(400)))
+    result = spamkit_cli("calibrate", bundle, "--data", same, "--target-precision", "0.99")
     assert_one_line_error(result, "no threshold reaches spam precision 99.00%")
     assert (bundle / "manifest.json").read_text() == manifest_before

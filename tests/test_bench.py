@@ -4,10 +4,12 @@ bundle, real SMS messages, and a Python where torch cannot be imported."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import onnxruntime as ort
 import pytest
-from conftest import SMS_FILE, assert_clean_failure, spamkit_cli
+from conftest import ROOT, SMS_FILE, assert_clean_failure, spamkit_cli
 
 # Small runs: the figures of the tiny model mean nothing; their consistency does.
 SMALL = ("--messages", "20", "--throughput-messages", "150", "--warmup", "3")
@@ -87,3 +89,28 @@ def test_bad_options_fail_with_one_line(tiny_bundle, args, words):
 def test_a_missing_bundle_is_named_before_anything_runs(tmp_path):
     result = spamkit_cli("bench", tmp_path / "nope")
     assert_clean_failure(result, "bundle not found", "nope")
+
+
+def test_compare_runs_the_book_and_spamkit_routes_on_the_same_weights(tmp_path):
+    # The optimum routes need their own venv (make compare builds it); the rest runs here.
+    result = subprocess.run(
+        [sys.executable, ROOT / "benchmarks" / "compare.py", "--preset", "tiny", "--rounds", "1",
+         "--routes", "book", "spamkit-fp32", "spamkit-int8", "--messages", "8",
+         "--throughput-messages", "40", "--work", tmp_path, "--data", SMS_FILE, "--json"],
+        capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    r = json.loads(result.stdout)
+    assert set(r["medians"]) == {"book", "spamkit-fp32", "spamkit-int8"}
+    for route in r["medians"].values():
+        assert route["p50 ms"] > 0 and route["msgs/s"] > 0 and route["peak RSS MB"] > 0
+    # The two spamkit graphs come from one export of the same weights and agree.
+    assert r["checks"]["spamkit-int8 vs spamkit-fp32"]["label_agreement"] >= 0.95
+    assert r["checks"]["spamkit-int8 alone vs in the list"]["label_agreement"] == 1.0
+
+
+def test_compare_asks_for_the_peer_venv_only_when_a_peer_route_runs(tmp_path):
+    result = subprocess.run(
+        [sys.executable, ROOT / "benchmarks" / "compare.py", "--routes", "optimum-int8",
+         "--work", tmp_path], capture_output=True, text=True)
+    assert result.returncode == 2 and "--peer-python" in result.stderr
+    assert list(tmp_path.iterdir()) == []

@@ -114,7 +114,7 @@ def test_the_int8_graph_by_default(tmp_path, tiny_bundle):
         rows = list(csv.DictReader(f))
     clf = Classifier.load(tiny_bundle)  # int8 on a CPU
     assert clf.precision == "int8"
-    # Batch by batch as the command does: int8 probabilities depend on a message's batch-mates.
+    # Batch by batch as the command does, so that even float rounding is the same.
     probs = np.concatenate([clf.predict_proba(texts[i : i + 64]) for i in range(0, 200, 64)])
     got = np.array([[float(r["p_ham"]), float(r["p_spam"])] for r in rows])
     np.testing.assert_allclose(got, probs, atol=6e-7)

@@ -97,7 +97,8 @@ def export_bundle(checkpoint: str | Path, out: str | Path, cfg: ExportConfig) ->
             report = _compare_with_fp32(tmp, tokenizer, manifest, splits)
             manifest = replace(manifest, verification={**manifest.verification, **report})
         if not cfg.keep_fp32 and len(graphs) > 1:
-            fp32_path.unlink()
+            for f in tmp.glob(f"{fp32_path.name}*"):  # the graph and its weights
+                f.unlink()
             del graphs["fp32"]
         manifest = replace(manifest, graphs=graphs,
                            devices={p: GRAPH_DEVICES[p] for p in graphs})

@@ -18,6 +18,7 @@ import onnx_ir as ir
 import onnxruntime as ort
 from onnx_ir.passes.common import RemoveUnusedNodesPass
 
+from spamkit.export.onnx_graph import save_graph
 from spamkit.runtime.classifier import pad_batch
 
 MS_DOMAIN = "com.microsoft"
@@ -36,7 +37,7 @@ def quantize_int8(fp32: Path, int8: Path, calibration: list[list[int]], pad_id: 
             _quantize_embedding(model.graph, node)
     model.opset_imports.setdefault(MS_DOMAIN, 1)
     RemoveUnusedNodesPass()(model)
-    ir.save(model, int8)
+    save_graph(model, int8)
 
 
 def _activation_ranges(

@@ -48,9 +48,12 @@ class BundleRoute:
         return [len(x) for x in self.clf.tokenizer.encode_batch(texts)]
 
     def facts(self) -> dict:
-        graph = Path(self.cfg.bundle) / self.clf.manifest.graphs[self.clf.precision]
-        return {"precision": self.clf.precision, "device": self.clf.device, "graph": graph.name,
-                "graph_mb": graph.stat().st_size / 1e6, "threads": self.cfg.threads,
+        manifest, precision = self.clf.manifest, self.clf.precision
+        bundle = Path(self.cfg.bundle)
+        graph_bytes = sum((bundle / f).stat().st_size for f in manifest.graph_files(precision))
+        return {"precision": precision, "device": self.clf.device,
+                "graph": manifest.graphs[precision],
+                "graph_mb": graph_bytes / 1e6, "threads": self.cfg.threads,
                 "batch_size": self.cfg.batch_size, "onnxruntime": ort.__version__,
                 "providers": self.clf.session.get_providers()}
 

@@ -6,6 +6,7 @@
     model.onnx           fp32 graph: (input_ids, attention_mask) int64 -> logits float32 [batch, classes]
     model.int8.onnx      the same graph with int8 weights (CPU)
     model.fp16.onnx      the same graph in fp16, same inputs and outputs (CUDA)
+    GRAPH.data           each graph's weights, beside it (ONNX Runtime memory-maps them)
 
 Reading a manifest checks that every listed file is there with its recorded size; loading a graph
 checks it and the tokenizer against their sha256 first, so a damaged or edited file is refused

@@ -98,7 +98,7 @@ def test_export_writes_a_verified_int8_bundle(exported):
     assert "Traceback" not in result.stderr
     # The fp32 graph is built and checked, then left out: the bundle ships what runs.
     assert sorted(p.name for p in out.iterdir()) == [
-        "manifest.json", "model.int8.onnx", "tokenizer.json"]
+        "manifest.json", "model.int8.onnx", "model.int8.onnx.data", "tokenizer.json"]
 
     fp32 = re.search(r"fp32 graph vs PyTorch on (\d+) validation messages: "
                      r"max \|logit diff\| (\S+)", result.stdout)
@@ -117,7 +117,7 @@ def test_export_writes_a_verified_int8_bundle(exported):
         agreement = manifest["verification"][f"{split}_int8_label_agreement"]
         assert float(int8[4]) == pytest.approx(100 * agreement, abs=0.005)
     assert manifest["labels"] == ["ham", "spam"]
-    assert set(manifest["files"]) == {"model.int8.onnx", "tokenizer.json"}
+    assert set(manifest["files"]) == {"model.int8.onnx", "model.int8.onnx.data", "tokenizer.json"}
     assert f"bundle written to {out}" in result.stdout
 
 
@@ -364,7 +364,7 @@ def test_classify_with_a_file_missing_from_the_bundle_names_it(
     assert result.stdout == ""
 
 
-@pytest.mark.parametrize("name", ["tokenizer.json", "model.int8.onnx"])
+@pytest.mark.parametrize("name", ["tokenizer.json", "model.int8.onnx", "model.int8.onnx.data"])
 def test_classify_with_an_altered_bundle_file_is_refused(tiny_bundle, tmp_path, name):
     bundle = tmp_path / "bundle"
     shutil.copytree(tiny_bundle, bundle)

@@ -39,7 +39,8 @@ def fp16_export(tiny_checkpoint, tmp_path_factory):
 def test_export_fp16_adds_a_checked_graph_meant_for_gpus(fp16_export):
     result, bundle = fp16_export
     assert sorted(p.name for p in bundle.iterdir()) == [
-        "manifest.json", "model.fp16.onnx", "model.int8.onnx", "model.onnx", "tokenizer.json"]
+        "manifest.json", "model.fp16.onnx", "model.fp16.onnx.data", "model.int8.onnx",
+        "model.int8.onnx.data", "model.onnx", "model.onnx.data", "tokenizer.json"]
     fp16 = re.search(r"fp16 graph vs PyTorch on 64 validation messages: "
                      r"max \|logit diff\| (\S+) \(allowed (\S+)\)", result.stdout)
     assert fp16, result.stdout
@@ -68,7 +69,7 @@ def test_the_fp16_graph_has_fp16_weights_behind_the_same_interface(fp16_export):
     assert out.name == "logits" and out.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
     weights = [w for w in graph.initializer if np.prod(w.dims) >= 64]
     assert weights and all(w.data_type == onnx.TensorProto.FLOAT16 for w in weights)
-    ratio = (bundle / "model.fp16.onnx").stat().st_size / (bundle / "model.onnx").stat().st_size
+    ratio = (bundle / "model.fp16.onnx.data").stat().st_size / (bundle / "model.onnx.data").stat().st_size
     assert 0.45 < ratio < 0.55
 
 

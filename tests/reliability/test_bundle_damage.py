@@ -40,8 +40,9 @@ def damage(path, how):
 
 
 @pytest.mark.parametrize("how", ["changed", "truncated", "missing", "emptied"])
-@pytest.mark.parametrize("name,precision", [("model.int8.onnx", "int8"), ("model.onnx", "fp32"),
-                                            ("tokenizer.json", None)])
+@pytest.mark.parametrize("name,precision", [
+    ("model.int8.onnx", "int8"), ("model.int8.onnx.data", "int8"), ("model.onnx", "fp32"),
+    ("model.onnx.data", "fp32"), ("tokenizer.json", None)])
 def test_a_damaged_file_is_named_when_loaded(bundle, name, precision, how):
     damage(bundle / name, how)
     with pytest.raises(BundleError, match=name.replace(".", r"\.")):

@@ -24,9 +24,8 @@ from pathlib import Path
 
 STEPS_PER_EPOCH = 131  # ceil(1045 / 8)
 # The book's chapter 6 training loop and the levers the issue measured, then spamkit's defaults
-# (on a CPU: eager, bf16 where the CPU has bf16 instructions and fp32 elsewhere, each batch
-# padded to its longest message, and with the last block training, the frozen trunk computed
-# once).
+# (on a CPU: fp32, eager, each batch padded to its longest message, and with the last block
+# training, the frozen trunk computed once).
 ROUTES = {
     "book: eager fp32, pad 120": ["--precision", "fp32", "--no-compile", "--pad-to", "120",
                                   "--no-cache-frozen"],

@@ -11,7 +11,7 @@ from spamkit.atomic import atomic_dir
 from spamkit.checkpoint import load_checkpoint
 from spamkit.data import Splits, load_splits
 from spamkit.errors import SpamkitError
-from spamkit.export.onnx_graph import OPSET, export_onnx
+from spamkit.export.onnx_graph import OPSET, export_onnx, saved_files
 from spamkit.export.quantize import quantize_int8
 from spamkit.export.verify import compare_logits
 from spamkit.runtime.bundle import (
@@ -97,7 +97,7 @@ def export_bundle(checkpoint: str | Path, out: str | Path, cfg: ExportConfig) ->
             report = _compare_with_fp32(tmp, tokenizer, manifest, splits)
             manifest = replace(manifest, verification={**manifest.verification, **report})
         if not cfg.keep_fp32 and len(graphs) > 1:
-            for f in tmp.glob(f"{fp32_path.name}*"):  # the graph and its weights
+            for f in saved_files(fp32_path):
                 f.unlink()
             del graphs["fp32"]
         manifest = replace(manifest, graphs=graphs,

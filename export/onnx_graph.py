@@ -63,4 +63,9 @@ def save_graph(graph: ir.Model, path: Path) -> None:
     such a file instead of parsing the weights out of the protobuf and copying them: measured on
     the 124M int8 graph, 0.12 s less to load and 50 MB less resident after the first answer.
     It also lifts protobuf's 2 GB limit."""
-    ir.save(graph, path, external_data=f"{path.name}.data")
+    ir.save(graph, path, external_data=saved_files(path)[1].name)
+
+
+def saved_files(path: Path) -> list[Path]:
+    """The files `save_graph(graph, path)` writes: the graph and its weights."""
+    return [path, path.with_name(f"{path.name}.data")]

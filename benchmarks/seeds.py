@@ -36,11 +36,11 @@ def main() -> None:
             metrics = json.loads((out / "metrics.json").read_text())
             final = metrics["final"]
             results.append({"seed": seed, "seconds": time.perf_counter() - t0,
-                            "best_epoch": metrics["best_epoch"],
+                            "kept_epoch": metrics["kept_epoch"],
                             **{f"{k}_accuracy": final[k]["accuracy"] for k in final}})
             r = results[-1]
             print(f"seed {seed}: train {r['train_accuracy']:.2%} val {r['val_accuracy']:.2%} "
-                  f"test {r['test_accuracy']:.2%} (best epoch {r['best_epoch']}, "
+                  f"test {r['test_accuracy']:.2%} (kept epoch {r['kept_epoch']}, "
                   f"{r['seconds']:.0f}s)", flush=True)
     tests = [r["test_accuracy"] for r in results]
     spread = statistics.stdev(tests) if len(tests) > 1 else 0.0

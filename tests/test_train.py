@@ -8,12 +8,15 @@ import torch
 from conftest import SMS_FILE
 from safetensors.torch import load_file
 
+from spamkit.char_ngrams import CharNgramEmbedding
 from spamkit.checkpoint import load_checkpoint
 from spamkit.config import TrainConfig, preset_config
 from spamkit.data import DataConfig
 from spamkit.errors import SpamkitError
+from spamkit.evaluate import evaluate_model, examples_for, load_scorer
 from spamkit.model import GPTClassifier
-from spamkit.train import train
+from spamkit.tokenizer import gpt2_tokenizer
+from spamkit.train import learning_rate, train
 
 DATA = DataConfig(path=str(SMS_FILE))
 
@@ -119,7 +122,57 @@ def test_a_users_own_csv_with_three_labels(tmp_path):
     assert ckpt.labels == ["ham", "short", "spam"] and ckpt.model.head.out_features == 3
 
 
+def test_tokens_spelled_alike_share_what_they_learn():
+    encoding = gpt2_tokenizer(256).encoding
+    wte = torch.nn.Embedding(encoding.n_vocab, 16)
+    spelled = CharNgramEmbedding(wte, encoding, n_max=4)
+    ids = torch.tensor([encoding.encode_single_token(t) for t in ("87", "90", " FREE", "free")])
+    # The n-gram vectors start at zero: training starts from exactly the plain embeddings.
+    torch.testing.assert_close(spelled(ids), wte(ids), atol=0, rtol=0)
+    torch.nn.init.normal_(spelled.ngrams.weight)
+    with torch.no_grad():
+        spelled.ngrams.weight[0].zero_()  # the padding bucket
+    moved = spelled(ids) - wte(ids)
+    # Two number tokens have the same shape ("99") and move alike; " FREE" and "free" share
+    # their lowercase letters; unrelated tokens do not move together.
+    cos = torch.nn.functional.cosine_similarity
+    assert cos(moved[0], moved[1], dim=0) > 0.5 and cos(moved[2], moved[3], dim=0) > 0.3
+    assert abs(cos(moved[0], moved[2], dim=0)) < 0.3
+    # The checkpoint's plain table is what the module computed for every token.
+    every = torch.arange(encoding.n_vocab)
+    torch.testing.assert_close(spelled.folded()(every), spelled(every), atol=1e-6, rtol=0)
+
+
+def test_char_ngram_training_writes_a_plain_checkpoint_that_scores_the_same(tmp_path):
+    metrics = train(TrainConfig(preset="tiny", char_ngrams=4, epochs=1, max_steps=20, lr=1e-3,
+                                compile=False), DATA, str(tmp_path / "ckpt"))
+    assert set(_weights(tmp_path / "ckpt")) == set(GPTClassifier(preset_config("tiny")).state_dict())
+    config = json.loads((tmp_path / "ckpt" / "config.json").read_text())
+    assert config["training"]["char_ngrams"] == 4
+    # The folded table gives the checkpoint the accuracy the training run measured.
+    scorer = load_scorer(tmp_path / "ckpt")
+    report, _ = evaluate_model(scorer, examples_for(scorer, str(SMS_FILE), "test"))
+    assert report.accuracy == pytest.approx(metrics["final"]["test"]["accuracy"])
+
+
+def test_the_cosine_schedule_decays_to_zero_and_last_keeps_the_final_epoch(tmp_path):
+    cfg = TrainConfig(lr=1e-3, lr_schedule="cosine")
+    assert [learning_rate(cfg, s, 100) for s in (0, 50, 100)] == pytest.approx([1e-3, 5e-4, 0])
+    assert learning_rate(TrainConfig(lr=1e-3), 99, 100) == 1e-3
+    metrics = train(TrainConfig(preset="tiny", epochs=2, batch_size=64, lr_schedule="cosine",
+                                keep="last", compile=False), DATA, str(tmp_path / "ckpt"))
+    last = metrics["history"][-1]
+    assert metrics["kept_epoch"] == 2
+    assert metrics["final"]["val"]["loss"] == pytest.approx(last["val_loss"], abs=1e-6)
+
+
 def test_bad_options_are_refused_before_any_work(tmp_path):
     with pytest.raises(SpamkitError, match="unknown --precision"):
         train(TrainConfig(precision="fp8"), DATA, str(tmp_path / "x"))
+    with pytest.raises(SpamkitError, match="unknown --lr-schedule"):
+        train(TrainConfig(lr_schedule="linear"), DATA, str(tmp_path / "x"))
+    with pytest.raises(SpamkitError, match="unknown --keep"):
+        train(TrainConfig(keep="first"), DATA, str(tmp_path / "x"))
+    with pytest.raises(SpamkitError, match="--char-ngrams trains the token embeddings"):
+        train(TrainConfig(char_ngrams=4, trainable="last-block"), DATA, str(tmp_path / "x"))
     assert not (tmp_path / "x").exists()

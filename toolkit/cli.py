@@ -73,6 +73,10 @@ def train(
     batch_size: int = typer.Option(_T.batch_size),
     lr: float = typer.Option(_T.lr, help="AdamW learning rate."),
     weight_decay: float = typer.Option(_T.weight_decay),
+    lr_schedule: str = typer.Option(_T.lr_schedule, help="constant, or cosine: decay from "
+                                    "--lr to 0 over the run."),
+    keep: str = typer.Option(_T.keep, help="The epoch the checkpoint holds: best (validation "
+                             "accuracy, ties by validation loss) or last."),
     grad_accum: int = typer.Option(_T.grad_accum, help="Micro-batches per optimizer step."),
     precision: str = typer.Option(_T.precision, help="Autocast: " + ", ".join(PRECISIONS) + " "
                                   "(auto: bf16 on a GPU, fp32 on a CPU, where it measured "
@@ -86,6 +90,11 @@ def train(
         "the head trains (dropout 0), compute the frozen layers' outputs once and reuse them "
         "every epoch: the same training, a fraction of the compute."),
     dropout: float = typer.Option(_T.dropout),
+    char_ngrams: int = typer.Option(
+        _T.char_ngrams, help="Let each token embedding learn through the character 1..N-grams "
+        "of its text, shared by tokens spelled alike, so tokens unseen in training are not "
+        "random noise (for training from random weights, with --trainable all; folded into "
+        "the embeddings in the checkpoint). 0: off."),
     seed: int = typer.Option(_T.seed, help="Seed of the split, the init and the shuffling."),
     max_steps: Optional[int] = typer.Option(_T.max_steps, help="Stop after this many optimizer steps."),
     device: str = typer.Option(_T.device, help=", ".join(DEVICES) + ": auto trains on CUDA "
@@ -126,9 +135,10 @@ def train(
     cfg = TrainConfig(
         preset=preset, init=init, weights=weights, trainable=trainable, lora_rank=lora_rank,
         lora_alpha=lora_alpha, token=token, pad_to=pad_to, epochs=epochs,
-        batch_size=batch_size, lr=lr, weight_decay=weight_decay, grad_accum=grad_accum,
+        batch_size=batch_size, lr=lr, weight_decay=weight_decay, lr_schedule=lr_schedule,
+        keep=keep, grad_accum=grad_accum,
         precision=precision, compile=compile, cache_frozen=cache_frozen, dropout=dropout,
-        seed=seed, max_steps=max_steps, device=device,
+        char_ngrams=char_ngrams, seed=seed, max_steps=max_steps, device=device,
     )
     data_cfg = DataConfig(path=data, split=split, seed=seed, text_column=text_column,
                           label_column=label_column)

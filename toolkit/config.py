@@ -9,6 +9,8 @@ from spamkit.errors import SpamkitError
 
 TRAINABLE = ("head", "last-block", "all", "lora")
 INITS = ("random", "gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl")
+LR_SCHEDULES = ("constant", "cosine")
+KEEPS = ("best", "last")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # auto: bf16 on a GPU, fp32 on a CPU
 DEVICES = ("auto", "cuda", "cpu")  # auto: CUDA when PyTorch sees a GPU, else the CPU
 
@@ -70,12 +72,23 @@ class TrainConfig:
     batch_size: int = 8
     lr: float = 5e-4
     weight_decay: float = 0.1
+    # "constant" (the book's), or "cosine": from lr down to 0 over the run (nanoGPT's decay),
+    # so that the last epochs settle instead of moving by a whole learning-rate step.
+    lr_schedule: str = "constant"
+    # The epoch whose weights the checkpoint holds: the "best" validation accuracy (ties: the
+    # lower validation loss), or the "last" (the book's). A validation split of ~150 messages
+    # tells epochs apart by one or two messages, so after a decaying schedule "last" can be the
+    # steadier choice.
+    keep: str = "best"
     grad_accum: int = 1
     precision: str = "auto"
     compile: bool | None = None  # None: on a GPU, not on a CPU (see torch_device.py)
     # Reuse the frozen layers' outputs across epochs when only the top trains (see train.py).
     cache_frozen: bool = True
     dropout: float = 0.0
+    # Character n-grams up to this length in the token embeddings while training (see
+    # char_ngrams.py); 0: plain embeddings.
+    char_ngrams: int = 0
     seed: int = 123
     max_steps: int | None = None  # stop after this many optimizer steps (smoke runs)
     device: str = "auto"
@@ -99,8 +112,18 @@ class TrainConfig:
         if self.device not in DEVICES:
             raise SpamkitError(f"unknown --device {self.device!r}; choose from "
                                f"{', '.join(DEVICES)}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise SpamkitError(f"unknown --lr-schedule {self.lr_schedule!r}; choose from "
+                               f"{', '.join(LR_SCHEDULES)}")
+        if self.keep not in KEEPS:
+            raise SpamkitError(f"unknown --keep {self.keep!r}; choose from {', '.join(KEEPS)}")
         if self.precision not in PRECISIONS:
             raise SpamkitError(f"unknown --precision {self.precision!r}; choose from {PRECISIONS}")
+        if self.char_ngrams < 0:
+            raise SpamkitError("--char-ngrams must be 0 (off) or a positive length")
+        if self.char_ngrams and self.trainable != "all":
+            raise SpamkitError("--char-ngrams trains the token embeddings: use it with "
+                               "--trainable all")
         if self.epochs < 1 or self.batch_size < 1 or self.grad_accum < 1:
             raise SpamkitError("--epochs, --batch-size and --grad-accum must be at least 1")
 

@@ -16,6 +16,7 @@ from torch.utils.data import DistributedSampler
 from tqdm import tqdm
 
 from spamkit import distributed, plots
+from spamkit.char_ngrams import CharNgramEmbedding
 from spamkit.checkpoint import Checkpoint, save_checkpoint
 from spamkit.config import TrainConfig, preset_config
 from spamkit.data import DataConfig, Examples, load_splits
@@ -169,6 +170,20 @@ def make_optimizer(model: GPTClassifier, cfg: TrainConfig) -> torch.optim.Optimi
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.999), fused=True)
 
 
+def learning_rate(cfg: TrainConfig, step: int, total_steps: int) -> float:
+    """The learning rate of optimizer step `step` (counted from 0) of `total_steps`."""
+    if cfg.lr_schedule == "constant":
+        return cfg.lr
+    return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * min(step / total_steps, 1.0)))
+
+
+def keeps(cfg: TrainConfig, val: dict[str, float], kept: dict) -> bool:
+    """Whether the checkpoint should hold this epoch's weights rather than the kept epoch's."""
+    if cfg.keep == "last":
+        return True
+    return (val["accuracy"], -val["loss"]) > (kept["val_accuracy"], -kept["val_loss"])
+
+
 def autocast(cfg: TrainConfig):
     dtype = AUTOCAST_DTYPES[cfg.precision]
     return torch.autocast(cfg.device, dtype=dtype, enabled=dtype is not None)
@@ -221,6 +236,8 @@ def train(cfg: TrainConfig, data_cfg: DataConfig, out_dir: str, resume: bool = F
     model = GPTClassifier(saved.model) if saved else build_model(cfg, len(splits.labels))
     tokenizer = gpt2_tokenizer(model.config.context_length)
     pad_id = tokenizer.pad_id
+    if cfg.char_ngrams:
+        model.wte = CharNgramEmbedding(model.wte, tokenizer.encoding, cfg.char_ngrams)
     train_data, val_data, test_data = (
         Encoded.of(s, tokenizer) for s in (splits.train, splits.val, splits.test)
     )
@@ -279,6 +296,7 @@ def train(cfg: TrainConfig, data_cfg: DataConfig, out_dir: str, resume: bool = F
     local_batch = cfg.batch_size // ranks.world
     n_batches = math.ceil(len(sampler) / local_batch)
     steps_per_epoch = math.ceil(n_batches / cfg.grad_accum)
+    total_steps = min(steps_per_epoch * cfg.epochs, cfg.max_steps or math.inf)
     resumable = progress.epoch  # the epoch whose state is on disk
     try:
         for epoch in range(progress.epoch + 1, cfg.epochs + 1):
@@ -311,6 +329,8 @@ def train(cfg: TrainConfig, data_cfg: DataConfig, out_dir: str, resume: bool = F
                 count += len(labels)
                 progress.seen += len(labels) * ranks.world
                 if last_micro_step:
+                    for group in optimizer.param_groups:
+                        group["lr"] = learning_rate(cfg, progress.step, total_steps)
                     scaler.step(optimizer)
                     scaler.update()
                     optimizer.zero_grad(set_to_none=True)
@@ -348,8 +368,7 @@ def train(cfg: TrainConfig, data_cfg: DataConfig, out_dir: str, resume: bool = F
                     f"({train_seconds / max(steps, 1):.3f} s/step)",
                     flush=True,  # progress reaches logs and pipes as it happens
                 )
-            best = progress.best
-            if (val["accuracy"], -val["loss"]) > (best["val_accuracy"], -best["val_loss"]):
+            if keeps(cfg, val, progress.best):
                 progress.best = {"val_accuracy": val["accuracy"], "val_loss": val["loss"],
                                  "epoch": epoch}
                 progress.best_state = copy.deepcopy(model.state_dict())
@@ -371,7 +390,7 @@ def train(cfg: TrainConfig, data_cfg: DataConfig, out_dir: str, resume: bool = F
              for name, d in (("train", train_data), ("val", val_data), ("test", test_data))}
     distributed.stop()
     metrics = {
-        "best_epoch": progress.best["epoch"],
+        "kept_epoch": progress.best["epoch"],  # whose weights the checkpoint holds
         "final": final,
         "history": progress.history,
         "split_sizes": {"train": len(train_data.ids), "val": len(val_data.ids),
@@ -380,11 +399,13 @@ def train(cfg: TrainConfig, data_cfg: DataConfig, out_dir: str, resume: bool = F
     if not ranks.master:
         return metrics
     print(
-        f"best epoch {progress.best['epoch']}: train acc {final['train']['accuracy']:.2%}, "
+        f"kept epoch {progress.best['epoch']} ({cfg.keep}): train acc {final['train']['accuracy']:.2%}, "
         f"val acc {final['val']['accuracy']:.2%}, test acc {final['test']['accuracy']:.2%}"
     )
     if cfg.trainable == "lora":
         merge_lora(model)
+    if cfg.char_ngrams:
+        model.wte = model.wte.folded()
     training = {**asdict(run_cfg), "pad_to_tokens": pad_to}
     ckpt = Checkpoint(model.cpu().eval(), splits.labels, preset_name(model.config), data_cfg,
                       training)

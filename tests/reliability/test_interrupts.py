@@ -172,7 +172,7 @@ def child_env(cache: Path, *, unbuffered: bool = True, fault: str | None = None,
               hook: Path | None = None) -> dict:
     """The child's environment: isolated like conftest's (no user cache or data, no network),
     one torch thread. `unbuffered` lets lines that train and export print without flushing
-    (the "training ..." and "best epoch" lines, export's progress) arrive as they happen; the
+    (the "training ..." and "kept epoch" lines, export's progress) arrive as they happen; the
     SIGINT and resume tests leave it off and rely on train's own per-epoch flush."""
     env = {k: v for k, v in os.environ.items()
            if k not in ("SPAMKIT_DATA", "PYTHONUNBUFFERED", "SPAMKIT_TEST_FAULT")}
@@ -258,7 +258,7 @@ def assert_complete_bundle(bundle: Path) -> None:
 def same_results(reference: Path, other: Path) -> None:
     """Final and per-epoch metrics and the weights of two runs agree (see LOSS_TOL)."""
     a, b = (json.loads((d / "metrics.json").read_text()) for d in (reference, other))
-    assert b["best_epoch"] == a["best_epoch"]
+    assert b["kept_epoch"] == a["kept_epoch"]
     for split in ("train", "val", "test"):
         assert b["final"][split]["accuracy"] == a["final"][split]["accuracy"], split
         assert b["final"][split]["loss"] == pytest.approx(a["final"][split]["loss"],

@@ -4,8 +4,15 @@ Every MatMul with constant weights becomes QuantizeLinear + MatMulIntegerToFloat
 VNNI kernel that ONNX Runtime's dynamic quantization uses), with per-output-channel weight scales
 and per-tensor activation scales calibrated on real messages. Dynamic quantization would derive
 the activation scale from each batch's range, so a message's logits would depend on the
-messages batched with it; fixed scales make every row's result its own. The embedding tables
-become int8 with one scale per row.
+messages batched with it; fixed scales make every row's result its own.
+
+The token embedding table, a third of the weights of the 124M shape, becomes 4-bit with one scale
+per block of 32 values (GatherBlockQuantized): it is only looked up, never multiplied, so its
+rounding stays in the rows of the message's own tokens. The position table stays int8 per row.
+
+Each block's attention then runs as one QAttention kernel: the int8 q/k/v projection followed by
+causal attention, which drops the Split between them (measured 4-5% off the batch-1 latency of
+the 124M shape, logits unchanged to the last bit).
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from spamkit.export.onnx_graph import save_graph
 from spamkit.runtime.classifier import pad_batch
 
 MS_DOMAIN = "com.microsoft"
+TOKEN_BLOCK = 32  # values per 4-bit block of the token embedding table, one scale each
 
 
 def quantize_int8(fp32: Path, int8: Path, calibration: list[list[int]], pad_id: int) -> None:
@@ -29,12 +37,15 @@ def quantize_int8(fp32: Path, int8: Path, calibration: list[list[int]], pad_id: 
     of real messages whose activations set the ranges."""
     model = ir.load(fp32)
     matmuls = [n for n in model.graph if _weight(n) is not None]
+    input_ids = next(v for v in model.graph.inputs if v.name == "input_ids")
     ranges = _activation_ranges(fp32, [n.inputs[0].name for n in matmuls], calibration, pad_id)
     for node in matmuls:
         _quantize_matmul(model.graph, node, ranges[node.inputs[0].name])
     for node in list(model.graph):
         if node.op_type == "Gather" and node.inputs[0].const_value is not None:
-            _quantize_embedding(model.graph, node)
+            _quantize_embedding(model.graph, node, input_ids)
+        elif node.op_type == "MultiHeadAttention":
+            _fuse_attention(model.graph, node)
     model.opset_imports.setdefault(MS_DOMAIN, 1)
     RemoveUnusedNodesPass()(model)
     save_graph(model, int8)
@@ -134,19 +145,73 @@ def _bias_add(output: ir.Value) -> tuple[ir.Node, ir.Value] | None:
     return add, bias
 
 
-def _quantize_embedding(graph: ir.Graph, gather: ir.Node) -> None:
-    """An int8 table with one scale per row: only the gathered rows are dequantized."""
+def _quantize_embedding(graph: ir.Graph, gather: ir.Node, input_ids: ir.Value) -> None:
     table_value, ids = gather.inputs
     table = table_value.const_value.numpy().astype(np.float32)
+    name = table_value.name
+    if ids is input_ids and table.shape[1] % TOKEN_BLOCK == 0:
+        dequantized = _gather_4bit(graph, name, table, ids)
+    else:
+        dequantized = _gather_int8(graph, name, table, ids)
+    graph.insert_before(gather, dequantized)
+    gather.outputs[0].replace_all_uses_with(dequantized[-1].outputs[0],
+                                            replace_graph_outputs=True)
+
+
+def _gather_4bit(graph: ir.Graph, name: str, table: np.ndarray, ids: ir.Value) -> list[ir.Node]:
+    """Symmetric 4-bit blocks of TOKEN_BLOCK values along each row, stored as uint8 pairs with
+    GatherBlockQuantized's default zero point of 8."""
+    rows, cols = table.shape
+    blocks = table.reshape(rows, cols // TOKEN_BLOCK, TOKEN_BLOCK)
+    scale = np.abs(blocks).max(axis=-1) / 7.0
+    scale[scale == 0] = 1.0
+    q = (np.clip(np.round(blocks / scale[..., None]), -7, 7) + 8).astype(np.uint8)
+    q = q.reshape(rows, cols)
+    packed = q[:, 0::2] | (q[:, 1::2] << 4)  # the first of each pair in the low nibble
+    # `bits` is left at its default (4): ONNX Runtime 1.22 reads uint8 data as 4-bit pairs and
+    # only later versions know the attribute.
+    attrs = {"block_size": ir.AttrInt64("block_size", TOKEN_BLOCK),
+             "gather_axis": ir.AttrInt64("gather_axis", 0),
+             "quantize_axis": ir.AttrInt64("quantize_axis", 1)}
+    return [ir.Node(MS_DOMAIN, "GatherBlockQuantized",
+                    [_const(graph, f"{name}.uint4", packed), ids,
+                     _const(graph, f"{name}.scale", scale.astype(np.float32))],
+                    attrs, name=f"{name}.rows")]
+
+
+def _gather_int8(graph: ir.Graph, name: str, table: np.ndarray, ids: ir.Value) -> list[ir.Node]:
+    """An int8 table with one scale per row: only the gathered rows are dequantized."""
     scale = np.abs(table).max(axis=1, keepdims=True) / 127.0
     scale[scale == 0] = 1.0
     table_q = np.clip(np.round(table / scale), -127, 127).astype(np.int8)
-    name = table_value.name
     rows = ir.Node("", "Gather", [_const(graph, f"{name}.int8", table_q), ids], name=f"{name}.rows")
     scales = ir.Node("", "Gather", [_const(graph, f"{name}.scale", scale.astype(np.float32)), ids],
                      name=f"{name}.row_scales")
     to_float = {"to": ir.AttrInt64("to", int(ir.DataType.FLOAT))}
     cast = ir.Node("", "Cast", [rows.outputs[0]], to_float, name=f"{name}.cast")
     mul = ir.Node("", "Mul", [cast.outputs[0], scales.outputs[0]], name=f"{name}.dequantize")
-    graph.insert_before(gather, [rows, scales, cast, mul])
-    gather.outputs[0].replace_all_uses_with(mul.outputs[0], replace_graph_outputs=True)
+    return [rows, scales, cast, mul]
+
+
+def _fuse_attention(graph: ir.Graph, attention: ir.Node) -> None:
+    """MatMulIntegerToFloat(x, w_qkv) -> Split -> MultiHeadAttention(q, k, v), causal and
+    without a mask, becomes QAttention(x, w_qkv)."""
+    split = attention.inputs[0].producer()
+    if split is None or split.op_type != "Split" or len(split.inputs) != 1 \
+            or split.attributes.get_int("axis", 0) not in (-1, 2) or len(attention.inputs) != 3 \
+            or [v.producer() for v in attention.inputs] != [split] * 3 \
+            or list(split.outputs) != list(attention.inputs) \
+            or set(attention.attributes) != {"num_heads", "unidirectional"}:
+        return
+    matmul = split.inputs[0].producer()
+    if matmul is None or matmul.op_type != "MatMulIntegerToFloat" or len(matmul.inputs) < 7 \
+            or matmul.inputs[6] is None or len(split.inputs[0].uses()) != 1:
+        return
+    x, w, x_scale, w_scale, x_zero = matmul.inputs[:5]
+    fused = ir.Node(MS_DOMAIN, "QAttention", [x, w, matmul.inputs[6], x_scale, w_scale, None,
+                                                x_zero],
+                    {name: ir.AttrInt64(name, attention.attributes[name].value)
+                     for name in ("num_heads", "unidirectional")},
+                    name=f"{attention.name}.int8")
+    graph.insert_before(attention, [fused])
+    attention.outputs[0].replace_all_uses_with(fused.outputs[0], replace_graph_outputs=True)

@@ -28,9 +28,10 @@ def test_bundle_holds_graphs_tokenizer_and_a_manifest_with_checksums(tiny_bundle
     for name, digest in manifest.files.items():
         assert sha256_file(tiny_bundle / name) == digest
     assert manifest.verification["fp32_max_abs_logit_diff_vs_torch"] <= 1e-4
-    # int8 weights: a fraction of the fp32 graph's size
+    # The tiny preset is nearly all token embeddings: at 8 bits per weight the int8 graph would
+    # be over a quarter of the fp32 one, with the table at 4 bits (plus a scale per 32) a sixth.
     int8, fp32 = (sum(manifest.sizes[f] for f in manifest.graph_files(p)) for p in ("int8", "fp32"))
-    assert int8 < 0.5 * fp32
+    assert int8 < 0.2 * fp32
 
 
 def test_onnx_graph_has_the_runtime_interface(tiny_bundle):

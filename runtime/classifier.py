@@ -67,7 +67,7 @@ class Classifier:
         precision: str,
         batch_size: int = 32,
         threshold: float | None = None,
-        batch_tokens: int = 256,
+        batch_tokens: int = 128,
     ) -> None:
         self.session = session
         self.tokenizer = tokenizer
@@ -78,8 +78,9 @@ class Classifier:
         self.batch_size = batch_size
         # A batch also stops at this many (padded) tokens: ONNX Runtime's working memory grows
         # with the tokens in flight (~100 KB each for the 124M shape), while the int8 matmuls
-        # reach full speed at a few hundred rows already (124M int8, 1,000 SMS: 165 msgs/s at
-        # 256 tokens, 160 at 512, with 17 MB less peak memory).
+        # are near full speed at a hundred rows already (124M int8, 1,000 SMS, peak RSS of the
+        # process: 155-157 msgs/s and 207 MB at 128 tokens, 165 and 210 MB at 192, 154-168
+        # and 216 MB at 256; 160 msgs/s at 512, 17 MB above 256).
         self.batch_tokens = batch_tokens
         # Messages read, tokenized and length-sorted together: bounds memory on huge inputs.
         self.chunk_size = 64 * batch_size
@@ -102,7 +103,7 @@ class Classifier:
         precision: str | None = None,
         batch_size: int = 32,
         threshold: float | None = None,
-        batch_tokens: int = 256,
+        batch_tokens: int = 128,
     ) -> Classifier:
         """Load a bundle. `device` is "cpu", "cuda" (an error where ONNX Runtime cannot run on
         a GPU) or "auto" (CUDA when it can, else the CPU with a warning; `.device` says which).

@@ -211,7 +211,8 @@ def evaluate(
 
 
 def train(cfg: TrainConfig, data_cfg: DataConfig, out_dir: str, resume: bool = False) -> dict:
-    """Train, keep the epoch with the best validation accuracy, write the checkpoint.
+    """Train, keep the epoch `cfg.keep` picks (best validation accuracy, or the last), write the
+    checkpoint.
 
     With `resume`, continue an interrupted run in `out_dir` from its last complete epoch, with
     the configuration it was started with. `--device auto` is resolved again on resume, so a run

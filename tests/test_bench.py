@@ -115,3 +115,14 @@ def test_compare_asks_for_the_peer_venv_only_when_a_peer_route_runs(tmp_path):
          "--work", tmp_path], capture_output=True, text=True)
     assert result.returncode == 2 and "--peer-python" in result.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_matmul_floor_reports_both_precisions_at_each_length():
+    result = subprocess.run(
+        [sys.executable, ROOT / "benchmarks" / "matmul_floor.py", "--tokens", "3", "7",
+         "--runs", "4"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert [line.split(" ms")[0].split(" 48 matmuls ")[0] for line in lines] == [
+        "int8 3 tokens:", "int8 7 tokens:", "fp32 3 tokens:", "fp32 7 tokens:"]
+    assert all(float(line.split("48 matmuls ")[1].split(" ms")[0]) > 0 for line in lines)

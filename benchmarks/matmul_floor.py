@@ -1,0 +1,82 @@
+"""ONNX Runtime's own time for the matmuls of one message through the GPT-2 124M shape.
+
+Each of the four matmul shapes of a block runs alone, in a graph of its own (int8: the
+QuantizeLinear + MatMulIntegerToFloat pair that spamkit's int8 graph uses; fp32: MatMul + Add),
+with its weights hot in cache. Their sum over the 48 matmuls of a message (11 blocks at every
+token; the last block's q/k/v projection at every token and the rest at one) is a floor for a
+whole graph's latency in ONNX Runtime: attention, GELU, LayerNorm, the embeddings and weights
+that do not stay in cache all come on top.
+
+    python benchmarks/matmul_floor.py --tokens 19 48
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import onnxruntime as ort
+from onnx import TensorProto, helper, numpy_helper
+
+N_EMBD, N_LAYER = 768, 12
+SHAPES = ((N_EMBD, 3 * N_EMBD), (N_EMBD, N_EMBD), (N_EMBD, 4 * N_EMBD), (4 * N_EMBD, N_EMBD))
+RNG = np.random.default_rng(0)
+
+
+def matmul_graph(k: int, n: int, precision: str) -> bytes:
+    if precision == "int8":
+        inits = {"w": RNG.integers(-127, 128, (k, n)).astype(np.int8),
+                 "x_scale": np.float32(0.02), "x_zero": np.uint8(128),
+                 "w_scale": RNG.random(n).astype(np.float32) * 1e-3, "b": np.zeros(n, np.float32)}
+        nodes = [helper.make_node("QuantizeLinear", ["x", "x_scale", "x_zero"], ["xq"]),
+                 helper.make_node("MatMulIntegerToFloat",
+                                  ["xq", "w", "x_scale", "w_scale", "x_zero", "", "b"], ["y"],
+                                  domain="com.microsoft")]
+    else:
+        inits = {"w": RNG.standard_normal((k, n)).astype(np.float32) * 0.02,
+                 "b": np.zeros(n, np.float32)}
+        nodes = [helper.make_node("MatMul", ["x", "w"], ["xw"]),
+                 helper.make_node("Add", ["xw", "b"], ["y"])]
+    graph = helper.make_graph(
+        nodes, "matmul", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, "t", k])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, "t", n])],
+        [numpy_helper.from_array(np.asarray(v), name) for name, v in inits.items()])
+    opsets = [helper.make_opsetid("", 18), helper.make_opsetid("com.microsoft", 1)]
+    return helper.make_model(graph, opset_imports=opsets).SerializeToString()
+
+
+def median_seconds(session: ort.InferenceSession, k: int, tokens: int, runs: int) -> float:
+    x = RNG.standard_normal((1, tokens, k)).astype(np.float32)
+    for _ in range(max(runs // 8, 1)):
+        session.run(None, {"x": x})
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        session.run(None, {"x": x})
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tokens", type=int, nargs="+", default=[19, 48])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--runs", type=int, default=400, help="timed runs per matmul")
+    args = parser.parse_args()
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = args.threads
+    for precision in ("int8", "fp32"):
+        sessions = [ort.InferenceSession(matmul_graph(k, n, precision), options,
+                                         providers=["CPUExecutionProvider"]) for k, n in SHAPES]
+        for tokens in args.tokens:
+            full = [median_seconds(s, k, tokens, args.runs) for s, (k, _) in zip(sessions, SHAPES)]
+            one = [median_seconds(s, k, 1, args.runs) for s, (k, _) in zip(sessions[1:], SHAPES[1:])]
+            total = (N_LAYER - 1) * sum(full) + full[0] + sum(one)
+            rates = [2 * k * n * tokens / t / 1e12 for (k, n), t in zip(SHAPES, full)]
+            print(f"{precision} {tokens} tokens: 48 matmuls {total * 1e3:.2f} ms "
+                  f"({min(rates):.2f}-{max(rates):.2f} TOP/s per matmul, {args.threads} threads)")
+
+
+if __name__ == "__main__":
+    main()

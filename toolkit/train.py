@@ -275,8 +275,10 @@ def train(cfg: TrainConfig, data_cfg: DataConfig, out_dir: str, resume: bool = F
     if ranks.world > 1:
         from torch.nn.parallel import DistributedDataParallel
 
+        # The model's only buffers are --char-ngrams' lookup tables, the same on every rank:
+        # nothing to broadcast before each step.
         step = DistributedDataParallel(
-            run, device_ids=None if device == "cpu" else [ranks.local])
+            run, device_ids=None if device == "cpu" else [ranks.local], broadcast_buffers=False)
 
     n_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     if ranks.master:

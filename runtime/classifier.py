@@ -21,6 +21,12 @@ from spamkit.runtime.bundle import BundleError, Manifest, read_manifest, verify_
 from spamkit.runtime.device import choose_graph, providers_for, runs_on_cuda
 from spamkit.runtime.tokenizer import Tokenizer
 
+# A batch stops at this many (padded) tokens by default: ONNX Runtime's working memory grows
+# with the tokens in flight (~100 KB each for the 124M shape), while the int8 matmuls are near
+# full speed at a hundred rows already (`spamkit bench` on the 124M int8 bundle: 150-158 msgs/s
+# and 216 MB peak RSS at 128 tokens, 147-170 msgs/s and 225 MB at 256).
+BATCH_TOKENS = 128
+
 
 def make_session(
     graph: Path, providers: list[str], threads: int | None = None
@@ -67,7 +73,7 @@ class Classifier:
         precision: str,
         batch_size: int = 32,
         threshold: float | None = None,
-        batch_tokens: int = 128,
+        batch_tokens: int = BATCH_TOKENS,
     ) -> None:
         self.session = session
         self.tokenizer = tokenizer
@@ -76,11 +82,6 @@ class Classifier:
         self.device = device
         self.precision = precision
         self.batch_size = batch_size
-        # A batch also stops at this many (padded) tokens: ONNX Runtime's working memory grows
-        # with the tokens in flight (~100 KB each for the 124M shape), while the int8 matmuls
-        # are near full speed at a hundred rows already (124M int8, 1,000 SMS, peak RSS of the
-        # process: 155-157 msgs/s and 207 MB at 128 tokens, 165 and 210 MB at 192, 154-168
-        # and 216 MB at 256; 160 msgs/s at 512, 17 MB above 256).
         self.batch_tokens = batch_tokens
         # Messages read, tokenized and length-sorted together: bounds memory on huge inputs.
         self.chunk_size = 64 * batch_size
@@ -103,7 +104,7 @@ class Classifier:
         precision: str | None = None,
         batch_size: int = 32,
         threshold: float | None = None,
-        batch_tokens: int = 128,
+        batch_tokens: int = BATCH_TOKENS,
     ) -> Classifier:
         """Load a bundle. `device` is "cpu", "cuda" (an error where ONNX Runtime cannot run on
         a GPU) or "auto" (CUDA when it can, else the CPU with a warning; `.device` says which).

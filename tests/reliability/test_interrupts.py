@@ -245,12 +245,13 @@ def assert_complete_checkpoint(out: Path, epochs: int) -> None:
 
 
 def assert_complete_bundle(bundle: Path) -> None:
-    """A whole int8 export: both graphs load and classify, and the manifest holds the int8
-    comparison that export writes last."""
+    """A whole int8 export: every graph it lists loads and classifies, and the manifest holds
+    the int8 comparison that export writes last. (The test fixture's bundle keeps its fp32
+    graph; `spamkit export --int8` alone ships the int8 graph only.)"""
     manifest = read_manifest(bundle)  # verifies every file's sha256
-    assert set(manifest.graphs) == {"fp32", "int8"}
+    assert "int8" in manifest.graphs and set(manifest.graphs) <= {"fp32", "int8"}
     assert "test_int8_label_agreement" in manifest.verification
-    for precision in ("fp32", "int8"):
+    for precision in manifest.graphs:
         clf = Classifier.load(bundle, precision=precision)
         assert set(clf.predict(MESSAGES)) <= {"ham", "spam"}
 

@@ -9,7 +9,7 @@ HAS_NVIDIA := $(shell command -v nvidia-smi 2>/dev/null)
 # Without an NVIDIA GPU, PyTorch's CPU index supplies a CPU-only torch; plain PyPI would pull
 # several GB of CUDA libraries. (pip prefers 2.13.0+cpu over 2.13.0 as the higher version.)
 # With one, PyPI's torch is the CUDA 13 build, the CUDA that current onnxruntime-gpu (the `gpu`
-# extra, 1.27+) is built for too: both need NVIDIA driver R580 or newer (README: On a GPU).
+# extra, 1.27+) is built for too: both need NVIDIA driver R580 or newer (docs/gpu.md).
 TORCH_PIP_ARGS ?= $(if $(HAS_NVIDIA),,--extra-index-url https://download.pytorch.org/whl/cpu)
 # onnxruntime and onnxruntime-gpu provide the same module: one or the other.
 ORT_EXTRA ?= $(if $(HAS_NVIDIA),gpu,cpu)

@@ -1,7 +1,7 @@
 """Test accuracy of a `spamkit train` recipe over several split seeds.
 
 The balanced SMS test set has ~300 messages (one message = 0.33 points), so a single split is
-noisy; the README's accuracy figures are means over five seeds from this script.
+noisy; the accuracy figures in docs/experiments.md are means over five seeds from this script.
 
     python benchmarks/seeds.py --seeds 123 124 125 126 127 -- --preset mini --epochs 5
 """

@@ -203,9 +203,9 @@ def check_manifest(data: object, where: str) -> Manifest:
     if version > FORMAT_VERSION:
         raise BundleError(f"{where} is bundle format {version}; this spamkit reads format "
                           f"{FORMAT_VERSION} and older: upgrade spamkit")
-    if version < 2 and isinstance(data.get("graphs"), dict):
-        data = {**data, "devices": {p: GRAPH_DEVICES.get(p) for p in data["graphs"]}}
     _check_keys(data, version, where)
+    if version < 2 and isinstance(data["graphs"], dict):
+        data = {**data, "devices": {p: GRAPH_DEVICES.get(p) for p in data["graphs"]}}
     for name, value in data.items():
         try:
             FIELD_CHECKS[name](value)
@@ -238,9 +238,9 @@ def _check_agreement(m: Manifest) -> None:
     for name in [m.tokenizer, *m.graphs.values()]:
         if name not in m.files:
             raise ValueError(f"it lists {_show(name)} without a checksum")
-    if m.devices.keys() != m.graphs.keys():
-        raise ValueError(f"devices {_show(sorted(m.devices))} do not match graphs "
-                         f"{_show(sorted(m.graphs))}")
+    for precision in m.graphs.keys() ^ m.devices.keys():
+        raise ValueError(f"it names no device for its {precision} graph" if precision in m.graphs
+                         else f"it names devices for a {precision} graph it does not have")
     unlisted = sorted(set(m.sizes) - set(m.files))
     if unlisted:
         raise ValueError(f"sizes names {_show(unlisted[0])}, which files does not list")
@@ -383,8 +383,10 @@ def _check_threshold(v: object) -> None:
                          f"{', '.join(THRESHOLD_KEYS[2:])}), not {_show(v)}")
     _check_text(v["label"])
     for key in THRESHOLD_KEYS[1:]:
-        if key in v:
-            _check_probability(v[key])
+        try:
+            _check_probability(v.get(key, 0))
+        except ValueError as e:
+            raise ValueError(f"{key} {e}") from None
 
 
 FIELD_CHECKS = {

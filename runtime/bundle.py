@@ -178,7 +178,12 @@ def load_json(raw: bytes, where: str) -> object:
     except RecursionError:
         raise BundleError(f"{where} is not valid JSON: nested too deeply") from None
     except ValueError as e:  # JSONDecodeError, UnicodeDecodeError, too many digits, ours
-        raise BundleError(f"{where} is not valid JSON: {str(e).splitlines()[0]}") from None
+        raise BundleError(f"{where} is not valid JSON: {first_line(e)}") from None
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an error's message (a library's may run to many), or its type."""
+    return (str(error).splitlines() or [type(error).__name__])[0]
 
 
 def _refuse_constant(name: str) -> None:

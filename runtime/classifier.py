@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import numbers
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -22,6 +23,7 @@ from spamkit.runtime.bundle import (
     GRAPH_FILES,
     BundleError,
     Manifest,
+    first_line,
     load_json,
     open_manifest,
     read_verified,
@@ -51,7 +53,7 @@ def make_session(
         # directory; any refusal is reported as a bad bundle.
         return ort.InferenceSession(str(graph), sess_options=options, providers=providers)
     except Exception as e:  # noqa: BLE001 - ORT raises its own Fail/InvalidGraph types
-        raise BundleError(f"ONNX Runtime cannot load {graph}: {str(e).splitlines()[0]}") from None
+        raise BundleError(f"ONNX Runtime cannot load {graph}: {first_line(e)}") from None
 
 
 def _open_graph(bundle: Path, manifest: Manifest, precision: str, providers: list[str],
@@ -103,11 +105,11 @@ def load_tokenizer(bundle: Path, manifest: Manifest) -> Tokenizer:
 
 def check_options(batch_size: object, batch_tokens: object, threshold: object) -> None:
     """ValueError unless batch_size and batch_tokens are ints >= 1, and threshold is None or a
-    probability."""
+    probability (numpy's numbers included)."""
     for name, value in (("batch_size", batch_size), ("batch_tokens", batch_tokens)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        if not _is_int(value) or value < 1:
             raise ValueError(f"{name} must be an integer of at least 1, not {value!r}")
-    if threshold is not None and not (isinstance(threshold, (int, float))
+    if threshold is not None and not (isinstance(threshold, numbers.Real)
                                       and not isinstance(threshold, bool)
                                       and math.isfinite(threshold) and 0 <= threshold <= 1):
         raise ValueError(f"threshold must be a probability from 0 to 1, not {threshold!r}")
@@ -117,12 +119,15 @@ def check_load_options(threads: object, precision: object) -> None:
     """ValueError unless threads is None or 1..this machine's CPUs, and precision None or a
     graph name."""
     cpus = os.cpu_count() or 1
-    if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool)
-                                or not 1 <= threads <= cpus):
+    if threads is not None and (not _is_int(threads) or not 1 <= threads <= cpus):
         raise ValueError(f"threads must be an integer from 1 to {cpus} (this machine's CPUs), "
                          f"not {threads!r}")
     if precision is not None and precision not in GRAPH_FILES:
         raise ValueError(f"precision must be one of {', '.join(GRAPH_FILES)}, not {precision!r}")
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def pad_batch(batch: list[list[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
@@ -160,10 +165,10 @@ class Classifier:
         self.precision = precision
         # sha256 of the manifest.json bytes loaded (what `spamkit export` prints), or None.
         self.digest = digest
-        self.batch_size = batch_size
-        self.batch_tokens = batch_tokens
+        self.batch_size = int(batch_size)
+        self.batch_tokens = int(batch_tokens)
         # Messages read, tokenized and length-sorted together: bounds memory on huge inputs.
-        self.chunk_size = 64 * batch_size
+        self.chunk_size = 64 * self.batch_size
         stored = manifest.threshold or {}
         # predict() answers `threshold_label` when its probability reaches `threshold`;
         # without one it answers the most probable label.
@@ -172,7 +177,7 @@ class Classifier:
             if len(self.labels) != 2:
                 raise ValueError("threshold= needs a calibrated bundle or a two-class model")
             self.threshold_label = self.labels[1]
-        self.threshold = threshold if threshold is not None else stored.get("value")
+        self.threshold = float(threshold) if threshold is not None else stored.get("value")
 
     @classmethod
     def load(
@@ -200,6 +205,7 @@ class Classifier:
         Bad arguments are a ValueError; a bad bundle, whatever it claims, a BundleError."""
         check_load_options(threads, precision)
         check_options(batch_size, batch_tokens, threshold)
+        threads = None if threads is None else int(threads)
         bundle = Path(bundle)
         manifest, found = open_manifest(bundle, digest)
         tokenizer = load_tokenizer(bundle, manifest)
@@ -270,7 +276,7 @@ class Classifier:
             out = self.session.run(["logits"], {"input_ids": input_ids, "attention_mask": mask})[0]
         except Exception as e:  # noqa: BLE001 - ORT raises its own Fail/InvalidArgument types
             raise BundleError(f"the bundle's {self.precision} graph failed on texts[{indices[0]}]"
-                              f" and its batch: {str(e).splitlines()[0]}") from None
+                              f" and its batch: {first_line(e)}") from None
         want = (len(batch), len(self.labels))
         if out.shape != want or out.dtype != np.float32:
             raise BundleError(f"the bundle's {self.precision} graph gave {out.dtype} logits of "

@@ -86,7 +86,7 @@ class Tokenizer:
             encoding = tiktoken.Encoding(name=name, pat_str=pat_str, mergeable_ranks=ranks,
                                          special_tokens=special)
         except ValueError as e:  # e.g. a pat_str that is not a regular expression
-            raise ValueError(f"tiktoken refuses it: {str(e).splitlines()[0]}") from None
+            raise ValueError(f"tiktoken refuses it: {e}".splitlines()[0]) from None
         return cls(encoding, max_length)
 
     @classmethod

@@ -11,7 +11,7 @@ import shutil
 import numpy as np
 import pytest
 from conftest import assert_clean_failure, spamkit_cli
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from spamkit.runtime import BundleError, Classifier
@@ -257,13 +257,15 @@ def assert_loads_sanely_or_refused(bundle) -> None:
         clf = Classifier.load(bundle)
     except BundleError as e:
         assert "\n" not in str(e) and str(e)
+        event("refused")
         return
+    event("loaded")
     p = clf.predict_proba(["WINNER!! claim your prize now", "", "see you at 6 \u0800 🎉"])
     assert p.shape == (3, len(clf.labels)) and np.isfinite(p).all()
     np.testing.assert_allclose(p.sum(axis=1), 1, atol=1e-5)
 
 
-@settings(FUZZ, max_examples=120)
+@settings(FUZZ, max_examples=300)
 @given(data=st.data())
 def test_fuzz_any_manifest_loads_sanely_or_is_one_bundle_error(tiny_bundle, bundle, data):
     manifest = data.draw(mutated(json.loads((tiny_bundle / "manifest.json").read_text())))
@@ -271,7 +273,7 @@ def test_fuzz_any_manifest_loads_sanely_or_is_one_bundle_error(tiny_bundle, bund
     assert_loads_sanely_or_refused(bundle)
 
 
-@settings(FUZZ, max_examples=30)
+@settings(FUZZ, max_examples=60)
 @given(data=st.data())
 def test_fuzz_any_rechecksummed_tokenizer_loads_sanely_or_is_one_bundle_error(
         tiny_bundle, bundle, data):

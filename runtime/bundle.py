@@ -162,11 +162,14 @@ def read_capped(path: Path, limit: int) -> bytes:
     """A file's bytes, refusing one over `limit` bytes without reading it all."""
     try:
         with open(path, "rb") as f:
-            data = f.read(limit + 1)
+            size = os.fstat(f.fileno()).st_size
+            if size > limit:
+                raise BundleError(f"{path} is over {limit} bytes: not a spamkit bundle file")
+            data = f.read(size + 1)  # one byte more shows a file still being written
     except OSError as e:
         raise BundleError(f"cannot read {path}: {e.strerror or e}") from None
-    if len(data) > limit:
-        raise BundleError(f"{path} is over {limit} bytes: not a spamkit bundle file")
+    if len(data) != size:
+        raise BundleError(f"{path} changed while it was read")
     return data
 
 
@@ -259,18 +262,25 @@ def _check_agreement(m: Manifest) -> None:
 def check_files(bundle: Path, manifest: Manifest) -> None:
     """Every listed file inside the bundle, present, and of its recorded size."""
     root = bundle.resolve()
-    where = bundle / MANIFEST_FILE
     for name in manifest.files:
-        path = bundle / name
-        # Loading must never read outside the bundle: no absolute names, no "..", no links.
-        if path.is_symlink() or not path.resolve().is_relative_to(root) or Path(name).is_absolute():
-            raise BundleError(f"{where} lists {name}, which is outside the bundle or a link; "
-                              "refused")
-        if not path.is_file():
-            raise BundleError(f"{bundle} is incomplete: {name} is missing")
-        if name in manifest.sizes and path.stat().st_size != manifest.sizes[name]:
-            raise BundleError(f"{bundle / name} is {path.stat().st_size} bytes, not "
-                              f"{manifest.sizes[name]}: damaged or changed")
+        try:
+            _check_file(bundle, root, name, manifest.sizes.get(name))
+        except OSError as e:  # e.g. a name too long for the file system
+            raise BundleError(f"{bundle / MANIFEST_FILE} lists {_show(name)}, which cannot be "
+                              f"read: {e.strerror or e}") from None
+
+
+def _check_file(bundle: Path, root: Path, name: str, size: int | None) -> None:
+    path = bundle / name
+    # Loading must never read outside the bundle: no absolute names, no "..", no links.
+    if path.is_symlink() or not path.resolve().is_relative_to(root) or Path(name).is_absolute():
+        raise BundleError(f"{bundle / MANIFEST_FILE} lists {name}, which is outside the bundle "
+                          "or a link; refused")
+    if not path.is_file():
+        raise BundleError(f"{bundle} is incomplete: {name} is missing")
+    if size is not None and path.stat().st_size != size:
+        raise BundleError(f"{path} is {path.stat().st_size} bytes, not {size}: damaged or "
+                          "changed")
 
 
 def verify_files(bundle: str | os.PathLike[str], manifest: Manifest, names: list[str]) -> None:

@@ -37,6 +37,16 @@ def _check_digest(value: Optional[str]) -> Optional[str]:
         raise typer.BadParameter(str(e)) from None
 
 
+def _check_runtime_options(threads: Optional[int], precision: Optional[str]) -> None:
+    """The runtime's own limits on --threads and --precision, as one line before any work."""
+    from spamkit.runtime.classifier import check_load_options
+
+    try:
+        check_load_options(threads, precision)
+    except ValueError as e:
+        raise SpamkitError(str(e)) from None
+
+
 def _digest_option():
     return typer.Option(None, "--digest", callback=_check_digest, help="Refuse any bundle but "
                         "the one with this digest, as `spamkit export` or `spamkit calibrate` "
@@ -331,6 +341,7 @@ def score(
     from spamkit.records import Source
     from spamkit.score import ScoreConfig, score_file
 
+    _check_runtime_options(threads, precision)
     cfg = ScoreConfig(engine=engine, batch_size=batch_size, precision=precision,
                       threads=threads, actors=actors, address=address, resume=resume,
                       digest=digest)

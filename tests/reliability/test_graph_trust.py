@@ -163,3 +163,17 @@ def test_score_jsonl_refuses_a_nan_graph_and_writes_nothing(bundle, trigger, tmp
     result = spamkit_cli("score", bundle, messages, "--out", out, "--precision", "fp32")
     assert_clean_failure(result, "NaN or infinite logit", out=out)
     assert not (out.parent / "scores.jsonl.partial").exists()
+
+
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_a_context_length_beyond_the_graphs_is_a_bundle_error_naming_the_message(bundle,
+                                                                                precision):
+    """The manifest may claim more context than the graph's position table holds; nothing at
+    load can tell, but the first longer message fails as a BundleError, not ONNX Runtime's."""
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["context_length"] = 2 * manifest["context_length"]
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    clf = Classifier.load(bundle, precision=precision)
+    assert clf.predict(TEXTS)  # short messages fit either way
+    with pytest.raises(BundleError, match=rf"{precision} graph failed on texts\[1\]"):
+        clf.predict(["hi", "many words " * 400])

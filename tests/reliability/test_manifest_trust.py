@@ -88,6 +88,8 @@ MANIFEST_CASES = {
     "a negative size": (lambda d: d["sizes"].update({"model.onnx": -1}), "sizes"),
     "a size that is a float": (lambda d: d["sizes"].update({"model.onnx": 1.5}), "sizes"),
     "a size for a file not listed": (lambda d: d["sizes"].update({"x.bin": 1}), "x.bin"),
+    "a file name too long for the file system": (
+        lambda d: d["files"].update({"é" * 200: "0" * 64}), "cannot be read"),
     "a threshold label not among the labels": (
         set_field("threshold", {"label": "eggs", "value": 0.5}), "eggs"),
     "a threshold of 1.5": (set_field("threshold", {"label": "spam", "value": 1.5}), "value"),

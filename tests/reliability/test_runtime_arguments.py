@@ -102,9 +102,13 @@ def test_a_dataframe_is_refused_saying_to_pass_its_text_column(clf):
     assert clf.predict(frame["text"]) == clf.predict(TEXTS)  # a Series is its values
 
 
-@pytest.mark.parametrize("args, words", [
-    (("--threads", "500"), ["threads must be an integer from 1 to"]),
-    (("--threads", "0"), ["threads must be an integer from 1 to"]),
-])
-def test_spamkit_classify_reports_a_bad_option_in_one_line(tiny_bundle, args, words):
-    assert_clean_failure(spamkit_cli("classify", tiny_bundle, "hello", *args), *words)
+@pytest.mark.parametrize("threads", ["500", "0", str(CPUS + 1)])
+def test_spamkit_classify_and_score_report_bad_threads_in_one_line(tiny_bundle, tmp_path,
+                                                                    threads):
+    messages = tmp_path / "messages.txt"
+    messages.write_text("hello\n", encoding="utf-8")
+    out = tmp_path / "scores.csv"
+    for command in (["classify", tiny_bundle, "hello"], ["score", tiny_bundle, messages, "--out",
+                                                         out]):
+        result = spamkit_cli(*command, "--threads", threads)
+        assert_clean_failure(result, f"threads must be an integer from 1 to {CPUS}", out=out)

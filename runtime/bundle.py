@@ -246,9 +246,11 @@ def _check_agreement(m: Manifest) -> None:
     for name in [m.tokenizer, *m.graphs.values()]:
         if name not in m.files:
             raise ValueError(f"it lists {_show(name)} without a checksum")
-    for precision in m.graphs.keys() ^ m.devices.keys():
-        raise ValueError(f"it names no device for its {precision} graph" if precision in m.graphs
-                         else f"it names devices for a {precision} graph it does not have")
+    unmatched = sorted(m.graphs.keys() ^ m.devices.keys())
+    if unmatched:
+        p = unmatched[0]
+        raise ValueError(f"it names no device for its {p} graph" if p in m.graphs
+                         else f"it names devices for a {p} graph it does not have")
     unlisted = sorted(set(m.sizes) - set(m.files))
     if unlisted:
         raise ValueError(f"sizes names {_show(unlisted[0])}, which files does not list")
@@ -312,7 +314,10 @@ def _is_int(v: object) -> bool:
 
 def _show(v: object) -> str:
     """A value as an error message may quote it: one line, short."""
-    text = repr(v)
+    try:
+        text = repr(v)
+    except RecursionError:  # nested as deep as the parser allows
+        return f"a deeply nested {type(v).__name__}"
     return text if len(text) <= 60 else text[:57] + "..."
 
 
@@ -369,8 +374,9 @@ def _check_sha256(v: object) -> None:
 
 def _check_devices(v: object) -> None:
     def check(devices: object) -> None:
-        if (not isinstance(devices, list) or not devices or len(set(devices)) != len(devices)
-                or not set(devices) <= {"cpu", "cuda"}):
+        if (not isinstance(devices, list) or not devices
+                or not all(d in ("cpu", "cuda") for d in devices)
+                or len(set(devices)) != len(devices)):
             raise ValueError(f"must list devices among cpu, cuda, not {_show(devices)}")
     _check_mapping(v, check)
 

@@ -183,7 +183,6 @@ def export(
 ) -> None:
     """Export a checkpoint to a verified ONNX bundle."""
     from spamkit.export.bundle import ExportConfig, export_bundle
-
     from spamkit.runtime.bundle import open_manifest
 
     manifest = export_bundle(checkpoint, out, ExportConfig(int8=int8, fp16=fp16,

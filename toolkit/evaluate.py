@@ -154,9 +154,8 @@ def calibrate_bundle(bundle: str | Path, data: str | None, target: float,
             f"messages (best {precision[best]:.2%} at threshold {thresholds[best]:.4f})"
         )
     i = ok[0]
-    manifest = read_manifest(bundle)
-    digest = write_manifest(bundle, replace(manifest, threshold={
-        "label": label, "value": float(thresholds[i]), "target_precision": target,
-        "val_precision": float(precision[i]), "val_recall": float(recall[i])}))
-    return Calibration(label, float(thresholds[i]), float(precision[i]), float(recall[i]),
+    stored = {"label": label, "value": float(thresholds[i]), "target_precision": target,
+              "val_precision": float(precision[i]), "val_recall": float(recall[i])}
+    digest = write_manifest(bundle, replace(read_manifest(bundle), threshold=stored))
+    return Calibration(label, stored["value"], stored["val_precision"], stored["val_recall"],
                        target, len(val), digest)

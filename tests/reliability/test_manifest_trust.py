@@ -15,7 +15,13 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from spamkit.runtime import BundleError, Classifier
-from spamkit.runtime.bundle import MAX_LABELS, Manifest, read_manifest, with_checksums, write_manifest
+from spamkit.runtime.bundle import (
+    MAX_LABELS,
+    Manifest,
+    read_manifest,
+    with_checksums,
+    write_manifest,
+)
 
 FUZZ = settings(derandomize=True, database=None, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture,
@@ -97,6 +103,7 @@ MANIFEST_CASES = {
         set_field("threshold", {"label": "spam", "value": "0.5"}), "value"),
     "a threshold without a value": (set_field("threshold", {"label": "spam"}), "threshold"),
     "an unknown device": (lambda d: d["devices"].update({"fp32": ["tpu"]}), "devices"),
+    "a device that is a list": (lambda d: d["devices"].update({"fp32": [["cpu"]]}), "devices"),
     "devices for a graph it lacks": (
         lambda d: d["devices"].update({"fp16": ["cuda"]}), "fp16 graph it does not have"),
     "a tokenizer name that is a number": (set_field("tokenizer", 5), "tokenizer"),
@@ -140,6 +147,15 @@ def test_a_manifest_that_is_hostile_json_is_refused_in_one_line(bundle, name, te
     path = bundle / "manifest.json"
     path.write_bytes(text if isinstance(text, bytes) else text.encode())
     assert_refused(bundle, "manifest.json", *words)
+
+
+@pytest.mark.parametrize("field", ["labels", "threshold", "preset"])
+def test_a_field_nested_as_deep_as_json_allows_is_refused_in_one_line(bundle, field):
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest[field] = "NESTED"
+    text = json.dumps(manifest).replace('"NESTED"', "[" * 985 + "]" * 985)
+    (bundle / "manifest.json").write_text(text)
+    assert_refused(bundle, "manifest.json", field, "[[[[")
 
 
 def test_spamkit_classify_says_what_is_wrong_with_the_manifest_in_one_line(bundle):

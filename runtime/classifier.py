@@ -29,7 +29,7 @@ from spamkit.runtime.bundle import (
     read_verified,
     verify_files,
 )
-from spamkit.runtime.device import choose_graph, providers_for, runs_on_cuda
+from spamkit.runtime.device import DEVICES, choose_graph, providers_for, runs_on_cuda
 from spamkit.runtime.tokenizer import Tokenizer
 
 # A batch stops at this many (padded) tokens by default: ONNX Runtime's working memory grows
@@ -115,15 +115,17 @@ def check_options(batch_size: object, batch_tokens: object, threshold: object) -
         raise ValueError(f"threshold must be a probability from 0 to 1, not {threshold!r}")
 
 
-def check_load_options(threads: object, precision: object) -> None:
-    """ValueError unless threads is None or 1..this machine's CPUs, and precision None or a
-    graph name."""
+def check_load_options(threads: object, precision: object, device: object = "cpu") -> None:
+    """ValueError unless threads is None or 1..this machine's CPUs, precision None or a graph
+    name, and device one of DEVICES."""
     cpus = os.cpu_count() or 1
     if threads is not None and (not _is_int(threads) or not 1 <= threads <= cpus):
         raise ValueError(f"threads must be an integer from 1 to {cpus} (this machine's CPUs), "
                          f"not {threads!r}")
     if precision is not None and precision not in GRAPH_FILES:
         raise ValueError(f"precision must be one of {', '.join(GRAPH_FILES)}, not {precision!r}")
+    if device not in DEVICES:
+        raise ValueError(f"device must be one of {', '.join(DEVICES)}, not {device!r}")
 
 
 def _is_int(value: object) -> bool:
@@ -203,7 +205,7 @@ class Classifier:
         the sha256 of manifest.json) is not this one is refused. `.digest` is the loaded one.
 
         Bad arguments are a ValueError; a bad bundle, whatever it claims, a BundleError."""
-        check_load_options(threads, precision)
+        check_load_options(threads, precision, device)
         check_options(batch_size, batch_tokens, threshold)
         threads = None if threads is None else int(threads)
         bundle = Path(bundle)

@@ -37,12 +37,14 @@ def _check_digest(value: Optional[str]) -> Optional[str]:
         raise typer.BadParameter(str(e)) from None
 
 
-def _check_runtime_options(threads: Optional[int], precision: Optional[str]) -> None:
-    """The runtime's own limits on --threads and --precision, as one line before any work."""
+def _check_runtime_options(threads: Optional[int], precision: Optional[str],
+                           device: str = "cpu") -> None:
+    """The runtime's own limits on --threads, --precision and --device, as one line before any
+    work."""
     from spamkit.runtime.classifier import check_load_options
 
     try:
-        check_load_options(threads, precision)
+        check_load_options(threads, precision, device)
     except ValueError as e:
         raise SpamkitError(str(e)) from None
 
@@ -209,6 +211,7 @@ def eval_(
 
     from spamkit.evaluate import evaluate_model, examples_for, load_scorer, pr_curves
 
+    _check_runtime_options(None, precision, device)
     scorer = load_scorer(model, precision, device, digest)
     examples = examples_for(scorer, data, split)
     rep, probs = evaluate_model(scorer, examples)
@@ -259,11 +262,9 @@ def classify(
     """Classify messages with a bundle (no torch involved)."""
     from spamkit.runtime import Classifier
 
-    try:
-        clf = Classifier.load(bundle, device=device, threads=threads, precision=precision,
-                              digest=digest)
-    except ValueError as e:  # an option out of range, said in the runtime's words
-        raise SpamkitError(str(e)) from None
+    _check_runtime_options(threads, precision, device)
+    clf = Classifier.load(bundle, device=device, threads=threads, precision=precision,
+                          digest=digest)
     if not texts:
         # Bytes that are not UTF-8 become U+FFFD rather than stopping the whole stream.
         stdin = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace", newline="")

@@ -112,3 +112,14 @@ def test_spamkit_classify_and_score_report_bad_threads_in_one_line(tiny_bundle, 
                                                          out]):
         result = spamkit_cli(*command, "--threads", threads)
         assert_clean_failure(result, f"threads must be an integer from 1 to {CPUS}", out=out)
+
+
+@pytest.mark.parametrize("option, value, words", [
+    ("--precision", "int4", "precision must be one of fp32, int8, fp16, not 'int4'"),
+    ("--device", "tpu", "device must be one of cpu, cuda, auto, not 'tpu'"),
+])
+@pytest.mark.parametrize("command", ["classify", "eval"])
+def test_spamkit_classify_and_eval_report_a_bad_graph_or_device_in_one_line(
+        tiny_bundle, command, option, value, words):
+    args = [tiny_bundle, "hello"] if command == "classify" else [tiny_bundle]
+    assert_clean_failure(spamkit_cli(command, *args, option, value), words)

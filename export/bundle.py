@@ -85,6 +85,7 @@ def export_bundle(checkpoint: str | Path, out: str | Path, cfg: ExportConfig) ->
             labels=ckpt.labels,
             context_length=model_cfg.context_length,
             pad_id=tokenizer.pad_id,
+            vocab_size=model_cfg.vocab_size,
             token=model_cfg.token,
             preset=ckpt.preset,
             opset=OPSET,

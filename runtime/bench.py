@@ -28,6 +28,7 @@ class BenchConfig:
     device: str = "cpu"
     precision: str | None = None  # None: the graph Classifier.load picks
     batch_size: int = 32
+    digest: str | None = None  # pins the bundle: any other is refused
 
     def __post_init__(self) -> None:
         if self.threads < 1 or self.batch_size < 1:
@@ -63,7 +64,8 @@ def loader_for(spec: dict) -> Callable[[], BundleRoute]:
 
     def load() -> BundleRoute:
         clf = Classifier.load(cfg.bundle, device=cfg.device, threads=cfg.threads,
-                              precision=cfg.precision, batch_size=cfg.batch_size)
+                              precision=cfg.precision, batch_size=cfg.batch_size,
+                              digest=cfg.digest)
         return BundleRoute(clf, cfg)
 
     return load

@@ -1,25 +1,32 @@
 """The bundle: a directory that holds everything an app needs to classify, and its manifest.
 
-    manifest.json        labels, context length, pad id, graphs and the device each is meant
-                         for, versions, sha256 of every file
+    manifest.json        labels, context length, pad id, vocabulary size, graphs and the device
+                         each is meant for, versions, sha256 of every file
     tokenizer.json       the GPT-2 tokenizer (see tokenizer.py)
     model.onnx           fp32 graph: (input_ids, attention_mask) int64 -> logits float32 [batch, classes]
     model.int8.onnx      the same graph with int8 weights (CPU)
     model.fp16.onnx      the same graph in fp16, same inputs and outputs (CUDA)
     GRAPH.data           each graph's weights, beside it (ONNX Runtime memory-maps them)
 
-Reading a manifest checks that every listed file is there with its recorded size; loading a graph
-checks it and the tokenizer against their sha256 first, so a damaged or edited file is refused
-before ONNX Runtime reads a byte of it. (Hashing only what is loaded keeps start-up fast: an
-int8 app never pays for hashing the fp32 graph beside it.)
+Nothing a bundle says is trusted. Reading a manifest checks every field (types, ranges, names,
+unknown keys refused) and that every listed file is there with its recorded size; loading a
+graph checks it and the tokenizer against their sha256 first, so a damaged or edited file is
+refused before ONNX Runtime reads a byte of it. (Hashing only what is loaded keeps start-up
+fast: an int8 app never pays for hashing the fp32 graph beside it.)
+
+A bundle's digest is the sha256 of its manifest.json bytes. The manifest holds every other
+file's sha256, so the digest covers the whole bundle: `Classifier.load(bundle, digest=...)`
+refuses any other bundle, however consistent it is.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
-from dataclasses import asdict, dataclass, field, replace
+import re
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 from spamkit.atomic import write_bytes_atomic
@@ -29,10 +36,24 @@ MANIFEST_FILE = "manifest.json"
 TOKENIZER_FILE = "tokenizer.json"
 FORMAT = "spamkit-bundle"
 # 2 added `devices`. Format 1 bundles hold fp32 and int8 graphs only, meant for the devices that
-# GRAPH_DEVICES gives them, so a reader fills `devices` in from there.
-FORMAT_VERSION = 2
+# GRAPH_DEVICES gives them, so a reader fills `devices` in from there. 3 added `vocab_size`,
+# which the tokenizer's ids must fit; older bundles are read without that check.
+FORMAT_VERSION = 3
+FIELDS_SINCE = {"devices": 2, "vocab_size": 3}
 GRAPH_FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx", "fp16": "model.fp16.onnx"}
 GRAPH_DEVICES = {"fp32": ["cpu", "cuda"], "int8": ["cpu"], "fp16": ["cuda"]}
+TOKENS = ("last", "first")
+
+# Sane bounds on what a manifest may claim: far beyond any real bundle, small enough that
+# nothing downstream (tokenizer, batching, printing) is ever asked for something absurd.
+MAX_MANIFEST_BYTES = 1 << 20
+MAX_LABELS = 1000
+MAX_CONTEXT = 1 << 20
+MAX_VOCAB = 1 << 24
+MAX_ENTRIES = 1000  # files, sizes, figures
+MAX_TEXT = 256  # characters in a label, a file name, a version, a figure's name
+SHA256 = re.compile(r"[0-9a-f]{64}")
+THRESHOLD_KEYS = ("label", "value", "target_precision", "val_precision", "val_recall")
 
 
 class BundleError(SpamkitError):
@@ -59,6 +80,8 @@ class Manifest:
     threshold: dict | None = None
     # precision -> the devices its graph is meant for; the runtime's default picks from these.
     devices: dict[str, list[str]] = field(default_factory=dict)
+    # Rows of the graph's token embedding; None in bundles older than format 3.
+    vocab_size: int | None = None
     tokenizer: str = TOKENIZER_FILE
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
@@ -77,6 +100,16 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+def parse_digest(digest: str) -> str:
+    """A bundle digest as `spamkit export` prints it (64 hex digits, "sha256:" allowed)."""
+    if isinstance(digest, str):
+        hex_digits = digest.strip().lower().removeprefix("sha256:")
+        if SHA256.fullmatch(hex_digits):
+            return hex_digits
+    raise ValueError(f"a bundle digest is the 64 hex digits `spamkit export` prints, not "
+                     f"{_show(digest)}")
+
+
 def with_checksums(bundle: str | os.PathLike[str], manifest: Manifest) -> Manifest:
     """The manifest with the sha256 and size of every other file in the directory."""
     bundle = Path(bundle)
@@ -89,58 +122,311 @@ def with_checksums(bundle: str | os.PathLike[str], manifest: Manifest) -> Manife
     )
 
 
-def write_manifest(bundle: str | os.PathLike[str], manifest: Manifest) -> None:
-    text = json.dumps(asdict(manifest), indent=2) + "\n"
-    write_bytes_atomic(Path(bundle) / MANIFEST_FILE, text.encode())
+def write_manifest(bundle: str | os.PathLike[str], manifest: Manifest) -> str:
+    """Write the manifest (refusing one the runtime would refuse); return the bundle's digest.
+    Rewriting a manifest (as `spamkit calibrate` does) changes the digest."""
+    data = {k: v for k, v in asdict(manifest).items()
+            if FIELDS_SINCE.get(k, 1) <= manifest.format_version}
+    check_manifest(data, f"the manifest for {bundle}")
+    text = (json.dumps(data, indent=2) + "\n").encode()
+    write_bytes_atomic(Path(bundle) / MANIFEST_FILE, text)
+    return hashlib.sha256(text).hexdigest()
 
 
 def read_manifest(bundle: str | os.PathLike[str]) -> Manifest:
+    return open_manifest(bundle)[0]
+
+
+def open_manifest(bundle: str | os.PathLike[str], digest: str | None = None
+                  ) -> tuple[Manifest, str]:
+    """The bundle's manifest, checked, and its digest: the sha256 of the very bytes parsed.
+    With `digest`, any other bundle is refused."""
+    expected = None if digest is None else parse_digest(digest)
     bundle = Path(bundle)
     if not bundle.is_dir():
         raise BundleError(f"bundle not found: {bundle} is not a directory")
+    path = bundle / MANIFEST_FILE
+    if not path.is_file():
+        raise BundleError(f"{bundle} is not a spamkit bundle: no {MANIFEST_FILE}")
+    raw = read_capped(path, MAX_MANIFEST_BYTES)
+    found = hashlib.sha256(raw).hexdigest()
+    if expected is not None and found != expected:
+        raise BundleError(f"{bundle} is not the pinned bundle: its digest is {found}, not "
+                          f"{expected}")
+    manifest = check_manifest(load_json(raw, str(path)), str(path))
+    check_files(bundle, manifest)
+    return manifest, found
+
+
+def read_capped(path: Path, limit: int) -> bytes:
+    """A file's bytes, refusing one over `limit` bytes without reading it all."""
     try:
-        data = json.loads((bundle / MANIFEST_FILE).read_text())
-    except FileNotFoundError:
-        raise BundleError(f"{bundle} is not a spamkit bundle: no {MANIFEST_FILE}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise BundleError(f"{bundle / MANIFEST_FILE} is not valid JSON: {e}") from None
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size > limit:
+                raise BundleError(f"{path} is over {limit} bytes: not a spamkit bundle file")
+            data = f.read(size + 1)  # one byte more shows a file still being written
+    except OSError as e:
+        raise BundleError(f"cannot read {path}: {e.strerror or e}") from None
+    if len(data) != size:
+        raise BundleError(f"{path} changed while it was read")
+    return data
+
+
+def load_json(raw: bytes, where: str) -> object:
+    """Strict JSON: no NaN or Infinity, no repeated keys, and no failure that is not a
+    BundleError (nesting too deep for the parser included)."""
+    try:
+        return json.loads(raw, parse_constant=_refuse_constant, object_pairs_hook=_unique_keys)
+    except RecursionError:
+        raise BundleError(f"{where} is not valid JSON: nested too deeply") from None
+    except ValueError as e:  # JSONDecodeError, UnicodeDecodeError, too many digits, ours
+        raise BundleError(f"{where} is not valid JSON: {first_line(e)}") from None
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an error's message (a library's may run to many), or its type."""
+    return (str(error).splitlines() or [type(error).__name__])[0]
+
+
+def _refuse_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    data = dict(pairs)
+    if len(data) != len(pairs):
+        raise ValueError("a key is repeated in an object")
+    return data
+
+
+def check_manifest(data: object, where: str) -> Manifest:
+    """A Manifest from parsed JSON whose every field has been checked."""
     if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise BundleError(f"{bundle / MANIFEST_FILE} is not a spamkit bundle manifest")
-    if data.get("format_version", 0) > FORMAT_VERSION:
-        raise BundleError(
-            f"{bundle} is bundle format {data['format_version']}; this spamkit reads format "
-            f"{FORMAT_VERSION} and older: upgrade spamkit"
-        )
+        raise BundleError(f"{where} is not a spamkit bundle manifest")
+    version = data.get("format_version")
+    if not _is_int(version) or version < 1:
+        raise BundleError(f"{where} is malformed: format_version is {_show(version)}, not a "
+                          "format number")
+    if version > FORMAT_VERSION:
+        raise BundleError(f"{where} is bundle format {version}; this spamkit reads format "
+                          f"{FORMAT_VERSION} and older: upgrade spamkit")
+    _check_keys(data, version, where)
+    if version < 2 and isinstance(data["graphs"], dict):
+        data = {**data, "devices": {p: GRAPH_DEVICES.get(p) for p in data["graphs"]}}
+    for name, value in data.items():
+        try:
+            FIELD_CHECKS[name](value)
+        except ValueError as e:
+            raise BundleError(f"{where} is malformed: {name} {e}") from None
+    manifest = Manifest(**data)
     try:
-        if data.get("format_version", 0) < 2:
-            data = {**data, "devices": {p: GRAPH_DEVICES.get(p) for p in data.get("graphs", {})}}
-        manifest = Manifest(**data)
-    except TypeError as e:
-        raise BundleError(f"{bundle / MANIFEST_FILE} is malformed: {e}") from None
+        _check_agreement(manifest)
+    except ValueError as e:
+        raise BundleError(f"{where} is malformed: {e}") from None
+    return manifest
+
+
+def _check_keys(data: dict, version: int, where: str) -> None:
+    """Every key known to the manifest's format, and every key it requires present."""
+    known = [f for f in fields(Manifest) if FIELDS_SINCE.get(f.name, 1) <= version]
+    unknown = sorted(set(data) - {f.name for f in known})
+    if unknown:
+        raise BundleError(f"{where} has a field that bundle format {version} does not have: "
+                          f"{_show(unknown[0])}; refused")
+    optional = {"sizes", "verification", "data", "threshold", "tokenizer"}
+    required = [f.name for f in known if f.name not in optional]
+    missing = [name for name in required if name not in data]
+    if missing:
+        raise BundleError(f"{where} is malformed: it has no {missing[0]}")
+
+
+def _check_agreement(m: Manifest) -> None:
+    """What the fields say about each other."""
+    for name in [m.tokenizer, *m.graphs.values()]:
+        if name not in m.files:
+            raise ValueError(f"it lists {_show(name)} without a checksum")
+    unmatched = sorted(m.graphs.keys() ^ m.devices.keys())
+    if unmatched:
+        p = unmatched[0]
+        raise ValueError(f"it names no device for its {p} graph" if p in m.graphs
+                         else f"it names devices for a {p} graph it does not have")
+    unlisted = sorted(set(m.sizes) - set(m.files))
+    if unlisted:
+        raise ValueError(f"sizes names {_show(unlisted[0])}, which files does not list")
+    if m.threshold is not None and m.threshold["label"] not in m.labels:
+        raise ValueError(f"threshold label {_show(m.threshold['label'])} is not one of the "
+                         f"labels {_show(m.labels)}")
+    if m.vocab_size is not None and m.pad_id >= m.vocab_size:
+        raise ValueError(f"pad_id {m.pad_id} is outside the vocabulary of {m.vocab_size}")
+
+
+def check_files(bundle: Path, manifest: Manifest) -> None:
+    """Every listed file inside the bundle, present, and of its recorded size."""
     root = bundle.resolve()
     for name in manifest.files:
-        path = bundle / name
-        # Loading must never read outside the bundle: no absolute names, no "..", no links.
-        if path.is_symlink() or not path.resolve().is_relative_to(root) or Path(name).is_absolute():
-            raise BundleError(f"{bundle / MANIFEST_FILE} lists {name}, which is outside the "
-                              "bundle or a link; refused")
-        if not path.is_file():
-            raise BundleError(f"{bundle} is incomplete: {name} is missing")
-        if name in manifest.sizes and path.stat().st_size != manifest.sizes[name]:
-            raise BundleError(f"{bundle / name} is {path.stat().st_size} bytes, not "
-                              f"{manifest.sizes[name]}: damaged or changed")
-    for name in [manifest.tokenizer, *manifest.graphs.values()]:
-        if name not in manifest.files:
-            raise BundleError(f"{bundle / MANIFEST_FILE} lists {name} without a checksum")
-    for precision in manifest.graphs:
-        if not manifest.devices.get(precision):
-            raise BundleError(f"{bundle / MANIFEST_FILE} names no device for its {precision} graph")
-    return manifest
+        try:
+            _check_file(bundle, root, name, manifest.sizes.get(name))
+        except OSError as e:  # e.g. a name too long for the file system
+            raise BundleError(f"{bundle / MANIFEST_FILE} lists {_show(name)}, which cannot be "
+                              f"read: {e.strerror or e}") from None
+
+
+def _check_file(bundle: Path, root: Path, name: str, size: int | None) -> None:
+    path = bundle / name
+    # Loading must never read outside the bundle: no absolute names, no "..", no links.
+    if path.is_symlink() or not path.resolve().is_relative_to(root) or Path(name).is_absolute():
+        raise BundleError(f"{bundle / MANIFEST_FILE} lists {name}, which is outside the bundle "
+                          "or a link; refused")
+    if not path.is_file():
+        raise BundleError(f"{bundle} is incomplete: {name} is missing")
+    if size is not None and path.stat().st_size != size:
+        raise BundleError(f"{path} is {path.stat().st_size} bytes, not {size}: damaged or "
+                          "changed")
 
 
 def verify_files(bundle: str | os.PathLike[str], manifest: Manifest, names: list[str]) -> None:
     """Check the named files against their recorded sha256."""
     for name in names:
         if sha256_file(Path(bundle) / name) != manifest.files[name]:
-            raise BundleError(f"{Path(bundle) / name} does not match its checksum: damaged or "
-                              "changed")
+            raise _changed(Path(bundle) / name)
+
+
+def read_verified(bundle: Path, manifest: Manifest, name: str, limit: int) -> bytes:
+    """A listed file's bytes, read once and checked against its sha256: what is checked is
+    what is used."""
+    raw = read_capped(bundle / name, limit)
+    if hashlib.sha256(raw).hexdigest() != manifest.files[name]:
+        raise _changed(bundle / name)
+    return raw
+
+
+def _changed(path: Path) -> BundleError:
+    return BundleError(f"{path} does not match its checksum: damaged or changed")
+
+
+# Field checks: each raises ValueError saying what is wrong with the value.
+
+
+def _is_int(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _show(v: object) -> str:
+    """A value as an error message may quote it: one line, short."""
+    try:
+        text = repr(v)
+    except RecursionError:  # nested as deep as the parser allows
+        return f"a deeply nested {type(v).__name__}"
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _int_in(low: int, high: int):
+    def check(v: object) -> None:
+        if not _is_int(v) or not low <= v <= high:
+            raise ValueError(f"must be an integer from {low} to {high}, not {_show(v)}")
+    return check
+
+
+def _check_text(v: object) -> None:
+    if not isinstance(v, str) or not 0 < len(v) <= MAX_TEXT or not v.isprintable():
+        raise ValueError(f"must be a printable string of 1 to {MAX_TEXT} characters, not "
+                         f"{_show(v)}")
+
+
+def _check_one_of(*allowed: str):
+    def check(v: object) -> None:
+        if v not in allowed:
+            raise ValueError(f"must be one of {', '.join(allowed)}, not {_show(v)}")
+    return check
+
+
+def _check_mapping(v: object, check_value, most: int = MAX_ENTRIES) -> None:
+    if not isinstance(v, dict) or len(v) > most:
+        raise ValueError(f"must be an object of at most {most} entries, not {_show(v)}")
+    for key, value in v.items():
+        _check_text(key)
+        try:
+            check_value(value)
+        except ValueError as e:
+            raise ValueError(f"[{_show(key)}] {e}") from None
+
+
+def _check_labels(v: object) -> None:
+    if not isinstance(v, list) or not 2 <= len(v) <= MAX_LABELS:
+        raise ValueError(f"must be a list of 2 to {MAX_LABELS} names, not {_show(v)}")
+    for label in v:
+        _check_text(label)
+    if len(set(v)) != len(v):
+        raise ValueError(f"must not repeat a name: {_show(v)}")
+
+
+def _check_graphs(v: object) -> None:
+    _check_mapping(v, _check_text)
+    if not v or not set(v) <= set(GRAPH_FILES):
+        raise ValueError(f"must name graphs among {', '.join(GRAPH_FILES)}, not {_show(v)}")
+
+
+def _check_sha256(v: object) -> None:
+    if not isinstance(v, str) or not SHA256.fullmatch(v):
+        raise ValueError(f"must be a sha256 in hex, not {_show(v)}")
+
+
+def _check_devices(v: object) -> None:
+    def check(devices: object) -> None:
+        if (not isinstance(devices, list) or not devices
+                or not all(d in ("cpu", "cuda") for d in devices)
+                or len(set(devices)) != len(devices)):
+            raise ValueError(f"must list devices among cpu, cuda, not {_show(devices)}")
+    _check_mapping(v, check)
+
+
+def _check_figure(v: object) -> None:
+    """A figure measured at export, or a setting of the data split: a plain JSON scalar."""
+    if isinstance(v, str):
+        if len(v) > MAX_TEXT or not v.isprintable():
+            raise ValueError(f"must be a printable string of at most {MAX_TEXT} characters, "
+                             f"not {_show(v)}")
+    elif not (v is None or isinstance(v, int) or (isinstance(v, float) and math.isfinite(v))):
+        raise ValueError(f"must be a number, a string, true, false or null, not {_show(v)}")
+
+
+def _check_probability(v: object) -> None:
+    if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0 <= v <= 1:
+        raise ValueError(f"must be a number from 0 to 1, not {_show(v)}")
+
+
+def _check_threshold(v: object) -> None:
+    if v is None:
+        return
+    if not isinstance(v, dict) or not {"label", "value"} <= set(v) <= set(THRESHOLD_KEYS):
+        raise ValueError(f"must be null or an object with label, value (and optionally "
+                         f"{', '.join(THRESHOLD_KEYS[2:])}), not {_show(v)}")
+    _check_text(v["label"])
+    for key in THRESHOLD_KEYS[1:]:
+        try:
+            _check_probability(v.get(key, 0))
+        except ValueError as e:
+            raise ValueError(f"{key} {e}") from None
+
+
+FIELD_CHECKS = {
+    "labels": _check_labels,
+    "context_length": _int_in(1, MAX_CONTEXT),
+    "pad_id": _int_in(0, MAX_VOCAB - 1),
+    "token": _check_one_of(*TOKENS),
+    "preset": _check_text,
+    "opset": _int_in(1, 1000),
+    "graphs": _check_graphs,
+    "spamkit_version": _check_text,
+    "files": lambda v: _check_mapping(v, _check_sha256),
+    "sizes": lambda v: _check_mapping(v, _int_in(0, 1 << 62)),
+    "verification": lambda v: _check_mapping(v, _check_figure),
+    "data": lambda v: _check_mapping(v, _check_figure),
+    "threshold": _check_threshold,
+    "devices": _check_devices,
+    "vocab_size": _int_in(1, MAX_VOCAB),
+    "tokenizer": _check_text,
+    "format": _check_one_of(FORMAT),
+    "format_version": _int_in(1, FORMAT_VERSION),
+}

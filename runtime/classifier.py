@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import itertools
+import math
+import numbers
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +19,17 @@ except ImportError as e:  # onnxruntime and onnxruntime-gpu are alternatives, so
         "or 'spamkit[gpu]' on a machine with CUDA"
     ) from e
 
-from spamkit.runtime.bundle import BundleError, Manifest, read_manifest, verify_files
-from spamkit.runtime.device import choose_graph, providers_for, runs_on_cuda
+from spamkit.runtime.bundle import (
+    GRAPH_FILES,
+    BundleError,
+    Manifest,
+    first_line,
+    load_json,
+    open_manifest,
+    read_verified,
+    verify_files,
+)
+from spamkit.runtime.device import DEVICES, choose_graph, providers_for, runs_on_cuda
 from spamkit.runtime.tokenizer import Tokenizer
 
 # A batch stops at this many (padded) tokens by default: ONNX Runtime's working memory grows
@@ -26,6 +37,8 @@ from spamkit.runtime.tokenizer import Tokenizer
 # full speed at a hundred rows already (`spamkit bench` on the 124M int8 bundle: 150-158 msgs/s
 # and 216 MB peak RSS at 128 tokens, 147-170 msgs/s and 225 MB at 256).
 BATCH_TOKENS = 128
+INPUTS = ("input_ids", "attention_mask")
+MAX_TOKENIZER_BYTES = 64 << 20  # GPT-2's is 1.6 MB
 
 
 def make_session(
@@ -40,14 +53,83 @@ def make_session(
         # directory; any refusal is reported as a bad bundle.
         return ort.InferenceSession(str(graph), sess_options=options, providers=providers)
     except Exception as e:  # noqa: BLE001 - ORT raises its own Fail/InvalidGraph types
-        raise BundleError(f"ONNX Runtime cannot load {graph}: {str(e).splitlines()[0]}") from None
+        raise BundleError(f"ONNX Runtime cannot load {graph}: {first_line(e)}") from None
 
 
 def _open_graph(bundle: Path, manifest: Manifest, precision: str, providers: list[str],
                 threads: int | None) -> ort.InferenceSession:
     """A session on the bundle's `precision` graph, checked against its sha256 first."""
     verify_files(bundle, manifest, manifest.graph_files(precision))
-    return make_session(bundle / manifest.graphs[precision], providers, threads)
+    session = make_session(bundle / manifest.graphs[precision], providers, threads)
+    check_graph(session, len(manifest.labels), bundle / manifest.graphs[precision])
+    return session
+
+
+def check_graph(session: ort.InferenceSession, classes: int, graph: Path) -> None:
+    """Refuse a graph that the runtime could not call: int64 input_ids and attention_mask
+    [batch, sequence] in, float32 logits [batch, classes] out (where the graph fixes the
+    classes, they must be the manifest's)."""
+    inputs = {i.name: i for i in session.get_inputs()}
+    logits = next((o for o in session.get_outputs() if o.name == "logits"), None)
+    if sorted(inputs) != sorted(INPUTS) or logits is None:
+        outputs = [o.name for o in session.get_outputs()]
+        raise BundleError(f"{graph} takes {sorted(inputs)} and gives {outputs}, not "
+                          f"{list(INPUTS)} -> ['logits']")
+    for node, dtype in [*((inputs[n], "tensor(int64)") for n in INPUTS), (logits, "tensor(float)")]:
+        if node.type != dtype or len(node.shape) != 2:
+            raise BundleError(f"{graph}: {node.name} is {node.type} of rank {len(node.shape)}, "
+                              f"not {dtype} of rank 2")
+    if isinstance(logits.shape[1], int) and logits.shape[1] != classes:
+        raise BundleError(f"{graph} gives {logits.shape[1]} logits per message, but the manifest "
+                          f"names {classes} labels")
+
+
+def load_tokenizer(bundle: Path, manifest: Manifest) -> Tokenizer:
+    """The bundle's tokenizer, read once and checked against its sha256, whose ids all fit the
+    model's vocabulary (bundles older than format 3 do not record it)."""
+    path = bundle / manifest.tokenizer
+    data = load_json(read_verified(bundle, manifest, manifest.tokenizer, MAX_TOKENIZER_BYTES),
+                     str(path))
+    try:
+        tokenizer = Tokenizer.from_json(data, manifest.context_length)
+    except ValueError as e:
+        raise BundleError(f"{path} is not a GPT-2 tokenizer: {e}") from None
+    largest = tokenizer.encoding.max_token_value
+    if manifest.vocab_size is not None and largest >= manifest.vocab_size:
+        raise BundleError(f"{path} has token ids up to {largest}, beyond the model's vocabulary "
+                          f"of {manifest.vocab_size}")
+    if manifest.pad_id > largest:
+        raise BundleError(f"{bundle} pads with id {manifest.pad_id}, which {path} does not have")
+    return tokenizer
+
+
+def check_options(batch_size: object, batch_tokens: object, threshold: object) -> None:
+    """ValueError unless batch_size and batch_tokens are ints >= 1, and threshold is None or a
+    probability (numpy's numbers included)."""
+    for name, value in (("batch_size", batch_size), ("batch_tokens", batch_tokens)):
+        if not _is_int(value) or value < 1:
+            raise ValueError(f"{name} must be an integer of at least 1, not {value!r}")
+    if threshold is not None and not (isinstance(threshold, numbers.Real)
+                                      and not isinstance(threshold, bool)
+                                      and math.isfinite(threshold) and 0 <= threshold <= 1):
+        raise ValueError(f"threshold must be a probability from 0 to 1, not {threshold!r}")
+
+
+def check_load_options(threads: object, precision: object, device: object = "cpu") -> None:
+    """ValueError unless threads is None or 1..this machine's CPUs, precision None or a graph
+    name, and device one of DEVICES."""
+    cpus = os.cpu_count() or 1
+    if threads is not None and (not _is_int(threads) or not 1 <= threads <= cpus):
+        raise ValueError(f"threads must be an integer from 1 to {cpus} (this machine's CPUs), "
+                         f"not {threads!r}")
+    if precision is not None and precision not in GRAPH_FILES:
+        raise ValueError(f"precision must be one of {', '.join(GRAPH_FILES)}, not {precision!r}")
+    if device not in DEVICES:
+        raise ValueError(f"device must be one of {', '.join(DEVICES)}, not {device!r}")
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def pad_batch(batch: list[list[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
@@ -74,17 +156,21 @@ class Classifier:
         batch_size: int = 32,
         threshold: float | None = None,
         batch_tokens: int = BATCH_TOKENS,
+        digest: str | None = None,
     ) -> None:
+        check_options(batch_size, batch_tokens, threshold)
         self.session = session
         self.tokenizer = tokenizer
         self.manifest = manifest
         self.labels: list[str] = list(manifest.labels)
         self.device = device
         self.precision = precision
-        self.batch_size = batch_size
-        self.batch_tokens = batch_tokens
+        # sha256 of the manifest.json bytes loaded (what `spamkit export` prints), or None.
+        self.digest = digest
+        self.batch_size = int(batch_size)
+        self.batch_tokens = int(batch_tokens)
         # Messages read, tokenized and length-sorted together: bounds memory on huge inputs.
-        self.chunk_size = 64 * batch_size
+        self.chunk_size = 64 * self.batch_size
         stored = manifest.threshold or {}
         # predict() answers `threshold_label` when its probability reaches `threshold`;
         # without one it answers the most probable label.
@@ -93,7 +179,7 @@ class Classifier:
             if len(self.labels) != 2:
                 raise ValueError("threshold= needs a calibrated bundle or a two-class model")
             self.threshold_label = self.labels[1]
-        self.threshold = threshold if threshold is not None else stored.get("value")
+        self.threshold = float(threshold) if threshold is not None else stored.get("value")
 
     @classmethod
     def load(
@@ -105,18 +191,26 @@ class Classifier:
         batch_size: int = 32,
         threshold: float | None = None,
         batch_tokens: int = BATCH_TOKENS,
+        digest: str | None = None,
     ) -> Classifier:
         """Load a bundle. `device` is "cpu", "cuda" (an error where ONNX Runtime cannot run on
         a GPU) or "auto" (CUDA when it can, else the CPU with a warning; `.device` says which).
         `precision` picks a graph ("int8", "fp16", "fp32"); by default the smallest one meant
         for the device: int8 on a CPU, fp16 on a GPU, else fp32. `threads` caps ONNX Runtime's
-        intra-op threads (default: one per physical core). `threshold` overrides the
-        probability threshold `spamkit calibrate` stored for the positive class (for a
-        two-class model without one, the second label, e.g. "spam"). A batch holds at most
-        `batch_size` messages and `batch_tokens` padded tokens."""
+        intra-op threads (1 to this machine's CPUs; default: one per physical core).
+        `threshold` (0 to 1) overrides the probability threshold `spamkit calibrate` stored for
+        the positive class (for a two-class model without one, the second label, e.g. "spam").
+        A batch holds at most `batch_size` messages and `batch_tokens` padded tokens.
+        `digest` pins the bundle: any bundle whose digest (`spamkit export` prints it; it is
+        the sha256 of manifest.json) is not this one is refused. `.digest` is the loaded one.
+
+        Bad arguments are a ValueError; a bad bundle, whatever it claims, a BundleError."""
+        check_load_options(threads, precision, device)
+        check_options(batch_size, batch_tokens, threshold)
+        threads = None if threads is None else int(threads)
         bundle = Path(bundle)
-        manifest = read_manifest(bundle)
-        verify_files(bundle, manifest, [manifest.tokenizer])
+        manifest, found = open_manifest(bundle, digest)
+        tokenizer = load_tokenizer(bundle, manifest)
         providers, running = providers_for(device)
         graph = choose_graph(manifest, bundle, running, precision)
         session = _open_graph(bundle, manifest, graph, providers, threads)
@@ -124,19 +218,22 @@ class Classifier:
             running = "cpu"
             graph = choose_graph(manifest, bundle, running, precision)
             session = _open_graph(bundle, manifest, graph, ["CPUExecutionProvider"], threads)
-        tokenizer = Tokenizer.load(bundle / manifest.tokenizer, manifest.context_length)
         return cls(session, tokenizer, manifest, running, graph, batch_size, threshold,
-                   batch_tokens)
+                   batch_tokens, found)
 
     def logits(self, texts: str | Iterable[str]) -> np.ndarray:
         """Class logits, [n, classes] (or [classes] for a single string).
 
-        `texts` may be any iterable, a generator included: it is read and tokenized
-        `chunk_size` messages at a time, so memory stays bounded whatever the input's size."""
+        `texts` may be any iterable of str, a generator or a pandas Series included: it is read
+        and tokenized `chunk_size` messages at a time, so memory stays bounded whatever the
+        input's size. A dict or a DataFrame is a TypeError (iterating one gives its keys or
+        column names, not texts): pass its values or its text column.
+
+        A graph that answers anything but finite float32 logits, one row per message and one
+        column per label, is a BundleError naming the message."""
         if isinstance(texts, str):
             return self.logits([texts])[0]
-        if isinstance(texts, (bytes, bytearray)):
-            raise TypeError("texts is bytes: decode it to str first")
+        refuse_container(texts)
         parts = [np.empty((0, len(self.labels)), dtype=np.float32)]
         it = iter(texts)
         for start in itertools.count(0, self.chunk_size):
@@ -146,16 +243,17 @@ class Classifier:
             for i, t in enumerate(chunk, start):
                 if not isinstance(t, str):
                     raise TypeError(f"texts[{i}] is {type(t).__name__}, not str")
-            parts.append(self._logits(self.tokenizer.encode_batch(chunk)))
+            parts.append(self._logits(self.tokenizer.encode_batch(chunk), start))
         return np.concatenate(parts)
 
-    def _logits(self, ids: list[list[int]]) -> np.ndarray:
+    def _logits(self, ids: list[list[int]], start: int) -> np.ndarray:
+        """Logits of a chunk of messages, the first being texts[start]."""
         out = np.empty((len(ids), len(self.labels)), dtype=np.float32)
         # Batches of similar length waste little compute on padding; results go back to the
         # caller's order. Right padding never changes a message's logits (causal attention).
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
         for rows in self._batches(order, [len(x) for x in ids]):
-            out[rows] = self._run([ids[i] for i in rows])
+            out[rows] = self._run([ids[i] for i in rows], [start + i for i in rows])
         return out
 
     def _batches(self, order: list[int], lengths: list[int]) -> Iterator[list[int]]:
@@ -171,11 +269,27 @@ class Classifier:
         if rows:
             yield rows
 
-    def _run(self, batch: list[list[int]]) -> np.ndarray:
+    def _run(self, batch: list[list[int]], indices: list[int]) -> np.ndarray:
+        """The logits of a batch, checked; `indices` are its messages' places in texts."""
         # On CUDA too: session.run copies the two host arrays to the GPU and the logits back,
         # once each, which is all I/O binding would do when the inputs start on the host.
         input_ids, mask = pad_batch(batch, self.tokenizer.pad_id)
-        return self.session.run(["logits"], {"input_ids": input_ids, "attention_mask": mask})[0]
+        try:
+            out = self.session.run(["logits"], {"input_ids": input_ids, "attention_mask": mask})[0]
+        except Exception as e:  # noqa: BLE001 - ORT raises its own Fail/InvalidArgument types
+            raise BundleError(f"the bundle's {self.precision} graph failed on texts[{indices[0]}]"
+                              f" and its batch: {first_line(e)}") from None
+        want = (len(batch), len(self.labels))
+        if out.shape != want or out.dtype != np.float32:
+            raise BundleError(f"the bundle's {self.precision} graph gave {out.dtype} logits of "
+                              f"shape {list(out.shape)} for {len(batch)} messages, not float32 "
+                              f"{list(want)}: it does not match the manifest's labels")
+        finite = np.isfinite(out).all(axis=1)
+        if not finite.all():
+            raise BundleError(f"the bundle's {self.precision} graph gave a NaN or infinite logit "
+                              f"for texts[{indices[int(np.argmin(finite))]}]: damaged or not a "
+                              "trained model")
+        return out
 
     def predict_proba(self, texts: str | Iterable[str]) -> np.ndarray:
         """Class probabilities (softmax of the logits), columns in the order of `labels`."""
@@ -184,7 +298,8 @@ class Classifier:
         return e / e.sum(axis=-1, keepdims=True)
 
     def predict(self, texts: str | Iterable[str]) -> str | list[str]:
-        """The label for each text: one string for a string, a list for a list."""
+        """The label for each text: one string for a string, a list for a list (or any
+        iterable of str; a dict or a DataFrame is a TypeError, see `logits`)."""
         if isinstance(texts, str):
             return self.predict([texts])[0]
         return [self.labels[i] for i in self.decide(self.predict_proba(texts))]
@@ -199,3 +314,16 @@ class Classifier:
         others = proba.copy()
         others[:, positive] = -1.0
         return np.where(proba[:, positive] >= self.threshold, positive, others.argmax(axis=-1))
+
+
+def refuse_container(texts: object) -> None:
+    """TypeError for what iterates as something other than its texts, saying what to pass."""
+    if isinstance(texts, (bytes, bytearray)):
+        raise TypeError("texts is bytes: decode it to str first")
+    if isinstance(texts, Mapping):
+        raise TypeError("texts is a dict, whose iteration gives its keys: pass the texts, e.g. "
+                        "list(d.values())")
+    # Duck typing keeps pandas (and polars) out of the runtime.
+    if hasattr(texts, "columns") and type(texts).__name__ == "DataFrame":
+        raise TypeError("texts is a DataFrame, whose iteration gives its column names: pass "
+                        "its text column, e.g. df['text']")

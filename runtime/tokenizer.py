@@ -16,6 +16,11 @@ from pathlib import Path
 import tiktoken
 
 EOT = "<|endoftext|>"
+# GPT-2's piece-splitting regex (tiktoken's r50k). The only one a bundle may hold: tiktoken
+# panics mid-encode on a regex that can match an empty string.
+GPT2_PAT_STR = (
+    r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s"""
+)
 
 
 class Tokenizer:
@@ -72,16 +77,46 @@ class Tokenizer:
         Path(path).write_text(json.dumps(self.to_json()), encoding="utf-8")
 
     @classmethod
-    def from_json(cls, data: dict, max_length: int) -> Tokenizer:
-        ranks = {base64.b64decode(t): i for i, t in enumerate(data["ranks"])}
-        encoding = tiktoken.Encoding(
-            name=data["name"],
-            pat_str=data["pat_str"],
-            mergeable_ranks=ranks,
-            special_tokens=data["special_tokens"],
-        )
+    def from_json(cls, data: object, max_length: int) -> Tokenizer:
+        """The tokenizer `to_json` described. Anything else is a ValueError saying what is
+        wrong: tiktoken would otherwise accept a vocabulary that panics on the first text
+        holding a byte it lacks."""
+        name, pat_str, special, ranks = _checked_fields(data)
+        try:
+            encoding = tiktoken.Encoding(name=name, pat_str=pat_str, mergeable_ranks=ranks,
+                                         special_tokens=special)
+        except ValueError as e:  # e.g. a pat_str that is not a regular expression
+            raise ValueError(f"tiktoken refuses it: {e}".splitlines()[0]) from None
         return cls(encoding, max_length)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], max_length: int) -> Tokenizer:
         return cls.from_json(json.loads(Path(path).read_text(encoding="utf-8")), max_length)
+
+
+def _checked_fields(data: object) -> tuple[str, str, dict[str, int], dict[bytes, int]]:
+    """name, pat_str, special tokens and byte ranks of a tokenizer's JSON, checked."""
+    if not isinstance(data, dict) or set(data) != {"name", "pat_str", "special_tokens", "ranks"}:
+        raise ValueError("it must be an object of name, pat_str, special_tokens and ranks")
+    name, pat_str, special, ranks = (data[k] for k in ("name", "pat_str", "special_tokens",
+                                                       "ranks"))
+    if not isinstance(name, str) or pat_str != GPT2_PAT_STR:
+        raise ValueError("name must be a string and pat_str GPT-2's regex")
+    if (not isinstance(special, dict) or EOT not in special
+            or not all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < 1 << 31
+                       for i in special.values())):
+        raise ValueError(f"special_tokens must map names, {EOT} among them, to ids")
+    if not isinstance(ranks, list) or not all(isinstance(t, str) for t in ranks):
+        raise ValueError("ranks must be a list of base64 strings")
+    try:
+        decoded = {base64.b64decode(t, validate=True): i for i, t in enumerate(ranks)}
+    except ValueError as e:  # binascii.Error
+        raise ValueError(f"ranks holds a string that is not base64: {e}") from None
+    if len(decoded) != len(ranks) or b"" in decoded:
+        raise ValueError("ranks repeats a byte sequence or holds an empty one")
+    if any(bytes([b]) not in decoded for b in range(256)):
+        raise ValueError("ranks lacks a single byte: some text could not be tokenized")
+    ids = list(special.values())
+    if len(set(ids)) != len(ids) or any(i < len(ranks) for i in ids):
+        raise ValueError("special token ids must be distinct and above the ranks")
+    return name, pat_str, special, decoded

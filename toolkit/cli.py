@@ -28,6 +28,33 @@ DATA_HELP = (
 )
 
 
+def _check_digest(value: Optional[str]) -> Optional[str]:
+    from spamkit.runtime.bundle import parse_digest
+
+    try:
+        return None if value is None else parse_digest(value)
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
+
+
+def _check_runtime_options(threads: Optional[int], precision: Optional[str],
+                           device: str = "cpu") -> None:
+    """The runtime's own limits on --threads, --precision and --device, as one line before any
+    work."""
+    from spamkit.runtime.classifier import check_load_options
+
+    try:
+        check_load_options(threads, precision, device)
+    except ValueError as e:
+        raise SpamkitError(str(e)) from None
+
+
+def _digest_option():
+    return typer.Option(None, "--digest", callback=_check_digest, help="Refuse any bundle but "
+                        "the one with this digest, as `spamkit export` or `spamkit calibrate` "
+                        "printed it.")
+
+
 @app.command()
 def data(
     data: Optional[str] = typer.Option(None, "--data", help=DATA_HELP),
@@ -158,10 +185,12 @@ def export(
 ) -> None:
     """Export a checkpoint to a verified ONNX bundle."""
     from spamkit.export.bundle import ExportConfig, export_bundle
+    from spamkit.runtime.bundle import open_manifest
 
     manifest = export_bundle(checkpoint, out, ExportConfig(int8=int8, fp16=fp16,
                                                            keep_fp32=keep_fp32, data=data))
     print(f"bundle written to {out}: {', '.join(manifest.files)}")
+    print(f"digest {open_manifest(out)[1]} (pin this bundle with --digest)")
 
 
 @app.command("eval")
@@ -175,13 +204,15 @@ def eval_(
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     plots: Optional[Path] = typer.Option(None, "--plots", help="Write confusion_matrix.png and "
                                          "precision_recall.png into this directory."),
+    digest: Optional[str] = _digest_option(),
 ) -> None:
     """Accuracy, per-class precision/recall/F1 and the confusion matrix on a split."""
     import numpy as np
 
     from spamkit.evaluate import evaluate_model, examples_for, load_scorer, pr_curves
 
-    scorer = load_scorer(model, precision, device)
+    _check_runtime_options(None, precision, device)
+    scorer = load_scorer(model, precision, device, digest)
     examples = examples_for(scorer, data, split)
     rep, probs = evaluate_model(scorer, examples)
     if plots:
@@ -206,13 +237,15 @@ def calibrate(
     label: Optional[str] = typer.Option(None, help="Positive class (default: the second of two, "
                                         "e.g. spam)."),
 ) -> None:
-    """Pick the spam-probability threshold that meets a precision target; store it in the bundle."""
+    """Pick the spam-probability threshold that meets a precision target; store it in the bundle.
+    Rewriting the manifest changes the bundle's digest: the new one is printed."""
     from spamkit.evaluate import calibrate_bundle
 
     c = calibrate_bundle(bundle, data, target_precision, label)
     print(f"threshold {c.threshold:.4f} for {c.label}: precision {c.precision:.2%} (target "
           f"{c.target_precision:.2%}), recall {c.recall:.2%} on {c.messages} validation "
           f"messages; stored in {bundle / 'manifest.json'}")
+    print(f"digest {c.digest} (the bundle's new digest: pin it with --digest)")
 
 
 @app.command()
@@ -224,11 +257,14 @@ def classify(
     precision: Optional[str] = typer.Option(None, help="Graph to run: int8, fp16 or fp32 "
                                             "(default: the smallest meant for the device)."),
     threads: Optional[int] = typer.Option(None, help="ONNX Runtime threads."),
+    digest: Optional[str] = _digest_option(),
 ) -> None:
     """Classify messages with a bundle (no torch involved)."""
     from spamkit.runtime import Classifier
 
-    clf = Classifier.load(bundle, device=device, threads=threads, precision=precision)
+    _check_runtime_options(threads, precision, device)
+    clf = Classifier.load(bundle, device=device, threads=threads, precision=precision,
+                          digest=digest)
     if not texts:
         # Bytes that are not UTF-8 become U+FFFD rather than stopping the whole stream.
         stdin = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace", newline="")
@@ -259,18 +295,19 @@ def bench(
     warmup: int = typer.Option(10, help="Untimed batch-1 calls before the latency run."),
     batch_size: int = typer.Option(32, help="Classifier batch size for the list."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    digest: Optional[str] = _digest_option(),
 ) -> None:
     """Start-up, batch-1 latency, throughput and peak memory of a bundle, measured in a fresh
     process on real messages (no torch involved)."""
     from spamkit.data import resolve_data
     from spamkit.measure import MeasureConfig, usable_cpus
     from spamkit.runtime.bench import BenchConfig, format_table, run_bench
-    from spamkit.runtime.bundle import read_manifest
+    from spamkit.runtime.bundle import open_manifest
 
-    read_manifest(bundle)  # a bad bundle is reported before the data is looked for
+    open_manifest(bundle, digest)  # a bad bundle is reported before the data is looked for
     threads = usable_cpus() if threads is None else threads
     cfg = BenchConfig(bundle=str(bundle), threads=threads, device=device, precision=precision,
-                      batch_size=batch_size)
+                      batch_size=batch_size, digest=digest)
     measure = MeasureConfig(data=str(resolve_data(data)), messages=messages, warmup=warmup,
                             throughput_messages=throughput_messages)
     result = run_bench(cfg, measure)
@@ -298,13 +335,16 @@ def score(
                                           "default: start one on this machine."),
     precision: Optional[str] = typer.Option(None, help="Graph to run: int8 or fp32."),
     threads: Optional[int] = typer.Option(None, help="ONNX Runtime threads (per actor)."),
+    digest: Optional[str] = _digest_option(),
 ) -> None:
     """Score a file of any size: one row per message, in order (no torch involved)."""
     from spamkit.records import Source
     from spamkit.score import ScoreConfig, score_file
 
+    _check_runtime_options(threads, precision)
     cfg = ScoreConfig(engine=engine, batch_size=batch_size, precision=precision,
-                      threads=threads, actors=actors, address=address, resume=resume)
+                      threads=threads, actors=actors, address=address, resume=resume,
+                      digest=digest)
     n = score_file(bundle, Source.of(input, text_column, id_column), out, cfg)
     print(f"{n} messages scored into {out}")
 

@@ -31,17 +31,24 @@ class Scorer:
     decide: Callable[[np.ndarray], np.ndarray] = _argmax  # probabilities -> class ids
 
 
-def load_scorer(path: str | Path, precision: str | None = None, device: str = "cpu") -> Scorer:
+def load_scorer(path: str | Path, precision: str | None = None, device: str = "cpu",
+                digest: str | None = None) -> Scorer:
+    """A bundle (pinned to `digest` if given) or a checkpoint, ready to score."""
     path = Path(path)
     if (path / MANIFEST_FILE).is_file():
-        from spamkit.runtime import Classifier
+        from spamkit.runtime import BundleError, Classifier
 
-        clf = Classifier.load(path, device=device, precision=precision)
+        clf = Classifier.load(path, device=device, precision=precision, digest=digest)
+        try:
+            data = DataConfig(**clf.manifest.data)
+        except TypeError:
+            raise BundleError(f"{path / MANIFEST_FILE} records a data split spamkit does not "
+                              f"know: {sorted(clf.manifest.data)}") from None
         # clf.decide applies a calibrated threshold, as clf.predict does in an app.
-        return Scorer(clf.labels, clf.predict_proba, DataConfig(**clf.manifest.data), clf.decide)
-    if precision is not None or device != "cpu":
-        raise SpamkitError("--precision and --device pick how a bundle runs; a checkpoint runs "
-                           "in PyTorch on the CPU")
+        return Scorer(clf.labels, clf.predict_proba, data, clf.decide)
+    if precision is not None or device != "cpu" or digest is not None:
+        raise SpamkitError("--precision, --device and --digest are for a bundle; a checkpoint "
+                           "runs in PyTorch on the CPU")
     from spamkit.checkpoint import load_checkpoint
 
     ckpt = load_checkpoint(path)  # names the problem if `path` is neither
@@ -115,12 +122,14 @@ class Calibration:
     recall: float
     target_precision: float
     messages: int
+    digest: str  # the bundle's new digest: storing the threshold rewrote its manifest
 
 
 def calibrate_bundle(bundle: str | Path, data: str | None, target: float,
                      label: str | None = None) -> Calibration:
     """Smallest probability threshold for `label` whose precision on the validation split
-    reaches `target`; it is the one that keeps the most recall. Stored in the manifest."""
+    reaches `target`; it is the one that keeps the most recall. Stored in the manifest, which
+    changes the bundle's digest: the result holds the new one."""
     if not 0 < target <= 1:
         raise SpamkitError(f"--target-precision must be in (0, 1], not {target}")
     scorer = load_scorer(bundle)
@@ -145,10 +154,8 @@ def calibrate_bundle(bundle: str | Path, data: str | None, target: float,
             f"messages (best {precision[best]:.2%} at threshold {thresholds[best]:.4f})"
         )
     i = ok[0]
-    result = Calibration(label, float(thresholds[i]), float(precision[i]), float(recall[i]),
-                         target, len(val))
-    manifest = read_manifest(bundle)
-    write_manifest(bundle, replace(manifest, threshold={
-        "label": label, "value": result.threshold, "target_precision": target,
-        "val_precision": result.precision, "val_recall": result.recall}))
-    return result
+    stored = {"label": label, "value": float(thresholds[i]), "target_precision": target,
+              "val_precision": float(precision[i]), "val_recall": float(recall[i])}
+    digest = write_manifest(bundle, replace(read_manifest(bundle), threshold=stored))
+    return Calibration(label, stored["value"], stored["val_precision"], stored["val_recall"],
+                       target, len(val), digest)

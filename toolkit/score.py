@@ -23,7 +23,7 @@ from spamkit.atomic import commit_file
 from spamkit.errors import Interrupted, SpamkitError
 from spamkit.records import Index, Source, records
 from spamkit.runtime import Classifier
-from spamkit.runtime.bundle import read_manifest
+from spamkit.runtime.bundle import open_manifest
 from spamkit.runtime.device import choose_graph
 
 OUTPUT_KINDS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
@@ -45,6 +45,7 @@ class ScoreConfig:
     actors: int = 1  # Ray actors, each with its own copy of the model
     address: str | None = None  # a running Ray cluster; default: start one on this machine
     resume: bool = False
+    digest: str | None = None  # pins the bundle: any other is refused
 
     def check(self) -> None:
         if self.engine not in ENGINES:
@@ -100,7 +101,7 @@ def score_file(bundle: str | Path, source: Source, output: str | Path, cfg: Scor
         raise SpamkitError(f"{partial} holds an interrupted run: add --resume to continue it, "
                            "or delete it to start over")
     # A bad bundle is refused before the input is read, and before any Ray actor loads it.
-    manifest = read_manifest(bundle)
+    manifest, _ = open_manifest(bundle, cfg.digest)
     choose_graph(manifest, Path(bundle), "cpu", cfg.precision)
     index = Index.of(source, PIECE)  # checks every record, so bad input stops the run here
     done = 0
@@ -146,7 +147,8 @@ def score_file(bundle: str | Path, source: Source, output: str | Path, cfg: Scor
 def _score_here(bundle: str | Path, source: Source, index: Index, first: int, cfg: ScoreConfig,
                 write: Write) -> None:
     """The local engine: one Classifier in this process, `batch_size` records at a time."""
-    clf = Classifier.load(bundle, precision=cfg.precision, threads=cfg.threads)
+    clf = Classifier.load(bundle, precision=cfg.precision, threads=cfg.threads,
+                          digest=cfg.digest)
     start, skip = index.start(first)
     todo = (record for record, _ in itertools.islice(records(source, start), skip, None))
     while batch := list(itertools.islice(todo, cfg.batch_size)):

@@ -23,10 +23,11 @@ from spamkit.score import ScoreConfig, Write, score_texts
 class Scorer:
     """A Ray actor: loads the bundle once, then scores batch after batch."""
 
-    def __init__(self, bundle: str, precision: str | None, threads: int | None) -> None:
+    def __init__(self, bundle: str, precision: str | None, threads: int | None,
+                 digest: str | None) -> None:
         from spamkit.runtime import Classifier
 
-        self.clf = Classifier.load(bundle, precision=precision, threads=threads)
+        self.clf = Classifier.load(bundle, precision=precision, threads=threads, digest=digest)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         labels, probs = score_texts(self.clf, batch["text"].tolist())
@@ -93,7 +94,8 @@ def score_on_ray(bundle: str | Path, source: Source, index: Index, first: int,
                          num_cpus=cfg.threads or 1,
                          fn_constructor_kwargs={"bundle": str(Path(bundle).resolve()),
                                                 "precision": cfg.precision,
-                                                "threads": cfg.threads})
+                                                "threads": cfg.threads,
+                                                "digest": cfg.digest})
         )
         expected = first
         for batch in scored.iter_batches(batch_size=None, batch_format="numpy"):

@@ -15,14 +15,11 @@ from pathlib import Path
 import tiktoken
 
 from spamkit.errors import SpamkitError
-from spamkit.runtime.tokenizer import EOT, Tokenizer
+from spamkit.runtime.tokenizer import EOT, GPT2_PAT_STR, Tokenizer
 
-# tiktoken_ext.openai_public.gpt2: expected hashes and the piece-splitting regex (r50k).
+# tiktoken_ext.openai_public.gpt2: expected hashes (the regex is the runtime's GPT2_PAT_STR).
 VOCAB_BPE_SHA256 = "1ce1664773c50f3e0cc8842619a93edc4624525b728b188a9e0be33b7726adc5"
 ENCODER_JSON_SHA256 = "196139668be63f3b5d6574427317ae82f612a97c5d1cdaf36ed2256dbf636783"
-GPT2_PAT_STR = (
-    r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s"""
-)
 GPT2_EOT_ID = 50256
 
 

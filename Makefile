@@ -1,6 +1,6 @@
 # `make demo`: set up, train the mini preset on the SMS Spam Collection, export int8, classify.
 # `make test`: set up and run the test suite (what CI runs).
-# `make mutants`: one-line bugs, one per README guarantee, each must fail its tests (tests/mutation).
+# `make mutants`: one-line bugs, one per README guarantee; each must fail its tests.
 # `make compare`: spamkit against the book's PyTorch inference and transformers + optimum.
 PYTHON ?= python3
 VENV ?= .venv

@@ -56,7 +56,7 @@ MUTANTS = [
     Mutant(
         "data cache written in place", "toolkit/data.py",
         "write_bytes_atomic(target, data)",
-        "target.write_bytes(data)",
+        "target.parent.mkdir(parents=True, exist_ok=True); target.write_bytes(data)",
         (f"{INTERRUPTS}::test_a_kill_while_the_data_is_cached_leaves_nothing_half_written",),
     ),
     Mutant(
@@ -118,8 +118,8 @@ MUTANTS = [
     Mutant(
         "one output buffer shared by threads", "runtime/classifier.py",
         "out = np.empty((len(ids), len(self.labels)), dtype=np.float32)",
-        'out = self.__dict__.setdefault("_out", np.empty((len(ids), len(self.labels)), '
-        "dtype=np.float32))",
+        'out = self.__dict__.setdefault("_out", np.empty((self.chunk_size, len(self.labels)), '
+        'dtype=np.float32))[: len(ids)]',  # right for one caller at a time, shared by threads
         (f"{RUNTIME_INPUT}::test_one_classifier_shared_by_eight_threads_answers_as_a_serial_run",),
     ),
 ]

@@ -48,17 +48,21 @@ class Outcome:
     seconds: float
 
 
-def make_copy(work: Path) -> Path:
-    """A copy of the tree at work/repo whose `spamkit` is its own; return the copy."""
-    repo = work / "repo"
+def copy_tree(source: Path, repo: Path) -> None:
+    """The parts of the tree that the tests need, from `source` to `repo`."""
+    repo.mkdir(parents=True)
     for name in COPIED:
-        src = ROOT / name
-        if src.is_dir():
-            shutil.copytree(src, repo / name, ignore=shutil.ignore_patterns(
+        if (source / name).is_dir():
+            shutil.copytree(source / name, repo / name, ignore=shutil.ignore_patterns(
                 "__pycache__", ".hypothesis", ".pytest_cache"))
         else:
-            repo.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, repo / name)
+            shutil.copy2(source / name, repo / name)
+
+
+def make_copy(snapshot: Path, work: Path) -> Path:
+    """A copy of `snapshot` at work/repo whose `spamkit` is its own; return the copy."""
+    repo = work / "repo"
+    copy_tree(snapshot, repo)
     (work / "shared").symlink_to(ROOT.parent / "shared")  # tests read ../shared/data
     package = repo / "_import" / "spamkit"
     package.mkdir(parents=True)
@@ -117,11 +121,11 @@ def run_tests(repo: Path, tests: tuple[str, ...], log: Path) -> tuple[int, str]:
     return result.returncode, (failed or lines[-1:] or ["no output"])[0]
 
 
-def run_mutant(m: Mutant | None, work: Path, tests: tuple[str, ...]) -> Outcome:
+def run_mutant(m: Mutant | None, snapshot: Path, work: Path, tests: tuple[str, ...]) -> Outcome:
     """One mutant in a copy of its own (None: the unmutated control)."""
     name = m.name if m else "control (no mutant)"
     t0 = time.monotonic()
-    repo = make_copy(work)
+    repo = make_copy(snapshot, work)
     where = check_imports(repo)
     if m:
         apply(m, repo)
@@ -169,11 +173,15 @@ def main() -> int:
         return 2
     started = time.monotonic()
     base = Path(tempfile.mkdtemp(prefix="spamkit-mutants-"))
+    # Every copy is made from one snapshot taken now: edits to the checkout during the run
+    # do not reach the mutants that start later.
+    snapshot = base / "snapshot"
     try:
+        copy_tree(ROOT, snapshot)
         outcomes = []
         if not args.no_control:
             every = tuple(dict.fromkeys(t for m in chosen for t in m.tests))
-            outcomes.append(run_mutant(None, base / "control", every))
+            outcomes.append(run_mutant(None, snapshot, base / "control", every))
             if outcomes[0].status != "passed":
                 print(f"the unmutated tests fail; see {base / 'control' / 'pytest.log'}",
                       file=sys.stderr)
@@ -181,7 +189,7 @@ def main() -> int:
                 return 1
         with ThreadPoolExecutor(max_workers=args.jobs) as pool:
             outcomes += list(pool.map(
-                lambda im: run_mutant(im[1], base / f"m{im[0]:02d}", im[1].tests),
+                lambda im: run_mutant(im[1], snapshot, base / f"m{im[0]:02d}", im[1].tests),
                 enumerate(chosen)))
     finally:
         if args.keep:

@@ -54,8 +54,8 @@ MESSAGES = ["WINNER!! You have been selected to receive a £900 prize. Call 0906
 
 # Imported by the child's `site` at startup when its directory is on PYTHONPATH. With
 # SPAMKIT_TEST_FAULT="KIND:NAME:SIGNAL:N" the child sends itself SIGNAL at the N-th matching call:
-#   replace  os.replace(SRC, DST) where SRC is a `.tmp-` name and DST is named NAME (the commit
-#            rename of atomic_dir/atomic_file), just before the rename happens
+#   replace  os.replace(SRC, DST) where DST is named NAME (a writer's commit rename), just
+#            before the rename happens
 #   write    Path.write_text on a file named NAME, before writing
 #   open     open() of a file named NAME, in any mode, before it is opened
 #   torn     a write to a file opened for writing directly inside the directory NAME (whatever
@@ -115,8 +115,7 @@ if _spec:
         _replace = os.replace
 
         def replace(src, dst, *args, **kwargs):
-            if (os.path.basename(os.fspath(dst)) == _name
-                    and ".tmp-" in os.path.basename(os.fspath(src))):
+            if os.path.basename(os.fspath(dst)) == _name:
                 _hit()
             return _replace(src, dst, *args, **kwargs)
 

@@ -1,5 +1,6 @@
 # `make demo`: set up, train the mini preset on the SMS Spam Collection, export int8, classify.
 # `make test`: set up and run the test suite (what CI runs).
+# `make mutants`: one-line bugs, one per README guarantee; each must fail its tests.
 # `make compare`: spamkit against the book's PyTorch inference and transformers + optimum.
 PYTHON ?= python3
 VENV ?= .venv
@@ -26,7 +27,7 @@ COMPARE_ARGS ?=
 # The comparison is a CPU benchmark: CPU-only torch for the peers on every machine.
 COMPARE_TORCH_ARGS ?= --extra-index-url https://download.pytorch.org/whl/cpu
 
-.PHONY: setup demo test compare clean
+.PHONY: setup demo test mutants compare clean
 
 setup: $(VENV)/.installed
 
@@ -48,6 +49,11 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest -q
+
+# Each mutant in a copy of the tree, its tests run there; MUTANTS_ARGS="-j 2" runs two at once.
+MUTANTS_ARGS ?=
+mutants: setup
+	$(PY) tests/mutation/run.py $(MUTANTS_ARGS)
 
 $(COMPARE_VENV)/.installed: Makefile
 	$(PYTHON) -m venv $(COMPARE_VENV)

@@ -11,6 +11,7 @@ import sys
 import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -145,6 +146,30 @@ def spamkit_cli(*args: str, stdin: str | None = None, env: dict | None = None,
         input=stdin, capture_output=True, text=True, timeout=600,
         env={**os.environ, **(env or {})}, cwd=cwd,
     )
+
+
+def reference_probabilities(bundle: Path, texts: list[str],
+                            graph: str = "model.onnx") -> np.ndarray:
+    """Class probabilities by a route that shares nothing with spamkit.runtime but the graph:
+    GPT-2's tokenizer as spamkit.tokenizer builds it (checked against tiktoken's own loader),
+    ONNX Runtime's session run on each message alone (no padding, a mask of ones), and a softmax
+    here. For messages within the context (asserted); an empty one is `<|endoftext|>`."""
+    import onnxruntime as ort
+
+    from spamkit.tokenizer import gpt2_encoding
+
+    encoding = gpt2_encoding()
+    session = ort.InferenceSession(str(bundle / graph), providers=["CPUExecutionProvider"])
+    rows = []
+    for text in texts:
+        ids = encoding.encode_ordinary(text) or [encoding.eot_token]
+        assert len(ids) <= 256, "a message beyond the tiny model's context"
+        feed = {"input_ids": np.array([ids], dtype=np.int64),
+                "attention_mask": np.ones((1, len(ids)), dtype=np.int64)}
+        logits = session.run(["logits"], feed)[0][0].astype(np.float64)
+        e = np.exp(logits - logits.max())
+        rows.append(e / e.sum())
+    return np.array(rows)
 
 
 def assert_clean_failure(result, *words, out: Path | None = None) -> str:

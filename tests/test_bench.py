@@ -4,12 +4,18 @@ bundle, real SMS messages, and a Python where torch cannot be imported."""
 from __future__ import annotations
 
 import json
+import math
+import os
 import subprocess
 import sys
+import time
 
 import onnxruntime as ort
 import pytest
 from conftest import ROOT, SMS_FILE, assert_clean_failure, spamkit_cli
+
+from spamkit.data import read_messages
+from spamkit.runtime import Classifier
 
 # Small runs: the figures of the tiny model mean nothing; their consistency does.
 SMALL = ("--messages", "20", "--throughput-messages", "150", "--warmup", "3")
@@ -21,11 +27,35 @@ def no_torch(tmp_path) -> dict:
     blocker = tmp_path / "blocker"
     blocker.mkdir()
     (blocker / "torch.py").write_text("raise ImportError('torch is blocked on this app host')\n")
-    return {"PYTHONPATH": str(blocker)}
+    return {"PYTHONPATH": os.pathsep.join(filter(None, [str(blocker),
+                                                         os.environ.get("PYTHONPATH")]))}
+
+
+def seconds_to_import_the_runtime(env: dict) -> float:
+    """Wall time of a fresh `python -c "import spamkit.runtime"`, timed here."""
+    start = time.monotonic()
+    subprocess.run([sys.executable, "-c", "import spamkit.runtime"], check=True, timeout=120,
+                   env={**os.environ, **env})
+    return time.monotonic() - start
+
+
+def msgs_per_s_here(bundle, threads: int, n: int) -> float:
+    """Classifier.logits on the first n messages in this process: the best of three calls."""
+    clf = Classifier.load(bundle, threads=threads)
+    texts = read_messages(SMS_FILE)[0][:n]
+    clf.logits(texts)  # warm
+    best = math.inf
+    for _ in range(3):
+        start = time.perf_counter()
+        clf.logits(texts)
+        best = min(best, time.perf_counter() - start)
+    return n / best
 
 
 def test_bench_reports_consistent_figures_as_json_without_torch(tiny_bundle, no_torch):
+    start = time.monotonic()
     result = spamkit_cli("bench", tiny_bundle, "--data", SMS_FILE, "--json", *SMALL, env=no_torch)
+    wall = time.monotonic() - start
 
     assert result.returncode == 0, result.stderr
     r = json.loads(result.stdout)
@@ -35,17 +65,21 @@ def test_bench_reports_consistent_figures_as_json_without_torch(tiny_bundle, no_
     assert r["graph_mb"] == pytest.approx(sum(f.stat().st_size for f in graph) / 1e6)
     # Threads default to the CPUs this process may use.
     assert (r["threads"], r["batch_size"]) == (r["machine"]["usable_cpus"], 32)
-    # Start-up is timed from the process's start, so it holds the imports, the load and the
-    # first answer.
-    parts = r["import_s"] + r["load_s"] + r["first_answer_s"]
+    # Start-up is timed from the moment the process is started: its import part holds the
+    # interpreter's start and the runtime's imports, which a fresh process takes here too (a
+    # third of it allows for a busy machine), and it all fits in the command's wall time.
     assert min(r["import_s"], r["load_s"], r["first_answer_s"]) > 0
-    assert r["startup_s"] == pytest.approx(parts, abs=1e-6)
+    assert r["import_s"] > seconds_to_import_the_runtime(no_torch) / 3
+    assert r["startup_s"] + r["throughput"]["seconds"] < wall
     lat = r["latency_ms"]
     assert (lat["messages"], lat["warmup"]) == (20, 3)
     assert 0 < lat["min"] <= lat["p50"] <= lat["p90"] <= lat["max"]
     thr = r["throughput"]
     assert thr["messages"] == 150
-    assert thr["msgs_per_s"] == pytest.approx(150 / thr["seconds"])
+    # The same call timed in this process: within a factor of 10 either way on a shared
+    # machine, which a wrong count or unit (ms for s) would not be.
+    here = msgs_per_s_here(tiny_bundle, r["threads"], 150)
+    assert here / 10 < thr["msgs_per_s"] < here * 10, (thr["msgs_per_s"], here)
     assert 0 < r["rss_after_first_answer_mb"] <= r["peak_rss_mb"]
     # The first 150 SMS messages, as GPT-2 tokens.
     tokens = r["tokens_per_message"]

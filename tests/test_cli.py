@@ -15,8 +15,16 @@ import shutil
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
-from conftest import SMS_FILE, SMS_ZIP, assert_clean_failure, closed_port_url, spamkit_cli
+from conftest import (
+    SMS_FILE,
+    SMS_ZIP,
+    assert_clean_failure,
+    closed_port_url,
+    reference_probabilities,
+    spamkit_cli,
+)
 
 # The cheapest real training run: enough to exercise every stage of `spamkit train`.
 TINY = ("--preset", "tiny", "--no-compile", "--max-steps", "5", "--epochs", "1")
@@ -141,11 +149,13 @@ def test_classify_messages_given_as_arguments(exported):
     result = spamkit_cli("classify", bundle, *MESSAGES)
 
     assert result.returncode == 0, result.stderr
+    # Each message's label and winning probability (three decimals) as the bundle's int8 graph
+    # gives them, run here without spamkit.runtime.
+    expected = reference_probabilities(bundle, MESSAGES, "model.int8.onnx")
     rows = parse_lines(result.stdout)
     assert [text for _, _, text in rows] == MESSAGES
-    for label, prob, _ in rows:
-        assert label in {"ham", "spam"}
-        assert 0.5 <= prob <= 1.0  # the winning class of two
+    assert [label for label, _, _ in rows] == [["ham", "spam"][i] for i in expected.argmax(1)]
+    np.testing.assert_allclose([prob for _, prob, _ in rows], expected.max(axis=1), atol=6e-4)
 
 
 def test_classify_reads_one_message_per_line_of_stdin(exported):
@@ -167,12 +177,12 @@ def test_classify_json_gives_labels_and_probabilities(exported):
     assert result.returncode == 0, result.stderr
     records = [json.loads(line) for line in result.stdout.splitlines()]
     assert [r["text"] for r in records] == MESSAGES
-    for r in records:
-        assert r["label"] in {"ham", "spam"}
+    expected = reference_probabilities(bundle, MESSAGES, "model.int8.onnx")
+    for r, p in zip(records, expected, strict=True):
+        assert r["label"] == ["ham", "spam"][p.argmax()]
         probs = r["probabilities"]
-        assert set(probs) == {"ham", "spam"}
-        assert sum(probs.values()) == pytest.approx(1.0, abs=1e-5)
-        assert r["label"] == max(probs, key=probs.get)
+        assert list(probs) == ["ham", "spam"]
+        np.testing.assert_allclose(list(probs.values()), p, atol=2e-6)  # six decimals
 
 
 # -----------------------------------------------------------------------------

@@ -36,18 +36,19 @@ def test_two_processes_train_as_one_process_with_the_same_global_batch(tmp_path)
 
     # Global batch k of the two processes is batch k of the single one, so both take the same
     # 66 steps; but one batch of 32 and two of 16 round floats differently, and training
-    # amplifies that (measured: the same validation and test accuracy, losses within 2%,
-    # weights within 6e-4 but for a few rare tokens' embeddings, whose few noisy updates AdamW
-    # scales to full steps: up to 6e-3). Tolerance: one message of the 149 in validation and of
-    # the 300 in test, training losses within 1%, weights but the token embeddings within 5e-3.
+    # amplifies that. The README states what holds (measured again here): the same validation
+    # and test accuracy, training losses within 1%, weights within 6e-4 but for a few rare
+    # tokens' embeddings, whose few noisy updates AdamW scales to full steps (within 6e-3).
     a, b = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("one", "two"))
     assert [h["step"] for h in b["history"]] == [h["step"] for h in a["history"]] == [33, 66]
     for ha, hb in zip(a["history"], b["history"], strict=True):
-        assert abs(hb["val_accuracy"] - ha["val_accuracy"]) <= 1 / 149 + 1e-9, (ha, hb)
+        assert hb["val_accuracy"] == ha["val_accuracy"], (ha, hb)
         assert hb["train_loss"] == pytest.approx(ha["train_loss"], rel=1e-2)
-    assert abs(b["final"]["test"]["accuracy"] - a["final"]["test"]["accuracy"]) <= 1 / 300 + 1e-9
+    assert b["final"]["test"]["accuracy"] == a["final"]["test"]["accuracy"]
     wa, wb = (load_file(str(tmp_path / d / "model.safetensors")) for d in ("one", "two"))
-    assert max((wa[k] - wb[k]).abs().max().item() for k in wa if k != "wte.weight") < 5e-3
+    diff = {k: (wa[k] - wb[k]).abs().max().item() for k in wa}
+    assert max(v for k, v in diff.items() if k != "wte.weight") <= 6e-4, diff
+    assert diff["wte.weight"] <= 6e-3, diff
 
 
 def test_a_global_batch_that_does_not_divide_is_refused_before_starting(tmp_path):

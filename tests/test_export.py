@@ -60,11 +60,16 @@ def test_fp32_onnx_logits_equal_pytorch_on_real_messages(tiny_checkpoint, tiny_b
 
 
 def test_a_message_gets_the_same_logits_alone_and_batched_with_longer_ones(tiny_bundle):
-    clf = Classifier.load(tiny_bundle, precision="fp32", batch_size=64)
     short = "Ok lar... Joking wif u oni..."
     longer = sorted(MESSAGES, key=len)[-20:]
+    texts = [short, *longer]
+    # Caps that hold all 21 in one batch: the short message's row is padded to the longest.
+    lengths = [len(x) for x in Classifier.load(tiny_bundle).tokenizer.encode_batch(texts)]
+    assert lengths[0] * 5 < max(lengths)
+    clf = Classifier.load(tiny_bundle, precision="fp32", batch_size=len(texts),
+                          batch_tokens=len(texts) * max(lengths))
     alone = clf.logits([short])
-    batched = clf.logits([short, *longer])
+    batched = clf.logits(texts)
     np.testing.assert_allclose(batched[:1], alone, atol=1e-5, rtol=0)
 
 

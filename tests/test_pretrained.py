@@ -65,13 +65,16 @@ def test_both_file_formats_load_exactly(hf_dirs, hf_model, fmt):
 
 
 def test_a_bin_file_with_code_in_its_pickle_is_refused(tmp_path):
+    marker = tmp_path / "the-pickle-ran"
+
     class Exploit:
-        def __reduce__(self):
-            return (print, ("this ran while loading",))
+        def __reduce__(self):  # unpickling calls open(marker, "w"): the file appears
+            return (open, (str(marker), "w"))
 
     (tmp_path / "pytorch_model.bin").write_bytes(pickle.dumps({"wte.weight": Exploit()}))
     with pytest.raises(SpamkitError, match="not a plain PyTorch weights file"):
         load_pretrained(find_weights("gpt2", str(tmp_path)), num_classes=2)
+    assert not marker.exists(), "loading the weights ran the code in the pickle"
 
 
 def test_a_missing_or_misshapen_tensor_is_named(hf_dirs, tmp_path):

@@ -110,3 +110,14 @@ def test_cuda_on_a_machine_without_it_is_a_clear_error_and_auto_falls_back(tiny_
 def test_asking_for_a_graph_the_bundle_lacks_names_what_it_has(tiny_bundle):
     with pytest.raises(SpamkitError, match="has no fp16 graph"):
         Classifier.load(tiny_bundle, precision="fp16")
+
+
+def test_a_threshold_is_reached_by_a_probability_equal_to_it(tiny_bundle):
+    # "spam when its probability reaches the threshold": equal is reached, a hair above is not.
+    texts = ["Free entry! Win cash now", "see you at 6", "URGENT call now", "ok"]
+    p_spam = Classifier.load(tiny_bundle, threads=1).predict_proba(texts)[:, 1]
+    for i, p in enumerate(p_spam):
+        at = Classifier.load(tiny_bundle, threads=1, threshold=float(p))
+        assert at.predict(texts)[i] == "spam"
+        above = float(np.nextafter(p, np.float32(2)))
+        assert Classifier.load(tiny_bundle, threads=1, threshold=above).predict(texts)[i] == "ham"

@@ -43,8 +43,9 @@ def test_long_message_keeps_its_end():
     tok = gpt2_tokenizer(16)
     text = "ignore this start. " * 50 + "WIN a FREE prize now"
     ids = tok.encode(text)
-    assert len(ids) == 16
-    assert ids[-5:] == gpt2_tokenizer(1024).encode(text)[-5:]
+    whole = gpt2_tokenizer(1024).encode(text)
+    assert len(whole) > 2 * 16
+    assert ids == whole[-16:]  # the last 16 tokens, nothing from the start
     assert tok.encoding.decode(ids).endswith("WIN a FREE prize now")
 
 

@@ -102,11 +102,24 @@ def test_compiled_training_matches_eager(tmp_path):
         torch.testing.assert_close(a[name], b[name], atol=1e-4, rtol=1e-3)
 
 
-@pytest.mark.parametrize("precision", ["fp32", "fp16"])
-def test_other_precisions_train(tmp_path, precision):
-    train(TrainConfig(preset="tiny", epochs=1, max_steps=3, compile=False, precision=precision),
-          DATA, str(tmp_path / "ckpt"))
-    assert all(torch.isfinite(t).all() for t in _weights(tmp_path / "ckpt").values())
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+def test_half_precision_autocast_takes_the_fp32_steps_up_to_its_rounding(tmp_path, precision):
+    common = dict(preset="tiny", epochs=1, max_steps=3, compile=False, device="cpu")
+    half = train(TrainConfig(precision=precision, **common), DATA, str(tmp_path / precision))
+    full = train(TrainConfig(precision="fp32", **common), DATA, str(tmp_path / "fp32"))
+    config = json.loads((tmp_path / precision / "config.json").read_text())
+    assert config["training"]["precision"] == precision
+    a, b = _weights(tmp_path / precision), _weights(tmp_path / "fp32")
+    # The forward pass really ran in half precision: some weights differ from fp32's. Where a
+    # gradient is near 0, AdamW turns its rounding into a whole step of either sign, so a few
+    # percent of the weights differ (measured 2.6% fp16, 3.2% bf16); the rest are fp32's.
+    differ = sum((a[k] != b[k]).sum().item() for k in a) / sum(t.numel() for t in a.values())
+    assert 0 < differ < 0.1
+    assert all(torch.isfinite(t).all() for t in a.values())
+    # Measured: losses within 1e-4 of fp32's.
+    assert half["history"][0]["train_loss"] == pytest.approx(full["history"][0]["train_loss"],
+                                                             rel=1e-3)
+    assert half["final"]["val"]["loss"] == pytest.approx(full["final"]["val"]["loss"], rel=1e-3)
 
 
 def test_a_users_own_csv_with_three_labels(tmp_path):

@@ -39,14 +39,22 @@ def damage(path, how):
         path.unlink()
 
 
+# Which check refuses each kind of damage: the sha256 catches a change of the same size, the
+# manifest's sizes a cut, and a missing file is named as such. (ONNX Runtime would name a
+# damaged graph too, so the words matter: they show spamkit refused it before ORT read it.)
+REFUSED_BY = {"changed": "does not match its checksum", "truncated": "bytes, not",
+              "emptied": "is 0 bytes, not", "missing": "is missing"}
+
+
 @pytest.mark.parametrize("how", ["changed", "truncated", "missing", "emptied"])
 @pytest.mark.parametrize("name,precision", [
     ("model.int8.onnx", "int8"), ("model.int8.onnx.data", "int8"), ("model.onnx", "fp32"),
     ("model.onnx.data", "fp32"), ("tokenizer.json", None)])
 def test_a_damaged_file_is_named_when_loaded(bundle, name, precision, how):
     damage(bundle / name, how)
-    with pytest.raises(BundleError, match=name.replace(".", r"\.")):
+    with pytest.raises(BundleError) as refused:
         Classifier.load(bundle, precision=precision)
+    assert name in str(refused.value) and REFUSED_BY[how] in str(refused.value), refused.value
 
 
 @pytest.mark.parametrize("how", ["truncated", "missing", "emptied"])

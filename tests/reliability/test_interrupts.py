@@ -9,10 +9,11 @@ busy 2-core machine a 2-thread torch spins against other processes (an epoch tha
 alone took 80 s), and one thread also makes every run bit-for-bit repeatable, which the resume
 comparisons rely on.
 
-Most kill points are read off the child's stdout (its per-epoch lines) or are plain sleeps. A few
-windows are too short to hit from outside (a file write, the gap between two renames); there a
-`sitecustomize` placed on the child's PYTHONPATH makes the child send itself the real signal at
-that exact call (see FAULT_HOOK), so those moments are hit every time.
+Kill points are read off the child's stdout (its per-epoch lines) or, where a moment must be
+hit exactly (opening the data, a file write, the gap between two renames, half-way through
+writing a file), made by a `sitecustomize` placed on the child's PYTHONPATH: the child sends
+itself the real signal at that exact call (see FAULT_HOOK), so those moments are hit every time.
+No kill is timed by sleeping.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import SCORE_FP32, SMS_FILE, closed_port_url
+from conftest import SCORE_FP32, SMS_FILE, SMS_ZIP, closed_port_url
 from safetensors.torch import load_file
 
 from spamkit.checkpoint import load_checkpoint
@@ -53,15 +54,19 @@ MESSAGES = ["WINNER!! You have been selected to receive a £900 prize. Call 0906
 
 # Imported by the child's `site` at startup when its directory is on PYTHONPATH. With
 # SPAMKIT_TEST_FAULT="KIND:NAME:SIGNAL:N" the child sends itself SIGNAL at the N-th matching call:
-#   replace  os.replace(SRC, DST) where SRC is a `.tmp-` name and DST is named NAME (the commit
-#            rename of atomic_dir/atomic_file), just before the rename happens
-#   write    Path.write_text on a file named NAME inside a `.tmp-` directory, before writing
+#   replace  os.replace(SRC, DST) where DST is named NAME (a writer's commit rename), just
+#            before the rename happens
+#   write    Path.write_text on a file named NAME, before writing
+#   open     open() of a file named NAME, in any mode, before it is opened
+#   torn     a write to a file opened for writing directly inside the directory NAME (whatever
+#            the file is called): half of the bytes are written, then the signal
 FAULT_HOOK = '''
-import os, pathlib, signal, time
+import builtins, io, os, pathlib, signal, time
 
 _spec = os.environ.get("SPAMKIT_TEST_FAULT")
 if _spec:
-    _kind, _name, _sig, _nth = _spec.split(":")
+    _kind, _rest = _spec.split(":", 1)
+    _name, _sig, _nth = _rest.rsplit(":", 2)
     _sig, _nth, _seen = getattr(signal, _sig), int(_nth), [0]
 
     def _hit():
@@ -70,12 +75,47 @@ if _spec:
             os.kill(os.getpid(), _sig)
             time.sleep(5)  # SIGKILL never returns; SIGINT's KeyboardInterrupt is raised here
 
+    def _path(file):
+        if isinstance(file, (str, bytes, os.PathLike)):
+            return os.path.abspath(os.fsdecode(file))
+        return ""  # a file descriptor
+
+    class _Torn:
+        def __init__(self, f):
+            self._f = f
+
+        def write(self, data):
+            half = len(data) // 2
+            self._f.write(data[:half])
+            self._f.flush()
+            _hit()
+            return half + self._f.write(data[half:])
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return self._f.__exit__(*exc)
+
+        def __getattr__(self, name):
+            return getattr(self._f, name)
+
+    _open = io.open
+
+    def _hooked_open(file, mode="r", *args, **kwargs):
+        path = _path(file)
+        if _kind == "open" and os.path.basename(path) == _name:
+            _hit()
+        f = _open(file, mode, *args, **kwargs)
+        if _kind == "torn" and os.path.dirname(path) == _name and set(mode) & set("wax+"):
+            return _Torn(f)
+        return f
+
     if _kind == "replace":
         _replace = os.replace
 
         def replace(src, dst, *args, **kwargs):
-            if (os.path.basename(os.fspath(dst)) == _name
-                    and ".tmp-" in os.path.basename(os.fspath(src))):
+            if os.path.basename(os.fspath(dst)) == _name:
                 _hit()
             return _replace(src, dst, *args, **kwargs)
 
@@ -84,11 +124,13 @@ if _spec:
         _write_text = pathlib.Path.write_text
 
         def write_text(self, *args, **kwargs):
-            if self.name == _name and ".tmp-" in self.parent.name:
+            if self.name == _name:
                 _hit()
             return _write_text(self, *args, **kwargs)
 
         pathlib.Path.write_text = write_text
+    elif _kind in ("open", "torn"):
+        builtins.open = io.open = _hooked_open
     else:
         raise SystemExit(f"bad SPAMKIT_TEST_FAULT {_spec!r}")
 '''
@@ -310,41 +352,29 @@ def reference(_reference_run) -> Path:
 
 # 1. SIGKILL during `spamkit train` ------------------------------------------------------------
 
-def _after_start(run):
-    time.sleep(0.5)  # still importing torch; nothing written yet
+# Where the kill lands: a fault (see FAULT_HOOK), or right after a line the child prints.
+TRAIN_KILLS = {
+    "reading-the-data": ("open:SMSSpamCollection:SIGKILL:1", None),  # nothing written yet
+    "first-state-save": ("write:state.json:SIGKILL:1", None),  # the resume point before epoch 1
+    "epoch-1": (None, "training "),  # printed after that resume point is saved
+    "epoch-1-state-save": ("write:state.json:SIGKILL:2", None),
+    "final-checkpoint-write": ("write:metrics.json:SIGKILL:1", None),
+}
 
 
-def _first_epoch(run):
-    run.wait_for("training ")  # printed after the pre-training resume point is saved
-
-
-def _after_epoch_line(run):
-    run.wait_for("epoch 1:")  # the epoch's state save starts right after this line
-
-
-def _after_last_epoch_line(run):
-    run.wait_for("epoch 2:")  # last epoch: state save, final evaluation, checkpoint write
-
-
-@pytest.mark.parametrize("kill", [_after_start, _first_epoch, _after_epoch_line,
-                                  _after_last_epoch_line],
-                         ids=["after-start", "first-epoch", "after-epoch-1-line",
-                              "after-last-epoch-line"])
+@pytest.mark.parametrize("where", TRAIN_KILLS)
 def test_sigkill_during_train_never_leaves_a_loadable_partial_checkpoint(spamkit, tmp_path,
-                                                                        kill):
+                                                                        hook_dir, where):
+    fault, line = TRAIN_KILLS[where]
     out = tmp_path / "run"
-    run = spamkit(*TRAIN, "--epochs", 2, "--out", out)
-    kill(run)
-    run.signal(signal.SIGKILL)
-    rc = run.finish()
-    assert rc in (-signal.SIGKILL, 0), run.describe()
-    if loads_as_checkpoint(out):
-        # Only a run that got as far as its checkpoint's rename may load, and then it is the
-        # whole checkpoint (the kill came after the rename, or after the process had exited).
-        assert kill is _after_last_epoch_line, run.describe()
-        assert_complete_checkpoint(out, epochs=2)
-    else:
-        assert rc != 0, "a run that exited 0 left no loadable checkpoint"
+    run = spamkit(*TRAIN, "--epochs", 2, "--out", out, fault=fault, hook=hook_dir)
+    if line:
+        run.wait_for(line)
+        run.signal(signal.SIGKILL)
+    assert run.finish() == -signal.SIGKILL, run.describe()
+    if where == "reading-the-data":
+        assert not out.exists()
+    assert not loads_as_checkpoint(out)
     for tmp in leftovers(tmp_path):
         assert not loads_as_checkpoint(tmp), f"{tmp} loads as a checkpoint"
 
@@ -358,7 +388,6 @@ def test_sigkill_while_the_final_checkpoint_is_written(spamkit, tmp_path, hook_d
     assert run.proc.returncode == -signal.SIGKILL, run.describe()
     with pytest.raises(SpamkitError, match="unfinished training run"):
         load_checkpoint(out)
-    assert leftovers(tmp_path), "the kill should have come inside atomic_dir"
     for tmp in leftovers(tmp_path):
         assert not loads_as_checkpoint(tmp), f"{tmp} loads as a checkpoint"
     resumed = run_to_end(spamkit, "train", "--resume", "--out", out)
@@ -372,20 +401,25 @@ def test_sigkill_while_the_final_checkpoint_is_written(spamkit, tmp_path, hook_d
 EXPORT = ("--int8", "--data", str(SMS_FILE))
 
 
-@pytest.mark.parametrize("delay", [0.5, 2.0, 4.0, 6.0])
-def test_sigkill_during_export_leaves_no_bundle_or_a_whole_one(spamkit, tmp_path,
-                                                               tiny_checkpoint, delay):
+EXPORT_KILLS = {
+    "reading-the-data": "open:SMSSpamCollection:SIGKILL:1",  # nothing written yet
+    "fp32-graph-checked": "write:tokenizer.json:SIGKILL:1",  # next: the tokenizer, int8
+    "manifest-commit": "replace:manifest.json:SIGKILL:1",  # all written but the manifest
+}
+
+
+@pytest.mark.parametrize("where", EXPORT_KILLS)
+def test_sigkill_during_export_leaves_no_bundle(spamkit, tmp_path, tiny_checkpoint, hook_dir,
+                                                where):
     bundle = tmp_path / "bundle"
-    run = spamkit("export", tiny_checkpoint, "--out", bundle, *EXPORT)
-    time.sleep(delay)
-    run.signal(signal.SIGKILL)
-    rc = run.finish()
-    assert rc in (-signal.SIGKILL, 0), run.describe()
-    if rc == 0 or bundle.exists():  # finished, or killed after the rename before exiting
-        assert_complete_bundle(bundle)
-    else:
+    run = run_to_end(spamkit, "export", tiny_checkpoint, "--out", bundle, *EXPORT,
+                     fault=EXPORT_KILLS[where], hook=hook_dir)
+    assert run.proc.returncode == -signal.SIGKILL, run.describe()
+    with pytest.raises(SpamkitError, match="bundle not found"):
+        Classifier.load(bundle)
+    for tmp in leftovers(tmp_path):
         with pytest.raises(SpamkitError):
-            Classifier.load(bundle)
+            Classifier.load(tmp)
 
 
 def test_sigkill_while_replacing_a_bundle_keeps_a_whole_one(spamkit, tmp_path, tiny_checkpoint,
@@ -435,11 +469,13 @@ def test_leftover_tmp_dir_never_loads(spamkit, tmp_path, tiny_checkpoint, hook_d
 
 # 3. Ctrl-C, then --resume: the same result as never stopping ----------------------------------
 
-def resume_to_the_reference(spamkit, out: Path, reference: Path, first_epoch: int) -> None:
-    """`--resume` finishes the run, and it ends where the uninterrupted run did."""
+def resume_to_the_reference(spamkit, out: Path, reference: Path, first_epoch: int,
+                            last_epoch: int = EPOCHS - 1) -> None:
+    """`--resume` finishes the run (after an epoch from first_epoch to last_epoch), and it
+    ends where the uninterrupted run did."""
     resumed = run_to_end(spamkit, "train", "--resume", "--out", out, unbuffered=False)
     assert resumed.proc.returncode == 0, resumed.describe()
-    pattern = rf"resuming {re.escape(str(out))} after epoch [{first_epoch}-{EPOCHS - 1}]"
+    pattern = rf"resuming {re.escape(str(out))} after epoch [{first_epoch}-{last_epoch}]"
     assert any(re.fullmatch(pattern, line) for line in resumed.out_lines), resumed.describe()
     assert_complete_checkpoint(out, EPOCHS)
     same_results(reference, out)
@@ -495,17 +531,18 @@ def test_resume_with_nothing_to_resume_is_one_line_error(spamkit, tmp_path, tiny
 
 # 5. SIGKILL, then --resume ---------------------------------------------------------------------
 
-def test_resume_after_sigkill_finishes_the_run(spamkit, tmp_path, reference):
+def test_resume_after_sigkill_finishes_the_run(spamkit, tmp_path, reference, hook_dir):
     out = tmp_path / "C"
-    run = spamkit(*TRAIN, "--epochs", EPOCHS, "--out", out, unbuffered=False)
-    run.wait_for("epoch 1:")
-    time.sleep(0.5)  # into epoch 2
-    run.signal(signal.SIGKILL)
-    assert run.finish() == -signal.SIGKILL, run.describe()
+    # Killed while saving epoch 2's state (the 3rd save, after the resume point and epoch 1's):
+    # epoch 2 ran, but only epoch 1 is on disk.
+    run = run_to_end(spamkit, *TRAIN, "--epochs", EPOCHS, "--out", out, unbuffered=False,
+                     fault="write:state.json:SIGKILL:3", hook=hook_dir)
+    assert run.proc.returncode == -signal.SIGKILL, run.describe()
+    assert any(line.startswith("epoch 2:") for line in run.out_lines), run.describe()
     with pytest.raises(SpamkitError, match="unfinished training run"):
         load_checkpoint(out)
 
-    resume_to_the_reference(spamkit, out, reference, first_epoch=0)
+    resume_to_the_reference(spamkit, out, reference, first_epoch=1, last_epoch=1)
 
 
 # 6. Ctrl-C and SIGKILL during `spamkit score`, then --resume ----------------------------------
@@ -554,3 +591,46 @@ def test_score_stopped_twice_resumes_to_the_uninterrupted_file(spamkit, tmp_path
     assert run.out_lines[0] == f"resuming {out} after {kept} of 20000 messages"
     assert out.read_bytes() == sms_20k_scored.read_bytes()
     assert not partial.exists()
+
+
+# 7. Killed half-way through writing the data cache or a manifest -------------------------------
+
+def test_a_kill_while_the_data_is_cached_leaves_nothing_half_written(spamkit, tmp_path,
+                                                                     hook_dir):
+    """`spamkit data --data the UCI zip` copies SMSSpamCollection into the cache; killed with
+    half of it written, the cache holds nothing a later run would read: that run asks for the
+    data again (no network here), and the next copy completes."""
+    cache = tmp_path / "cache"
+    run = run_to_end(spamkit, "data", "--data", SMS_ZIP, fault=f"torn:{cache}:SIGKILL:1",
+                     hook=hook_dir)
+    assert run.proc.returncode == -signal.SIGKILL, run.describe()
+
+    after = run_to_end(spamkit, "data")  # from the cache, or a download that cannot happen
+    assert after.proc.returncode == 1, after.describe()
+    assert "could not download the SMS Spam Collection" in one_error_line(after)
+
+    assert run_to_end(spamkit, "data", "--data", SMS_ZIP).proc.returncode == 0
+    cached = run_to_end(spamkit, "data")
+    assert cached.proc.returncode == 0, cached.describe()
+    assert cached.out_lines[0].startswith(f"{cache / 'SMSSpamCollection'}: 5574 messages")
+
+
+def test_a_kill_while_calibrate_writes_the_manifest_keeps_a_loadable_bundle(
+        spamkit, tmp_path, tiny_bundle, hook_dir):
+    """`spamkit calibrate` rewrites the bundle's manifest; killed with half of it written, the
+    bundle still loads and answers as before, and calibrating again works."""
+    bundle = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle, bundle)
+    before = Classifier.load(bundle).predict_proba(MESSAGES)
+    run = run_to_end(spamkit, "calibrate", bundle, "--data", SMS_FILE, "--target-precision",
+                     "0.9", fault=f"torn:{bundle}:SIGKILL:1", hook=hook_dir)
+    assert run.proc.returncode == -signal.SIGKILL, run.describe()
+
+    clf = Classifier.load(bundle)  # the old manifest: every checksum verifies
+    assert clf.threshold is None
+    assert clf.predict_proba(MESSAGES).tolist() == before.tolist()
+
+    again = run_to_end(spamkit, "calibrate", bundle, "--data", SMS_FILE, "--target-precision",
+                       "0.9")
+    assert again.proc.returncode == 0, again.describe()
+    assert Classifier.load(bundle).threshold == read_manifest(bundle).threshold["value"]

@@ -32,10 +32,15 @@ ODD_TEXTS = {
 
 
 # Both graphs: neither may let a message's result depend on the messages batched with it (the
-# int8 graph's activation scales are fixed at export for this reason).
+# int8 graph's activation scales are fixed at export for this reason). A token cap that puts
+# every call's texts here in one batch, so a message is padded whenever a longer one comes along.
 @pytest.fixture(scope="module", params=["fp32", "int8"])
 def clf(tiny_bundle, request):
-    return Classifier.load(tiny_bundle, precision=request.param)
+    return Classifier.load(tiny_bundle, precision=request.param, batch_tokens=8 * 256)
+
+
+# A batch-mate at least as long as any message (the context, 256 tokens).
+LONGEST = "please call me back when you can " * 60
 
 
 @pytest.mark.parametrize("name", ODD_TEXTS)
@@ -44,7 +49,8 @@ def test_any_text_gets_a_prediction(clf, name):
     p = clf.predict_proba(text)
     assert p.shape == (2,) and np.isfinite(p).all() and abs(p.sum() - 1) < 1e-6
     assert clf.predict(text) in clf.labels
-    np.testing.assert_allclose(clf.predict_proba([text, "ok"])[0], p, atol=1e-5)
+    assert len(clf.tokenizer.encode(LONGEST)) == 256 >= len(clf.tokenizer.encode(text))
+    np.testing.assert_allclose(clf.predict_proba([text, LONGEST])[0], p, atol=1e-5)
 
 
 def test_an_empty_message_is_read_as_the_end_of_text_token(clf):
@@ -101,9 +107,9 @@ def test_a_hundred_thousand_messages_stream_in_bounded_memory(tiny_bundle):
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert len(labels) == n == pulled
-    # Tokenizing all 100,000 messages up front peaks at ~170 MiB of Python objects (measured);
-    # streaming holds one chunk (4,096 messages) at a time and peaks near 8 MiB.
-    assert peak < 32 * 2**20, f"peak traced memory {peak / 2**20:.1f} MiB"
+    # Streaming holds one chunk (4,096 messages) at a time: measured ~2.7 MiB of Python
+    # objects. Reading all 100,000 before classifying (no chunks) measured 30 MiB.
+    assert peak < 10 * 2**20, f"peak traced memory {peak / 2**20:.1f} MiB"
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -155,5 +161,9 @@ def test_spamkit_classify_takes_odd_text_from_arguments_and_stdin(tiny_bundle):
                          input=stdin, capture_output=True, timeout=120)
     assert raw.returncode == 0, raw.stderr
     rows = [json.loads(line) for line in raw.stdout.decode().splitlines()]
-    assert [r["text"][:11] for r in rows] == ["free\x00prize\x01", "WIN WIN WIN", "\ufffd\ufffd not utf-"]
-    assert all(abs(sum(r["probabilities"].values()) - 1) < 1e-5 for r in rows)
+    texts = ["free\x00prize\x01 now", "WIN " * 250_000, "\ufffd\ufffd not utf-8?"]
+    assert [r["text"] for r in rows] == texts  # whole messages, no CR, nothing lost
+    # Each answer is the one the runtime gives for exactly that text.
+    expected = Classifier.load(tiny_bundle).predict_proba(texts)
+    got = [list(r["probabilities"].values()) for r in rows]
+    np.testing.assert_allclose(got, expected, atol=2e-6)

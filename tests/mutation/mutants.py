@@ -61,8 +61,8 @@ MUTANTS = [
     ),
     Mutant(
         "manifest written in place", "runtime/bundle.py",
-        "write_bytes_atomic(Path(bundle) / MANIFEST_FILE, text.encode())",
-        "(Path(bundle) / MANIFEST_FILE).write_bytes(text.encode())",
+        "write_bytes_atomic(Path(bundle) / MANIFEST_FILE, text)",
+        "(Path(bundle) / MANIFEST_FILE).write_bytes(text)",
         (f"{INTERRUPTS}::test_a_kill_while_calibrate_writes_the_manifest_keeps_a_loadable_bundle",),
     ),
     Mutant(
@@ -85,7 +85,7 @@ MUTANTS = [
     ),
     Mutant(
         "no streaming", "runtime/classifier.py",
-        "self.chunk_size = 64 * batch_size",
+        "self.chunk_size = 64 * self.batch_size",
         "self.chunk_size = 10**9",
         (f"{RUNTIME_INPUT}::test_a_hundred_thousand_messages_stream_in_bounded_memory",),
     ),
@@ -98,8 +98,8 @@ MUTANTS = [
     ),
     Mutant(
         "rows come back reordered", "runtime/classifier.py",
-        "out[rows] = self._run([ids[i] for i in rows])",
-        "out[sorted(rows)] = self._run([ids[i] for i in rows])",
+        "out[rows] = self._run(",
+        "out[sorted(rows)] = self._run(",
         ("tests/test_runtime.py::test_results_come_back_in_the_callers_order",),
     ),
     Mutant(

@@ -14,6 +14,7 @@ import typer
 
 from spamkit.config import DEVICES, INITS, PRECISIONS, PRESETS, TRAINABLE, TrainConfig
 from spamkit.errors import Interrupted, SpamkitError
+from spamkit.outputs import CHECKPOINT, check_output
 
 app = typer.Typer(
     add_completion=False,
@@ -108,6 +109,8 @@ def train(
     nproc: int = typer.Option(1, "--nproc", help="Train as N processes on this machine "
                               "(DistributedDataParallel through torchrun); --batch-size stays "
                               "the global batch."),
+    force: bool = typer.Option(False, "--force", help="Replace the checkpoint (or unfinished "
+                               "run) already in --out; anything else there is never replaced."),
 ) -> None:
     """Fine-tune a GPT classifier and write a checkpoint directory."""
     from spamkit.data import DataConfig
@@ -123,6 +126,8 @@ def train(
         if batch_size % nproc:
             raise SpamkitError(f"--batch-size {batch_size} is the global batch: it must divide "
                                f"evenly among {nproc} processes")
+        if not resume:  # before any worker starts
+            check_output(out, CHECKPOINT, force=force, inputs=[data, weights])
         from spamkit.distributed import launch
 
         code, interrupted = launch(nproc, sys.argv[1:])
@@ -142,7 +147,7 @@ def train(
     )
     data_cfg = DataConfig(path=data, split=split, seed=seed, text_column=text_column,
                           label_column=label_column)
-    run_training(cfg, data_cfg, str(out), resume=resume)
+    run_training(cfg, data_cfg, str(out), resume=resume, force=force)
 
 
 @app.command()
@@ -155,12 +160,15 @@ def export(
                                    "ship the fp32 graph (without them it is the only graph)."),
     data: Optional[str] = typer.Option(None, "--data", help="Validation data for the checks "
                                        "(default: where the checkpoint was trained from)."),
+    force: bool = typer.Option(False, "--force", help="Replace the bundle already in --out; "
+                               "anything else there is never replaced."),
 ) -> None:
     """Export a checkpoint to a verified ONNX bundle."""
     from spamkit.export.bundle import ExportConfig, export_bundle
 
     manifest = export_bundle(checkpoint, out, ExportConfig(int8=int8, fp16=fp16,
-                                                           keep_fp32=keep_fp32, data=data))
+                                                           keep_fp32=keep_fp32, data=data,
+                                                           force=force))
     print(f"bundle written to {out}: {', '.join(manifest.files)}")
 
 
@@ -298,13 +306,17 @@ def score(
                                           "default: start one on this machine."),
     precision: Optional[str] = typer.Option(None, help="Graph to run: int8 or fp32."),
     threads: Optional[int] = typer.Option(None, help="ONNX Runtime threads (per actor)."),
+    force: bool = typer.Option(False, "--force", help="Replace the scores file already at "
+                               "--out; anything else there (the input above all) is never "
+                               "replaced."),
 ) -> None:
     """Score a file of any size: one row per message, in order (no torch involved)."""
     from spamkit.records import Source
     from spamkit.score import ScoreConfig, score_file
 
     cfg = ScoreConfig(engine=engine, batch_size=batch_size, precision=precision,
-                      threads=threads, actors=actors, address=address, resume=resume)
+                      threads=threads, actors=actors, address=address, resume=resume,
+                      force=force)
     n = score_file(bundle, Source.of(input, text_column, id_column), out, cfg)
     print(f"{n} messages scored into {out}")
 

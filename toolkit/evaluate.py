@@ -123,6 +123,7 @@ def calibrate_bundle(bundle: str | Path, data: str | None, target: float,
     reaches `target`; it is the one that keeps the most recall. Stored in the manifest."""
     if not 0 < target <= 1:
         raise SpamkitError(f"--target-precision must be in (0, 1], not {target}")
+    read_manifest(bundle)  # only a bundle is updated: anything else is refused before scoring
     scorer = load_scorer(bundle)
     if label is None:
         if len(scorer.labels) != 2:

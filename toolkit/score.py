@@ -3,12 +3,15 @@
 The input is read and scored `batch_size` messages at a time, so memory does not grow with the
 file. Rows (id, label, the probability of each class) are written in input order to
 OUTPUT.partial beside OUTPUT, which is renamed to OUTPUT once every message is scored; `--resume`
-continues a partial file after its last complete row. Torch-free: a bundle is all it needs.
+continues a partial file after its last complete row, and only when OUTPUT.partial.json (written
+when the run started) shows the same input content, bundle and options. Torch-free: a bundle is
+all it needs.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import itertools
 import json
 from collections.abc import Callable, Sequence
@@ -19,11 +22,12 @@ from typing import TextIO
 import numpy as np
 from tqdm import tqdm
 
-from spamkit.atomic import commit_file
+from spamkit.atomic import commit_file, write_bytes_atomic
 from spamkit.errors import Interrupted, SpamkitError
+from spamkit.outputs import SCORES, check_not_input, check_output
 from spamkit.records import Index, Source, records
 from spamkit.runtime import Classifier
-from spamkit.runtime.bundle import read_manifest
+from spamkit.runtime.bundle import MANIFEST_FILE, read_manifest, sha256_file
 from spamkit.runtime.device import choose_graph
 
 OUTPUT_KINDS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
@@ -31,6 +35,7 @@ ENGINES = ("local", "ray")
 # Records per piece of the input: where a resumed run can start reading, and the unit of work
 # a Ray read task takes.
 PIECE = 4096
+RUN_FORMAT = "spamkit-score-run"
 
 # Takes the ids, labels and class probabilities of consecutive records and writes their rows.
 Write = Callable[[Sequence[str], Sequence[str], np.ndarray], None]
@@ -45,6 +50,7 @@ class ScoreConfig:
     actors: int = 1  # Ray actors, each with its own copy of the model
     address: str | None = None  # a running Ray cluster; default: start one on this machine
     resume: bool = False
+    force: bool = False  # replace a scores file already at the output (never anything else)
 
     def check(self) -> None:
         if self.engine not in ENGINES:
@@ -93,20 +99,20 @@ def score_file(bundle: str | Path, source: Source, output: str | Path, cfg: Scor
     kind = OUTPUT_KINDS.get(output.suffix.lower())
     if kind is None:
         raise SpamkitError(f"{output}: the output's name must end in .csv or .jsonl")
-    partial = output.with_name(output.name + ".partial")
-    if cfg.resume and not partial.is_file():
-        raise SpamkitError(f"nothing to resume: no {partial} from an interrupted spamkit score")
-    if not cfg.resume and partial.exists():
-        raise SpamkitError(f"{partial} holds an interrupted run: add --resume to continue it, "
-                           "or delete it to start over")
+    partial, record = _partial_files(output)
+    _check_outputs(output, bundle, source, cfg)
     # A bad bundle is refused before the input is read, and before any Ray actor loads it.
     manifest = read_manifest(bundle)
-    choose_graph(manifest, Path(bundle), "cpu", cfg.precision)
+    precision = choose_graph(manifest, Path(bundle), "cpu", cfg.precision)
     index = Index.of(source, PIECE)  # checks every record, so bad input stops the run here
+    run = _run_identity(bundle, source, precision)
     done = 0
     if cfg.resume:
+        _check_same_run(partial, record, run)
         done = _cut_to_complete_rows(partial, kind, source, index)
         print(f"resuming {output} after {done} of {index.total} messages", flush=True)
+    else:
+        write_bytes_atomic(record, json.dumps(run, indent=1).encode())
     output.parent.mkdir(parents=True, exist_ok=True)
     written = done
     try:
@@ -132,15 +138,72 @@ def score_file(bundle: str | Path, source: Source, output: str | Path, cfg: Scor
             finally:
                 bar.close()
     except BaseException as e:
-        if not written:
-            partial.unlink(missing_ok=True)  # nothing scored: nothing to resume either
+        if not written:  # nothing scored: nothing to resume either
+            partial.unlink(missing_ok=True)
+            record.unlink(missing_ok=True)
         if isinstance(e, KeyboardInterrupt):
             raise Interrupted(f"interrupted after {written} of {index.total} messages"
                               + (f", which {partial} keeps: add --resume to the same command "
                                  "to continue" if written else "")) from None
         raise
     commit_file(partial, output)
+    record.unlink(missing_ok=True)
     return index.total
+
+
+def _partial_files(output: Path) -> tuple[Path, Path]:
+    """An unfinished run's rows, and the record of what they are scores of."""
+    partial = output.with_name(output.name + ".partial")
+    return partial, partial.with_name(partial.name + ".json")
+
+
+def _check_outputs(output: Path, bundle: str | Path, source: Source, cfg: ScoreConfig) -> None:
+    """Refuse a run that would overwrite the user's files or an interrupted run's rows."""
+    check_output(output, SCORES, force=cfg.force, inputs=[source.path, bundle])
+    partial, record = _partial_files(output)
+    check_not_input(partial, [source.path])
+    check_not_input(record, [source.path])
+    if cfg.resume and not partial.is_file():
+        raise SpamkitError(f"nothing to resume: no {partial} from an interrupted spamkit score")
+    if not cfg.resume and partial.exists():
+        raise SpamkitError(f"{partial} holds an interrupted run: add --resume to continue it, "
+                           "or delete it to start over")
+
+
+def _run_identity(bundle: str | Path, source: Source, precision: str) -> dict:
+    """What decides the rows of a run: resuming with anything else would mix two runs."""
+    return {
+        "format": RUN_FORMAT,
+        "input": f"{source.path.stat().st_size} bytes with sha256 {sha256_file(source.path)}",
+        "bundle": f"manifest sha256 {_bundle_digest(bundle)}",
+        "--precision": precision,
+        "--text-column": source.text_field,
+        "--id-column": source.id_field or "(row numbers)",
+    }
+
+
+def _bundle_digest(bundle: str | Path) -> str:
+    """The sha256 of a bundle's manifest, which holds the sha256 of every other file in it."""
+    return hashlib.sha256((Path(bundle) / MANIFEST_FILE).read_bytes()).hexdigest()
+
+
+def _check_same_run(partial: Path, record: Path, run: dict) -> None:
+    """Refuse to continue `partial` unless its record says it scored what `run` would."""
+    try:
+        then = json.loads(record.read_bytes())
+    except FileNotFoundError:
+        raise SpamkitError(f"{partial} has no {record.name} saying what it was scoring (not "
+                           "left by this spamkit score): delete it to start over") from None
+    except ValueError:
+        then = None
+    if not isinstance(then, dict) or then.get("format") != RUN_FORMAT:
+        raise SpamkitError(f"{record} is damaged: delete it and {partial} to start over")
+    differs = [f"{key} {then.get(key)} then, {value} now" for key, value in run.items()
+               if then.get(key) != value]
+    if differs:
+        raise SpamkitError(f"{partial} was scoring something else: {'; '.join(differs)}; "
+                           "resume with the same input, bundle and options, or delete it to "
+                           "start over")
 
 
 def _score_here(bundle: str | Path, source: Source, index: Index, first: int, cfg: ScoreConfig,

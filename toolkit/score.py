@@ -105,7 +105,7 @@ def score_file(bundle: str | Path, source: Source, output: str | Path, cfg: Scor
     manifest = read_manifest(bundle)
     precision = choose_graph(manifest, Path(bundle), "cpu", cfg.precision)
     index = Index.of(source, PIECE)  # checks every record, so bad input stops the run here
-    run = _run_identity(bundle, source, precision)
+    run = run_identity(bundle, source, precision)
     done = 0
     if cfg.resume:
         _check_same_run(partial, record, run)
@@ -170,7 +170,7 @@ def _check_outputs(output: Path, bundle: str | Path, source: Source, cfg: ScoreC
                            "or delete it to start over")
 
 
-def _run_identity(bundle: str | Path, source: Source, precision: str) -> dict:
+def run_identity(bundle: str | Path, source: Source, precision: str) -> dict:
     """What decides the rows of a run: resuming with anything else would mix two runs."""
     return {
         "format": RUN_FORMAT,

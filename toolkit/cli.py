@@ -3,10 +3,10 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Optional
 
@@ -237,18 +237,35 @@ def classify(
     from spamkit.runtime import Classifier
 
     clf = Classifier.load(bundle, device=device, threads=threads, precision=precision)
-    if not texts:
-        # Bytes that are not UTF-8 become U+FFFD rather than stopping the whole stream.
-        stdin = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace", newline="")
-        texts = [line.rstrip("\r\n") for line in stdin]
-    probs = clf.predict_proba(texts)
-    for text, p, i in zip(texts, probs, clf.decide(probs)):
-        label = clf.labels[i]
-        if as_json:
-            scores = {name: round(float(x), 6) for name, x in zip(clf.labels, p)}
-            print(json.dumps({"text": text, "label": label, "probabilities": scores}))
-        else:
-            print(f"{label}\t{p.max():.3f}\t{text}")
+    for batch in [texts] if texts else _stdin_lines():
+        probs = clf.predict_proba(batch)
+        for text, p, i in zip(batch, probs, clf.decide(probs)):
+            label = clf.labels[i]
+            if as_json:
+                scores = {name: round(float(x), 6) for name, x in zip(clf.labels, p)}
+                print(json.dumps({"text": text, "label": label, "probabilities": scores}))
+            else:
+                print(f"{label}\t{p.max():.3f}\t{text}")
+        sys.stdout.flush()  # each answer leaves as soon as it is known
+
+
+def _stdin_lines() -> Iterator[list[str]]:
+    """Stdin's lines as they arrive, one list per read: a read returns what is waiting, so
+    lines already there are classified together and none waits for lines still to come.
+    Lines end as in `spamkit score` (see strip_line_end); bytes that are not UTF-8 become
+    U+FFFD rather than stopping the whole stream."""
+    from spamkit.records import strip_line_end
+
+    fd, pending = sys.stdin.fileno(), bytearray()
+    while chunk := os.read(fd, 1 << 16):
+        pending += chunk
+        end = pending.rfind(b"\n") + 1  # a whole number of lines, and of UTF-8 characters
+        if end:
+            text = pending[:end].decode("utf-8", errors="replace")
+            del pending[:end]
+            yield [strip_line_end(line + "\n") for line in text.split("\n")[:-1]]
+    if pending:
+        yield [strip_line_end(pending.decode("utf-8", errors="replace"))]
 
 
 @app.command()

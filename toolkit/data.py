@@ -7,7 +7,6 @@ the UCI zip) or at their own CSV/TSV table. This module must not import torch.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import io
 import os
@@ -22,6 +21,7 @@ import numpy as np
 
 from spamkit.atomic import write_bytes_atomic
 from spamkit.errors import SpamkitError
+from spamkit.records import KINDS, Source, records
 
 UCI_URL = "https://archive.ics.uci.edu/static/public/228/sms+spam+collection.zip"
 SMS_SHA256 = "7d039a24a6083ed9ef0f806ebad56bbb976e3aeb8de05669173bfdc4996c239d"
@@ -145,25 +145,17 @@ def _read_sms(path: Path) -> tuple[list[str], list[str]]:
 
 
 def _read_table(path: Path, text_column: str, label_column: str) -> tuple[list[str], list[str]]:
-    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+    """A CSV or TSV with a header, read as `spamkit score` reads one (strict CSV, TSV without
+    quoting), the label column taking the place of the id."""
     texts, labels = [], []
-    # utf-8-sig: spreadsheet programs put a BOM in front of the first column name.
-    with open(path, encoding="utf-8-sig", newline="") as f:
-        reader = csv.DictReader(f, delimiter=delimiter)
-        columns = reader.fieldnames or []
-        if columns:
-            for column in (text_column, label_column):
-                if column not in columns:
-                    raise SpamkitError(
-                        f"{path} has no column {column!r}; its columns are "
-                        + ", ".join(repr(c) for c in columns)
-                    )
-        for row in reader:
-            text, label = row[text_column], row[label_column]
-            if text is None or not (label or "").strip():
-                raise SpamkitError(f"{path}, line {reader.line_num}: missing text or label")
-            texts.append(text)
-            labels.append(label.strip())
+    if path.stat().st_size == 0:
+        return texts, labels  # not even a header: no messages
+    for record, after in records(Source(path, KINDS[path.suffix.lower()], text_column,
+                                        label_column)):
+        if not record.id.strip():
+            raise SpamkitError(f"{path}, line {after.line - 1}: missing label")
+        texts.append(record.text)
+        labels.append(record.id.strip())
     return texts, labels
 
 

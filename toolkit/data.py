@@ -32,6 +32,11 @@ CACHE_ENV = "SPAMKIT_CACHE"
 SMS_NAME = "SMSSpamCollection"
 SPLITS = ("balanced", "full")
 DOWNLOAD_TIMEOUT_S = 30
+# The UCI archive is ~200 KB and its SMSSpamCollection ~480 KB: a download or zip member larger
+# than this is not that file, and is not read any further (a zip bomb stops here).
+MAX_SMS_BYTES = 8 * 2**20
+# Messages are read whole into memory to be split: a larger data file is refused unread.
+MAX_DATA_BYTES = 2**30
 TRAIN_FRAC, VAL_FRAC = 0.7, 0.1
 
 
@@ -77,9 +82,13 @@ def _extract_sms(archive: Path | io.BytesIO, cache_dir: Path, source: str) -> Pa
             members = [n for n in zf.namelist() if n.rsplit("/", 1)[-1] == SMS_NAME]
             if not members:
                 raise SpamkitError(f"{source} has no {SMS_NAME} file inside")
-            data = zf.read(members[0])
+            with zf.open(members[0]) as member:
+                data = member.read(MAX_SMS_BYTES + 1)
     except (zipfile.BadZipFile, zlib.error, EOFError) as e:
         raise SpamkitError(f"{source} is not a valid zip archive ({e})") from None
+    if len(data) > MAX_SMS_BYTES:
+        raise SpamkitError(f"{source}: its {SMS_NAME} unpacks to over {MAX_SMS_BYTES >> 20} MiB, "
+                           "which the SMS Spam Collection (0.5 MB) never does; refused")
     digest = hashlib.sha256(data).hexdigest()
     if digest != SMS_SHA256:
         raise SpamkitError(
@@ -96,13 +105,16 @@ def _download(url: str, cache_dir: Path) -> Path:
         with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response:
             # The archive is ~200 KB: holding it in memory means a broken download can
             # never leave a partial file behind.
-            archive = io.BytesIO(response.read())
+            archive = io.BytesIO(response.read(MAX_SMS_BYTES + 1))
     except (OSError, ValueError, HTTPException) as e:
         raise SpamkitError(
             f"could not download the SMS Spam Collection from {url} ({e}); "
             f"give a local copy with --data PATH or the {DATA_ENV} environment variable "
             f"(the {SMS_NAME} file or the UCI zip)"
         ) from None
+    if len(archive.getbuffer()) > MAX_SMS_BYTES:
+        raise SpamkitError(f"the download from {url} is over {MAX_SMS_BYTES >> 20} MiB, which "
+                           "the SMS Spam Collection's archive (0.2 MB) never is; refused")
     return _extract_sms(archive, cache_dir, source=url)
 
 
@@ -164,6 +176,9 @@ def read_messages(
 ) -> tuple[list[str], list[str]]:
     """Return the texts and the label name of each row: CSV/TSV by suffix, else SMS format."""
     path = Path(path)
+    if path.stat().st_size > MAX_DATA_BYTES:
+        raise SpamkitError(f"{path} is over {MAX_DATA_BYTES >> 30} GiB: too large to train or "
+                           "evaluate on in memory; use a sample of it")
     try:
         if path.suffix.lower() in (".csv", ".tsv"):
             texts, labels = _read_table(path, text_column, label_column)

@@ -10,6 +10,7 @@ import json
 import subprocess
 import sys
 import threading
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -136,3 +137,35 @@ def test_deeply_nested_json_is_one_error_line(tmp_path, tiny_bundle):
     result = spamkit_cli("score", tiny_bundle, path, "--out", out)
     assert_clean_failure(result, "in.jsonl, line 2", "nested too deeply")
     nothing_written(out)
+
+
+# -----------------------------------------------------------------------------
+# data too large to be what it claims
+
+
+def test_a_zip_bomb_given_to_data_is_refused_unpacked(tmp_path):
+    bomb = tmp_path / "sms+spam+collection.zip"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as zf:
+        with zf.open("SMSSpamCollection", "w", force_zip64=True) as member:
+            for _ in range(64):
+                member.write(b"ham\t" + b"0" * (2**24 - 4))  # 1 GiB in all, ~1 MB packed
+    assert bomb.stat().st_size < 2**21
+    out = tmp_path / "run"
+    for command in (("data",), ("train", "--out", out)):
+        result = spamkit_cli(*command, "--data", bomb)
+        assert_clean_failure(result, str(bomb), "over 8 MiB", out=out)
+
+
+def test_an_oversized_download_is_refused(tmp_path, serve):
+    url, _ = serve(b"PK" + b"\0" * (9 * 2**20))
+    result = spamkit_cli("data", env={"SPAMKIT_DATA_URL": url})
+    assert_clean_failure(result, "over 8 MiB")
+    assert not (tmp_path / "cache" / "SMSSpamCollection").exists()
+
+
+def test_a_data_file_over_a_gib_is_refused_unread(tmp_path):
+    big = tmp_path / "huge.csv"
+    with open(big, "wb") as f:
+        f.write(b"text,label\n")
+        f.truncate(2**30 + 1)  # sparse: takes no disk
+    assert_clean_failure(spamkit_cli("data", "--data", big), str(big), "over 1 GiB")

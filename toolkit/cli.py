@@ -12,9 +12,29 @@ from typing import Optional
 
 import typer
 
-from spamkit.config import DEVICES, INITS, PRECISIONS, PRESETS, TRAINABLE, TrainConfig
+from spamkit.config import (
+    DEVICES,
+    ENGINES,
+    INITS,
+    KEEPS,
+    LR_SCHEDULES,
+    PRECISIONS,
+    PRESETS,
+    SPLIT_NAMES,
+    SPLITS,
+    TOKENS,
+    TRAINABLE,
+    TrainConfig,
+)
 from spamkit.errors import Interrupted, SpamkitError
 from spamkit.outputs import CHECKPOINT, check_output
+from spamkit.runtime.device import DEVICES as RUNTIME_DEVICES
+from spamkit.runtime.device import GRAPH_ORDER
+
+try:  # typer >= 0.2x runs on its own copy of click
+    from typer._click import exceptions as click_errors
+except ImportError:
+    from click import exceptions as click_errors
 
 app = typer.Typer(
     add_completion=False,
@@ -22,6 +42,20 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="Fine-tune GPT-2 text classifiers, export them to int8 ONNX, classify without torch.",
 )
+
+def one_of(values: tuple[str, ...] | dict) -> dict:
+    """typer.Option arguments that accept only `values`: anything else is a usage error (exit 2)
+    that names them, before the command runs."""
+    def check(value: str | None) -> str | None:
+        if value is not None and value not in values:
+            raise typer.BadParameter(f"{value!r} is not one of {', '.join(values)}")
+        return value
+
+    return {"callback": check, "metavar": "[" + "|".join(values) + "]"}
+
+
+# ONNX Runtime threads: at least one, at most the CPUs there are.
+THREADS = {"min": 1, "max": os.cpu_count()}
 
 DATA_HELP = (
     "Data file: the SMSSpamCollection file, the UCI zip, or your own CSV/TSV. "
@@ -32,7 +66,8 @@ DATA_HELP = (
 @app.command()
 def data(
     data: Optional[str] = typer.Option(None, "--data", help=DATA_HELP),
-    split: str = typer.Option("balanced", help="balanced (the book's) or full (stratified)."),
+    split: str = typer.Option("balanced", **one_of(SPLITS),
+                              help="balanced (the book's) or full (stratified)."),
     seed: int = typer.Option(123, help="Seed of the split."),
     text_column: str = typer.Option("text", help="Text column of a CSV/TSV."),
     label_column: str = typer.Option("label", help="Label column of a CSV/TSV."),
@@ -56,30 +91,31 @@ _T = TrainConfig()
 def train(
     out: Path = typer.Option(Path("runs/checkpoint"), "--out", help="Checkpoint directory to write."),
     preset: Optional[str] = typer.Option(
-        _T.preset, help="Model shape: " + ", ".join(PRESETS) + ". Default: mini, or the "
+        _T.preset, **one_of(PRESETS), help="Model shape: " + ", ".join(PRESETS) + ". Default: mini, or the "
         "shape of the pretrained weights."),
-    init: str = typer.Option(_T.init, help="Initial weights: " + ", ".join(INITS) + " (GPT-2 "
+    init: str = typer.Option(_T.init, **one_of(INITS), help="Initial weights: " + ", ".join(INITS) + " (GPT-2 "
                              "from the Hugging Face cache or hub, or from --weights)."),
     weights: Optional[str] = typer.Option(
         _T.weights, help="Local GPT-2 weights in the Hugging Face format (model.safetensors or "
         "pytorch_model.bin, or their directory) for --init."),
-    trainable: str = typer.Option(_T.trainable, help="What to fine-tune: " + ", ".join(TRAINABLE) + "."),
+    trainable: str = typer.Option(_T.trainable, **one_of(TRAINABLE),
+                                  help="What to fine-tune: " + ", ".join(TRAINABLE) + "."),
     lora_rank: int = typer.Option(_T.lora_rank, help="With --trainable lora."),
     lora_alpha: float = typer.Option(_T.lora_alpha, help="With --trainable lora."),
-    token: str = typer.Option(_T.token, help="Classify from the last real token, or the first."),
+    token: str = typer.Option(_T.token, **one_of(TOKENS), help="Classify from the last real token, or the first."),
     pad_to: Optional[str] = typer.Option(
         _T.pad_to, help="Pad every message to N tokens, 'longest' or 'context' and read the "
         "last position (the book's setup, for its experiments; not exportable)."),
     epochs: int = typer.Option(_T.epochs),
-    batch_size: int = typer.Option(_T.batch_size),
+    batch_size: int = typer.Option(_T.batch_size, min=1),
     lr: float = typer.Option(_T.lr, help="AdamW learning rate."),
     weight_decay: float = typer.Option(_T.weight_decay),
-    lr_schedule: str = typer.Option(_T.lr_schedule, help="constant, or cosine: decay from "
+    lr_schedule: str = typer.Option(_T.lr_schedule, **one_of(LR_SCHEDULES), help="constant, or cosine: decay from "
                                     "--lr to 0 over the run."),
-    keep: str = typer.Option(_T.keep, help="The epoch the checkpoint holds: best (validation "
+    keep: str = typer.Option(_T.keep, **one_of(KEEPS), help="The epoch the checkpoint holds: best (validation "
                              "accuracy, ties by validation loss) or last."),
     grad_accum: int = typer.Option(_T.grad_accum, help="Micro-batches per optimizer step."),
-    precision: str = typer.Option(_T.precision, help="Autocast: " + ", ".join(PRECISIONS) + " "
+    precision: str = typer.Option(_T.precision, **one_of(PRECISIONS), help="Autocast: " + ", ".join(PRECISIONS) + " "
                                   "(auto: bf16 on a GPU, fp32 on a CPU, where it measured "
                                   "faster; bf16 becomes fp16 with a gradient scaler on GPUs "
                                   "without it)."),
@@ -98,15 +134,16 @@ def train(
         "the embeddings in the checkpoint). 0: off."),
     seed: int = typer.Option(_T.seed, help="Seed of the split, the init and the shuffling."),
     max_steps: Optional[int] = typer.Option(_T.max_steps, help="Stop after this many optimizer steps."),
-    device: str = typer.Option(_T.device, help=", ".join(DEVICES) + ": auto trains on CUDA "
+    device: str = typer.Option(_T.device, **one_of(DEVICES), help=", ".join(DEVICES) + ": auto trains on CUDA "
                                "when PyTorch sees a GPU, else on the CPU."),
     data: Optional[str] = typer.Option(None, "--data", help=DATA_HELP),
-    split: str = typer.Option("balanced", help="balanced (the book's) or full (stratified)."),
+    split: str = typer.Option("balanced", **one_of(SPLITS),
+                              help="balanced (the book's) or full (stratified)."),
     text_column: str = typer.Option("text", help="Text column of a CSV/TSV."),
     label_column: str = typer.Option("label", help="Label column of a CSV/TSV."),
     resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run in --out "
                                 "after its last complete epoch, with its original settings."),
-    nproc: int = typer.Option(1, "--nproc", help="Train as N processes on this machine "
+    nproc: int = typer.Option(1, "--nproc", min=1, help="Train as N processes on this machine "
                               "(DistributedDataParallel through torchrun); --batch-size stays "
                               "the global batch."),
     force: bool = typer.Option(False, "--force", help="Replace the checkpoint (or unfinished "
@@ -117,8 +154,6 @@ def train(
     from spamkit.train import train as run_training
 
     launched = int(os.environ.get("WORLD_SIZE", "1"))  # set when torchrun started this process
-    if nproc < 1:
-        raise SpamkitError("--nproc must be at least 1")
     if launched > 1 and nproc not in (1, launched):
         raise SpamkitError(f"--nproc {nproc}, but torchrun started {launched} processes: "
                            "leave --nproc out under torchrun")
@@ -176,10 +211,12 @@ def export(
 def eval_(
     model: Path = typer.Argument(..., help="A checkpoint directory or a bundle directory."),
     data: Optional[str] = typer.Option(None, "--data", help="Data file (default: as trained)."),
-    split: str = typer.Option("test", help="train, val, test (split as in training), or all "
+    split: str = typer.Option("test", **one_of(SPLIT_NAMES), help="train, val, test (split as in training), or all "
                               "(every message of --data: for a held-out file of your own)."),
-    precision: Optional[str] = typer.Option(None, help="Bundle graph: int8, fp16 or fp32."),
-    device: str = typer.Option("cpu", help="Where a bundle runs: cpu, cuda or auto."),
+    precision: Optional[str] = typer.Option(None, **one_of(GRAPH_ORDER),
+                                            help="Bundle graph: int8, fp16 or fp32."),
+    device: str = typer.Option("cpu", **one_of(RUNTIME_DEVICES),
+                               help="Where a bundle runs: cpu, cuda or auto."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     plots: Optional[Path] = typer.Option(None, "--plots", help="Write confusion_matrix.png and "
                                          "precision_recall.png into this directory."),
@@ -228,10 +265,11 @@ def classify(
     bundle: Path = typer.Argument(..., help="Bundle directory from `spamkit export`."),
     texts: Optional[list[str]] = typer.Argument(None, help="Messages; default: one per line of stdin."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per message."),
-    device: str = typer.Option("cpu", help="cpu, cuda or auto."),
-    precision: Optional[str] = typer.Option(None, help="Graph to run: int8, fp16 or fp32 "
+    device: str = typer.Option("cpu", **one_of(RUNTIME_DEVICES), help="cpu, cuda or auto."),
+    precision: Optional[str] = typer.Option(None, **one_of(GRAPH_ORDER),
+                                            help="Graph to run: int8, fp16 or fp32 "
                                             "(default: the smallest meant for the device)."),
-    threads: Optional[int] = typer.Option(None, help="ONNX Runtime threads."),
+    threads: Optional[int] = typer.Option(None, **THREADS, help="ONNX Runtime threads."),
 ) -> None:
     """Classify messages with a bundle (no torch involved)."""
     from spamkit.runtime import Classifier
@@ -272,17 +310,19 @@ def _stdin_lines() -> Iterator[list[str]]:
 def bench(
     bundle: Path = typer.Argument(..., help="Bundle directory from `spamkit export`."),
     data: Optional[str] = typer.Option(None, "--data", help="Messages to classify. " + DATA_HELP),
-    device: str = typer.Option("cpu", help="cpu, cuda or auto."),
-    precision: Optional[str] = typer.Option(None, help="Graph to run: int8, fp16 or fp32 "
+    device: str = typer.Option("cpu", **one_of(RUNTIME_DEVICES), help="cpu, cuda or auto."),
+    precision: Optional[str] = typer.Option(None, **one_of(GRAPH_ORDER),
+                                            help="Graph to run: int8, fp16 or fp32 "
                                             "(default: the one Classifier.load picks for the "
                                             "device)."),
-    threads: Optional[int] = typer.Option(None, help="ONNX Runtime threads (default: the CPUs "
+    threads: Optional[int] = typer.Option(None, **THREADS, help="ONNX Runtime threads "
+                                          "(default: the CPUs "
                                           "this process may use)."),
     messages: int = typer.Option(200, help="Batch-1 latency over the first N messages."),
     throughput_messages: int = typer.Option(1000, help="Throughput of one call on a list of "
                                             "the first N messages."),
     warmup: int = typer.Option(10, help="Untimed batch-1 calls before the latency run."),
-    batch_size: int = typer.Option(32, help="Classifier batch size for the list."),
+    batch_size: int = typer.Option(32, min=1, help="Classifier batch size for the list."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Start-up, batch-1 latency, throughput and peak memory of a bundle, measured in a fresh
@@ -314,15 +354,17 @@ def score(
                                             "message's number, 1 for the first)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run that "
                                 "left OUT.partial, after its last complete row."),
-    engine: str = typer.Option("local", help="local (this process) or ray (Ray Data actors; "
+    engine: str = typer.Option("local", **one_of(ENGINES), help="local (this process) or ray (Ray Data actors; "
                                "pip install 'spamkit[ray]')."),
-    batch_size: int = typer.Option(1024, help="Messages scored together (one actor call on "
+    batch_size: int = typer.Option(1024, min=1, help="Messages scored together (one actor call on "
                                    "Ray)."),
-    actors: int = typer.Option(1, help="Ray actors, each with its own copy of the model."),
+    actors: int = typer.Option(1, min=1, help="Ray actors, each with its own copy of the model."),
     address: Optional[str] = typer.Option(None, help="A running Ray cluster (host:port); "
                                           "default: start one on this machine."),
-    precision: Optional[str] = typer.Option(None, help="Graph to run: int8 or fp32."),
-    threads: Optional[int] = typer.Option(None, help="ONNX Runtime threads (per actor)."),
+    precision: Optional[str] = typer.Option(None, **one_of(GRAPH_ORDER),
+                                            help="Graph to run: int8 or fp32."),
+    threads: Optional[int] = typer.Option(None, **THREADS,
+                                          help="ONNX Runtime threads (per actor)."),
     force: bool = typer.Option(False, "--force", help="Replace the scores file already at "
                                "--out; anything else there (the input above all) is never "
                                "replaced."),
@@ -340,7 +382,18 @@ def score(
 
 def main() -> None:
     try:
-        app()
+        code = app(standalone_mode=False)
+    except getattr(click_errors, "NoArgsIsHelpError", ()) as e:  # plain `spamkit`: its help
+        if e.format_message().strip():  # else rich has printed it already
+            e.show()
+        sys.exit(e.exit_code)
+    except click_errors.ClickException as e:
+        # A bad option or argument: one line, as for every other error, and click's exit 2.
+        print(f"spamkit: error: {' '.join(e.format_message().split())}", file=sys.stderr)
+        sys.exit(e.exit_code)
+    except typer.Abort:
+        print("spamkit: error: aborted", file=sys.stderr)
+        sys.exit(1)
     except SpamkitError as e:
         # Every process of a distributed run is interrupted at once; rank 0 speaks for all.
         if not (isinstance(e, Interrupted) and os.environ.get("RANK", "0") != "0"):
@@ -352,3 +405,4 @@ def main() -> None:
     except KeyboardInterrupt:
         print("spamkit: interrupted", file=sys.stderr)
         sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)  # typer.Exit's code, or 0

@@ -13,6 +13,10 @@ LR_SCHEDULES = ("constant", "cosine")
 KEEPS = ("best", "last")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # auto: bf16 on a GPU, fp32 on a CPU
 DEVICES = ("auto", "cuda", "cpu")  # auto: CUDA when PyTorch sees a GPU, else the CPU
+TOKENS = ("last", "first")  # which token the head reads
+SPLITS = ("balanced", "full")  # how the data is split into train/val/test
+SPLIT_NAMES = ("train", "val", "test", "all")  # what `spamkit eval` scores
+ENGINES = ("local", "ray")  # where `spamkit score` runs
 
 
 @dataclass(frozen=True)
@@ -36,7 +40,7 @@ class GPTConfig:
             raise SpamkitError(f"n_embd {self.n_embd} is not divisible by n_head {self.n_head}")
         if self.num_classes < 2:
             raise SpamkitError(f"a classifier needs at least 2 classes, not {self.num_classes}")
-        if self.token not in ("last", "first"):
+        if self.token not in TOKENS:
             raise SpamkitError(f"token must be 'last' or 'first', not {self.token!r}")
 
 
@@ -107,7 +111,7 @@ class TrainConfig:
             raise SpamkitError("--lora-rank must be at least 1")
         if self.trainable not in TRAINABLE:
             raise SpamkitError(f"unknown --trainable {self.trainable!r}; choose from {TRAINABLE}")
-        if self.token not in ("last", "first"):
+        if self.token not in TOKENS:
             raise SpamkitError(f"unknown --token {self.token!r}; choose 'last' or 'first'")
         if self.device not in DEVICES:
             raise SpamkitError(f"unknown --device {self.device!r}; choose from "

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from spamkit.atomic import write_bytes_atomic
+from spamkit.config import SPLITS
 from spamkit.errors import SpamkitError
 from spamkit.records import KINDS, Source, records
 
@@ -30,7 +31,6 @@ URL_ENV = "SPAMKIT_DATA_URL"
 CACHE_ENV = "SPAMKIT_CACHE"
 
 SMS_NAME = "SMSSpamCollection"
-SPLITS = ("balanced", "full")
 DOWNLOAD_TIMEOUT_S = 30
 # The UCI archive is ~200 KB and its SMSSpamCollection ~480 KB: a download or zip member larger
 # than this is not that file, and is not read any further (a zip bomb stops here).

@@ -23,6 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 from spamkit.atomic import commit_file, write_bytes_atomic
+from spamkit.config import ENGINES
 from spamkit.errors import Interrupted, SpamkitError
 from spamkit.outputs import SCORES, check_not_input, check_output
 from spamkit.records import Index, Source, records
@@ -31,7 +32,6 @@ from spamkit.runtime.bundle import MANIFEST_FILE, read_manifest, sha256_file
 from spamkit.runtime.device import choose_graph
 
 OUTPUT_KINDS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
-ENGINES = ("local", "ray")
 # Records per piece of the input: where a resumed run can start reading, and the unit of work
 # a Ray read task takes.
 PIECE = 4096

@@ -91,10 +91,11 @@ _T = TrainConfig()
 def train(
     out: Path = typer.Option(Path("runs/checkpoint"), "--out", help="Checkpoint directory to write."),
     preset: Optional[str] = typer.Option(
-        _T.preset, **one_of(PRESETS), help="Model shape: " + ", ".join(PRESETS) + ". Default: mini, or the "
-        "shape of the pretrained weights."),
-    init: str = typer.Option(_T.init, **one_of(INITS), help="Initial weights: " + ", ".join(INITS) + " (GPT-2 "
-                             "from the Hugging Face cache or hub, or from --weights)."),
+        _T.preset, **one_of(PRESETS), help="Model shape: " + ", ".join(PRESETS) + ". Default: "
+        "mini, or the shape of the pretrained weights."),
+    init: str = typer.Option(_T.init, **one_of(INITS), help="Initial weights: "
+                             + ", ".join(INITS) + " (GPT-2 from the Hugging Face cache or hub, "
+                             "or from --weights)."),
     weights: Optional[str] = typer.Option(
         _T.weights, help="Local GPT-2 weights in the Hugging Face format (model.safetensors or "
         "pytorch_model.bin, or their directory) for --init."),
@@ -102,7 +103,8 @@ def train(
                                   help="What to fine-tune: " + ", ".join(TRAINABLE) + "."),
     lora_rank: int = typer.Option(_T.lora_rank, help="With --trainable lora."),
     lora_alpha: float = typer.Option(_T.lora_alpha, help="With --trainable lora."),
-    token: str = typer.Option(_T.token, **one_of(TOKENS), help="Classify from the last real token, or the first."),
+    token: str = typer.Option(_T.token, **one_of(TOKENS),
+                              help="Classify from the last real token, or the first."),
     pad_to: Optional[str] = typer.Option(
         _T.pad_to, help="Pad every message to N tokens, 'longest' or 'context' and read the "
         "last position (the book's setup, for its experiments; not exportable)."),
@@ -110,15 +112,16 @@ def train(
     batch_size: int = typer.Option(_T.batch_size, min=1),
     lr: float = typer.Option(_T.lr, help="AdamW learning rate."),
     weight_decay: float = typer.Option(_T.weight_decay),
-    lr_schedule: str = typer.Option(_T.lr_schedule, **one_of(LR_SCHEDULES), help="constant, or cosine: decay from "
-                                    "--lr to 0 over the run."),
-    keep: str = typer.Option(_T.keep, **one_of(KEEPS), help="The epoch the checkpoint holds: best (validation "
-                             "accuracy, ties by validation loss) or last."),
+    lr_schedule: str = typer.Option(_T.lr_schedule, **one_of(LR_SCHEDULES),
+                                    help="constant, or cosine: decay from --lr to 0 over the "
+                                    "run."),
+    keep: str = typer.Option(_T.keep, **one_of(KEEPS), help="The epoch the checkpoint holds: "
+                             "best (validation accuracy, ties by validation loss) or last."),
     grad_accum: int = typer.Option(_T.grad_accum, help="Micro-batches per optimizer step."),
-    precision: str = typer.Option(_T.precision, **one_of(PRECISIONS), help="Autocast: " + ", ".join(PRECISIONS) + " "
-                                  "(auto: bf16 on a GPU, fp32 on a CPU, where it measured "
-                                  "faster; bf16 becomes fp16 with a gradient scaler on GPUs "
-                                  "without it)."),
+    precision: str = typer.Option(_T.precision, **one_of(PRECISIONS),
+                                  help="Autocast: " + ", ".join(PRECISIONS) + " (auto: bf16 "
+                                  "on a GPU, fp32 on a CPU, where it measured faster; bf16 "
+                                  "becomes fp16 with a gradient scaler on GPUs without it)."),
     compile: Optional[bool] = typer.Option(
         _T.compile, "--compile/--no-compile", help="torch.compile the model (default: on a GPU; "
         "on a CPU it measured no faster, after 20-45 s of compiling)."),
@@ -134,8 +137,8 @@ def train(
         "the embeddings in the checkpoint). 0: off."),
     seed: int = typer.Option(_T.seed, help="Seed of the split, the init and the shuffling."),
     max_steps: Optional[int] = typer.Option(_T.max_steps, help="Stop after this many optimizer steps."),
-    device: str = typer.Option(_T.device, **one_of(DEVICES), help=", ".join(DEVICES) + ": auto trains on CUDA "
-                               "when PyTorch sees a GPU, else on the CPU."),
+    device: str = typer.Option(_T.device, **one_of(DEVICES), help=", ".join(DEVICES) + ": auto "
+                               "trains on CUDA when PyTorch sees a GPU, else on the CPU."),
     data: Optional[str] = typer.Option(None, "--data", help=DATA_HELP),
     split: str = typer.Option("balanced", **one_of(SPLITS),
                               help="balanced (the book's) or full (stratified)."),
@@ -211,7 +214,8 @@ def export(
 def eval_(
     model: Path = typer.Argument(..., help="A checkpoint directory or a bundle directory."),
     data: Optional[str] = typer.Option(None, "--data", help="Data file (default: as trained)."),
-    split: str = typer.Option("test", **one_of(SPLIT_NAMES), help="train, val, test (split as in training), or all "
+    split: str = typer.Option("test", **one_of(SPLIT_NAMES),
+                              help="train, val, test (split as in training), or all "
                               "(every message of --data: for a held-out file of your own)."),
     precision: Optional[str] = typer.Option(None, **one_of(GRAPH_ORDER),
                                             help="Bundle graph: int8, fp16 or fp32."),
@@ -354,7 +358,8 @@ def score(
                                             "message's number, 1 for the first)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run that "
                                 "left OUT.partial, after its last complete row."),
-    engine: str = typer.Option("local", **one_of(ENGINES), help="local (this process) or ray (Ray Data actors; "
+    engine: str = typer.Option("local", **one_of(ENGINES),
+                               help="local (this process) or ray (Ray Data actors; "
                                "pip install 'spamkit[ray]')."),
     batch_size: int = typer.Option(1024, min=1, help="Messages scored together (one actor call on "
                                    "Ray)."),

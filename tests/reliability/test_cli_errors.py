@@ -13,7 +13,8 @@ CPUS = os.cpu_count()
 # Each: the command line (a bundle, input or output that need not exist: parsing fails first),
 # then the words the error line must hold.
 CASES = {
-    "train --device gpu": (["train", "--device", "gpu"], ["'--device'", "'gpu'", "auto, cuda, cpu"]),
+    "train --device gpu": (["train", "--device", "gpu"],
+                           ["'--device'", "'gpu'", "auto, cuda, cpu"]),
     "train --precision fp8": (["train", "--precision", "fp8"], ["'--precision'", "bf16"]),
     "train --init gpt3": (["train", "--init", "gpt3"], ["'--init'", "gpt2-medium"]),
     "train --token middle": (["train", "--token", "middle"], ["'--token'", "last, first"]),

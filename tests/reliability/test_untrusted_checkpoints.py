@@ -19,7 +19,7 @@ import torch
 from conftest import SMS_FILE, assert_clean_failure
 from safetensors.torch import load_file, save_file
 
-from spamkit.config import MAX_PARAMETERS, PRESETS
+from spamkit.config import PRESETS
 from spamkit.model import GPTClassifier
 from spamkit.pretrained import CONV1D
 
@@ -105,6 +105,8 @@ def test_weights_that_are_not_safetensors_are_refused(tmp_path, tiny_checkpoint)
 
 
 def test_the_cap_is_above_gpt2_xl():
+    from spamkit.config import MAX_PARAMETERS
+
     assert PRESETS["gpt2-xl"].parameters < MAX_PARAMETERS  # the largest published GPT-2 loads
     tiny = GPTClassifier(PRESETS["tiny"])
     assert PRESETS["tiny"].parameters == sum(p.numel() for p in tiny.parameters())

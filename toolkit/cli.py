@@ -267,7 +267,9 @@ def calibrate(
 @app.command()
 def classify(
     bundle: Path = typer.Argument(..., help="Bundle directory from `spamkit export`."),
-    texts: Optional[list[str]] = typer.Argument(None, help="Messages; default: one per line of stdin."),
+    texts: Optional[list[str]] = typer.Argument(
+        None, help="Messages; default: one per line of stdin, each answered as it arrives (only "
+        "LF ends a line; the CR of a CRLF is dropped, any other CR is part of the message)."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per message."),
     device: str = typer.Option("cpu", **one_of(RUNTIME_DEVICES), help="cpu, cuda or auto."),
     precision: Optional[str] = typer.Option(None, **one_of(GRAPH_ORDER),

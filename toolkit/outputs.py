@@ -35,7 +35,7 @@ def check_output(out: str | os.PathLike[str], kind: str, *, force: bool = False,
     if kind != SCORES and out.is_dir() and not out.is_symlink() and not any(out.iterdir()):
         return  # an empty directory holds nothing to lose
     if not is_artifact(out, kind):
-        what = "a directory" if out.is_dir() else "a file"
+        what = "a link" if out.is_symlink() else "a directory" if out.is_dir() else "a file"
         raise SpamkitError(f"--out {out} exists and is {what} that is not a spamkit {kind}: "
                            "refusing to replace it; choose a new or empty --out")
     if not force:

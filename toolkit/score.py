@@ -168,6 +168,9 @@ def _check_outputs(output: Path, bundle: str | Path, source: Source, cfg: ScoreC
     if not cfg.resume and partial.exists():
         raise SpamkitError(f"{partial} holds an interrupted run: add --resume to continue it, "
                            "or delete it to start over")
+    if not cfg.resume and record.exists() and _read_record(record) is None:
+        raise SpamkitError(f"{record} is not a record spamkit score wrote, and a run needs its "
+                           "name: move it, or choose another --out")
 
 
 def run_identity(bundle: str | Path, source: Source, precision: str) -> dict:
@@ -189,14 +192,11 @@ def _bundle_digest(bundle: str | Path) -> str:
 
 def _check_same_run(partial: Path, record: Path, run: dict) -> None:
     """Refuse to continue `partial` unless its record says it scored what `run` would."""
-    try:
-        then = json.loads(record.read_bytes())
-    except FileNotFoundError:
+    if not record.is_file():
         raise SpamkitError(f"{partial} has no {record.name} saying what it was scoring (not "
-                           "left by this spamkit score): delete it to start over") from None
-    except ValueError:
-        then = None
-    if not isinstance(then, dict) or then.get("format") != RUN_FORMAT:
+                           "left by this spamkit score): delete it to start over")
+    then = _read_record(record)
+    if then is None:
         raise SpamkitError(f"{record} is damaged: delete it and {partial} to start over")
     differs = [f"{key} {then.get(key)} then, {value} now" for key, value in run.items()
                if then.get(key) != value]
@@ -204,6 +204,15 @@ def _check_same_run(partial: Path, record: Path, run: dict) -> None:
         raise SpamkitError(f"{partial} was scoring something else: {'; '.join(differs)}; "
                            "resume with the same input, bundle and options, or delete it to "
                            "start over")
+
+
+def _read_record(record: Path) -> dict | None:
+    """A run's record as run_identity wrote it, or None for anything else."""
+    try:
+        then = json.loads(record.read_bytes()[: 1 << 20])
+    except (OSError, ValueError):
+        return None
+    return then if isinstance(then, dict) and then.get("format") == RUN_FORMAT else None
 
 
 def _score_here(bundle: str | Path, source: Source, index: Index, first: int, cfg: ScoreConfig,

@@ -257,3 +257,12 @@ def test_calibrate_refuses_a_checkpoint_before_scoring(tmp_path, tiny_checkpoint
     refused(spamkit_cli("calibrate", ckpt, "--target-precision", "0.9"),
             "not a spamkit bundle")
     assert snapshot(ckpt) == before
+
+
+def test_score_never_overwrites_a_file_named_like_its_run_record(tmp_path, tiny_bundle, inbox):
+    record = tmp_path / "scores.csv.partial.json"
+    record.write_text('{"mine": true}\n')
+    refused(spamkit_cli("score", tiny_bundle, inbox, "--out", tmp_path / "scores.csv"),
+            "scores.csv.partial.json is not a record spamkit score wrote")
+    assert record.read_text() == '{"mine": true}\n'
+    assert not (tmp_path / "scores.csv").exists()

@@ -14,6 +14,7 @@ from spamkit.errors import SpamkitError
 from spamkit.export.onnx_graph import OPSET, export_onnx, saved_files
 from spamkit.export.quantize import quantize_int8
 from spamkit.export.verify import compare_logits
+from spamkit.outputs import BUNDLE, check_output
 from spamkit.runtime.bundle import (
     GRAPH_DEVICES,
     GRAPH_FILES,
@@ -46,9 +47,11 @@ class ExportConfig:
     # bundle's only graph and always shipped.
     keep_fp32: bool = False
     data: str | None = None  # where to find the validation messages (default: as trained)
+    force: bool = False  # replace a bundle already at `out` (never anything else)
 
 
 def export_bundle(checkpoint: str | Path, out: str | Path, cfg: ExportConfig) -> Manifest:
+    check_output(out, BUNDLE, force=cfg.force, inputs=[checkpoint, cfg.data])
     ckpt = load_checkpoint(checkpoint)
     if ckpt.training.get("pad_to"):
         raise SpamkitError(

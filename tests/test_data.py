@@ -34,11 +34,12 @@ def zip_bytes(members: dict[str, bytes]) -> bytes:
 
 
 def write_table(path: Path, header: list[str], rows: list[list[str]]) -> Path:
-    delimiter = "\t" if path.suffix == ".tsv" else ","
+    """A CSV as the csv module writes one; a TSV as tab-joined lines (TSV has no quoting)."""
     with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f, delimiter=delimiter)
-        writer.writerow(header)
-        writer.writerows(rows)
+        if path.suffix == ".tsv":
+            f.writelines("\t".join(row) + "\n" for row in [header, *rows])
+        else:
+            csv.writer(f).writerows([header, *rows])
     return path
 
 
@@ -167,6 +168,8 @@ def test_missing_data_path_is_named(tmp_path):
 def test_user_table_with_quotes_and_commas(tmp_path, suffix):
     rows = [[f'order #{i}, "urgent", ship\tnow', "orders"] for i in range(10)]
     rows += [[f"hi, it's me\n(again) {i}", "chat"] for i in range(10)]
+    if suffix == ".tsv":  # no quoting: quotes are text, and no field holds a tab or a newline
+        rows = [[text.replace("\t", " ").replace("\n", " "), kind] for text, kind in rows]
     path = write_table(tmp_path / f"mine{suffix}", ["id", "message", "kind"],
                        [[str(i), *row] for i, row in enumerate(rows)])
 

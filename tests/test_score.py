@@ -167,7 +167,8 @@ def test_a_partial_file_is_never_overwritten_or_mistaken(tmp_path, tiny_bundle):
     result = spamkit_cli("score", tiny_bundle, texts, "--out", out, "--resume")
     assert_clean_failure(result, "nothing to resume", "scores.csv.partial")
 
-    # A run interrupted on another input file: refused, not continued or replaced.
+    # Rows with no record of the run that wrote them: refused, not continued or replaced
+    # (runs interrupted on another input or bundle are in reliability/test_resume_identity.py).
     partial = out.with_name("scores.csv.partial")
     partial.write_text("id,label,p_ham,p_spam\r\n1,ham,0.9,0.1\r\n2,ham,0.9,0.1\r\n"
                        "x,ham,0.9,0.1\r\n")
@@ -175,7 +176,7 @@ def test_a_partial_file_is_never_overwritten_or_mistaken(tmp_path, tiny_bundle):
     assert_clean_failure(spamkit_cli("score", tiny_bundle, texts, "--out", out),
                          "scores.csv.partial", "--resume")
     assert_clean_failure(spamkit_cli("score", tiny_bundle, texts, "--out", out, "--resume"),
-                         "another input", "'x'")
+                         "scores.csv.partial.json", "delete it")
     assert partial.read_bytes() == before and not out.exists()
 
 

@@ -7,11 +7,16 @@ installed (`make setup` installs the `ray` extra), so these tests are never skip
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
 import ray
 from conftest import SCORE_FP32, spamkit_cli
+
+from spamkit.records import Source
+from spamkit.runtime.bundle import open_manifest
+from spamkit.score import run_identity
 
 RAY = ("--engine", "ray", "--actors", "2", "--batch-size", "512")
 
@@ -48,6 +53,9 @@ def test_ray_resumes_a_partial_file(tmp_path, tiny_bundle, sms_20k, sms_20k_scor
     out = tmp_path / "scores.csv"
     rows = sms_20k_scored.read_bytes().split(b"\r\n")  # the header, then one row per message
     out.with_name("scores.csv.partial").write_bytes(b"\r\n".join(rows[:15_001]) + b"\r\n15001,s")
+    # What that run recorded when it started: --resume continues only the same run.
+    record = run_identity(open_manifest(tiny_bundle)[1], Source.of(sms_20k), "fp32")
+    out.with_name("scores.csv.partial.json").write_text(json.dumps(record))
 
     result = spamkit_cli("score", tiny_bundle, sms_20k, "--out", out, *RAY, "--address", address,
                          *SCORE_FP32, "--resume", env=env)

@@ -14,11 +14,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from spamkit import __version__
 from spamkit.atomic import atomic_dir
+from spamkit.config import SIZES
 from spamkit.data import DataConfig
 from spamkit.errors import SpamkitError
 from spamkit.model import GPTClassifier, GPTConfig
@@ -75,7 +76,7 @@ def _read_config(path: Path) -> dict:
         raise SpamkitError(f"{path} is not a spamkit checkpoint: no {CONFIG_FILE}") from None
     except json.JSONDecodeError as e:
         raise SpamkitError(f"{path / CONFIG_FILE} is not valid JSON: {e}") from None
-    if config.get("format") != FORMAT:
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise SpamkitError(f"{path / CONFIG_FILE} is not a spamkit checkpoint config")
     if config.get("format_version", 0) > FORMAT_VERSION:
         raise SpamkitError(
@@ -86,40 +87,66 @@ def _read_config(path: Path) -> dict:
 
 
 def load_checkpoint(path: str | Path) -> Checkpoint:
+    """Load a checkpoint, checking its config and every weight's shape against each other
+    before the model is built: a damaged or hostile checkpoint is refused before any large
+    allocation."""
     path = Path(path)
     config = _read_config(path)
-    try:
-        model_cfg = GPTConfig(**config["model"])
-        labels, preset, data = config["labels"], config["preset"], DataConfig(**config["data"])
-    except KeyError as e:
-        raise SpamkitError(f"{path / CONFIG_FILE} is malformed: no {e} entry") from None
-    except (TypeError, SpamkitError) as e:
-        raise SpamkitError(f"{path / CONFIG_FILE} is malformed: {e}") from None
-    if len(labels) != model_cfg.num_classes:
-        raise SpamkitError(f"{path / CONFIG_FILE} lists {len(labels)} labels for "
-                           f"{model_cfg.num_classes} classes")
+    model_cfg, labels, preset, data = _parse_config(path / CONFIG_FILE, config)
+    weights = path / WEIGHTS_FILE
+    check_shapes(expected_shapes(model_cfg), _file_shapes(weights), source=str(weights))
     model = GPTClassifier(model_cfg)
     try:
-        state = load_file(str(path / WEIGHTS_FILE))
-    except FileNotFoundError:
-        raise SpamkitError(f"{path} has no {WEIGHTS_FILE}") from None
+        model.load_state_dict(load_file(str(weights)))
     except SafetensorError as e:
-        raise SpamkitError(f"{path / WEIGHTS_FILE} is damaged: {e}") from None
-    check_state_dict(model, state, source=str(path / WEIGHTS_FILE))
-    model.load_state_dict(state)
+        raise SpamkitError(f"{weights} is damaged: {e}") from None
     return Checkpoint(model.eval(), labels, preset, data, config.get("training", {}))
 
 
-def check_state_dict(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+def _parse_config(source: Path, config: dict) -> tuple[GPTConfig, list[str], str, DataConfig]:
+    model = config.get("model")
+    missing = [k for k in SIZES if not isinstance(model, dict) or k not in model]
+    if missing:  # never a default: a wrong shape would misread every weight
+        raise SpamkitError(f"{source} is malformed: its model has no {missing[0]}")
+    try:
+        model_cfg = GPTConfig(**model)
+        labels, preset, data = config["labels"], config["preset"], DataConfig(**config["data"])
+    except KeyError as e:
+        raise SpamkitError(f"{source} is malformed: no {e} entry") from None
+    except (TypeError, SpamkitError) as e:
+        raise SpamkitError(f"{source} is malformed: {e}") from None
+    if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
+        raise SpamkitError(f"{source} is malformed: its labels are not a list of names")
+    if len(labels) != model_cfg.num_classes:
+        raise SpamkitError(f"{source} lists {len(labels)} labels for "
+                           f"{model_cfg.num_classes} classes")
+    return model_cfg, labels, preset, data
+
+
+def _file_shapes(weights: Path) -> dict[str, tuple[int, ...]]:
+    """The name and shape of every tensor in a safetensors file, from its header alone."""
+    if not weights.is_file():
+        raise SpamkitError(f"{weights.parent} has no {weights.name}")
+    try:
+        with safe_open(str(weights), "pt") as f:
+            return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except SafetensorError as e:
+        raise SpamkitError(f"{weights} is damaged: {e}") from None
+
+
+def expected_shapes(cfg: GPTConfig) -> dict[str, tuple[int, ...]]:
+    """Every weight's shape for `cfg`, from a model on the meta device (nothing allocated)."""
+    with torch.device("meta"):
+        return {k: tuple(v.shape) for k, v in GPTClassifier(cfg).state_dict().items()}
+
+
+def check_shapes(expected: dict[str, tuple[int, ...]], found: dict[str, tuple[int, ...]],
+                 source: str) -> None:
     """Refuse a partial or misshapen load, naming the first offending tensors."""
-    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    problems = [f"missing {k}" for k in expected if k not in state]
-    problems += [f"unexpected {k}" for k in state if k not in expected]
-    problems += [
-        f"{k} has shape {tuple(v.shape)}, model needs {expected[k]}"
-        for k, v in state.items()
-        if k in expected and tuple(v.shape) != expected[k]
-    ]
+    problems = [f"missing {k}" for k in expected if k not in found]
+    problems += [f"unexpected {k}" for k in found if k not in expected]
+    problems += [f"{k} has shape {shape}, model needs {expected[k]}"
+                 for k, shape in found.items() if k in expected and shape != expected[k]]
     if problems:
         more = f" (+{len(problems) - 3} more)" if len(problems) > 3 else ""
         raise SpamkitError(f"{source} does not match its config: {'; '.join(problems[:3])}{more}")

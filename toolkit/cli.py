@@ -3,17 +3,38 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from spamkit.config import DEVICES, INITS, PRECISIONS, PRESETS, TRAINABLE, TrainConfig
+from spamkit.config import (
+    DEVICES,
+    ENGINES,
+    INITS,
+    KEEPS,
+    LR_SCHEDULES,
+    PRECISIONS,
+    PRESETS,
+    SPLIT_NAMES,
+    SPLITS,
+    TOKENS,
+    TRAINABLE,
+    TrainConfig,
+)
 from spamkit.errors import Interrupted, SpamkitError
+from spamkit.outputs import CHECKPOINT, check_output
+from spamkit.runtime.device import DEVICES as RUNTIME_DEVICES
+from spamkit.runtime.device import GRAPH_ORDER
+
+try:  # typer >= 0.2x runs on its own copy of click
+    from typer._click import exceptions as click_errors
+except ImportError:
+    from click import exceptions as click_errors
 
 app = typer.Typer(
     add_completion=False,
@@ -21,6 +42,21 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="Fine-tune GPT-2 text classifiers, export them to int8 ONNX, classify without torch.",
 )
+
+
+def one_of(values: tuple[str, ...] | dict) -> dict:
+    """typer.Option arguments that accept only `values`: anything else is a usage error (exit 2)
+    that names them, before the command runs."""
+    def check(value: str | None) -> str | None:
+        if value is not None and value not in values:
+            raise typer.BadParameter(f"{value!r} is not one of {', '.join(values)}")
+        return value
+
+    return {"callback": check, "metavar": "[" + "|".join(values) + "]"}
+
+
+# ONNX Runtime threads: at least one, at most the CPUs there are.
+THREADS = {"min": 1, "max": os.cpu_count()}
 
 DATA_HELP = (
     "Data file: the SMSSpamCollection file, the UCI zip, or your own CSV/TSV. "
@@ -37,18 +73,6 @@ def _check_digest(value: Optional[str]) -> Optional[str]:
         raise typer.BadParameter(str(e)) from None
 
 
-def _check_runtime_options(threads: Optional[int], precision: Optional[str],
-                           device: str = "cpu") -> None:
-    """The runtime's own limits on --threads, --precision and --device, as one line before any
-    work."""
-    from spamkit.runtime.classifier import check_load_options
-
-    try:
-        check_load_options(threads, precision, device)
-    except ValueError as e:
-        raise SpamkitError(str(e)) from None
-
-
 def _digest_option():
     return typer.Option(None, "--digest", callback=_check_digest, help="Refuse any bundle but "
                         "the one with this digest, as `spamkit export` or `spamkit calibrate` "
@@ -58,7 +82,8 @@ def _digest_option():
 @app.command()
 def data(
     data: Optional[str] = typer.Option(None, "--data", help=DATA_HELP),
-    split: str = typer.Option("balanced", help="balanced (the book's) or full (stratified)."),
+    split: str = typer.Option("balanced", **one_of(SPLITS),
+                              help="balanced (the book's) or full (stratified)."),
     seed: int = typer.Option(123, help="Seed of the split."),
     text_column: str = typer.Option("text", help="Text column of a CSV/TSV."),
     label_column: str = typer.Option("label", help="Label column of a CSV/TSV."),
@@ -82,33 +107,37 @@ _T = TrainConfig()
 def train(
     out: Path = typer.Option(Path("runs/checkpoint"), "--out", help="Checkpoint directory to write."),
     preset: Optional[str] = typer.Option(
-        _T.preset, help="Model shape: " + ", ".join(PRESETS) + ". Default: mini, or the "
-        "shape of the pretrained weights."),
-    init: str = typer.Option(_T.init, help="Initial weights: " + ", ".join(INITS) + " (GPT-2 "
-                             "from the Hugging Face cache or hub, or from --weights)."),
+        _T.preset, **one_of(PRESETS), help="Model shape: " + ", ".join(PRESETS) + ". Default: "
+        "mini, or the shape of the pretrained weights."),
+    init: str = typer.Option(_T.init, **one_of(INITS), help="Initial weights: "
+                             + ", ".join(INITS) + " (GPT-2 from the Hugging Face cache or hub, "
+                             "or from --weights)."),
     weights: Optional[str] = typer.Option(
         _T.weights, help="Local GPT-2 weights in the Hugging Face format (model.safetensors or "
         "pytorch_model.bin, or their directory) for --init."),
-    trainable: str = typer.Option(_T.trainable, help="What to fine-tune: " + ", ".join(TRAINABLE) + "."),
+    trainable: str = typer.Option(_T.trainable, **one_of(TRAINABLE),
+                                  help="What to fine-tune: " + ", ".join(TRAINABLE) + "."),
     lora_rank: int = typer.Option(_T.lora_rank, help="With --trainable lora."),
     lora_alpha: float = typer.Option(_T.lora_alpha, help="With --trainable lora."),
-    token: str = typer.Option(_T.token, help="Classify from the last real token, or the first."),
+    token: str = typer.Option(_T.token, **one_of(TOKENS),
+                              help="Classify from the last real token, or the first."),
     pad_to: Optional[str] = typer.Option(
         _T.pad_to, help="Pad every message to N tokens, 'longest' or 'context' and read the "
         "last position (the book's setup, for its experiments; not exportable)."),
     epochs: int = typer.Option(_T.epochs),
-    batch_size: int = typer.Option(_T.batch_size),
+    batch_size: int = typer.Option(_T.batch_size, min=1),
     lr: float = typer.Option(_T.lr, help="AdamW learning rate."),
     weight_decay: float = typer.Option(_T.weight_decay),
-    lr_schedule: str = typer.Option(_T.lr_schedule, help="constant, or cosine: decay from "
-                                    "--lr to 0 over the run."),
-    keep: str = typer.Option(_T.keep, help="The epoch the checkpoint holds: best (validation "
-                             "accuracy, ties by validation loss) or last."),
+    lr_schedule: str = typer.Option(_T.lr_schedule, **one_of(LR_SCHEDULES),
+                                    help="constant, or cosine: decay from --lr to 0 over the "
+                                    "run."),
+    keep: str = typer.Option(_T.keep, **one_of(KEEPS), help="The epoch the checkpoint holds: "
+                             "best (validation accuracy, ties by validation loss) or last."),
     grad_accum: int = typer.Option(_T.grad_accum, help="Micro-batches per optimizer step."),
-    precision: str = typer.Option(_T.precision, help="Autocast: " + ", ".join(PRECISIONS) + " "
-                                  "(auto: bf16 on a GPU, fp32 on a CPU, where it measured "
-                                  "faster; bf16 becomes fp16 with a gradient scaler on GPUs "
-                                  "without it)."),
+    precision: str = typer.Option(_T.precision, **one_of(PRECISIONS),
+                                  help="Autocast: " + ", ".join(PRECISIONS) + " (auto: bf16 "
+                                  "on a GPU, fp32 on a CPU, where it measured faster; bf16 "
+                                  "becomes fp16 with a gradient scaler on GPUs without it)."),
     compile: Optional[bool] = typer.Option(
         _T.compile, "--compile/--no-compile", help="torch.compile the model (default: on a GPU; "
         "on a CPU it measured no faster, after 20-45 s of compiling)."),
@@ -124,25 +153,26 @@ def train(
         "the embeddings in the checkpoint). 0: off."),
     seed: int = typer.Option(_T.seed, help="Seed of the split, the init and the shuffling."),
     max_steps: Optional[int] = typer.Option(_T.max_steps, help="Stop after this many optimizer steps."),
-    device: str = typer.Option(_T.device, help=", ".join(DEVICES) + ": auto trains on CUDA "
-                               "when PyTorch sees a GPU, else on the CPU."),
+    device: str = typer.Option(_T.device, **one_of(DEVICES), help=", ".join(DEVICES) + ": auto "
+                               "trains on CUDA when PyTorch sees a GPU, else on the CPU."),
     data: Optional[str] = typer.Option(None, "--data", help=DATA_HELP),
-    split: str = typer.Option("balanced", help="balanced (the book's) or full (stratified)."),
+    split: str = typer.Option("balanced", **one_of(SPLITS),
+                              help="balanced (the book's) or full (stratified)."),
     text_column: str = typer.Option("text", help="Text column of a CSV/TSV."),
     label_column: str = typer.Option("label", help="Label column of a CSV/TSV."),
     resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run in --out "
                                 "after its last complete epoch, with its original settings."),
-    nproc: int = typer.Option(1, "--nproc", help="Train as N processes on this machine "
+    nproc: int = typer.Option(1, "--nproc", min=1, help="Train as N processes on this machine "
                               "(DistributedDataParallel through torchrun); --batch-size stays "
                               "the global batch."),
+    force: bool = typer.Option(False, "--force", help="Replace the checkpoint (or unfinished "
+                               "run) already in --out; anything else there is never replaced."),
 ) -> None:
     """Fine-tune a GPT classifier and write a checkpoint directory."""
     from spamkit.data import DataConfig
     from spamkit.train import train as run_training
 
     launched = int(os.environ.get("WORLD_SIZE", "1"))  # set when torchrun started this process
-    if nproc < 1:
-        raise SpamkitError("--nproc must be at least 1")
     if launched > 1 and nproc not in (1, launched):
         raise SpamkitError(f"--nproc {nproc}, but torchrun started {launched} processes: "
                            "leave --nproc out under torchrun")
@@ -150,6 +180,8 @@ def train(
         if batch_size % nproc:
             raise SpamkitError(f"--batch-size {batch_size} is the global batch: it must divide "
                                f"evenly among {nproc} processes")
+        if not resume:  # before any worker starts
+            check_output(out, CHECKPOINT, force=force, inputs=[data, weights])
         from spamkit.distributed import launch
 
         code, interrupted = launch(nproc, sys.argv[1:])
@@ -169,7 +201,7 @@ def train(
     )
     data_cfg = DataConfig(path=data, split=split, seed=seed, text_column=text_column,
                           label_column=label_column)
-    run_training(cfg, data_cfg, str(out), resume=resume)
+    run_training(cfg, data_cfg, str(out), resume=resume, force=force)
 
 
 @app.command()
@@ -182,13 +214,16 @@ def export(
                                    "ship the fp32 graph (without them it is the only graph)."),
     data: Optional[str] = typer.Option(None, "--data", help="Validation data for the checks "
                                        "(default: where the checkpoint was trained from)."),
+    force: bool = typer.Option(False, "--force", help="Replace the bundle already in --out; "
+                               "anything else there is never replaced."),
 ) -> None:
     """Export a checkpoint to a verified ONNX bundle."""
     from spamkit.export.bundle import ExportConfig, export_bundle
     from spamkit.runtime.bundle import open_manifest
 
     manifest = export_bundle(checkpoint, out, ExportConfig(int8=int8, fp16=fp16,
-                                                           keep_fp32=keep_fp32, data=data))
+                                                           keep_fp32=keep_fp32, data=data,
+                                                           force=force))
     print(f"bundle written to {out}: {', '.join(manifest.files)}")
     print(f"digest {open_manifest(out)[1]} (pin this bundle with --digest)")
 
@@ -197,10 +232,13 @@ def export(
 def eval_(
     model: Path = typer.Argument(..., help="A checkpoint directory or a bundle directory."),
     data: Optional[str] = typer.Option(None, "--data", help="Data file (default: as trained)."),
-    split: str = typer.Option("test", help="train, val, test (split as in training), or all "
+    split: str = typer.Option("test", **one_of(SPLIT_NAMES),
+                              help="train, val, test (split as in training), or all "
                               "(every message of --data: for a held-out file of your own)."),
-    precision: Optional[str] = typer.Option(None, help="Bundle graph: int8, fp16 or fp32."),
-    device: str = typer.Option("cpu", help="Where a bundle runs: cpu, cuda or auto."),
+    precision: Optional[str] = typer.Option(None, **one_of(GRAPH_ORDER),
+                                            help="Bundle graph: int8, fp16 or fp32."),
+    device: str = typer.Option("cpu", **one_of(RUNTIME_DEVICES),
+                               help="Where a bundle runs: cpu, cuda or auto."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     plots: Optional[Path] = typer.Option(None, "--plots", help="Write confusion_matrix.png and "
                                          "precision_recall.png into this directory."),
@@ -211,7 +249,6 @@ def eval_(
 
     from spamkit.evaluate import evaluate_model, examples_for, load_scorer, pr_curves
 
-    _check_runtime_options(None, precision, device)
     scorer = load_scorer(model, precision, device, digest)
     examples = examples_for(scorer, data, split)
     rep, probs = evaluate_model(scorer, examples)
@@ -251,49 +288,70 @@ def calibrate(
 @app.command()
 def classify(
     bundle: Path = typer.Argument(..., help="Bundle directory from `spamkit export`."),
-    texts: Optional[list[str]] = typer.Argument(None, help="Messages; default: one per line of stdin."),
+    texts: Optional[list[str]] = typer.Argument(
+        None, help="Messages; default: one per line of stdin, each answered as it arrives (only "
+        "LF ends a line; the CR of a CRLF is dropped, any other CR is part of the message)."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per message."),
-    device: str = typer.Option("cpu", help="cpu, cuda or auto."),
-    precision: Optional[str] = typer.Option(None, help="Graph to run: int8, fp16 or fp32 "
+    device: str = typer.Option("cpu", **one_of(RUNTIME_DEVICES), help="cpu, cuda or auto."),
+    precision: Optional[str] = typer.Option(None, **one_of(GRAPH_ORDER),
+                                            help="Graph to run: int8, fp16 or fp32 "
                                             "(default: the smallest meant for the device)."),
-    threads: Optional[int] = typer.Option(None, help="ONNX Runtime threads."),
+    threads: Optional[int] = typer.Option(None, **THREADS, help="ONNX Runtime threads."),
     digest: Optional[str] = _digest_option(),
 ) -> None:
     """Classify messages with a bundle (no torch involved)."""
     from spamkit.runtime import Classifier
 
-    _check_runtime_options(threads, precision, device)
     clf = Classifier.load(bundle, device=device, threads=threads, precision=precision,
                           digest=digest)
-    if not texts:
-        # Bytes that are not UTF-8 become U+FFFD rather than stopping the whole stream.
-        stdin = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace", newline="")
-        texts = [line.rstrip("\r\n") for line in stdin]
-    probs = clf.predict_proba(texts)
-    for text, p, i in zip(texts, probs, clf.decide(probs)):
-        label = clf.labels[i]
-        if as_json:
-            scores = {name: round(float(x), 6) for name, x in zip(clf.labels, p)}
-            print(json.dumps({"text": text, "label": label, "probabilities": scores}))
-        else:
-            print(f"{label}\t{p.max():.3f}\t{text}")
+    for batch in [texts] if texts else _stdin_lines():
+        probs = clf.predict_proba(batch)
+        for text, p, i in zip(batch, probs, clf.decide(probs)):
+            label = clf.labels[i]
+            if as_json:
+                scores = {name: round(float(x), 6) for name, x in zip(clf.labels, p)}
+                print(json.dumps({"text": text, "label": label, "probabilities": scores}))
+            else:
+                print(f"{label}\t{p.max():.3f}\t{text}")
+        sys.stdout.flush()  # each answer leaves as soon as it is known
+
+
+def _stdin_lines() -> Iterator[list[str]]:
+    """Stdin's lines as they arrive, one list per read: a read returns what is waiting, so
+    lines already there are classified together and none waits for lines still to come.
+    Lines end as in `spamkit score` (see strip_line_end); bytes that are not UTF-8 become
+    U+FFFD rather than stopping the whole stream."""
+    from spamkit.records import strip_line_end
+
+    fd, pending = sys.stdin.fileno(), bytearray()
+    while chunk := os.read(fd, 1 << 16):
+        pending += chunk
+        end = pending.rfind(b"\n") + 1  # a whole number of lines, and of UTF-8 characters
+        if end:
+            text = pending[:end].decode("utf-8", errors="replace")
+            del pending[:end]
+            yield [strip_line_end(line + "\n") for line in text.split("\n")[:-1]]
+    if pending:
+        yield [strip_line_end(pending.decode("utf-8", errors="replace"))]
 
 
 @app.command()
 def bench(
     bundle: Path = typer.Argument(..., help="Bundle directory from `spamkit export`."),
     data: Optional[str] = typer.Option(None, "--data", help="Messages to classify. " + DATA_HELP),
-    device: str = typer.Option("cpu", help="cpu, cuda or auto."),
-    precision: Optional[str] = typer.Option(None, help="Graph to run: int8, fp16 or fp32 "
+    device: str = typer.Option("cpu", **one_of(RUNTIME_DEVICES), help="cpu, cuda or auto."),
+    precision: Optional[str] = typer.Option(None, **one_of(GRAPH_ORDER),
+                                            help="Graph to run: int8, fp16 or fp32 "
                                             "(default: the one Classifier.load picks for the "
                                             "device)."),
-    threads: Optional[int] = typer.Option(None, help="ONNX Runtime threads (default: the CPUs "
+    threads: Optional[int] = typer.Option(None, **THREADS, help="ONNX Runtime threads "
+                                          "(default: the CPUs "
                                           "this process may use)."),
     messages: int = typer.Option(200, help="Batch-1 latency over the first N messages."),
     throughput_messages: int = typer.Option(1000, help="Throughput of one call on a list of "
                                             "the first N messages."),
     warmup: int = typer.Option(10, help="Untimed batch-1 calls before the latency run."),
-    batch_size: int = typer.Option(32, help="Classifier batch size for the list."),
+    batch_size: int = typer.Option(32, min=1, help="Classifier batch size for the list."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     digest: Optional[str] = _digest_option(),
 ) -> None:
@@ -326,32 +384,48 @@ def score(
                                             "message's number, 1 for the first)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run that "
                                 "left OUT.partial, after its last complete row."),
-    engine: str = typer.Option("local", help="local (this process) or ray (Ray Data actors; "
+    engine: str = typer.Option("local", **one_of(ENGINES),
+                               help="local (this process) or ray (Ray Data actors; "
                                "pip install 'spamkit[ray]')."),
-    batch_size: int = typer.Option(1024, help="Messages scored together (one actor call on "
+    batch_size: int = typer.Option(1024, min=1, help="Messages scored together (one actor call on "
                                    "Ray)."),
-    actors: int = typer.Option(1, help="Ray actors, each with its own copy of the model."),
+    actors: int = typer.Option(1, min=1, help="Ray actors, each with its own copy of the model."),
     address: Optional[str] = typer.Option(None, help="A running Ray cluster (host:port); "
                                           "default: start one on this machine."),
-    precision: Optional[str] = typer.Option(None, help="Graph to run: int8 or fp32."),
-    threads: Optional[int] = typer.Option(None, help="ONNX Runtime threads (per actor)."),
+    precision: Optional[str] = typer.Option(None, **one_of(GRAPH_ORDER),
+                                            help="Graph to run: int8 or fp32."),
+    threads: Optional[int] = typer.Option(None, **THREADS,
+                                          help="ONNX Runtime threads (per actor)."),
+    force: bool = typer.Option(False, "--force", help="Replace the scores file already at "
+                               "--out; anything else there (the input above all) is never "
+                               "replaced."),
     digest: Optional[str] = _digest_option(),
 ) -> None:
     """Score a file of any size: one row per message, in order (no torch involved)."""
     from spamkit.records import Source
     from spamkit.score import ScoreConfig, score_file
 
-    _check_runtime_options(threads, precision)
     cfg = ScoreConfig(engine=engine, batch_size=batch_size, precision=precision,
                       threads=threads, actors=actors, address=address, resume=resume,
-                      digest=digest)
+                      digest=digest, force=force)
     n = score_file(bundle, Source.of(input, text_column, id_column), out, cfg)
     print(f"{n} messages scored into {out}")
 
 
 def main() -> None:
     try:
-        app()
+        code = app(standalone_mode=False)
+    except getattr(click_errors, "NoArgsIsHelpError", ()) as e:  # plain `spamkit`: its help
+        if e.format_message().strip():  # else rich has printed it already
+            e.show()
+        sys.exit(e.exit_code)
+    except click_errors.ClickException as e:
+        # A bad option or argument: one line, as for every other error, and click's exit 2.
+        print(f"spamkit: error: {' '.join(e.format_message().split())}", file=sys.stderr)
+        sys.exit(e.exit_code)
+    except typer.Abort:
+        print("spamkit: error: aborted", file=sys.stderr)
+        sys.exit(1)
     except SpamkitError as e:
         # Every process of a distributed run is interrupted at once; rank 0 speaks for all.
         if not (isinstance(e, Interrupted) and os.environ.get("RANK", "0") != "0"):
@@ -363,3 +437,4 @@ def main() -> None:
     except KeyboardInterrupt:
         print("spamkit: interrupted", file=sys.stderr)
         sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)  # typer.Exit's code, or 0

@@ -13,6 +13,18 @@ LR_SCHEDULES = ("constant", "cosine")
 KEEPS = ("best", "last")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # auto: bf16 on a GPU, fp32 on a CPU
 DEVICES = ("auto", "cuda", "cpu")  # auto: CUDA when PyTorch sees a GPU, else the CPU
+TOKENS = ("last", "first")  # which token the head reads
+SPLITS = ("balanced", "full")  # how the data is split into train/val/test
+SPLIT_NAMES = ("train", "val", "test", "all")  # what `spamkit eval` scores
+ENGINES = ("local", "ray")  # where `spamkit score` runs
+
+
+# The largest model a config (from a file: a checkpoint, pretrained weights, a training state)
+# may describe, refused before anything is allocated: GPT-2 XL has 48 layers and 1.6e9
+# parameters. 4e9 parameters are 16 GB in fp32.
+MAX_LAYERS = 256
+MAX_PARAMETERS = 4 * 10**9
+SIZES = ("vocab_size", "context_length", "n_layer", "n_head", "n_embd", "num_classes")
 
 
 @dataclass(frozen=True)
@@ -30,14 +42,31 @@ class GPTConfig:
 
     def __post_init__(self) -> None:
         # Checked here, not by asserts deep in the model, because configs arrive from files.
+        for name in SIZES:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise SpamkitError(f"model size {name} must be a whole number, not {value!r}")
         if min(self.vocab_size, self.context_length, self.n_layer, self.n_head, self.n_embd) < 1:
             raise SpamkitError(f"model sizes must be positive: {self}")
+        if self.n_layer > MAX_LAYERS or self.parameters > MAX_PARAMETERS:
+            raise SpamkitError(
+                f"a model of {self.n_layer} layers and {self.parameters:.2g} parameters is "
+                f"beyond what spamkit builds (at most {MAX_LAYERS} layers and "
+                f"{MAX_PARAMETERS:.0g} parameters)")
         if self.n_embd % self.n_head:
             raise SpamkitError(f"n_embd {self.n_embd} is not divisible by n_head {self.n_head}")
         if self.num_classes < 2:
             raise SpamkitError(f"a classifier needs at least 2 classes, not {self.num_classes}")
-        if self.token not in ("last", "first"):
+        if self.token not in TOKENS:
             raise SpamkitError(f"token must be 'last' or 'first', not {self.token!r}")
+
+    @property
+    def parameters(self) -> int:
+        """How many weights the model has, counted from its sizes (nothing is built)."""
+        e = self.n_embd
+        block = 12 * e * e + 13 * e  # two LayerNorms, attention (qkv, proj), the 4x MLP
+        return ((self.vocab_size + self.context_length) * e + self.n_layer * block + 2 * e
+                + (e + 1) * self.num_classes)
 
 
 PRESETS: dict[str, GPTConfig] = {
@@ -107,7 +136,7 @@ class TrainConfig:
             raise SpamkitError("--lora-rank must be at least 1")
         if self.trainable not in TRAINABLE:
             raise SpamkitError(f"unknown --trainable {self.trainable!r}; choose from {TRAINABLE}")
-        if self.token not in ("last", "first"):
+        if self.token not in TOKENS:
             raise SpamkitError(f"unknown --token {self.token!r}; choose 'last' or 'first'")
         if self.device not in DEVICES:
             raise SpamkitError(f"unknown --device {self.device!r}; choose from "

@@ -7,7 +7,6 @@ the UCI zip) or at their own CSV/TSV table. This module must not import torch.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import io
 import os
@@ -21,7 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from spamkit.atomic import write_bytes_atomic
+from spamkit.config import SPLITS
 from spamkit.errors import SpamkitError
+from spamkit.records import KINDS, Source, records
 
 UCI_URL = "https://archive.ics.uci.edu/static/public/228/sms+spam+collection.zip"
 SMS_SHA256 = "7d039a24a6083ed9ef0f806ebad56bbb976e3aeb8de05669173bfdc4996c239d"
@@ -30,8 +31,12 @@ URL_ENV = "SPAMKIT_DATA_URL"
 CACHE_ENV = "SPAMKIT_CACHE"
 
 SMS_NAME = "SMSSpamCollection"
-SPLITS = ("balanced", "full")
 DOWNLOAD_TIMEOUT_S = 30
+# The UCI archive is ~200 KB and its SMSSpamCollection ~480 KB: a download or zip member larger
+# than this is not that file, and is not read any further (a zip bomb stops here).
+MAX_SMS_BYTES = 8 * 2**20
+# Messages are read whole into memory to be split: a larger data file is refused unread.
+MAX_DATA_BYTES = 2**30
 TRAIN_FRAC, VAL_FRAC = 0.7, 0.1
 
 
@@ -77,9 +82,13 @@ def _extract_sms(archive: Path | io.BytesIO, cache_dir: Path, source: str) -> Pa
             members = [n for n in zf.namelist() if n.rsplit("/", 1)[-1] == SMS_NAME]
             if not members:
                 raise SpamkitError(f"{source} has no {SMS_NAME} file inside")
-            data = zf.read(members[0])
+            with zf.open(members[0]) as member:
+                data = member.read(MAX_SMS_BYTES + 1)
     except (zipfile.BadZipFile, zlib.error, EOFError) as e:
         raise SpamkitError(f"{source} is not a valid zip archive ({e})") from None
+    if len(data) > MAX_SMS_BYTES:
+        raise SpamkitError(f"{source}: its {SMS_NAME} unpacks to over {MAX_SMS_BYTES >> 20} MiB, "
+                           "which the SMS Spam Collection (0.5 MB) never does; refused")
     digest = hashlib.sha256(data).hexdigest()
     if digest != SMS_SHA256:
         raise SpamkitError(
@@ -96,13 +105,16 @@ def _download(url: str, cache_dir: Path) -> Path:
         with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response:
             # The archive is ~200 KB: holding it in memory means a broken download can
             # never leave a partial file behind.
-            archive = io.BytesIO(response.read())
+            archive = io.BytesIO(response.read(MAX_SMS_BYTES + 1))
     except (OSError, ValueError, HTTPException) as e:
         raise SpamkitError(
             f"could not download the SMS Spam Collection from {url} ({e}); "
             f"give a local copy with --data PATH or the {DATA_ENV} environment variable "
             f"(the {SMS_NAME} file or the UCI zip)"
         ) from None
+    if len(archive.getbuffer()) > MAX_SMS_BYTES:
+        raise SpamkitError(f"the download from {url} is over {MAX_SMS_BYTES >> 20} MiB, which "
+                           "the SMS Spam Collection's archive (0.2 MB) never is; refused")
     return _extract_sms(archive, cache_dir, source=url)
 
 
@@ -145,25 +157,17 @@ def _read_sms(path: Path) -> tuple[list[str], list[str]]:
 
 
 def _read_table(path: Path, text_column: str, label_column: str) -> tuple[list[str], list[str]]:
-    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+    """A CSV or TSV with a header, read as `spamkit score` reads one (strict CSV, TSV without
+    quoting), the label column taking the place of the id."""
     texts, labels = [], []
-    # utf-8-sig: spreadsheet programs put a BOM in front of the first column name.
-    with open(path, encoding="utf-8-sig", newline="") as f:
-        reader = csv.DictReader(f, delimiter=delimiter)
-        columns = reader.fieldnames or []
-        if columns:
-            for column in (text_column, label_column):
-                if column not in columns:
-                    raise SpamkitError(
-                        f"{path} has no column {column!r}; its columns are "
-                        + ", ".join(repr(c) for c in columns)
-                    )
-        for row in reader:
-            text, label = row[text_column], row[label_column]
-            if text is None or not (label or "").strip():
-                raise SpamkitError(f"{path}, line {reader.line_num}: missing text or label")
-            texts.append(text)
-            labels.append(label.strip())
+    if path.stat().st_size == 0:
+        return texts, labels  # not even a header: no messages
+    for record, after in records(Source(path, KINDS[path.suffix.lower()], text_column,
+                                        label_column)):
+        if not record.id.strip():
+            raise SpamkitError(f"{path}, line {after.line - 1}: missing label")
+        texts.append(record.text)
+        labels.append(record.id.strip())
     return texts, labels
 
 
@@ -172,6 +176,9 @@ def read_messages(
 ) -> tuple[list[str], list[str]]:
     """Return the texts and the label name of each row: CSV/TSV by suffix, else SMS format."""
     path = Path(path)
+    if path.stat().st_size > MAX_DATA_BYTES:
+        raise SpamkitError(f"{path} is over {MAX_DATA_BYTES >> 30} GiB: too large to train or "
+                           "evaluate on in memory; use a sample of it")
     try:
         if path.suffix.lower() in (".csv", ".tsv"):
             texts, labels = _read_table(path, text_column, label_column)

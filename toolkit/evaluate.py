@@ -11,12 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
+from spamkit.config import SPLIT_NAMES
 from spamkit.data import DataConfig, Examples, load_splits, read_messages, resolve_data
 from spamkit.errors import SpamkitError
 from spamkit.metrics import Report, precision_recall_curve, report
 from spamkit.runtime.bundle import MANIFEST_FILE, read_manifest, write_manifest
-
-SPLIT_NAMES = ("train", "val", "test", "all")
 
 
 def _argmax(proba: np.ndarray) -> np.ndarray:
@@ -132,6 +131,7 @@ def calibrate_bundle(bundle: str | Path, data: str | None, target: float,
     changes the bundle's digest: the result holds the new one."""
     if not 0 < target <= 1:
         raise SpamkitError(f"--target-precision must be in (0, 1], not {target}")
+    read_manifest(bundle)  # only a bundle is updated: anything else is refused before scoring
     scorer = load_scorer(bundle)
     if label is None:
         if len(scorer.labels) != 2:

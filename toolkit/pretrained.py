@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from spamkit.checkpoint import check_state_dict
+from spamkit.checkpoint import check_shapes, expected_shapes
 from spamkit.config import PRESETS, GPTConfig
 from spamkit.errors import SpamkitError
 from spamkit.model import GPTClassifier
@@ -73,10 +73,15 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     try:
         # A .bin is a pickle: weights_only=True refuses anything but tensors and plain
         # containers, so loading it cannot run code.
-        return torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - torch raises UnpicklingError, RuntimeError, ...
         raise SpamkitError(f"{path} is not a plain PyTorch weights file ({type(e).__name__}: "
                            f"{str(e).splitlines()[0]})") from None
+    if not isinstance(state, dict) or not all(
+            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+        raise SpamkitError(f"{path} does not hold named tensors (a state dict) but "
+                           f"{type(state).__name__} of other things")
+    return state
 
 
 def to_spamkit_names(hf: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -85,7 +90,9 @@ def to_spamkit_names(hf: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         name = name.removeprefix("transformer.")
         if name.startswith("lm_head.") or name.endswith(MASK_BUFFERS):
             continue
-        state[name] = tensor.t().contiguous() if name.endswith(CONV1D) else tensor
+        # (A misshapen tensor is left as it is, for check_shapes to name.)
+        conv1d = name.endswith(CONV1D) and tensor.dim() == 2
+        state[name] = tensor.t().contiguous() if conv1d else tensor
     return state
 
 
@@ -107,13 +114,18 @@ def to_hf_names(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 def gpt2_config(path: Path, state: dict[str, torch.Tensor], **overrides) -> GPTConfig:
     """Shape of the weights: sizes from the tensors, heads from config.json beside them (or
-    from GPT-2's four published sizes)."""
-    n_layer = 1 + max(int(k.split(".")[1]) for k in state if k.startswith("h."))
-    vocab, n_embd = state["wte.weight"].shape
-    context = state["wpe.weight"].shape[0]
+    from GPT-2's four published sizes). Checked against the caps in GPTConfig before anything
+    is built."""
+    n_layer = _layer_count(path, state)
+    shapes = {k: tuple(state[k].shape) for k in ("wte.weight", "wpe.weight")}
+    widths = {shape[-1] for shape in shapes.values()}
+    if any(len(shape) != 2 for shape in shapes.values()) or len(widths) != 1:
+        raise SpamkitError(f"{path} does not hold GPT-2 embeddings (wte and wpe of shapes "
+                           f"[tokens, width] and [positions, width]): {shapes}")
+    (vocab, n_embd), (context, _) = shapes.values()
     config_file = path.parent / "config.json"
     if config_file.is_file():
-        n_head = json.loads(config_file.read_text())["n_head"]
+        n_head = _heads_from(config_file)
     else:
         known = {(c.n_layer, c.n_embd): c.n_head for c in PRESETS.values()}
         if (n_layer, n_embd) not in known:
@@ -123,15 +135,38 @@ def gpt2_config(path: Path, state: dict[str, torch.Tensor], **overrides) -> GPTC
                      n_embd=n_embd, **overrides)
 
 
+def _layer_count(path: Path, state: dict[str, torch.Tensor]) -> int:
+    """How many blocks `h.0.` ... `h.N.` the weights hold: numbered from 0 with no gap."""
+    found = {k.split(".")[1] for k in state if k.startswith("h.")}
+    if found != {str(i) for i in range(len(found))}:
+        odd = sorted(found - {str(i) for i in range(len(found))})[:3]
+        raise SpamkitError(f"{path} does not number its blocks h.0 to h.{len(found) - 1}: it "
+                           f"has {', '.join('h.' + x for x in odd)}")
+    return len(found)
+
+
+def _heads_from(config_file: Path) -> int:
+    try:
+        config = json.loads(config_file.read_bytes())
+    except (ValueError, OSError) as e:
+        raise SpamkitError(f"{config_file} is not valid JSON ({e})") from None
+    n_head = config.get("n_head") if isinstance(config, dict) else None
+    if not isinstance(n_head, int) or isinstance(n_head, bool):
+        raise SpamkitError(f"{config_file} gives no number of heads (n_head)")
+    return n_head
+
+
 def load_pretrained(path: Path, **overrides) -> GPTClassifier:
     """A classifier with GPT-2's weights everywhere but the new head. `overrides` set the
     classifier-only fields (num_classes, token, dropout)."""
     state = to_spamkit_names(read_state_dict(path))
     if "wte.weight" not in state or "wpe.weight" not in state:
         raise SpamkitError(f"{path} does not hold GPT-2 weights (no wte/wpe embeddings)")
-    model = GPTClassifier(gpt2_config(path, state, **overrides))
+    cfg = gpt2_config(path, state, **overrides)
+    expected = {k: v for k, v in expected_shapes(cfg).items() if not k.startswith("head.")}
+    check_shapes(expected, {k: tuple(v.shape) for k, v in state.items()}, source=str(path))
+    model = GPTClassifier(cfg)
     head = {k: v for k, v in model.state_dict().items() if k.startswith("head.")}
-    check_state_dict(model, {**state, **head}, source=str(path))
     model.load_state_dict({**state, **head})
     return model
 

@@ -1,9 +1,11 @@
 """Messages in a file, one record at a time: plain text, CSV/TSV with a header, or JSON Lines.
 
 Records are read from any byte offset without reading what comes before (bar a CSV header), so
-a large file can be scored in pieces, resumed, or split between machines. Bytes that are not
-UTF-8 become U+FFFD, as in `spamkit classify`; anything else malformed is an error that names
-the file and line. Torch-free.
+a large file can be scored in pieces, resumed, or split between machines. Only LF ends a line (a
+CRLF's CR goes with it; any other CR is text), as in `spamkit classify`. CSV is read strictly
+(RFC 4180 quoting: a quote that is never closed, or text after a closing quote, is an error);
+TSV has no quoting at all. Bytes that are not UTF-8 become U+FFFD, as in `spamkit classify`;
+anything else malformed is an error that names the file and line. Torch-free.
 """
 
 from __future__ import annotations
@@ -92,8 +94,7 @@ def records(source: Source, start: Position | None = None,
     with open(source.path, "rb") as f:
         lines = _Lines(f)
         if source.kind in ("csv", "tsv"):
-            reader = csv.reader(lines, delimiter="\t" if source.kind == "tsv" else ",",
-                                strict=whole_lines_only)
+            reader = csv.reader(lines, strict=True) if source.kind == "csv" else _tsv(lines)
             columns = _columns(source, next(reader, None))  # a resumed read needs them too
             rows = _csv_rows(source, lines, reader, columns, whole_lines_only)
         else:
@@ -115,7 +116,21 @@ def _text_rows(source, lines, whole_lines_only):
     for line in lines:
         if whole_lines_only and not lines.ended:
             return
-        yield None, line.rstrip("\r\n")
+        yield None, strip_line_end(line)
+
+
+def strip_line_end(line: str) -> str:
+    """A line's text: only LF ends a line, and the CR of a CRLF goes with it; any other CR
+    (a lone one, or one before the end of the file) is part of the text."""
+    return line[:-2] if line.endswith("\r\n") else line.removesuffix("\n")
+
+
+def _tsv(lines):
+    """TSV rows: fields split at tabs, nothing quoted (a `"` is an ordinary character), so a
+    record is exactly one line; a blank line is no row, as in a CSV."""
+    for line in lines:
+        text = strip_line_end(line)
+        yield text.split("\t") if text else []
 
 
 def _json_rows(source, lines, whole_lines_only):
@@ -129,6 +144,8 @@ def _json_rows(source, lines, whole_lines_only):
             obj = json.loads(line)
         except json.JSONDecodeError as e:
             raise SpamkitError(f"{where}: not valid JSON ({e.msg})") from None
+        except RecursionError:
+            raise SpamkitError(f"{where}: JSON nested too deeply to read") from None
         if not isinstance(obj, dict):
             raise SpamkitError(f"{where}: expected a JSON object, not {type(obj).__name__}")
         text = obj.get(source.text_field)
@@ -171,7 +188,9 @@ def _csv_rows(source, lines, reader, columns, whole_lines_only):
         except csv.Error as e:
             if whole_lines_only:
                 return  # a quoted field cut off by the end of the file
-            raise SpamkitError(f"{source.path}, line {first_line}: {e}") from None
+            why = ("a quote opened here is never closed" if "end of data" in str(e)
+                   else f"malformed CSV ({e})")
+            raise SpamkitError(f"{source.path}, line {first_line}: {why}") from None
         if whole_lines_only and not lines.ended:
             return
         if not row:

@@ -3,7 +3,9 @@
 The input is read and scored `batch_size` messages at a time, so memory does not grow with the
 file. Rows (id, label, the probability of each class) are written in input order to
 OUTPUT.partial beside OUTPUT, which is renamed to OUTPUT once every message is scored; `--resume`
-continues a partial file after its last complete row. Torch-free: a bundle is all it needs.
+continues a partial file after its last complete row, and only when OUTPUT.partial.json (written
+when the run started) shows the same input content, bundle and options. Torch-free: a bundle is
+all it needs.
 """
 
 from __future__ import annotations
@@ -19,18 +21,20 @@ from typing import TextIO
 import numpy as np
 from tqdm import tqdm
 
-from spamkit.atomic import commit_file
+from spamkit.atomic import commit_file, write_bytes_atomic
+from spamkit.config import ENGINES
 from spamkit.errors import Interrupted, SpamkitError
+from spamkit.outputs import SCORES, check_not_input, check_output
 from spamkit.records import Index, Source, records
 from spamkit.runtime import Classifier
-from spamkit.runtime.bundle import open_manifest
+from spamkit.runtime.bundle import open_manifest, sha256_file
 from spamkit.runtime.device import choose_graph
 
 OUTPUT_KINDS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
-ENGINES = ("local", "ray")
 # Records per piece of the input: where a resumed run can start reading, and the unit of work
 # a Ray read task takes.
 PIECE = 4096
+RUN_FORMAT = "spamkit-score-run"
 
 # Takes the ids, labels and class probabilities of consecutive records and writes their rows.
 Write = Callable[[Sequence[str], Sequence[str], np.ndarray], None]
@@ -46,6 +50,7 @@ class ScoreConfig:
     address: str | None = None  # a running Ray cluster; default: start one on this machine
     resume: bool = False
     digest: str | None = None  # pins the bundle: any other is refused
+    force: bool = False  # replace a scores file already at the output (never anything else)
 
     def check(self) -> None:
         if self.engine not in ENGINES:
@@ -94,20 +99,20 @@ def score_file(bundle: str | Path, source: Source, output: str | Path, cfg: Scor
     kind = OUTPUT_KINDS.get(output.suffix.lower())
     if kind is None:
         raise SpamkitError(f"{output}: the output's name must end in .csv or .jsonl")
-    partial = output.with_name(output.name + ".partial")
-    if cfg.resume and not partial.is_file():
-        raise SpamkitError(f"nothing to resume: no {partial} from an interrupted spamkit score")
-    if not cfg.resume and partial.exists():
-        raise SpamkitError(f"{partial} holds an interrupted run: add --resume to continue it, "
-                           "or delete it to start over")
+    partial, record = _partial_files(output)
+    _check_outputs(output, bundle, source, cfg)
     # A bad bundle is refused before the input is read, and before any Ray actor loads it.
-    manifest, _ = open_manifest(bundle, cfg.digest)
-    choose_graph(manifest, Path(bundle), "cpu", cfg.precision)
+    manifest, digest = open_manifest(bundle, cfg.digest)
+    precision = choose_graph(manifest, Path(bundle), "cpu", cfg.precision)
     index = Index.of(source, PIECE)  # checks every record, so bad input stops the run here
+    run = run_identity(digest, source, precision)
     done = 0
     if cfg.resume:
+        _check_same_run(partial, record, run)
         done = _cut_to_complete_rows(partial, kind, source, index)
         print(f"resuming {output} after {done} of {index.total} messages", flush=True)
+    else:
+        write_bytes_atomic(record, json.dumps(run, indent=1).encode())
     output.parent.mkdir(parents=True, exist_ok=True)
     written = done
     try:
@@ -133,15 +138,77 @@ def score_file(bundle: str | Path, source: Source, output: str | Path, cfg: Scor
             finally:
                 bar.close()
     except BaseException as e:
-        if not written:
-            partial.unlink(missing_ok=True)  # nothing scored: nothing to resume either
+        if not written:  # nothing scored: nothing to resume either
+            partial.unlink(missing_ok=True)
+            record.unlink(missing_ok=True)
         if isinstance(e, KeyboardInterrupt):
             raise Interrupted(f"interrupted after {written} of {index.total} messages"
                               + (f", which {partial} keeps: add --resume to the same command "
                                  "to continue" if written else "")) from None
         raise
     commit_file(partial, output)
+    record.unlink(missing_ok=True)
     return index.total
+
+
+def _partial_files(output: Path) -> tuple[Path, Path]:
+    """An unfinished run's rows, and the record of what they are scores of."""
+    partial = output.with_name(output.name + ".partial")
+    return partial, partial.with_name(partial.name + ".json")
+
+
+def _check_outputs(output: Path, bundle: str | Path, source: Source, cfg: ScoreConfig) -> None:
+    """Refuse a run that would overwrite the user's files or an interrupted run's rows."""
+    check_output(output, SCORES, force=cfg.force, inputs=[source.path, bundle])
+    partial, record = _partial_files(output)
+    check_not_input(partial, [source.path])
+    check_not_input(record, [source.path])
+    if cfg.resume and not partial.is_file():
+        raise SpamkitError(f"nothing to resume: no {partial} from an interrupted spamkit score")
+    if not cfg.resume and partial.exists():
+        raise SpamkitError(f"{partial} holds an interrupted run: add --resume to continue it, "
+                           "or delete it to start over")
+    if not cfg.resume and record.exists() and _read_record(record) is None:
+        raise SpamkitError(f"{record} is not a record spamkit score wrote, and a run needs its "
+                           "name: move it, or choose another --out")
+
+
+def run_identity(digest: str, source: Source, precision: str) -> dict:
+    """What decides the rows of a run (`digest`: the bundle's, which covers its every file and
+    a calibrated threshold): resuming with anything else would mix two runs."""
+    return {
+        "format": RUN_FORMAT,
+        "input": f"{source.path.stat().st_size} bytes with sha256 {sha256_file(source.path)}",
+        "bundle": f"digest {digest}",
+        "--precision": precision,
+        "--text-column": source.text_field,
+        "--id-column": source.id_field or "(row numbers)",
+    }
+
+
+def _check_same_run(partial: Path, record: Path, run: dict) -> None:
+    """Refuse to continue `partial` unless its record says it scored what `run` would."""
+    if not record.is_file():
+        raise SpamkitError(f"{partial} has no {record.name} saying what it was scoring (not "
+                           "left by this spamkit score): delete it to start over")
+    then = _read_record(record)
+    if then is None:
+        raise SpamkitError(f"{record} is damaged: delete it and {partial} to start over")
+    differs = [f"{key} {then.get(key)} then, {value} now" for key, value in run.items()
+               if then.get(key) != value]
+    if differs:
+        raise SpamkitError(f"{partial} was scoring something else: {'; '.join(differs)}; "
+                           "resume with the same input, bundle and options, or delete it to "
+                           "start over")
+
+
+def _read_record(record: Path) -> dict | None:
+    """A run's record as run_identity wrote it, or None for anything else."""
+    try:
+        then = json.loads(record.read_bytes()[: 1 << 20])
+    except (OSError, ValueError):
+        return None
+    return then if isinstance(then, dict) and then.get("format") == RUN_FORMAT else None
 
 
 def _score_here(bundle: str | Path, source: Source, index: Index, first: int, cfg: ScoreConfig,

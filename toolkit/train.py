@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
@@ -24,6 +25,7 @@ from spamkit.distributed import Ranks
 from spamkit.errors import Interrupted, SpamkitError
 from spamkit.lora import add_lora, merge_lora
 from spamkit.model import GPTClassifier
+from spamkit.outputs import CHECKPOINT, check_output
 from spamkit.pretrained import find_weights, load_pretrained, preset_name
 from spamkit.resume import Progress, load_state, save_state
 from spamkit.runtime.tokenizer import Tokenizer
@@ -210,7 +212,8 @@ def evaluate(
     return {"loss": loss_sum / n, "accuracy": correct / n}
 
 
-def train(cfg: TrainConfig, data_cfg: DataConfig, out_dir: str, resume: bool = False) -> dict:
+def train(cfg: TrainConfig, data_cfg: DataConfig, out_dir: str, resume: bool = False,
+          force: bool = False) -> dict:
     """Train, keep the epoch `cfg.keep` picks (best validation accuracy, or the last), write the
     checkpoint.
 
@@ -219,7 +222,12 @@ def train(cfg: TrainConfig, data_cfg: DataConfig, out_dir: str, resume: bool = F
     continues on whatever this machine has; the saved state is device-independent. Under
     torchrun every process runs this with the same arguments: each trains on its share of every
     batch (`cfg.batch_size` is the global batch), gradients and metrics are averaged over all of
-    them, and only rank 0 prints and writes."""
+    them, and only rank 0 prints and writes.
+
+    `out_dir` must be new, an empty directory, or (with `force`) a checkpoint or unfinished run
+    to replace: anything else there is refused before training starts."""
+    if not resume and os.environ.get("RANK", "0") == "0":  # torchrun's other ranks write nothing
+        check_output(out_dir, CHECKPOINT, force=force, inputs=[data_cfg.path, cfg.weights])
     saved = load_state(out_dir) if resume else None
     if saved:
         cfg, data_cfg = saved.train, saved.data

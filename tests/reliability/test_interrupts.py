@@ -429,7 +429,7 @@ def test_sigkill_while_replacing_a_bundle_keeps_a_whole_one(spamkit, tmp_path, t
     bundle = tmp_path / "bundle"
     shutil.copytree(tiny_bundle, bundle)
     assert_complete_bundle(bundle)
-    run = spamkit("export", tiny_checkpoint, "--out", bundle, *EXPORT)
+    run = spamkit("export", tiny_checkpoint, "--out", bundle, *EXPORT, "--force")
     run.wait_for("test split")
     run.signal(signal.SIGKILL)
     assert run.finish() in (-signal.SIGKILL, 0), run.describe()
@@ -443,7 +443,7 @@ def test_sigkill_at_the_last_moment_before_a_bundle_is_replaced(spamkit, tmp_pat
     # renameat2(RENAME_EXCHANGE), so there is no moment with no bundle at B.
     bundle = tmp_path / "bundle"
     shutil.copytree(tiny_bundle, bundle)
-    run = run_to_end(spamkit, "export", tiny_checkpoint, "--out", bundle, *EXPORT,
+    run = run_to_end(spamkit, "export", tiny_checkpoint, "--out", bundle, *EXPORT, "--force",
                      fault="replace:manifest.json:SIGKILL:1", hook=hook_dir)
     assert run.proc.returncode == -signal.SIGKILL, run.describe()
     assert_complete_bundle(bundle)

@@ -72,16 +72,11 @@ MUTANTS = [
         (f"{INTERRUPTS}::test_score_stopped_twice_resumes_to_the_uninterrupted_file",),
     ),
     Mutant(
-        "CR kept from classify's stdin", "toolkit/cli.py",
-        'texts = [line.rstrip("\\r\\n") for line in stdin]',
-        'texts = [line.rstrip("\\n") for line in stdin]',
-        (f"{RUNTIME_INPUT}::test_spamkit_classify_takes_odd_text_from_arguments_and_stdin",),
-    ),
-    Mutant(
-        "CR kept from a text file scored", "toolkit/records.py",
-        'yield None, line.rstrip("\\r\\n")',
-        'yield None, line.rstrip("\\n")',
-        ("tests/test_score.py::test_one_message_per_line_numbered_from_one",),
+        "CR of a CRLF kept (classify's stdin and scored files)", "toolkit/records.py",
+        'return line[:-2] if line.endswith("\\r\\n")',
+        'return line[:-1] if line.endswith("\\r\\n")',
+        (f"{RUNTIME_INPUT}::test_spamkit_classify_takes_odd_text_from_arguments_and_stdin",
+         "tests/test_score.py::test_one_message_per_line_numbered_from_one"),
     ),
     Mutant(
         "no streaming", "runtime/classifier.py",

@@ -26,6 +26,13 @@ class Mutant:
 
 INTERRUPTS = "tests/reliability/test_interrupts.py"
 RUNTIME_INPUT = "tests/reliability/test_runtime_input.py"
+USER_FILES = "tests/reliability/test_user_files.py"
+RESUME = "tests/reliability/test_resume_identity.py"
+PARSING = "tests/reliability/test_input_parsing.py"
+MANIFEST = "tests/reliability/test_manifest_trust.py"
+DIGEST = "tests/reliability/test_bundle_digest.py"
+GRAPH = "tests/reliability/test_graph_trust.py"
+CHECKPOINTS = "tests/reliability/test_untrusted_checkpoints.py"
 
 MUTANTS = [
     Mutant(
@@ -116,6 +123,76 @@ MUTANTS = [
         'out = self.__dict__.setdefault("_out", np.empty((self.chunk_size, len(self.labels)), '
         'dtype=np.float32))[: len(ids)]',  # right for one caller at a time, shared by threads
         (f"{RUNTIME_INPUT}::test_one_classifier_shared_by_eight_threads_answers_as_a_serial_run",),
+    ),
+    # The reliability guarantees: nothing of the user's lost, nothing a bundle says trusted.
+    Mutant(
+        "a user's folder replaced by an output", "toolkit/outputs.py",
+        "    if not is_artifact(out, kind):",
+        "    if False:",
+        (f"{USER_FILES}::test_export_into_a_users_folder_is_refused_and_keeps_every_file",),
+    ),
+    Mutant(
+        "an input overwritten by its output", "toolkit/outputs.py",
+        "if given is not None and _contains(Path(out), Path(given)):",
+        "if False:",
+        (f"{USER_FILES}::test_score_over_its_input_is_refused_even_with_force",),
+    ),
+    Mutant(
+        "a spamkit output replaced without --force", "toolkit/outputs.py",
+        "    if not force:\n",
+        "    if False:\n",
+        (f"{USER_FILES}::test_export_over_a_bundle_needs_force_then_replaces_it",),
+    ),
+    Mutant(
+        "resume continues another run", "toolkit/score.py",
+        "    if differs:",
+        "    if False:",
+        (f"{RESUME}::test_another_input_with_as_many_rows_is_refused",),
+    ),
+    Mutant(
+        "CSV read leniently", "toolkit/records.py",
+        "csv.reader(lines, strict=True)",
+        "csv.reader(lines, strict=False)",
+        (f"{PARSING}::test_a_malformed_csv_is_refused_naming_the_line",),
+    ),
+    Mutant(
+        "manifest labels may repeat", "runtime/bundle.py",
+        "    if len(set(v)) != len(v):",
+        "    if False:",
+        (f"{MANIFEST}::test_a_manifest_field_out_of_bounds_is_refused_in_one_line",),
+    ),
+    Mutant(
+        "manifest context length unchecked", "runtime/bundle.py",
+        '"context_length": _int_in(1, MAX_CONTEXT),',
+        '"context_length": lambda v: None,',
+        (f"{MANIFEST}::test_a_manifest_field_out_of_bounds_is_refused_in_one_line",),
+    ),
+    Mutant(
+        "tokenizer ids beyond the vocabulary", "runtime/classifier.py",
+        "if manifest.vocab_size is not None and largest >= manifest.vocab_size:",
+        "if False:",
+        (f"{MANIFEST}::test_a_tampered_and_rechecksummed_tokenizer_is_refused_in_one_line",),
+    ),
+    Mutant(
+        "digest pin ignored", "runtime/bundle.py",
+        "if expected is not None and found != expected:",
+        "if False:",
+        (f"{DIGEST}::test_a_pinned_load_refuses_a_manifest_whose_labels_were_swapped",),
+    ),
+    Mutant(
+        "a NaN logit answered", "runtime/classifier.py",
+        "        if not finite.all():",
+        "        if False:",
+        (f"{GRAPH}::test_a_non_finite_logit_is_refused_naming_the_message",),
+    ),
+    Mutant(
+        "absurd model sizes built", "toolkit/config.py",
+        "if self.n_layer > MAX_LAYERS or self.parameters > MAX_PARAMETERS:",
+        "if False:",
+        # A vocabulary of 1e12 builds nothing on the meta device, so the test fails fast, where a
+        # million layers would only hit its time limit.
+        (f"{CHECKPOINTS}::test_a_damaged_checkpoint_config_is_refused_before_building"
+         "[a vocabulary of 1e12]",),
     ),
 ]
 

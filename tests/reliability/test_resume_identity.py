@@ -91,7 +91,7 @@ def test_another_bundle_is_refused(run, interrupted, tiny_bundle, sms_20k):
 
     result = resume(run, other, sms_20k, *SCORE_FP32)
 
-    assert_clean_failure(result, "bundle manifest sha256")
+    assert_clean_failure(result, "bundle digest")
     assert_left_alone(run, interrupted)
 
 

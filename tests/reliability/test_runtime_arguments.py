@@ -7,7 +7,6 @@ import time
 
 import numpy as np
 import pytest
-from conftest import assert_clean_failure, spamkit_cli
 
 from spamkit.runtime import Classifier
 from spamkit.runtime.classifier import make_session
@@ -100,26 +99,3 @@ def test_a_dataframe_is_refused_saying_to_pass_its_text_column(clf):
     with pytest.raises(TypeError, match="DataFrame"):
         clf.predict_proba(frame)
     assert clf.predict(frame["text"]) == clf.predict(TEXTS)  # a Series is its values
-
-
-@pytest.mark.parametrize("threads", ["500", "0", str(CPUS + 1)])
-def test_spamkit_classify_and_score_report_bad_threads_in_one_line(tiny_bundle, tmp_path,
-                                                                    threads):
-    messages = tmp_path / "messages.txt"
-    messages.write_text("hello\n", encoding="utf-8")
-    out = tmp_path / "scores.csv"
-    for command in (["classify", tiny_bundle, "hello"], ["score", tiny_bundle, messages, "--out",
-                                                         out]):
-        result = spamkit_cli(*command, "--threads", threads)
-        assert_clean_failure(result, f"threads must be an integer from 1 to {CPUS}", out=out)
-
-
-@pytest.mark.parametrize("option, value, words", [
-    ("--precision", "int4", "precision must be one of fp32, int8, fp16, not 'int4'"),
-    ("--device", "tpu", "device must be one of cpu, cuda, auto, not 'tpu'"),
-])
-@pytest.mark.parametrize("command", ["classify", "eval"])
-def test_spamkit_classify_and_eval_report_a_bad_graph_or_device_in_one_line(
-        tiny_bundle, command, option, value, words):
-    args = [tiny_bundle, "hello"] if command == "classify" else [tiny_bundle]
-    assert_clean_failure(spamkit_cli(command, *args, option, value), words)

@@ -272,7 +272,8 @@ def train(cfg: TrainConfig, data_cfg: DataConfig, out_dir: str, resume: bool = F
         cfg, data_cfg = saved.train, saved.data
     run = prepare_run(cfg, data_cfg, out_dir, saved)
     start_progress(run, saved)
-    announce_run(run, prepare_networks(run))
+    cache_note = prepare_networks(run)
+    announce_run(run, cache_note)
     schedule = plan_schedule(run)
     try:
         run_epochs(run, schedule)

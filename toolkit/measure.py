@@ -68,7 +68,8 @@ class Route(Protocol):
 def peak_rss_mb() -> float:
     """Peak resident memory of this process so far."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / MB if sys.platform == "darwin" else peak * 1024 / MB  # bytes on macOS, KiB on Linux
+    # ru_maxrss is in bytes on macOS, in KiB on Linux.
+    return peak / MB if sys.platform == "darwin" else peak * 1024 / MB
 
 
 def measure(load: Callable[[], Route], cfg: MeasureConfig, started: float) -> dict:
@@ -176,7 +177,8 @@ def run_child(command: list[str], spec: dict, timeout: float | None = None) -> d
     try:
         return json.loads(lines[-1])
     except (IndexError, json.JSONDecodeError):
-        raise SpamkitError(f"the measuring process printed no result: {proc.stdout[-200:]!r}") from None
+        raise SpamkitError(f"the measuring process printed no result: {proc.stdout[-200:]!r}"
+                           ) from None
 
 
 def cpu_model() -> str:

@@ -248,7 +248,7 @@ class Schedule:
     local_batch: int  # messages per micro-batch in each process
     n_batches: int  # micro-batches per epoch in each process
     steps_per_epoch: int
-    total_steps: int | float  # what the learning-rate schedule decays over
+    total_steps: float  # what the learning-rate schedule decays over
 
 
 def train(cfg: TrainConfig, data_cfg: DataConfig, out_dir: str, resume: bool = False,
@@ -467,7 +467,7 @@ def learn_batch(run: Run, inputs: torch.Tensor, mask: torch.Tensor, labels: torc
     return loss.item() * len(labels), (logits.argmax(-1) == labels).sum().item()
 
 
-def step_optimizer(run: Run, total_steps: int | float) -> None:
+def step_optimizer(run: Run, total_steps: float) -> None:
     for group in run.optimizer.param_groups:
         group["lr"] = learning_rate(run.cfg, run.progress.step, total_steps)
     run.scaler.step(run.optimizer)

@@ -98,11 +98,11 @@ def config_options(cls: type, param: str) -> Callable:
 
     def option(f: Field) -> inspect.Parameter:
         meta = dict(f.metadata)
-        flag, choices = meta.pop("flag", None), meta.pop("choices", None)
-        info = typer.Option(f.default, *[flag] if flag else [], **one_of(choices) if choices
-                            else {}, **meta)
-        return inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=info,
-                                 annotation=hints[f.name])
+        names = [meta.pop("flag")] if "flag" in meta else []  # else typer's: --field-name
+        if "choices" in meta:
+            meta.update(one_of(meta.pop("choices")))
+        return inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, annotation=hints[f.name],
+                                 default=typer.Option(f.default, *names, **meta))
 
     def decorate(command: Callable) -> Callable:
         def wrapper(**kwargs):

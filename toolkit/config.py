@@ -1,5 +1,5 @@
-"""Configuration dataclasses: model shapes and training recipes. Torch-free, so the CLI can
-show defaults without importing torch."""
+"""Configuration dataclasses: model shapes and training recipes, each training field with its
+`spamkit train` help. Torch-free, so the CLI can show defaults without importing torch."""
 
 from __future__ import annotations
 

@@ -3,29 +3,19 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import Field, fields
 from pathlib import Path
-from typing import Optional
+from typing import Optional, get_type_hints
 
 import typer
 
-from spamkit.config import (
-    DEVICES,
-    ENGINES,
-    INITS,
-    KEEPS,
-    LR_SCHEDULES,
-    PRECISIONS,
-    PRESETS,
-    SPLIT_NAMES,
-    SPLITS,
-    TOKENS,
-    TRAINABLE,
-    TrainConfig,
-)
+from spamkit.config import ENGINES, SPLIT_NAMES, SPLITS, TrainConfig
 from spamkit.errors import Interrupted, SpamkitError
 from spamkit.outputs import CHECKPOINT, check_output
 from spamkit.runtime.device import DEVICES as RUNTIME_DEVICES
@@ -100,61 +90,46 @@ def data(
     print(f"{split} split (seed {seed}): " + ", ".join(f"{k} {v}" for k, v in sizes.items()))
 
 
-_T = TrainConfig()
+def config_options(cls: type, param: str) -> Callable:
+    """Decorator: the command's parameter `param` becomes one option per field of the dataclass
+    `cls`, with the field's default and the help, choices, flag and bounds its metadata gives
+    (config.option); the command receives them as one `cls`."""
+    hints = get_type_hints(cls)
+
+    def option(f: Field) -> inspect.Parameter:
+        meta = dict(f.metadata)
+        names = [meta.pop("flag")] if "flag" in meta else []  # else typer's: --field-name
+        if "choices" in meta:
+            meta.update(one_of(meta.pop("choices")))
+        return inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, annotation=hints[f.name],
+                                 default=typer.Option(f.default, *names, **meta))
+
+    def decorate(command: Callable) -> Callable:
+        def wrapper(**kwargs):
+            config = cls(**{f.name: kwargs.pop(f.name) for f in fields(cls)})
+            return command(**kwargs, **{param: config})
+
+        signature = inspect.signature(command, eval_str=True)
+        # Keyword-only, all of them: typer passes options by name, and the fields go in between.
+        params = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY)
+                  for p in signature.parameters.values()]
+        at = [p.name for p in params].index(param)
+        params[at : at + 1] = [option(f) for f in fields(cls)]
+        functools.update_wrapper(wrapper, command, assigned=("__module__", "__name__",
+                                                             "__qualname__", "__doc__"))
+        wrapper.__signature__ = signature.replace(parameters=params)
+        wrapper.__annotations__ = {p.name: p.annotation for p in params}
+        return wrapper
+
+    return decorate
 
 
 @app.command()
+@config_options(TrainConfig, "cfg")
 def train(
-    out: Path = typer.Option(Path("runs/checkpoint"), "--out", help="Checkpoint directory to write."),
-    preset: Optional[str] = typer.Option(
-        _T.preset, **one_of(PRESETS), help="Model shape: " + ", ".join(PRESETS) + ". Default: "
-        "mini, or the shape of the pretrained weights."),
-    init: str = typer.Option(_T.init, **one_of(INITS), help="Initial weights: "
-                             + ", ".join(INITS) + " (GPT-2 from the Hugging Face cache or hub, "
-                             "or from --weights)."),
-    weights: Optional[str] = typer.Option(
-        _T.weights, help="Local GPT-2 weights in the Hugging Face format (model.safetensors or "
-        "pytorch_model.bin, or their directory) for --init."),
-    trainable: str = typer.Option(_T.trainable, **one_of(TRAINABLE),
-                                  help="What to fine-tune: " + ", ".join(TRAINABLE) + "."),
-    lora_rank: int = typer.Option(_T.lora_rank, help="With --trainable lora."),
-    lora_alpha: float = typer.Option(_T.lora_alpha, help="With --trainable lora."),
-    token: str = typer.Option(_T.token, **one_of(TOKENS),
-                              help="Classify from the last real token, or the first."),
-    pad_to: Optional[str] = typer.Option(
-        _T.pad_to, help="Pad every message to N tokens, 'longest' or 'context' and read the "
-        "last position (the book's setup, for its experiments; not exportable)."),
-    epochs: int = typer.Option(_T.epochs),
-    batch_size: int = typer.Option(_T.batch_size, min=1),
-    lr: float = typer.Option(_T.lr, help="AdamW learning rate."),
-    weight_decay: float = typer.Option(_T.weight_decay),
-    lr_schedule: str = typer.Option(_T.lr_schedule, **one_of(LR_SCHEDULES),
-                                    help="constant, or cosine: decay from --lr to 0 over the "
-                                    "run."),
-    keep: str = typer.Option(_T.keep, **one_of(KEEPS), help="The epoch the checkpoint holds: "
-                             "best (validation accuracy, ties by validation loss) or last."),
-    grad_accum: int = typer.Option(_T.grad_accum, help="Micro-batches per optimizer step."),
-    precision: str = typer.Option(_T.precision, **one_of(PRECISIONS),
-                                  help="Autocast: " + ", ".join(PRECISIONS) + " (auto: bf16 "
-                                  "on a GPU, fp32 on a CPU, where it measured faster; bf16 "
-                                  "becomes fp16 with a gradient scaler on GPUs without it)."),
-    compile: Optional[bool] = typer.Option(
-        _T.compile, "--compile/--no-compile", help="torch.compile the model (default: on a GPU; "
-        "on a CPU it measured no faster, after 20-45 s of compiling)."),
-    cache_frozen: bool = typer.Option(
-        _T.cache_frozen, "--cache-frozen/--no-cache-frozen", help="When only the last block or "
-        "the head trains (dropout 0), compute the frozen layers' outputs once and reuse them "
-        "every epoch: the same training, a fraction of the compute."),
-    dropout: float = typer.Option(_T.dropout),
-    char_ngrams: int = typer.Option(
-        _T.char_ngrams, help="Let each token embedding learn through the character 1..N-grams "
-        "of its text, shared by tokens spelled alike, so tokens unseen in training are not "
-        "random noise (for training from random weights, with --trainable all; folded into "
-        "the embeddings in the checkpoint). 0: off."),
-    seed: int = typer.Option(_T.seed, help="Seed of the split, the init and the shuffling."),
-    max_steps: Optional[int] = typer.Option(_T.max_steps, help="Stop after this many optimizer steps."),
-    device: str = typer.Option(_T.device, **one_of(DEVICES), help=", ".join(DEVICES) + ": auto "
-                               "trains on CUDA when PyTorch sees a GPU, else on the CPU."),
+    out: Path = typer.Option(Path("runs/checkpoint"), "--out",
+                             help="Checkpoint directory to write."),
+    cfg: TrainConfig = TrainConfig(),  # one option per field (config_options)
     data: Optional[str] = typer.Option(None, "--data", help=DATA_HELP),
     split: str = typer.Option("balanced", **one_of(SPLITS),
                               help="balanced (the book's) or full (stratified)."),
@@ -172,36 +147,36 @@ def train(
     from spamkit.data import DataConfig
     from spamkit.train import train as run_training
 
+    if _launch_workers(nproc, cfg, out, data, resume, force):
+        return
+    data_cfg = DataConfig(path=data, split=split, seed=cfg.seed, text_column=text_column,
+                          label_column=label_column)
+    run_training(cfg, data_cfg, str(out), resume=resume, force=force)
+
+
+def _launch_workers(nproc: int, cfg: TrainConfig, out: Path, data: Optional[str], resume: bool,
+                    force: bool) -> bool:
+    """With --nproc N outside torchrun, run this command as N torchrun workers and return True
+    once they are done; False when this process trains itself."""
     launched = int(os.environ.get("WORLD_SIZE", "1"))  # set when torchrun started this process
     if launched > 1 and nproc not in (1, launched):
         raise SpamkitError(f"--nproc {nproc}, but torchrun started {launched} processes: "
                            "leave --nproc out under torchrun")
-    if nproc > 1 and launched == 1:
-        if batch_size % nproc:
-            raise SpamkitError(f"--batch-size {batch_size} is the global batch: it must divide "
-                               f"evenly among {nproc} processes")
-        if not resume:  # before any worker starts
-            check_output(out, CHECKPOINT, force=force, inputs=[data, weights])
-        from spamkit.distributed import launch
+    if nproc == 1 or launched > 1:
+        return False
+    if cfg.batch_size % nproc:
+        raise SpamkitError(f"--batch-size {cfg.batch_size} is the global batch: it must divide "
+                           f"evenly among {nproc} processes")
+    if not resume:  # before any worker starts
+        check_output(out, CHECKPOINT, force=force, inputs=[data, cfg.weights])
+    from spamkit.distributed import launch
 
-        code, interrupted = launch(nproc, sys.argv[1:])
-        if interrupted:
-            raise typer.Exit(130)  # rank 0 has said where to resume from
-        if code:
-            raise SpamkitError(f"training failed in a worker process (torchrun exit {code})")
-        return
-
-    cfg = TrainConfig(
-        preset=preset, init=init, weights=weights, trainable=trainable, lora_rank=lora_rank,
-        lora_alpha=lora_alpha, token=token, pad_to=pad_to, epochs=epochs,
-        batch_size=batch_size, lr=lr, weight_decay=weight_decay, lr_schedule=lr_schedule,
-        keep=keep, grad_accum=grad_accum,
-        precision=precision, compile=compile, cache_frozen=cache_frozen, dropout=dropout,
-        char_ngrams=char_ngrams, seed=seed, max_steps=max_steps, device=device,
-    )
-    data_cfg = DataConfig(path=data, split=split, seed=seed, text_column=text_column,
-                          label_column=label_column)
-    run_training(cfg, data_cfg, str(out), resume=resume, force=force)
+    code, interrupted = launch(nproc, sys.argv[1:])
+    if interrupted:
+        raise typer.Exit(130)  # rank 0 has said where to resume from
+    if code:
+        raise SpamkitError(f"training failed in a worker process (torchrun exit {code})")
+    return True
 
 
 @app.command()

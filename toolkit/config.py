@@ -1,9 +1,10 @@
-"""Configuration dataclasses: model shapes and training recipes. Torch-free, so the CLI can
-show defaults without importing torch."""
+"""Configuration dataclasses: model shapes and training recipes, each training field with its
+`spamkit train` help. Torch-free, so the CLI can show defaults without importing torch."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from spamkit.errors import SpamkitError
 
@@ -83,44 +84,64 @@ def preset_config(name: str, **overrides) -> GPTConfig:
     return replace(PRESETS[name], **overrides)
 
 
+def option(default, help: str, **typer_args) -> Any:
+    """A TrainConfig field with its `spamkit train` option: the help, and `choices`, `flag`
+    (e.g. "--compile/--no-compile") or bounds (`min`) when it has them (cli.config_options)."""
+    return field(default=default, metadata={"help": help, **typer_args})
+
+
 @dataclass(frozen=True)
 class TrainConfig:
-    preset: str | None = None  # model shape; default: mini, or the shape of pretrained weights
-    init: str = "random"  # random, or the GPT-2 size whose weights to start from
-    weights: str | None = None  # local Hugging Face weights for --init (file or directory)
-    trainable: str = "all"
-    lora_rank: int = 16
-    lora_alpha: float = 8.0
-    token: str = "last"
-    # None: pad each batch to its longest message and read the last real token. An integer,
-    # "longest" (the longest training message) or "context" pads every message to that length
-    # and reads the last position, padding included: the book's chapter 6 setup, kept to
+    preset: str | None = option(
+        None, "Model shape: " + ", ".join(PRESETS) + ". Default: mini, or the shape of the "
+        "pretrained weights.", choices=tuple(PRESETS))
+    init: str = option("random", "Initial weights: " + ", ".join(INITS) + " (GPT-2 from the "
+                       "Hugging Face cache or hub, or from --weights).", choices=INITS)
+    weights: str | None = option(
+        None, "Local GPT-2 weights in the Hugging Face format (model.safetensors or "
+        "pytorch_model.bin, or their directory) for --init.")
+    trainable: str = option("all", "What to fine-tune: " + ", ".join(TRAINABLE) + ".",
+                            choices=TRAINABLE)
+    lora_rank: int = option(16, "With --trainable lora.")
+    lora_alpha: float = option(8.0, "With --trainable lora.")
+    token: str = option("last", "Classify from the last real token, or the first.",
+                        choices=TOKENS)
+    # None pads each batch to its longest message; the book's fixed padding is kept to
     # reproduce its experiments.
-    pad_to: str | None = None
-    epochs: int = 5
-    batch_size: int = 8
-    lr: float = 5e-4
-    weight_decay: float = 0.1
-    # "constant" (the book's), or "cosine": from lr down to 0 over the run (nanoGPT's decay),
-    # so that the last epochs settle instead of moving by a whole learning-rate step.
-    lr_schedule: str = "constant"
-    # The epoch whose weights the checkpoint holds: the "best" validation accuracy (ties: the
-    # lower validation loss), or the "last" (the book's). A validation split of ~150 messages
-    # tells epochs apart by one or two messages, so after a decaying schedule "last" can be the
-    # steadier choice.
-    keep: str = "best"
-    grad_accum: int = 1
-    precision: str = "auto"
-    compile: bool | None = None  # None: on a GPU, not on a CPU (see torch_device.py)
-    # Reuse the frozen layers' outputs across epochs when only the top trains (see train.py).
-    cache_frozen: bool = True
-    dropout: float = 0.0
-    # Character n-grams up to this length in the token embeddings while training (see
-    # char_ngrams.py); 0: plain embeddings.
-    char_ngrams: int = 0
-    seed: int = 123
-    max_steps: int | None = None  # stop after this many optimizer steps (smoke runs)
-    device: str = "auto"
+    pad_to: str | None = option(
+        None, "Pad every message to N tokens, 'longest' or 'context' and read the last "
+        "position (the book's setup, for its experiments; not exportable).")
+    epochs: int = option(5, "Passes over the training split.")
+    batch_size: int = option(8, "Messages per optimizer step (over all processes).", min=1)
+    lr: float = option(5e-4, "AdamW learning rate.")
+    weight_decay: float = option(0.1, "AdamW weight decay (matrices and embeddings only).")
+    lr_schedule: str = option("constant", "constant, or cosine: decay from --lr to 0 over the "
+                              "run.", choices=LR_SCHEDULES)
+    # "last" is the book's; after a decaying schedule it can be the steadier choice.
+    keep: str = option("best", "The epoch the checkpoint holds: best (validation accuracy, ties "
+                       "by validation loss) or last.", choices=KEEPS)
+    grad_accum: int = option(1, "Micro-batches per optimizer step.")
+    precision: str = option(
+        "auto", "Autocast: " + ", ".join(PRECISIONS) + " (auto: bf16 on a GPU, fp32 on a CPU, "
+        "where it measured faster; bf16 becomes fp16 with a gradient scaler on GPUs without "
+        "it).", choices=PRECISIONS)
+    compile: bool | None = option(
+        None, "torch.compile the model (default: on a GPU; on a CPU it measured no faster, "
+        "after tens of seconds of compiling).", flag="--compile/--no-compile")
+    cache_frozen: bool = option(
+        True, "When only the last block or the head trains (dropout 0), compute the frozen "
+        "layers' outputs once and reuse them every epoch: the same training, a fraction of the "
+        "compute.", flag="--cache-frozen/--no-cache-frozen")
+    dropout: float = option(0.0, "Dropout rate while training.")
+    char_ngrams: int = option(
+        0, "Let each token embedding learn through the character 1..N-grams of its text, "
+        "shared by tokens spelled alike, so tokens unseen in training are not random noise "
+        "(for training from random weights, with --trainable all; folded into the embeddings "
+        "in the checkpoint). 0: off.")
+    seed: int = option(123, "Seed of the split, the init and the shuffling.")
+    max_steps: int | None = option(None, "Stop after this many optimizer steps.")
+    device: str = option("auto", ", ".join(DEVICES) + ": auto trains on CUDA when PyTorch sees "
+                         "a GPU, else on the CPU.", choices=DEVICES)
 
     def check(self) -> None:
         if self.preset is not None and self.preset not in PRESETS:
@@ -131,7 +152,8 @@ class TrainConfig:
             raise SpamkitError("--weights loads pretrained GPT-2 weights: name their size with "
                                "--init gpt2 (or gpt2-medium, gpt2-large, gpt2-xl)")
         if self.pad_to not in (None, "longest", "context") and not str(self.pad_to).isdigit():
-            raise SpamkitError(f"--pad-to takes a length, 'longest' or 'context', not {self.pad_to!r}")
+            raise SpamkitError(f"--pad-to takes a length, 'longest' or 'context', "
+                               f"not {self.pad_to!r}")
         if self.lora_rank < 1:
             raise SpamkitError("--lora-rank must be at least 1")
         if self.trainable not in TRAINABLE:

@@ -68,7 +68,8 @@ class Route(Protocol):
 def peak_rss_mb() -> float:
     """Peak resident memory of this process so far."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / MB if sys.platform == "darwin" else peak * 1024 / MB  # bytes on macOS, KiB on Linux
+    # ru_maxrss is in bytes on macOS, in KiB on Linux.
+    return peak / MB if sys.platform == "darwin" else peak * 1024 / MB
 
 
 def measure(load: Callable[[], Route], cfg: MeasureConfig, started: float) -> dict:
@@ -84,28 +85,9 @@ def measure(load: Callable[[], Route], cfg: MeasureConfig, started: float) -> di
     from spamkit.data import read_messages
 
     texts = read_messages(Path(cfg.data))[0]
-    one = texts[: cfg.messages]
-    many = texts[: cfg.throughput_messages]
-    for text in texts[: cfg.warmup]:
-        route.logits([text])
-    alone, latency = [], []
-    for text in one:
-        start = time.perf_counter()
-        alone.append(route.logits([text]))
-        latency.append((time.perf_counter() - start) * 1e3)
-    latency = np.array(latency)
-
-    start = time.perf_counter()
-    listed = route.logits(many)
-    seconds = time.perf_counter() - start
-    counts = route.token_counts(many)
-    throughput = {"messages": len(many), "seconds": seconds, "msgs_per_s": len(many) / seconds}
-    if cfg.length_sorted:
-        by_length = [many[i] for i in np.argsort(counts, kind="stable")]
-        start = time.perf_counter()
-        route.logits(by_length)
-        sorted_s = time.perf_counter() - start
-        throughput |= {"sorted_seconds": sorted_s, "sorted_msgs_per_s": len(many) / sorted_s}
+    alone, latency = time_latency(route, texts, cfg)
+    listed, counts, throughput = time_throughput(route, texts[: cfg.throughput_messages],
+                                                 cfg.length_sorted)
     if cfg.logits:
         np.savez(cfg.logits, single=np.concatenate(alone), list=listed)
     return {
@@ -114,15 +96,7 @@ def measure(load: Callable[[], Route], cfg: MeasureConfig, started: float) -> di
         "load_s": loaded - imported,
         "first_answer_s": answered - loaded,
         "rss_after_first_answer_mb": rss_first,
-        "latency_ms": {
-            "messages": len(one),
-            "warmup": min(cfg.warmup, len(texts)),
-            "p50": float(np.percentile(latency, 50)),
-            "p90": float(np.percentile(latency, 90)),
-            "mean": float(latency.mean()),
-            "min": float(latency.min()),
-            "max": float(latency.max()),
-        },
+        "latency_ms": latency,
         "throughput": throughput,
         "tokens_per_message": {
             "median": float(np.median(counts)),
@@ -132,6 +106,47 @@ def measure(load: Callable[[], Route], cfg: MeasureConfig, started: float) -> di
         "peak_rss_mb": peak_rss_mb(),
         **route.facts(),
     }
+
+
+def time_latency(route: Route, texts: list[str], cfg: MeasureConfig
+                 ) -> tuple[list[np.ndarray], dict]:
+    """Batch-1 calls on the first `cfg.messages` texts, after `cfg.warmup` untimed ones: their
+    logits, and the latency statistics in milliseconds."""
+    for text in texts[: cfg.warmup]:
+        route.logits([text])
+    alone, latency = [], []
+    for text in texts[: cfg.messages]:
+        start = time.perf_counter()
+        alone.append(route.logits([text]))
+        latency.append((time.perf_counter() - start) * 1e3)
+    latency = np.array(latency)
+    return alone, {
+        "messages": len(alone),
+        "warmup": min(cfg.warmup, len(texts)),
+        "p50": float(np.percentile(latency, 50)),
+        "p90": float(np.percentile(latency, 90)),
+        "mean": float(latency.mean()),
+        "min": float(latency.min()),
+        "max": float(latency.max()),
+    }
+
+
+def time_throughput(route: Route, many: list[str], length_sorted: bool
+                    ) -> tuple[np.ndarray, list[int], dict]:
+    """One call on the list `many` (and with `length_sorted` one more on it sorted by token
+    count): its logits, the token counts, and messages per second."""
+    start = time.perf_counter()
+    listed = route.logits(many)
+    seconds = time.perf_counter() - start
+    counts = route.token_counts(many)
+    throughput = {"messages": len(many), "seconds": seconds, "msgs_per_s": len(many) / seconds}
+    if length_sorted:
+        by_length = [many[i] for i in np.argsort(counts, kind="stable")]
+        start = time.perf_counter()
+        route.logits(by_length)
+        sorted_s = time.perf_counter() - start
+        throughput |= {"sorted_seconds": sorted_s, "sorted_msgs_per_s": len(many) / sorted_s}
+    return listed, counts, throughput
 
 
 def child_main(loader_for: Callable[[dict], Callable[[], Route]]) -> None:
@@ -162,7 +177,8 @@ def run_child(command: list[str], spec: dict, timeout: float | None = None) -> d
     try:
         return json.loads(lines[-1])
     except (IndexError, json.JSONDecodeError):
-        raise SpamkitError(f"the measuring process printed no result: {proc.stdout[-200:]!r}") from None
+        raise SpamkitError(f"the measuring process printed no result: {proc.stdout[-200:]!r}"
+                           ) from None
 
 
 def cpu_model() -> str:

@@ -27,13 +27,9 @@ def resolve_device(name: str) -> str:
 
 
 def resolve_precision(precision: str, device: str) -> str:
-    """The autocast precision to train in. `auto` is bf16 on a GPU and fp32 on a CPU, as
-    measured (benchmarks/train_speed.py, 124M shape): where a CPU emulates bf16 (an AVX-512
-    Xeon) a training step took 1.9x as long as in fp32; where it has AVX512_BF16 (a Zen 4 EPYC)
-    a step of all parameters took 0.73x as long, but the model trained worse (5 epochs from
-    random weights: training loss 0.17 against fp32's 0.01, best validation accuracy 88.6%
-    against 96.0%). bf16 becomes fp16 (with the gradient scaler fp16 needs) on GPUs without
-    native bf16."""
+    """The autocast precision to train in. `auto` is bf16 on a GPU and fp32 on a CPU, where
+    bf16 measured slower or trained worse (docs/training.md); bf16 becomes fp16 (with the
+    gradient scaler fp16 needs) on GPUs without native bf16."""
     if precision == "auto":
         precision = "bf16" if device == "cuda" else "fp32"
     # Emulated bf16 (pre-Ampere GPUs) runs, but slower than fp32: not worth training in.
@@ -47,8 +43,8 @@ def resolve_precision(precision: str, device: str) -> str:
 
 
 def resolve_compile(compile: bool | None, device: str) -> bool:
-    """torch.compile by default on a GPU only: on the CPU measured, compiled training steps
-    were no faster than eager ones, and compiling took 20-45 s of every run."""
+    """torch.compile by default on a GPU only: on a CPU compiled steps measured no faster and
+    the compiling is paid on every run (docs/training.md)."""
     return device == "cuda" if compile is None else compile
 
 

@@ -7,9 +7,10 @@ import math
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -27,7 +28,8 @@ from spamkit.lora import add_lora, merge_lora
 from spamkit.model import GPTClassifier
 from spamkit.outputs import CHECKPOINT, check_output
 from spamkit.pretrained import find_weights, load_pretrained, preset_name
-from spamkit.resume import Progress, load_state, save_state
+from spamkit.resume import Progress, SavedState, load_state, save_state
+from spamkit.runtime.classifier import pad_batch
 from spamkit.runtime.tokenizer import Tokenizer
 from spamkit.tokenizer import gpt2_tokenizer
 from spamkit.torch_device import describe, resolve_compile, resolve_device, resolve_precision
@@ -54,18 +56,18 @@ class Encoded:
 def collate(
     ids: list[list[int]], pad_id: int, pad_to: int | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-pad to the longest message in the batch; return input_ids and attention_mask.
+    """Right-pad to the longest message in the batch (the runtime's `pad_batch`); return
+    input_ids and attention_mask.
 
-    With `pad_to`, every message is padded to that length and the padding is marked as real
-    tokens, so the model reads the last position whatever it holds (the book's setup)."""
-    width = pad_to or max(len(x) for x in ids)
-    input_ids = torch.full((len(ids), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(ids), width), dtype=torch.long)
-    for i, x in enumerate(ids):
-        x = x[-width:]
-        input_ids[i, : len(x)] = torch.tensor(x)
-        mask[i, : width if pad_to else len(x)] = 1
-    return input_ids, mask
+    With `pad_to`, every message keeps its last `pad_to` tokens and is padded to that length,
+    and the padding is marked as real tokens, so the model reads the last position whatever it
+    holds (the book's setup)."""
+    input_ids, mask = pad_batch([x[-pad_to:] for x in ids] if pad_to else ids, pad_id)
+    if pad_to:
+        input_ids = np.pad(input_ids, [(0, 0), (0, pad_to - input_ids.shape[1])],
+                           constant_values=pad_id)
+        mask = np.ones_like(input_ids)
+    return torch.from_numpy(input_ids), torch.from_numpy(mask)
 
 
 def collate_states(states: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -88,7 +90,7 @@ def batches(
         yield inputs, mask, torch.tensor([data.labels[i] for i in idx])
 
 
-class Top(nn.Module):
+class FrozenTrunkTop(nn.Module):
     """What trains when the trunk is frozen: the last block, final norm and head, fed the
     trunk's cached outputs (what torch.compile and DistributedDataParallel then wrap)."""
 
@@ -212,6 +214,43 @@ def evaluate(
     return {"loss": loss_sum / n, "accuracy": correct / n}
 
 
+@dataclass
+class Run:
+    """One training run's state, set up by `prepare_run` and carried through its steps."""
+
+    cfg: TrainConfig  # as asked: what the training state saves, so a resume resolves `auto` afresh
+    run_cfg: TrainConfig  # what runs: device, precision and compile resolved
+    data_cfg: DataConfig
+    out_dir: str
+    ranks: Ranks
+    labels: list[str]  # class names
+    model: GPTClassifier
+    pad_id: int
+    pad_to: int | None
+    data: dict[str, Encoded]  # "train", "val", "test"
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    progress: Progress = field(default_factory=Progress)
+    resumable: int = 0  # the epoch whose state is on disk
+    net: nn.Module | None = None  # the model, or its top over a cached trunk; compiled if asked
+    train_net: nn.Module | None = None  # `net`, in DistributedDataParallel with several processes
+
+    @property
+    def device(self) -> str:
+        return self.run_cfg.device
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """How the training split is dealt out: per process, per micro-batch, per optimizer step."""
+
+    sampler: DistributedSampler
+    local_batch: int  # messages per micro-batch in each process
+    n_batches: int  # micro-batches per epoch in each process
+    steps_per_epoch: int
+    total_steps: float  # what the learning-rate schedule decays over
+
+
 def train(cfg: TrainConfig, data_cfg: DataConfig, out_dir: str, resume: bool = False,
           force: bool = False) -> dict:
     """Train, keep the epoch `cfg.keep` picks (best validation accuracy, or the last), write the
@@ -231,9 +270,30 @@ def train(cfg: TrainConfig, data_cfg: DataConfig, out_dir: str, resume: bool = F
     saved = load_state(out_dir) if resume else None
     if saved:
         cfg, data_cfg = saved.train, saved.data
+    run = prepare_run(cfg, data_cfg, out_dir, saved)
+    start_progress(run, saved)
+    cache_note = prepare_networks(run)
+    announce_run(run, cache_note)
+    schedule = plan_schedule(run)
+    try:
+        run_epochs(run, schedule)
+    except KeyboardInterrupt:
+        how = (f"spamkit train --resume --out {out_dir}" if run.ranks.world == 1
+               else "the same command with --resume")
+        raise Interrupted(f"interrupted; {out_dir} can resume after epoch {run.resumable}: {how}"
+                          ) from None
+    metrics = evaluate_kept(run)
+    if run.ranks.master:
+        save_results(run, metrics)
+    return metrics
+
+
+def prepare_run(cfg: TrainConfig, data_cfg: DataConfig, out_dir: str,
+                saved: SavedState | None) -> Run:
+    """Resolve where the run trains, start its processes, load the data, build the model (from
+    the saved state when resuming) and its optimizer."""
     cfg.check()
     device = resolve_device(cfg.device)
-    # What actually runs; `cfg` stays as asked, so that a resume resolves `auto` afresh.
     run_cfg = replace(cfg, device=device, precision=resolve_precision(cfg.precision, device),
                       compile=resolve_compile(cfg.compile, device))
     ranks = distributed.start(device)
@@ -244,183 +304,261 @@ def train(cfg: TrainConfig, data_cfg: DataConfig, out_dir: str, resume: bool = F
     splits = load_splits(data_cfg)
     model = GPTClassifier(saved.model) if saved else build_model(cfg, len(splits.labels))
     tokenizer = gpt2_tokenizer(model.config.context_length)
-    pad_id = tokenizer.pad_id
     if cfg.char_ngrams:
         model.wte = CharNgramEmbedding(model.wte, tokenizer.encoding, cfg.char_ngrams)
-    train_data, val_data, test_data = (
-        Encoded.of(s, tokenizer) for s in (splits.train, splits.val, splits.test)
-    )
-    pad_to = resolve_pad_to(cfg, train_data.ids, model.config.context_length)
-
+    data = {name: Encoded.of(getattr(splits, name), tokenizer) for name in ("train", "val", "test")}
+    pad_to = resolve_pad_to(cfg, data["train"].ids, model.config.context_length)
     set_trainable(model, cfg)
     model.to(device)
     optimizer = make_optimizer(model, cfg)
     scaler = torch.amp.GradScaler(device, enabled=run_cfg.precision == "fp16")
+    return Run(cfg, run_cfg, data_cfg, out_dir, ranks, splits.labels, model, tokenizer.pad_id,
+               pad_to, data, optimizer, scaler)
+
+
+def start_progress(run: Run, saved: SavedState | None) -> None:
+    """Restore the saved progress, or write a resume point before the first epoch, so that an
+    interrupt at any time can resume."""
     if saved:
-        progress = saved.restore(model, optimizer, scaler)
-        if ranks.master:
-            print(f"resuming {out_dir} after epoch {progress.epoch}")
+        run.progress = saved.restore(run.model, run.optimizer, run.scaler)
+        run.resumable = run.progress.epoch
+        if run.ranks.master:
+            print(f"resuming {run.out_dir} after epoch {run.progress.epoch}")
     else:
-        progress = Progress()
-        # A resume point before the first epoch, so an interrupt at any time can resume.
-        if ranks.master:
-            save_state(out_dir, cfg, data_cfg, model.config, model, optimizer, scaler,
-                       progress)
-    # When only the top trains, the trunk maps a message to the same hidden states in every
-    # epoch: compute them once, and each step runs (and backpropagates) the top alone.
-    splits_data = [train_data, val_data, test_data]
-    size = cache_size(model, splits_data, pad_to) if cfg.cache_frozen else None
-    cached = size is not None and size <= CACHE_LIMIT_BYTES
-    net: nn.Module = model
-    if cached:
-        train_data, val_data, test_data = (
-            cache_trunk(model, d, run_cfg, pad_id, pad_to) for d in splits_data)
-        net = Top(model)
+        save_progress(run)
+
+
+def save_progress(run: Run) -> None:
+    """Write the resume point (rank 0 only): the model, optimizer and progress so far."""
+    if run.ranks.master:
+        save_state(run.out_dir, run.cfg, run.data_cfg, run.model.config, run.model,
+                   run.optimizer, run.scaler, run.progress)
+
+
+def prepare_networks(run: Run) -> str:
+    """Set what evaluates (`run.net`) and what trains (`run.train_net`); return how the frozen
+    trunk is handled, for the opening line."""
+    note = cache_frozen_trunk(run)
     # dynamic=True: every batch has its own length, and one graph with a symbolic length
     # beats recompiling for each new one.
-    run = torch.compile(net, dynamic=True) if run_cfg.compile else net
-    step = run
-    if ranks.world > 1:
+    run.net = torch.compile(run.net, dynamic=True) if run.run_cfg.compile else run.net
+    run.train_net = run.net
+    if run.ranks.world > 1:
         from torch.nn.parallel import DistributedDataParallel
 
         # The model's only buffers are --char-ngrams' lookup tables, the same on every rank:
         # nothing to broadcast before each step.
-        step = DistributedDataParallel(
-            run, device_ids=None if device == "cpu" else [ranks.local], broadcast_buffers=False)
+        run.train_net = DistributedDataParallel(
+            run.net, device_ids=None if run.device == "cpu" else [run.ranks.local],
+            broadcast_buffers=False)
+    return note
 
+
+def cache_frozen_trunk(run: Run) -> str:
+    """When only the top trains, the trunk maps a message to the same hidden states in every
+    epoch: compute them once, and each step runs (and backpropagates) the top alone."""
+    run.net = run.model
+    splits = list(run.data.values())
+    size = cache_size(run.model, splits, run.pad_to) if run.cfg.cache_frozen else None
+    if size is None:
+        return ""
+    if size > CACHE_LIMIT_BYTES:
+        return f", frozen trunk not cached ({size / 1e9:.1f} GB)"
+    run.data = {name: cache_trunk(run.model, d, run.run_cfg, run.pad_id, run.pad_to)
+                for name, d in run.data.items()}
+    run.net = FrozenTrunkTop(run.model)
+    return f", frozen trunk computed once ({size / 1e6:.0f} MB)"
+
+
+def announce_run(run: Run, cache_note: str) -> None:
+    """The opening line: what trains, on what, how."""
+    if not run.ranks.master:
+        return
+    cfg, model = run.run_cfg, run.model
     n_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    if ranks.master:
-        print(
-            f"training {preset_name(model.config)} ({n_trainable / 1e6:.2f}M trainable "
-            f"parameters, {cfg.trainable}) on {len(train_data.ids)} messages, "
-            f"{len(splits.labels)} classes {splits.labels}, on {describe(device)}, precision "
-            f"{run_cfg.precision}, compile {'on' if run_cfg.compile else 'off'}"
-            + (f", frozen trunk computed once ({size / 1e6:.0f} MB)" if cached else "")
-            + (f", frozen trunk not cached ({size / 1e9:.1f} GB)" if size and not cached else "")
-            + (f", {ranks.world} processes" if ranks.world > 1 else "")
-        )
+    print(
+        f"training {preset_name(model.config)} ({n_trainable / 1e6:.2f}M trainable "
+        f"parameters, {cfg.trainable}) on {len(run.data['train'].ids)} messages, "
+        f"{len(run.labels)} classes {run.labels}, on {describe(cfg.device)}, precision "
+        f"{cfg.precision}, compile {'on' if cfg.compile else 'off'}" + cache_note
+        + (f", {run.ranks.world} processes" if run.ranks.world > 1 else "")
+    )
+
+
+def plan_schedule(run: Run) -> Schedule:
     # Every rank draws the same permutation of the epoch (seed + epoch) and keeps every
     # world-th message of it, after repeating the first few so that all ranks run as many steps:
     # batch k of all ranks together is batch k of a single-process run with the same seed.
-    sampler = DistributedSampler(range(len(train_data.ids)), num_replicas=ranks.world,
+    ranks, cfg = run.ranks, run.cfg
+    sampler = DistributedSampler(range(len(run.data["train"].ids)), num_replicas=ranks.world,
                                  rank=ranks.rank, shuffle=True, seed=cfg.seed)
     local_batch = cfg.batch_size // ranks.world
     n_batches = math.ceil(len(sampler) / local_batch)
     steps_per_epoch = math.ceil(n_batches / cfg.grad_accum)
     total_steps = min(steps_per_epoch * cfg.epochs, cfg.max_steps or math.inf)
-    resumable = progress.epoch  # the epoch whose state is on disk
-    try:
-        for epoch in range(progress.epoch + 1, cfg.epochs + 1):
-            if cfg.max_steps is not None and progress.step >= cfg.max_steps:
-                break
-            t0 = time.perf_counter()
-            model.train()
-            sampler.set_epoch(epoch)
-            if ranks.world > 1:
-                # Its own dropout masks on each rank, from the epoch alone, so a resumed run
-                # draws the masks an uninterrupted one would.
-                torch.manual_seed(cfg.seed + epoch * ranks.world + ranks.rank)
-            loss_sum, correct, count = 0.0, 0, 0
-            bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch}", leave=False,
-                       disable=None if ranks.master else True)
-            first_step_seconds = None
-            for i, (inputs, mask, labels) in enumerate(
-                batches(train_data, local_batch, pad_id, list(sampler), pad_to)
-            ):
-                last_micro_step = (i + 1) % cfg.grad_accum == 0 or i + 1 == n_batches
-                if ranks.world > 1:
-                    step.require_backward_grad_sync = last_micro_step  # average once per step
-                inputs, mask, labels = (t.to(device) for t in (inputs, mask, labels))
-                with autocast(run_cfg):
-                    logits = step(inputs, mask).float()
-                loss = F.cross_entropy(logits, labels)
-                scaler.scale(loss / cfg.grad_accum).backward()
-                loss_sum += loss.item() * len(labels)
-                correct += (logits.argmax(-1) == labels).sum().item()
-                count += len(labels)
-                progress.seen += len(labels) * ranks.world
-                if last_micro_step:
-                    for group in optimizer.param_groups:
-                        group["lr"] = learning_rate(cfg, progress.step, total_steps)
-                    scaler.step(optimizer)
-                    scaler.update()
-                    optimizer.zero_grad(set_to_none=True)
-                    progress.step += 1
-                    first_step_seconds = first_step_seconds or time.perf_counter() - t0
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{loss_sum / count:.3f}")
-                    if cfg.max_steps is not None and progress.step >= cfg.max_steps:
-                        break
-            bar.close()
-            train_seconds = time.perf_counter() - t0
-            steps = progress.step - (progress.history[-1]["step"] if progress.history else 0)
-            loss_sum, correct, count = distributed.all_sum([loss_sum, correct, count], device)
-            val = evaluate(run, val_data, run_cfg, pad_id, pad_to, ranks)
-            record = {
-                "epoch": epoch,
-                "step": progress.step,
-                "examples_seen": progress.seen,
-                # Running means over the epoch's batches: free, and what the curves show.
-                "train_loss": loss_sum / count,
-                "train_accuracy": correct / count,
-                "val_loss": val["loss"],
-                "val_accuracy": val["accuracy"],
-                "seconds": time.perf_counter() - t0,
-                "train_seconds": train_seconds,  # the optimizer steps alone, no validation
-                "steps": steps,
-                "first_step_seconds": first_step_seconds,  # torch.compile compiles in it
-            }
-            progress.history.append(record)
-            if ranks.master:
-                print(
-                    f"epoch {epoch}: train loss {record['train_loss']:.3f} acc "
-                    f"{record['train_accuracy']:.2%} | val loss {val['loss']:.3f} acc "
-                    f"{val['accuracy']:.2%} | {record['seconds']:.1f}s "
-                    f"({train_seconds / max(steps, 1):.3f} s/step)",
-                    flush=True,  # progress reaches logs and pipes as it happens
-                )
-            if keeps(cfg, val, progress.best):
-                progress.best = {"val_accuracy": val["accuracy"], "val_loss": val["loss"],
-                                 "epoch": epoch}
-                progress.best_state = copy.deepcopy(model.state_dict())
-            progress.epoch = epoch
-            if ranks.master:
-                save_state(out_dir, cfg, data_cfg, model.config, model, optimizer, scaler,
-                           progress)
-            resumable = epoch
-    except KeyboardInterrupt:
-        how = (f"spamkit train --resume --out {out_dir}" if ranks.world == 1
-               else "the same command with --resume")
-        raise Interrupted(f"interrupted; {out_dir} can resume after epoch {resumable}: {how}"
-                          ) from None
+    return Schedule(sampler, local_batch, n_batches, steps_per_epoch, total_steps)
 
+
+def run_epochs(run: Run, schedule: Schedule) -> None:
+    """Train the remaining epochs; after each, validate, keep it if it is the best so far and
+    write the resume point."""
+    for epoch in range(run.progress.epoch + 1, run.cfg.epochs + 1):
+        if reached_max_steps(run):
+            break
+        t0 = time.perf_counter()
+        sums, first_step_seconds = train_epoch(run, schedule, epoch, t0)
+        record = record_epoch(run, epoch, t0, sums, first_step_seconds)
+        report_epoch(run, record)
+        keep_epoch(run, record)
+        run.progress.epoch = epoch
+        save_progress(run)
+        run.resumable = epoch
+
+
+def reached_max_steps(run: Run) -> bool:
+    return run.cfg.max_steps is not None and run.progress.step >= run.cfg.max_steps
+
+
+def train_epoch(run: Run, schedule: Schedule, epoch: int, t0: float
+                ) -> tuple[list[float], float | None]:
+    """One pass over this process's share of the training split. Returns the running sums
+    [loss, correct, messages] and the seconds until the first optimizer step."""
+    run.model.train()
+    schedule.sampler.set_epoch(epoch)
+    if run.ranks.world > 1:
+        # Its own dropout masks on each rank, from the epoch alone, so a resumed run
+        # draws the masks an uninterrupted one would.
+        torch.manual_seed(run.cfg.seed + epoch * run.ranks.world + run.ranks.rank)
+    loss_sum, correct, count = 0.0, 0, 0
+    bar = tqdm(total=schedule.steps_per_epoch, desc=f"epoch {epoch}", leave=False,
+               disable=None if run.ranks.master else True)
+    first_step_seconds = None
+    for i, (inputs, mask, labels) in enumerate(batches(
+        run.data["train"], schedule.local_batch, run.pad_id, list(schedule.sampler), run.pad_to
+    )):
+        last_micro_step = (i + 1) % run.cfg.grad_accum == 0 or i + 1 == schedule.n_batches
+        batch_loss, batch_correct = learn_batch(run, inputs, mask, labels, last_micro_step)
+        loss_sum, correct = loss_sum + batch_loss, correct + batch_correct
+        count += len(labels)
+        run.progress.seen += len(labels) * run.ranks.world
+        if last_micro_step:
+            step_optimizer(run, schedule.total_steps)
+            first_step_seconds = first_step_seconds or time.perf_counter() - t0
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss_sum / count:.3f}")
+            if reached_max_steps(run):
+                break
+    bar.close()
+    return [loss_sum, correct, count], first_step_seconds
+
+
+def learn_batch(run: Run, inputs: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor,
+                sync: bool) -> tuple[float, int]:
+    """Forward and backward one micro-batch, averaging the gradients over the processes only
+    when `sync`; return its summed loss and how many it got right."""
+    train_net = run.train_net
+    if run.ranks.world > 1:
+        train_net.require_backward_grad_sync = sync  # average once per step
+    inputs, mask, labels = (t.to(run.device) for t in (inputs, mask, labels))
+    with autocast(run.run_cfg):
+        logits = train_net(inputs, mask).float()
+    loss = F.cross_entropy(logits, labels)
+    run.scaler.scale(loss / run.cfg.grad_accum).backward()
+    return loss.item() * len(labels), (logits.argmax(-1) == labels).sum().item()
+
+
+def step_optimizer(run: Run, total_steps: float) -> None:
+    for group in run.optimizer.param_groups:
+        group["lr"] = learning_rate(run.cfg, run.progress.step, total_steps)
+    run.scaler.step(run.optimizer)
+    run.scaler.update()
+    run.optimizer.zero_grad(set_to_none=True)
+    run.progress.step += 1
+
+
+def record_epoch(run: Run, epoch: int, t0: float, sums: list[float],
+                 first_step_seconds: float | None) -> dict:
+    """Validate, and add the epoch's record to the history."""
+    progress = run.progress
+    train_seconds = time.perf_counter() - t0
+    steps = progress.step - (progress.history[-1]["step"] if progress.history else 0)
+    loss_sum, correct, count = distributed.all_sum(sums, run.device)
+    val = evaluate_split(run, "val")
+    record = {
+        "epoch": epoch,
+        "step": progress.step,
+        "examples_seen": progress.seen,
+        # Running means over the epoch's batches: free, and what the curves show.
+        "train_loss": loss_sum / count,
+        "train_accuracy": correct / count,
+        "val_loss": val["loss"],
+        "val_accuracy": val["accuracy"],
+        "seconds": time.perf_counter() - t0,
+        "train_seconds": train_seconds,  # the optimizer steps alone, no validation
+        "steps": steps,
+        "first_step_seconds": first_step_seconds,  # torch.compile compiles in it
+    }
+    progress.history.append(record)
+    return record
+
+
+def report_epoch(run: Run, record: dict) -> None:
+    if run.ranks.master:
+        print(
+            f"epoch {record['epoch']}: train loss {record['train_loss']:.3f} acc "
+            f"{record['train_accuracy']:.2%} | val loss {record['val_loss']:.3f} acc "
+            f"{record['val_accuracy']:.2%} | {record['seconds']:.1f}s "
+            f"({record['train_seconds'] / max(record['steps'], 1):.3f} s/step)",
+            flush=True,  # progress reaches logs and pipes as it happens
+        )
+
+
+def keep_epoch(run: Run, record: dict) -> None:
+    """Hold on to this epoch's weights if the checkpoint should have them (see `keeps`)."""
+    val = {"accuracy": record["val_accuracy"], "loss": record["val_loss"]}
+    if keeps(run.cfg, val, run.progress.best):
+        run.progress.best = {"val_accuracy": val["accuracy"], "val_loss": val["loss"],
+                             "epoch": record["epoch"]}
+        run.progress.best_state = copy.deepcopy(run.model.state_dict())
+
+
+def evaluate_split(run: Run, name: str) -> dict[str, float]:
+    return evaluate(run.net, run.data[name], run.run_cfg, run.pad_id, run.pad_to, run.ranks)
+
+
+def evaluate_kept(run: Run) -> dict:
+    """Load the kept epoch's weights, score every split with them, and stop the processes;
+    return the metrics the checkpoint records."""
+    progress = run.progress
     if progress.best_state is None:
         raise SpamkitError("no epoch ran: raise --epochs or --max-steps")
-    model.load_state_dict(progress.best_state)
-    final = {name: evaluate(run, d, run_cfg, pad_id, pad_to, ranks)
-             for name, d in (("train", train_data), ("val", val_data), ("test", test_data))}
+    run.model.load_state_dict(progress.best_state)
+    final = {name: evaluate_split(run, name) for name in run.data}
     distributed.stop()
-    metrics = {
+    return {
         "kept_epoch": progress.best["epoch"],  # whose weights the checkpoint holds
         "final": final,
         "history": progress.history,
-        "split_sizes": {"train": len(train_data.ids), "val": len(val_data.ids),
-                        "test": len(test_data.ids)},
+        "split_sizes": {name: len(d.ids) for name, d in run.data.items()},
     }
-    if not ranks.master:
-        return metrics
+
+
+def save_results(run: Run, metrics: dict) -> None:
+    """Print the kept epoch's scores; write the checkpoint (the plain model: LoRA merged,
+    character n-grams folded into the embeddings) and the training curves."""
+    cfg, model, final = run.cfg, run.model, metrics["final"]
     print(
-        f"kept epoch {progress.best['epoch']} ({cfg.keep}): train acc {final['train']['accuracy']:.2%}, "
-        f"val acc {final['val']['accuracy']:.2%}, test acc {final['test']['accuracy']:.2%}"
+        f"kept epoch {metrics['kept_epoch']} ({cfg.keep}): train acc "
+        f"{final['train']['accuracy']:.2%}, val acc {final['val']['accuracy']:.2%}, test acc "
+        f"{final['test']['accuracy']:.2%}"
     )
     if cfg.trainable == "lora":
         merge_lora(model)
     if cfg.char_ngrams:
         model.wte = model.wte.folded()
-    training = {**asdict(run_cfg), "pad_to_tokens": pad_to}
-    ckpt = Checkpoint(model.cpu().eval(), splits.labels, preset_name(model.config), data_cfg,
+    training = {**asdict(run.run_cfg), "pad_to_tokens": run.pad_to}
+    ckpt = Checkpoint(model.cpu().eval(), run.labels, preset_name(model.config), run.data_cfg,
                       training)
-    save_checkpoint(out_dir, ckpt, metrics)  # replaces out_dir, training state included
-    plots.training_curves(progress.history, Path(out_dir) / "curves.png")
-    print(f"checkpoint written to {out_dir} (training curves in curves.png)")
-    return metrics
+    save_checkpoint(run.out_dir, ckpt, metrics)  # replaces out_dir, training state included
+    plots.training_curves(run.progress.history, Path(run.out_dir) / "curves.png")
+    print(f"checkpoint written to {run.out_dir} (training curves in curves.png)")

@@ -112,8 +112,8 @@ MUTANTS = [
     ),
     Mutant(
         "gradients not averaged", "toolkit/train.py",
-        "step.require_backward_grad_sync = last_micro_step",
-        "step.require_backward_grad_sync = False",
+        "train_net.require_backward_grad_sync = sync",
+        "train_net.require_backward_grad_sync = False",
         ("tests/test_distributed.py::test_two_processes_train_as_one_process_with_the_same_"
          "global_batch",),
     ),

@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 from spamkit.atomic import write_bytes_atomic
-from spamkit.errors import SpamkitError
+from spamkit.runtime.errors import BundleError
 
 MANIFEST_FILE = "manifest.json"
 TOKENIZER_FILE = "tokenizer.json"
@@ -43,6 +43,13 @@ FIELDS_SINCE = {"devices": 2, "vocab_size": 3}
 GRAPH_FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx", "fp16": "model.fp16.onnx"}
 GRAPH_DEVICES = {"fp32": ["cpu", "cuda"], "int8": ["cpu"], "fp16": ["cuda"]}
 TOKENS = ("last", "first")
+# The graph's inputs (int64 [batch, sequence]) and output (float32 [batch, classes]).
+INPUT_IDS, ATTENTION_MASK, LOGITS = "input_ids", "attention_mask", "logits"
+GRAPH_INPUTS = (INPUT_IDS, ATTENTION_MASK)
+# Where Classifier.load may run a bundle ("auto": CUDA when ONNX Runtime can, else the CPU).
+RUNTIME_DEVICES = ("cpu", "cuda", "auto")
+# By default a device runs the smallest graph meant for it (int8 on a CPU, fp16 on a GPU).
+GRAPHS_SMALLEST_FIRST = ("int8", "fp16", "fp32")
 
 # Sane bounds on what a manifest may claim: far beyond any real bundle, small enough that
 # nothing downstream (tokenizer, batching, printing) is ever asked for something absurd.
@@ -54,10 +61,6 @@ MAX_ENTRIES = 1000  # files, sizes, figures
 MAX_TEXT = 256  # characters in a label, a file name, a version, a figure's name
 SHA256 = re.compile(r"[0-9a-f]{64}")
 THRESHOLD_KEYS = ("label", "value", "target_precision", "val_precision", "val_recall")
-
-
-class BundleError(SpamkitError):
-    """The bundle is missing, damaged, or from an incompatible spamkit."""
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,12 @@ except ImportError as e:  # onnxruntime and onnxruntime-gpu are alternatives, so
     ) from e
 
 from spamkit.runtime.bundle import (
+    ATTENTION_MASK,
     GRAPH_FILES,
-    BundleError,
+    GRAPH_INPUTS,
+    INPUT_IDS,
+    LOGITS,
+    RUNTIME_DEVICES,
     Manifest,
     first_line,
     load_json,
@@ -29,7 +33,8 @@ from spamkit.runtime.bundle import (
     read_verified,
     verify_files,
 )
-from spamkit.runtime.device import DEVICES, choose_graph, providers_for, runs_on_cuda
+from spamkit.runtime.device import choose_graph, providers_for, runs_on_cuda
+from spamkit.runtime.errors import BundleError
 from spamkit.runtime.tokenizer import Tokenizer
 
 # A batch stops at this many (padded) tokens by default: ONNX Runtime's working memory grows
@@ -37,7 +42,6 @@ from spamkit.runtime.tokenizer import Tokenizer
 # full speed at a hundred rows already (`spamkit bench` on the 124M int8 bundle: 150-158 msgs/s
 # and 216 MB peak RSS at 128 tokens, 147-170 msgs/s and 225 MB at 256).
 BATCH_TOKENS = 128
-INPUTS = ("input_ids", "attention_mask")
 MAX_TOKENIZER_BYTES = 64 << 20  # GPT-2's is 1.6 MB
 
 
@@ -70,12 +74,13 @@ def check_graph(session: ort.InferenceSession, classes: int, graph: Path) -> Non
     [batch, sequence] in, float32 logits [batch, classes] out (where the graph fixes the
     classes, they must be the manifest's)."""
     inputs = {i.name: i for i in session.get_inputs()}
-    logits = next((o for o in session.get_outputs() if o.name == "logits"), None)
-    if sorted(inputs) != sorted(INPUTS) or logits is None:
+    logits = next((o for o in session.get_outputs() if o.name == LOGITS), None)
+    if sorted(inputs) != sorted(GRAPH_INPUTS) or logits is None:
         outputs = [o.name for o in session.get_outputs()]
         raise BundleError(f"{graph} takes {sorted(inputs)} and gives {outputs}, not "
-                          f"{list(INPUTS)} -> ['logits']")
-    for node, dtype in [*((inputs[n], "tensor(int64)") for n in INPUTS), (logits, "tensor(float)")]:
+                          f"{list(GRAPH_INPUTS)} -> {[LOGITS]}")
+    expected = [*((inputs[n], "tensor(int64)") for n in GRAPH_INPUTS), (logits, "tensor(float)")]
+    for node, dtype in expected:
         if node.type != dtype or len(node.shape) != 2:
             raise BundleError(f"{graph}: {node.name} is {node.type} of rank {len(node.shape)}, "
                               f"not {dtype} of rank 2")
@@ -117,15 +122,15 @@ def check_options(batch_size: object, batch_tokens: object, threshold: object) -
 
 def check_load_options(threads: object, precision: object, device: object = "cpu") -> None:
     """ValueError unless threads is None or 1..this machine's CPUs, precision None or a graph
-    name, and device one of DEVICES."""
+    name, and device one of RUNTIME_DEVICES."""
     cpus = os.cpu_count() or 1
     if threads is not None and (not _is_int(threads) or not 1 <= threads <= cpus):
         raise ValueError(f"threads must be an integer from 1 to {cpus} (this machine's CPUs), "
                          f"not {threads!r}")
     if precision is not None and precision not in GRAPH_FILES:
         raise ValueError(f"precision must be one of {', '.join(GRAPH_FILES)}, not {precision!r}")
-    if device not in DEVICES:
-        raise ValueError(f"device must be one of {', '.join(DEVICES)}, not {device!r}")
+    if device not in RUNTIME_DEVICES:
+        raise ValueError(f"device must be one of {', '.join(RUNTIME_DEVICES)}, not {device!r}")
 
 
 def _is_int(value: object) -> bool:
@@ -275,7 +280,7 @@ class Classifier:
         # once each, which is all I/O binding would do when the inputs start on the host.
         input_ids, mask = pad_batch(batch, self.tokenizer.pad_id)
         try:
-            out = self.session.run(["logits"], {"input_ids": input_ids, "attention_mask": mask})[0]
+            out = self.session.run([LOGITS], {INPUT_IDS: input_ids, ATTENTION_MASK: mask})[0]
         except Exception as e:  # noqa: BLE001 - ORT raises its own Fail/InvalidArgument types
             raise BundleError(f"the bundle's {self.precision} graph failed on texts[{indices[0]}]"
                               f" and its batch: {first_line(e)}") from None

@@ -28,8 +28,7 @@ from spamkit.config import (
 )
 from spamkit.errors import Interrupted, SpamkitError
 from spamkit.outputs import CHECKPOINT, check_output
-from spamkit.runtime.device import DEVICES as RUNTIME_DEVICES
-from spamkit.runtime.device import GRAPH_ORDER
+from spamkit.runtime.bundle import GRAPHS_SMALLEST_FIRST, RUNTIME_DEVICES
 
 try:  # typer >= 0.2x runs on its own copy of click
     from typer._click import exceptions as click_errors
@@ -235,7 +234,7 @@ def eval_(
     split: str = typer.Option("test", **one_of(SPLIT_NAMES),
                               help="train, val, test (split as in training), or all "
                               "(every message of --data: for a held-out file of your own)."),
-    precision: Optional[str] = typer.Option(None, **one_of(GRAPH_ORDER),
+    precision: Optional[str] = typer.Option(None, **one_of(GRAPHS_SMALLEST_FIRST),
                                             help="Bundle graph: int8, fp16 or fp32."),
     device: str = typer.Option("cpu", **one_of(RUNTIME_DEVICES),
                                help="Where a bundle runs: cpu, cuda or auto."),
@@ -293,7 +292,7 @@ def classify(
         "LF ends a line; the CR of a CRLF is dropped, any other CR is part of the message)."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per message."),
     device: str = typer.Option("cpu", **one_of(RUNTIME_DEVICES), help="cpu, cuda or auto."),
-    precision: Optional[str] = typer.Option(None, **one_of(GRAPH_ORDER),
+    precision: Optional[str] = typer.Option(None, **one_of(GRAPHS_SMALLEST_FIRST),
                                             help="Graph to run: int8, fp16 or fp32 "
                                             "(default: the smallest meant for the device)."),
     threads: Optional[int] = typer.Option(None, **THREADS, help="ONNX Runtime threads."),
@@ -340,7 +339,7 @@ def bench(
     bundle: Path = typer.Argument(..., help="Bundle directory from `spamkit export`."),
     data: Optional[str] = typer.Option(None, "--data", help="Messages to classify. " + DATA_HELP),
     device: str = typer.Option("cpu", **one_of(RUNTIME_DEVICES), help="cpu, cuda or auto."),
-    precision: Optional[str] = typer.Option(None, **one_of(GRAPH_ORDER),
+    precision: Optional[str] = typer.Option(None, **one_of(GRAPHS_SMALLEST_FIRST),
                                             help="Graph to run: int8, fp16 or fp32 "
                                             "(default: the one Classifier.load picks for the "
                                             "device)."),
@@ -392,7 +391,7 @@ def score(
     actors: int = typer.Option(1, min=1, help="Ray actors, each with its own copy of the model."),
     address: Optional[str] = typer.Option(None, help="A running Ray cluster (host:port); "
                                           "default: start one on this machine."),
-    precision: Optional[str] = typer.Option(None, **one_of(GRAPH_ORDER),
+    precision: Optional[str] = typer.Option(None, **one_of(GRAPHS_SMALLEST_FIRST),
                                             help="Graph to run: int8 or fp32."),
     threads: Optional[int] = typer.Option(None, **THREADS,
                                           help="ONNX Runtime threads (per actor)."),

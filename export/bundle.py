@@ -11,6 +11,7 @@ from spamkit.atomic import atomic_dir
 from spamkit.checkpoint import load_checkpoint
 from spamkit.data import Splits, load_splits
 from spamkit.errors import SpamkitError
+from spamkit.export.manifest import with_checksums, write_manifest
 from spamkit.export.onnx_graph import OPSET, export_onnx, saved_files
 from spamkit.export.quantize import quantize_int8
 from spamkit.export.verify import compare_logits
@@ -20,8 +21,6 @@ from spamkit.runtime.bundle import (
     GRAPH_FILES,
     TOKENIZER_FILE,
     Manifest,
-    with_checksums,
-    write_manifest,
 )
 from spamkit.runtime.classifier import Classifier, make_session
 from spamkit.tokenizer import gpt2_tokenizer

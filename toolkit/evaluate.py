@@ -14,8 +14,9 @@ import numpy as np
 from spamkit.config import SPLIT_NAMES
 from spamkit.data import DataConfig, Examples, load_splits, read_messages, resolve_data
 from spamkit.errors import SpamkitError
+from spamkit.export.manifest import write_manifest
 from spamkit.metrics import Report, precision_recall_curve, report
-from spamkit.runtime.bundle import MANIFEST_FILE, read_manifest, write_manifest
+from spamkit.runtime.bundle import MANIFEST_FILE, read_manifest
 
 
 def _argmax(proba: np.ndarray) -> np.ndarray:

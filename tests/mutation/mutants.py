@@ -67,7 +67,7 @@ MUTANTS = [
         (f"{INTERRUPTS}::test_a_kill_while_the_data_is_cached_leaves_nothing_half_written",),
     ),
     Mutant(
-        "manifest written in place", "runtime/bundle.py",
+        "manifest written in place", "export/manifest.py",
         "write_bytes_atomic(Path(bundle) / MANIFEST_FILE, text)",
         "(Path(bundle) / MANIFEST_FILE).write_bytes(text)",
         (f"{INTERRUPTS}::test_a_kill_while_calibrate_writes_the_manifest_keeps_a_loadable_bundle",),

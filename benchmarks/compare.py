@@ -36,9 +36,9 @@ import numpy as np
 
 from spamkit import __version__
 from spamkit.atomic import atomic_dir
+from spamkit.bench import BenchConfig, child_command
 from spamkit.data import resolve_data
 from spamkit.measure import MeasureConfig, machine_facts, run_child
-from spamkit.runtime.bench import BenchConfig, child_command
 from spamkit.runtime.bundle import read_manifest
 
 HERE = Path(__file__).resolve().parent

@@ -358,7 +358,7 @@ def bench(
     process on real messages (no torch involved)."""
     from spamkit.data import resolve_data
     from spamkit.measure import MeasureConfig, usable_cpus
-    from spamkit.runtime.bench import BenchConfig, format_table, run_bench
+    from spamkit.bench import BenchConfig, format_table, run_bench
     from spamkit.runtime.bundle import open_manifest
 
     open_manifest(bundle, digest)  # a bad bundle is reported before the data is looked for

@@ -1,8 +1,7 @@
 """`spamkit bench`: how fast a bundle classifies on this machine, as an app meets it.
 
-`run_bench` starts a fresh process (`python -m spamkit.runtime.bench`) that imports the
-runtime, loads the bundle and answers a first message (start-up, timed from the process's
-start), then times batch-1 latency and `Classifier.logits` (what `predict` runs) over a list of
+`run_bench` starts a fresh process (`python -m spamkit.bench`) that imports the runtime, loads
+the bundle and answers a first message (start-up, timed from the process's start), then times batch-1 latency and `Classifier.logits` (what `predict` runs) over a list of
 real messages; see spamkit.measure. Never imports torch: it runs where an app would.
 """
 
@@ -73,7 +72,7 @@ def loader_for(spec: dict) -> Callable[[], BundleRoute]:
 
 def child_command() -> list[str]:
     """The measuring process for a bundle; benchmarks/compare.py runs it too."""
-    return [sys.executable, "-m", "spamkit.runtime.bench"]
+    return [sys.executable, "-m", "spamkit.bench"]
 
 
 def run_bench(bench: BenchConfig, measure: MeasureConfig) -> dict:

@@ -1,8 +1,9 @@
 """`spamkit bench`: how fast a bundle classifies on this machine, as an app meets it.
 
 `run_bench` starts a fresh process (`python -m spamkit.bench`) that imports the runtime, loads
-the bundle and answers a first message (start-up, timed from the process's start), then times batch-1 latency and `Classifier.logits` (what `predict` runs) over a list of
-real messages; see spamkit.measure. Never imports torch: it runs where an app would.
+the bundle and answers a first message (start-up, timed from the process's start), then times
+batch-1 latency and `Classifier.logits` (what `predict` runs) over a list of real messages; see
+spamkit.measure. Never imports torch: it runs where an app would.
 """
 
 from __future__ import annotations

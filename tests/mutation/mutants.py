@@ -42,7 +42,7 @@ MUTANTS = [
         ("tests/reliability/test_bundle_damage.py::test_a_damaged_file_is_named_when_loaded",),
     ),
     Mutant(
-        "padding leaks into the mask", "runtime/classifier.py",
+        "padding leaks into the mask", "runtime/batching.py",
         "mask[i, : len(x)] = 1",
         "mask[i, :] = 1",
         ("tests/test_export.py::test_a_message_gets_the_same_logits_alone_and_batched_with_"

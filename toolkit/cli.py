@@ -246,11 +246,11 @@ def eval_(
     """Accuracy, per-class precision/recall/F1 and the confusion matrix on a split."""
     import numpy as np
 
-    from spamkit.evaluate import evaluate_model, examples_for, load_scorer, pr_curves
+    from spamkit.evaluate import examples_for, load_model, pr_curves, score_examples
 
-    scorer = load_scorer(model, precision, device, digest)
-    examples = examples_for(scorer, data, split)
-    rep, probs = evaluate_model(scorer, examples)
+    loaded = load_model(model, precision, device, digest)
+    examples = examples_for(loaded, data, split)
+    rep, probs = score_examples(loaded, examples)
     if plots:
         from spamkit import plots as figures
 
@@ -305,8 +305,7 @@ def classify(
                           digest=digest)
     for batch in [texts] if texts else _stdin_lines():
         probs = clf.predict_proba(batch)
-        for text, p, i in zip(batch, probs, clf.decide(probs)):
-            label = clf.labels[i]
+        for text, p, label in zip(batch, probs, clf.decide_labels(probs)):
             if as_json:
                 scores = {name: round(float(x), 6) for name, x in zip(clf.labels, p)}
                 print(json.dumps({"text": text, "label": label, "probabilities": scores}))
@@ -356,9 +355,9 @@ def bench(
 ) -> None:
     """Start-up, batch-1 latency, throughput and peak memory of a bundle, measured in a fresh
     process on real messages (no torch involved)."""
+    from spamkit.bench import BenchConfig, format_table, run_bench
     from spamkit.data import resolve_data
     from spamkit.measure import MeasureConfig, usable_cpus
-    from spamkit.bench import BenchConfig, format_table, run_bench
     from spamkit.runtime.bundle import open_manifest
 
     open_manifest(bundle, digest)  # a bad bundle is reported before the data is looked for

@@ -73,7 +73,7 @@ class Manifest:
     graphs: dict[str, str]  # precision -> file
     spamkit_version: str
     files: dict[str, str] = field(default_factory=dict)  # file -> sha256
-    sizes: dict[str, int] = field(default_factory=dict)  # file -> bytes (absent before 0.2)
+    sizes: dict[str, int] = field(default_factory=dict)  # file -> bytes (absent in early bundles)
     verification: dict = field(default_factory=dict)  # figures measured at export
     # How the training data was split (split kind, seed, columns), so `spamkit eval` and
     # `spamkit calibrate` can rebuild the validation and test splits.

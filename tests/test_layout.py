@@ -8,6 +8,8 @@ what apps install: it imports nothing of spamkit outside itself.
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -156,6 +158,19 @@ def test_the_cli_loads_neither_torch_nor_onnxruntime_on_import():
     assert loaded_on_import("spamkit.cli") & HEAVY == set()
     # The check follows imports: the trainer does load torch.
     assert "torch" in loaded_on_import("spamkit.train")
+
+
+def test_the_cli_and_the_errors_import_where_neither_torch_nor_onnxruntime_can():
+    """What the static check above promises, in a real interpreter: any import of either
+    raises there."""
+    code = ("import sys\n"
+            "sys.modules['torch'] = sys.modules['onnxruntime'] = None\n"
+            "import spamkit.cli, spamkit.errors, spamkit.runtime.bundle, spamkit.export.manifest\n"
+            "from spamkit.runtime import BundleError\n"
+            "assert issubclass(BundleError, spamkit.errors.SpamkitError)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
 
 
 def test_no_function_is_longer_than_a_reader_can_hold():

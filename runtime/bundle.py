@@ -41,7 +41,7 @@ FORMAT_VERSION = 3
 FIELDS_SINCE = {"devices": 2, "vocab_size": 3}
 GRAPH_FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx", "fp16": "model.fp16.onnx"}
 GRAPH_DEVICES = {"fp32": ["cpu", "cuda"], "int8": ["cpu"], "fp16": ["cuda"]}
-TOKENS = ("last", "first")
+TOKENS = ("last", "first")  # the token the graph classifies from
 # The graph's inputs (int64 [batch, sequence]) and output (float32 [batch, classes]).
 INPUT_IDS, ATTENTION_MASK, LOGITS = "input_ids", "attention_mask", "logits"
 GRAPH_INPUTS = (INPUT_IDS, ATTENTION_MASK)

@@ -10,8 +10,8 @@
    quantize --avx512_vnni --per_channel`.
 2. Rounds: every route in a fresh process of its own, one at a time, in the same order each
    round, on the same messages with the same threads (spamkit.measure times them all).
-3. Report: the median of each figure over the rounds, spamkit's ratio to each peer, the issue's
-   targets, and cross-checks that the routes compute the same thing (token counts, logits).
+3. Report: the median of each figure over the rounds, spamkit's ratio to each peer, the
+   targets for the 124M shape, and cross-checks that the routes compute the same thing (token counts, logits).
 
 transformers and optimum live in --peer-python's venv only (optimum-onnx needs
 transformers<4.58); the book and spamkit routes run in this interpreter's venv.
@@ -36,9 +36,9 @@ import numpy as np
 
 from spamkit import __version__
 from spamkit.atomic import atomic_dir
+from spamkit.bench import BenchConfig, child_command
 from spamkit.data import resolve_data
 from spamkit.measure import MeasureConfig, machine_facts, run_child
-from spamkit.runtime.bench import BenchConfig, child_command
 from spamkit.runtime.bundle import read_manifest
 
 HERE = Path(__file__).resolve().parent
@@ -57,7 +57,7 @@ FIGURES = {
     "peak RSS MB": (("peak_rss_mb",), "low", "{:.0f}"),
     "model MB": (("graph_mb",), "low", "{:.0f}"),
 }
-# The issue's targets for the 124M shape: (route, figure, bound, at most?).
+# What spamkit aims for on the 124M shape: (route, figure, bound, at most?).
 TARGETS = [
     ("spamkit-int8", "p50 ms", 6.0, True),
     ("spamkit-int8", "p90 ms", 11.0, True),
@@ -204,7 +204,7 @@ def report(args: argparse.Namespace, results: dict, medians: dict, checks: dict,
         cells = [f"{n} " + " / ".join(f"{v:.1f}" for v in values) for n, values in per.items()]
         lines.append(f"  {r}: " + "; ".join(cells))
 
-    lines += ["", "targets (issue 4, for the gpt2 shape)"]
+    lines += ["", "targets (for the gpt2 shape)"]
     for route, name, bound, at_most in TARGETS:
         if route in routes:
             got = medians[route][name]

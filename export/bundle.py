@@ -11,6 +11,7 @@ from spamkit.atomic import atomic_dir
 from spamkit.checkpoint import load_checkpoint
 from spamkit.data import Splits, load_splits
 from spamkit.errors import SpamkitError
+from spamkit.export.manifest import with_checksums, write_manifest
 from spamkit.export.onnx_graph import OPSET, export_onnx, saved_files
 from spamkit.export.quantize import quantize_int8
 from spamkit.export.verify import compare_logits
@@ -20,8 +21,6 @@ from spamkit.runtime.bundle import (
     GRAPH_FILES,
     TOKENIZER_FILE,
     Manifest,
-    with_checksums,
-    write_manifest,
 )
 from spamkit.runtime.classifier import Classifier, make_session
 from spamkit.tokenizer import gpt2_tokenizer
@@ -29,8 +28,8 @@ from spamkit.tokenizer import gpt2_tokenizer
 # Largest |logit - PyTorch's| allowed: atol + rtol * (largest |logit| of the messages checked).
 FP32_TOLERANCE = (1e-4, 0.0)
 # fp16 keeps 11 significant bits, and rounding at every layer adds up with depth and with the
-# size of the logits: 0.5% of the largest logit on the `mini` preset, 0.05% on a barely trained
-# `gpt2`. Labels are compared separately (agreement with fp32 on val and test).
+# size of the logits (docs/bundle-format.md). Labels are compared separately (agreement with
+# fp32 on val and test).
 FP16_TOLERANCE = (1e-2, 1e-2)
 VERIFY_MESSAGES = 64
 CALIBRATION_MESSAGES = 256
@@ -53,17 +52,12 @@ class ExportConfig:
 def export_bundle(checkpoint: str | Path, out: str | Path, cfg: ExportConfig) -> Manifest:
     check_output(out, BUNDLE, force=cfg.force, inputs=[checkpoint, cfg.data])
     ckpt = load_checkpoint(checkpoint)
-    if ckpt.training.get("pad_to"):
-        raise SpamkitError(
-            f"{checkpoint} was trained with --pad-to (the book's fixed-length padding, kept for "
-            "its experiments); the runtime reads the last real token, so retrain without "
-            "--pad-to to export"
-        )
+    _refuse_fixed_padding(checkpoint, ckpt.training)
     model_cfg = ckpt.config
     tokenizer = gpt2_tokenizer(model_cfg.context_length)
     data_cfg = replace(ckpt.data, path=cfg.data) if cfg.data else ckpt.data
     splits = load_splits(data_cfg)
-    sample = _spread(splits.val.texts, VERIFY_MESSAGES)
+    sample = _even_sample(splits.val.texts, VERIFY_MESSAGES)
 
     with atomic_dir(out) as tmp:
         fp32_path = tmp / GRAPH_FILES["fp32"]
@@ -75,7 +69,8 @@ def export_bundle(checkpoint: str | Path, out: str | Path, cfg: ExportConfig) ->
         graphs = {"fp32": GRAPH_FILES["fp32"]}
         if cfg.int8:
             # Calibrate on training messages: validation and test stay unseen for the checks.
-            calibration = tokenizer.encode_batch(_spread(splits.train.texts, CALIBRATION_MESSAGES))
+            calibration = tokenizer.encode_batch(
+                _even_sample(splits.train.texts, CALIBRATION_MESSAGES))
             quantize_int8(fp32_path, tmp / GRAPH_FILES["int8"], calibration, tokenizer.pad_id)
             graphs["int8"] = GRAPH_FILES["int8"]
         if cfg.fp16:
@@ -112,7 +107,16 @@ def export_bundle(checkpoint: str | Path, out: str | Path, cfg: ExportConfig) ->
     return manifest
 
 
-def _spread(texts: list[str], n: int) -> list[str]:
+def _refuse_fixed_padding(checkpoint: str | Path, training: dict) -> None:
+    if training.get("pad_to"):
+        raise SpamkitError(
+            f"{checkpoint} was trained with --pad-to (the book's fixed-length padding, kept for "
+            "its experiments); the runtime reads the last real token, so retrain without "
+            "--pad-to to export"
+        )
+
+
+def _even_sample(texts: list[str], n: int) -> list[str]:
     """`n` messages taken at even steps through the (shuffled) split."""
     return texts[:: max(len(texts) // n, 1)][:n]
 
@@ -148,16 +152,16 @@ def _compare_with_fp32(bundle: Path, tokenizer, manifest: Manifest, splits: Spli
         truth = [splits.labels[y] for y in part.labels]
         preds = {p: clf.predict(part.texts) for p, clf in runners.items()}
         line = f"{name} split ({len(truth)} messages): accuracy "
-        line += ", ".join(f"{p} {_share(preds[p], truth):.2%}" for p in preds)
-        report |= {f"{name}_accuracy_{p}": _share(preds[p], truth) for p in preds}
+        line += ", ".join(f"{p} {_agreement(preds[p], truth):.2%}" for p in preds)
+        report |= {f"{name}_accuracy_{p}": _agreement(preds[p], truth) for p in preds}
         for p in [p for p in preds if p != "fp32"]:
-            agree = _share(preds[p], preds["fp32"])
+            agree = _agreement(preds[p], preds["fp32"])
             line += f"; {p} labels agree with fp32 on {agree:.2%}"
             report[f"{name}_{p}_label_agreement"] = agree
         print(line)
     return report
 
 
-def _share(a: list[str], b: list[str]) -> float:
+def _agreement(a: list[str], b: list[str]) -> float:
     """The fraction of positions where two label lists agree."""
     return sum(x == y for x, y in zip(a, b)) / len(a)

@@ -11,8 +11,7 @@ per block of 32 values (GatherBlockQuantized): it is only looked up, never multi
 rounding stays in the rows of the message's own tokens. The position table stays int8 per row.
 
 Each block's attention then runs as one QAttention kernel: the int8 q/k/v projection followed by
-causal attention, which drops the Split between them (`spamkit bench`, 124M shape: batch-1 p50
-7-10% lower, logits unchanged to the last bit).
+causal attention, which drops the Split between them (faster, same logits: docs/bundle-format.md).
 """
 
 from __future__ import annotations
@@ -26,7 +25,8 @@ import onnxruntime as ort
 from onnx_ir.passes.common import RemoveUnusedNodesPass
 
 from spamkit.export.onnx_graph import save_graph
-from spamkit.runtime.classifier import pad_batch
+from spamkit.runtime.batching import pad_batch
+from spamkit.runtime.bundle import ATTENTION_MASK, INPUT_IDS
 
 MS_DOMAIN = "com.microsoft"
 TOKEN_BLOCK = 32  # values per 4-bit block of the token embedding table, one scale each
@@ -37,7 +37,7 @@ def quantize_int8(fp32: Path, int8: Path, calibration: list[list[int]], pad_id: 
     of real messages whose activations set the ranges."""
     model = ir.load(fp32)
     matmuls = [n for n in model.graph if _weight(n) is not None]
-    input_ids = next(v for v in model.graph.inputs if v.name == "input_ids")
+    input_ids = next(v for v in model.graph.inputs if v.name == INPUT_IDS)
     ranges = _activation_ranges(fp32, [n.inputs[0].name for n in matmuls], calibration, pad_id)
     for node in matmuls:
         _quantize_matmul(model.graph, node, ranges[node.inputs[0].name])
@@ -67,7 +67,7 @@ def _activation_ranges(
     hi = {name: -np.inf for name in names}
     for ids in calibration:
         input_ids, mask = pad_batch([ids], pad_id)
-        outputs = session.run(names, {"input_ids": input_ids, "attention_mask": mask})
+        outputs = session.run(names, {INPUT_IDS: input_ids, ATTENTION_MASK: mask})
         for name, x in zip(names, outputs, strict=True):
             lo[name] = min(lo[name], float(x.min()))
             hi[name] = max(hi[name], float(x.max()))

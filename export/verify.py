@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
-import torch
 
-from spamkit.model import GPTClassifier
-from spamkit.runtime.classifier import pad_batch
+from spamkit.model import GPTClassifier, model_logits
+from spamkit.runtime.batching import pad_batch
+from spamkit.runtime.bundle import ATTENTION_MASK, INPUT_IDS, LOGITS
 from spamkit.runtime.tokenizer import Tokenizer
 
 BATCH_SIZES = (1, 2, 5, 16)
@@ -29,18 +31,22 @@ def compare_logits(
     several sizes so that padding and batch shape are exercised too."""
     session = ort.InferenceSession(str(graph), providers=["CPUExecutionProvider"])
     ids = tokenizer.encode_batch(texts)
-    worst, scale, start = 0.0, 0.0, 0
-    model = model.eval().float()
-    for size in BATCH_SIZES * (len(ids) // sum(BATCH_SIZES) + 1):
-        batch = ids[start : start + size]
-        if not batch:
-            break
+    batches = list(mixed_batches(len(ids)))
+    want = model_logits(model.eval().float(), ids, tokenizer.pad_id, batches)
+    got = np.empty_like(want)
+    for rows in batches:
+        input_ids, mask = pad_batch([ids[i] for i in rows], tokenizer.pad_id)
+        got[rows] = session.run([LOGITS], {INPUT_IDS: input_ids, ATTENTION_MASK: mask})[0]
+    # np.max, unlike max(), keeps a NaN.
+    worst = float(np.max(np.abs(got - want), initial=0.0))
+    return LogitCheck(worst, float(np.abs(want).max(initial=0.0)))
+
+
+def mixed_batches(n: int) -> Iterator[list[int]]:
+    """Indices 0..n-1 in order, in batches of BATCH_SIZES' sizes in turn."""
+    start = 0
+    for size in itertools.cycle(BATCH_SIZES):
+        if start >= n:
+            return
+        yield list(range(start, min(start + size, n)))
         start += size
-        input_ids, mask = pad_batch(batch, tokenizer.pad_id)
-        got = session.run(["logits"], {"input_ids": input_ids, "attention_mask": mask})[0]
-        with torch.no_grad():
-            want = model(torch.from_numpy(input_ids), torch.from_numpy(mask)).numpy()
-        # np.max, unlike max(), keeps a NaN.
-        worst = float(np.max([worst, np.abs(got - want).max()]))
-        scale = max(scale, float(np.abs(want).max()))
-    return LogitCheck(worst, scale)

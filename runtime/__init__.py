@@ -9,7 +9,23 @@ Pin the bundle to the digest `spamkit export` printed, and any other bundle is r
     clf = Classifier.load("runs/demo/bundle", digest="9f86d08...")  # all 64 hex digits
 """
 
-from spamkit.runtime.bundle import BundleError, Manifest
-from spamkit.runtime.classifier import Classifier
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from spamkit.runtime.bundle import Manifest
+    from spamkit.runtime.classifier import Classifier
+    from spamkit.runtime.errors import BundleError
 
 __all__ = ["BundleError", "Classifier", "Manifest"]
+# Imported on first use (PEP 562), so that spamkit.runtime.errors and spamkit.runtime.bundle
+# load without ONNX Runtime and numpy.
+_HOMES = {"BundleError": "errors", "Classifier": "classifier", "Manifest": "bundle"}
+
+
+def __getattr__(name: str) -> object:
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)

@@ -26,11 +26,10 @@ import json
 import math
 import os
 import re
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from spamkit.atomic import write_bytes_atomic
-from spamkit.errors import SpamkitError
+from spamkit.runtime.errors import BundleError
 
 MANIFEST_FILE = "manifest.json"
 TOKENIZER_FILE = "tokenizer.json"
@@ -42,7 +41,14 @@ FORMAT_VERSION = 3
 FIELDS_SINCE = {"devices": 2, "vocab_size": 3}
 GRAPH_FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx", "fp16": "model.fp16.onnx"}
 GRAPH_DEVICES = {"fp32": ["cpu", "cuda"], "int8": ["cpu"], "fp16": ["cuda"]}
-TOKENS = ("last", "first")
+TOKENS = ("last", "first")  # the token the graph classifies from
+# The graph's inputs (int64 [batch, sequence]) and output (float32 [batch, classes]).
+INPUT_IDS, ATTENTION_MASK, LOGITS = "input_ids", "attention_mask", "logits"
+GRAPH_INPUTS = (INPUT_IDS, ATTENTION_MASK)
+# Where Classifier.load may run a bundle ("auto": CUDA when ONNX Runtime can, else the CPU).
+RUNTIME_DEVICES = ("cpu", "cuda", "auto")
+# By default a device runs the smallest graph meant for it (int8 on a CPU, fp16 on a GPU).
+GRAPHS_SMALLEST_FIRST = ("int8", "fp16", "fp32")
 
 # Sane bounds on what a manifest may claim: far beyond any real bundle, small enough that
 # nothing downstream (tokenizer, batching, printing) is ever asked for something absurd.
@@ -56,10 +62,6 @@ SHA256 = re.compile(r"[0-9a-f]{64}")
 THRESHOLD_KEYS = ("label", "value", "target_precision", "val_precision", "val_recall")
 
 
-class BundleError(SpamkitError):
-    """The bundle is missing, damaged, or from an incompatible spamkit."""
-
-
 @dataclass(frozen=True)
 class Manifest:
     labels: list[str]
@@ -71,7 +73,7 @@ class Manifest:
     graphs: dict[str, str]  # precision -> file
     spamkit_version: str
     files: dict[str, str] = field(default_factory=dict)  # file -> sha256
-    sizes: dict[str, int] = field(default_factory=dict)  # file -> bytes (absent before 0.2)
+    sizes: dict[str, int] = field(default_factory=dict)  # file -> bytes (absent in early bundles)
     verification: dict = field(default_factory=dict)  # figures measured at export
     # How the training data was split (split kind, seed, columns), so `spamkit eval` and
     # `spamkit calibrate` can rebuild the validation and test splits.
@@ -108,29 +110,6 @@ def parse_digest(digest: str) -> str:
             return hex_digits
     raise ValueError(f"a bundle digest is the 64 hex digits `spamkit export` prints, not "
                      f"{_show(digest)}")
-
-
-def with_checksums(bundle: str | os.PathLike[str], manifest: Manifest) -> Manifest:
-    """The manifest with the sha256 and size of every other file in the directory."""
-    bundle = Path(bundle)
-    paths = [p for p in sorted(bundle.rglob("*")) if p.is_file() and p.name != MANIFEST_FILE]
-    names = [p.relative_to(bundle).as_posix() for p in paths]
-    return replace(
-        manifest,
-        files={name: sha256_file(p) for name, p in zip(names, paths, strict=True)},
-        sizes={name: p.stat().st_size for name, p in zip(names, paths, strict=True)},
-    )
-
-
-def write_manifest(bundle: str | os.PathLike[str], manifest: Manifest) -> str:
-    """Write the manifest (refusing one the runtime would refuse); return the bundle's digest.
-    Rewriting a manifest (as `spamkit calibrate` does) changes the digest."""
-    data = {k: v for k, v in asdict(manifest).items()
-            if FIELDS_SINCE.get(k, 1) <= manifest.format_version}
-    check_manifest(data, f"the manifest for {bundle}")
-    text = (json.dumps(data, indent=2) + "\n").encode()
-    write_bytes_atomic(Path(bundle) / MANIFEST_FILE, text)
-    return hashlib.sha256(text).hexdigest()
 
 
 def read_manifest(bundle: str | os.PathLike[str]) -> Manifest:

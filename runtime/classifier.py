@@ -6,7 +6,7 @@ import itertools
 import math
 import numbers
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -19,9 +19,14 @@ except ImportError as e:  # onnxruntime and onnxruntime-gpu are alternatives, so
         "or 'spamkit[gpu]' on a machine with CUDA"
     ) from e
 
+from spamkit.runtime.batching import length_sorted_batches, pad_batch
 from spamkit.runtime.bundle import (
+    ATTENTION_MASK,
     GRAPH_FILES,
-    BundleError,
+    GRAPH_INPUTS,
+    INPUT_IDS,
+    LOGITS,
+    RUNTIME_DEVICES,
     Manifest,
     first_line,
     load_json,
@@ -29,15 +34,13 @@ from spamkit.runtime.bundle import (
     read_verified,
     verify_files,
 )
-from spamkit.runtime.device import DEVICES, choose_graph, providers_for, runs_on_cuda
+from spamkit.runtime.device import choose_graph, providers_for, runs_on_cuda
+from spamkit.runtime.errors import BundleError
 from spamkit.runtime.tokenizer import Tokenizer
 
 # A batch stops at this many (padded) tokens by default: ONNX Runtime's working memory grows
-# with the tokens in flight (~100 KB each for the 124M shape), while the int8 matmuls are near
-# full speed at a hundred rows already (`spamkit bench` on the 124M int8 bundle: 150-158 msgs/s
-# and 216 MB peak RSS at 128 tokens, 147-170 msgs/s and 225 MB at 256).
+# with the tokens in flight, and more of them barely speed up the matmuls (docs/performance.md).
 BATCH_TOKENS = 128
-INPUTS = ("input_ids", "attention_mask")
 MAX_TOKENIZER_BYTES = 64 << 20  # GPT-2's is 1.6 MB
 
 
@@ -70,12 +73,13 @@ def check_graph(session: ort.InferenceSession, classes: int, graph: Path) -> Non
     [batch, sequence] in, float32 logits [batch, classes] out (where the graph fixes the
     classes, they must be the manifest's)."""
     inputs = {i.name: i for i in session.get_inputs()}
-    logits = next((o for o in session.get_outputs() if o.name == "logits"), None)
-    if sorted(inputs) != sorted(INPUTS) or logits is None:
+    logits = next((o for o in session.get_outputs() if o.name == LOGITS), None)
+    if sorted(inputs) != sorted(GRAPH_INPUTS) or logits is None:
         outputs = [o.name for o in session.get_outputs()]
         raise BundleError(f"{graph} takes {sorted(inputs)} and gives {outputs}, not "
-                          f"{list(INPUTS)} -> ['logits']")
-    for node, dtype in [*((inputs[n], "tensor(int64)") for n in INPUTS), (logits, "tensor(float)")]:
+                          f"{list(GRAPH_INPUTS)} -> {[LOGITS]}")
+    expected = [*((inputs[n], "tensor(int64)") for n in GRAPH_INPUTS), (logits, "tensor(float)")]
+    for node, dtype in expected:
         if node.type != dtype or len(node.shape) != 2:
             raise BundleError(f"{graph}: {node.name} is {node.type} of rank {len(node.shape)}, "
                               f"not {dtype} of rank 2")
@@ -117,30 +121,19 @@ def check_options(batch_size: object, batch_tokens: object, threshold: object) -
 
 def check_load_options(threads: object, precision: object, device: object = "cpu") -> None:
     """ValueError unless threads is None or 1..this machine's CPUs, precision None or a graph
-    name, and device one of DEVICES."""
+    name, and device one of RUNTIME_DEVICES."""
     cpus = os.cpu_count() or 1
     if threads is not None and (not _is_int(threads) or not 1 <= threads <= cpus):
         raise ValueError(f"threads must be an integer from 1 to {cpus} (this machine's CPUs), "
                          f"not {threads!r}")
     if precision is not None and precision not in GRAPH_FILES:
         raise ValueError(f"precision must be one of {', '.join(GRAPH_FILES)}, not {precision!r}")
-    if device not in DEVICES:
-        raise ValueError(f"device must be one of {', '.join(DEVICES)}, not {device!r}")
+    if device not in RUNTIME_DEVICES:
+        raise ValueError(f"device must be one of {', '.join(RUNTIME_DEVICES)}, not {device!r}")
 
 
 def _is_int(value: object) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def pad_batch(batch: list[list[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
-    """Right-pad token ids to the batch's longest: the graph's input_ids and attention_mask."""
-    width = max(len(x) for x in batch)
-    input_ids = np.full((len(batch), width), pad_id, dtype=np.int64)
-    mask = np.zeros((len(batch), width), dtype=np.int64)
-    for i, x in enumerate(batch):
-        input_ids[i, : len(x)] = x
-        mask[i, : len(x)] = 1
-    return input_ids, mask
 
 
 class Classifier:
@@ -249,25 +242,12 @@ class Classifier:
     def _logits(self, ids: list[list[int]], start: int) -> np.ndarray:
         """Logits of a chunk of messages, the first being texts[start]."""
         out = np.empty((len(ids), len(self.labels)), dtype=np.float32)
-        # Batches of similar length waste little compute on padding; results go back to the
-        # caller's order. Right padding never changes a message's logits (causal attention).
-        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
-        for rows in self._batches(order, [len(x) for x in ids]):
+        # Results go back to the caller's order. Right padding never changes a message's logits
+        # (causal attention).
+        lengths = [len(x) for x in ids]
+        for rows in length_sorted_batches(lengths, self.batch_size, self.batch_tokens):
             out[rows] = self._run([ids[i] for i in rows], [start + i for i in rows])
         return out
-
-    def _batches(self, order: list[int], lengths: list[int]) -> Iterator[list[int]]:
-        """Consecutive runs of `order` (shortest first) within the batch's size and token cap;
-        a message longer than the cap runs alone."""
-        rows: list[int] = []
-        for i in order:
-            if rows and (len(rows) == self.batch_size
-                         or (len(rows) + 1) * lengths[i] > self.batch_tokens):
-                yield rows
-                rows = []
-            rows.append(i)
-        if rows:
-            yield rows
 
     def _run(self, batch: list[list[int]], indices: list[int]) -> np.ndarray:
         """The logits of a batch, checked; `indices` are its messages' places in texts."""
@@ -275,7 +255,7 @@ class Classifier:
         # once each, which is all I/O binding would do when the inputs start on the host.
         input_ids, mask = pad_batch(batch, self.tokenizer.pad_id)
         try:
-            out = self.session.run(["logits"], {"input_ids": input_ids, "attention_mask": mask})[0]
+            out = self.session.run([LOGITS], {INPUT_IDS: input_ids, ATTENTION_MASK: mask})[0]
         except Exception as e:  # noqa: BLE001 - ORT raises its own Fail/InvalidArgument types
             raise BundleError(f"the bundle's {self.precision} graph failed on texts[{indices[0]}]"
                               f" and its batch: {first_line(e)}") from None
@@ -302,7 +282,11 @@ class Classifier:
         iterable of str; a dict or a DataFrame is a TypeError, see `logits`)."""
         if isinstance(texts, str):
             return self.predict([texts])[0]
-        return [self.labels[i] for i in self.decide(self.predict_proba(texts))]
+        return self.decide_labels(self.predict_proba(texts))
+
+    def decide_labels(self, proba: np.ndarray) -> list[str]:
+        """The label for each row of `predict_proba`'s output, as `decide` picks it."""
+        return [self.labels[i] for i in self.decide(proba)]
 
     def decide(self, proba: np.ndarray) -> np.ndarray:
         """Class index for each row of `predict_proba`'s output. With a threshold, the

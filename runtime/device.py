@@ -11,24 +11,20 @@ from pathlib import Path
 
 import onnxruntime as ort
 
-from spamkit.errors import SpamkitError
-from spamkit.runtime.bundle import BundleError, Manifest
+from spamkit.runtime.bundle import GRAPHS_SMALLEST_FIRST, RUNTIME_DEVICES, Manifest
+from spamkit.runtime.errors import BundleError, SpamkitError
 
 log = logging.getLogger("spamkit.runtime")
 
-DEVICES = ("cpu", "cuda", "auto")
-# Smallest first: by default a device runs the smallest graph meant for it (int8 on a CPU, fp16
-# on a GPU, else fp32).
-GRAPH_ORDER = ("int8", "fp16", "fp32")
-# Export runs every graph it writes on ONNX Runtime's CPU provider and checks what comes out,
-# so any graph verifiably runs on a CPU when asked for by name; on CUDA only those meant for it.
-VERIFIED_EVERYWHERE_ON = "cpu"
+# Export checks every graph it writes on ONNX Runtime's CPU provider, so any graph may run on a
+# CPU when asked for by name; on CUDA only those meant for it.
+RUNS_ANY_GRAPH = "cpu"
 
 
 def providers_for(device: str) -> tuple[list[str], str]:
     """Return (providers, the device that will run). "cuda" never falls back silently."""
-    if device not in DEVICES:
-        raise ValueError(f"device must be one of {DEVICES}, not {device!r}")
+    if device not in RUNTIME_DEVICES:
+        raise ValueError(f"device must be one of {RUNTIME_DEVICES}, not {device!r}")
     has_cuda = "CUDAExecutionProvider" in ort.get_available_providers()
     if device == "cuda" and not has_cuda:
         raise SpamkitError(
@@ -59,7 +55,8 @@ def _load_cuda_libraries() -> None:
 def choose_graph(manifest: Manifest, bundle: Path, device: str, precision: str | None) -> str:
     """The precision of the graph to run on `device` ("cpu" or "cuda"): `precision` if given
     and allowed there, else the smallest graph meant for the device."""
-    meant = [p for p in GRAPH_ORDER if p in manifest.graphs and device in manifest.devices[p]]
+    meant = [p for p in GRAPHS_SMALLEST_FIRST
+             if p in manifest.graphs and device in manifest.devices[p]]
     held = ", ".join(f"{p} for {'/'.join(manifest.devices[p])}" for p in manifest.graphs)
     if precision is None:
         if not meant:
@@ -69,7 +66,7 @@ def choose_graph(manifest: Manifest, bundle: Path, device: str, precision: str |
     if precision not in manifest.graphs:
         raise BundleError(f"{bundle} has no {precision} graph (it has "
                           f"{', '.join(manifest.graphs)})")
-    if precision not in meant and device != VERIFIED_EVERYWHERE_ON:
+    if precision not in meant and device != RUNS_ANY_GRAPH:
         raise BundleError(f"the {precision} graph of {bundle} is meant for "
                           f"{' and '.join(manifest.devices[precision])}, not {device} "
                           f"(the bundle has {held})")

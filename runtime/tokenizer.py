@@ -54,9 +54,8 @@ class Tokenizer:
     def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
         # encode_ordinary: a message that contains "<|endoftext|>" is plain text, so no id a
         # message produces can be mistaken for the special token. One at a time, not
-        # encode_ordinary_batch: that starts a thread pool on every call, which cost 190 us per
-        # message (500 us right after an ONNX Runtime run, whose threads hold the cores) against
-        # 7 us for the encoding itself.
+        # encode_ordinary_batch: its thread pool, started on every call, costs far more than
+        # encoding a short message (docs/performance.md).
         ids = (self.encoding.encode_ordinary(t[-self._max_chars :]) for t in texts)
         return [x[-self.max_length :] if x else [self.eot_id] for x in ids]
 

@@ -53,6 +53,6 @@ def test_logits_are_the_head_on_the_last_real_tokens_hidden_state():
     batch = [[1, 2, 3], list(range(10, 30)), [7]]
     input_ids, mask = collate(batch, pad_id=50256)
     with torch.no_grad():
-        hidden = model.hidden_states(input_ids)[torch.arange(3), mask.sum(dim=1) - 1]
+        hidden = model.h[-1](model.trunk(input_ids))[torch.arange(3), mask.sum(dim=1) - 1]
         torch.testing.assert_close(model(input_ids, mask), model.head(model.ln_f(hidden)),
                                    atol=1e-6, rtol=0)

@@ -8,7 +8,7 @@ import pytest
 from conftest import SMS_FILE, spamkit_cli
 from PIL import Image
 
-from spamkit.evaluate import examples_for, load_scorer
+from spamkit.evaluate import examples_for, load_model
 from spamkit.runtime import Classifier
 from spamkit.runtime.bundle import read_manifest
 
@@ -70,7 +70,7 @@ def test_calibrate_stores_a_threshold_that_predict_uses(tiny_bundle, tmp_path):
     assert clf.threshold == stored["value"]
     np.testing.assert_array_equal(clf.predict_proba(texts), before)
     # The threshold meets the target on the validation split, checked independently here.
-    val = examples_for(load_scorer(bundle), str(SMS_FILE), "val")
+    val = examples_for(load_model(bundle), str(SMS_FILE), "val")
     p_spam = clf.predict_proba(val.texts)[:, 1]
     flagged = p_spam >= stored["value"]
     assert np.mean(np.array(val.labels)[flagged] == 1) >= 0.9

@@ -13,7 +13,7 @@ from spamkit.checkpoint import load_checkpoint
 from spamkit.config import TrainConfig, preset_config
 from spamkit.data import DataConfig
 from spamkit.errors import SpamkitError
-from spamkit.evaluate import evaluate_model, examples_for, load_scorer
+from spamkit.evaluate import examples_for, load_model, score_examples
 from spamkit.model import GPTClassifier
 from spamkit.tokenizer import gpt2_tokenizer
 from spamkit.train import learning_rate, train
@@ -163,8 +163,8 @@ def test_char_ngram_training_writes_a_plain_checkpoint_that_scores_the_same(tmp_
     config = json.loads((tmp_path / "ckpt" / "config.json").read_text())
     assert config["training"]["char_ngrams"] == 4
     # The folded table gives the checkpoint the accuracy the training run measured.
-    scorer = load_scorer(tmp_path / "ckpt")
-    report, _ = evaluate_model(scorer, examples_for(scorer, str(SMS_FILE), "test"))
+    model = load_model(tmp_path / "ckpt")
+    report, _ = score_examples(model, examples_for(model, str(SMS_FILE), "test"))
     assert report.accuracy == pytest.approx(metrics["final"]["test"]["accuracy"])
 
 

@@ -22,6 +22,7 @@ from spamkit.atomic import atomic_dir
 from spamkit.config import SIZES
 from spamkit.data import DataConfig
 from spamkit.errors import SpamkitError
+from spamkit.jsonfile import read_format_json
 from spamkit.model import GPTClassifier, GPTConfig
 
 FORMAT = "spamkit-checkpoint"
@@ -68,22 +69,13 @@ def _read_config(path: Path) -> dict:
     if not path.is_dir():
         raise SpamkitError(f"checkpoint not found: {path} is not a directory")
     try:
-        config = json.loads((path / CONFIG_FILE).read_text())
+        return read_format_json(path / CONFIG_FILE, FORMAT, FORMAT_VERSION,
+                                "spamkit checkpoint config")
     except FileNotFoundError:
         if (path / "training-state").is_dir():
             raise SpamkitError(f"{path} is an unfinished training run, not a checkpoint: "
                                f"finish it with spamkit train --resume --out {path}") from None
         raise SpamkitError(f"{path} is not a spamkit checkpoint: no {CONFIG_FILE}") from None
-    except json.JSONDecodeError as e:
-        raise SpamkitError(f"{path / CONFIG_FILE} is not valid JSON: {e}") from None
-    if not isinstance(config, dict) or config.get("format") != FORMAT:
-        raise SpamkitError(f"{path / CONFIG_FILE} is not a spamkit checkpoint config")
-    if config.get("format_version", 0) > FORMAT_VERSION:
-        raise SpamkitError(
-            f"{path} has checkpoint format {config['format_version']}; this spamkit reads up to "
-            f"{FORMAT_VERSION}: upgrade spamkit"
-        )
-    return config
 
 
 def load_checkpoint(path: str | Path) -> Checkpoint:

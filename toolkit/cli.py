@@ -18,8 +18,7 @@ import typer
 from spamkit.config import ENGINES, SPLIT_NAMES, SPLITS, TrainConfig
 from spamkit.errors import Interrupted, SpamkitError
 from spamkit.outputs import CHECKPOINT, check_output
-from spamkit.runtime.device import DEVICES as RUNTIME_DEVICES
-from spamkit.runtime.device import GRAPH_ORDER
+from spamkit.runtime.bundle import GRAPHS_SMALLEST_FIRST, RUNTIME_DEVICES
 
 try:  # typer >= 0.2x runs on its own copy of click
     from typer._click import exceptions as click_errors
@@ -210,7 +209,7 @@ def eval_(
     split: str = typer.Option("test", **one_of(SPLIT_NAMES),
                               help="train, val, test (split as in training), or all "
                               "(every message of --data: for a held-out file of your own)."),
-    precision: Optional[str] = typer.Option(None, **one_of(GRAPH_ORDER),
+    precision: Optional[str] = typer.Option(None, **one_of(GRAPHS_SMALLEST_FIRST),
                                             help="Bundle graph: int8, fp16 or fp32."),
     device: str = typer.Option("cpu", **one_of(RUNTIME_DEVICES),
                                help="Where a bundle runs: cpu, cuda or auto."),
@@ -222,11 +221,11 @@ def eval_(
     """Accuracy, per-class precision/recall/F1 and the confusion matrix on a split."""
     import numpy as np
 
-    from spamkit.evaluate import evaluate_model, examples_for, load_scorer, pr_curves
+    from spamkit.evaluate import examples_for, load_model, pr_curves, score_examples
 
-    scorer = load_scorer(model, precision, device, digest)
-    examples = examples_for(scorer, data, split)
-    rep, probs = evaluate_model(scorer, examples)
+    loaded = load_model(model, precision, device, digest)
+    examples = examples_for(loaded, data, split)
+    rep, probs = score_examples(loaded, examples)
     if plots:
         from spamkit import plots as figures
 
@@ -268,7 +267,7 @@ def classify(
         "LF ends a line; the CR of a CRLF is dropped, any other CR is part of the message)."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per message."),
     device: str = typer.Option("cpu", **one_of(RUNTIME_DEVICES), help="cpu, cuda or auto."),
-    precision: Optional[str] = typer.Option(None, **one_of(GRAPH_ORDER),
+    precision: Optional[str] = typer.Option(None, **one_of(GRAPHS_SMALLEST_FIRST),
                                             help="Graph to run: int8, fp16 or fp32 "
                                             "(default: the smallest meant for the device)."),
     threads: Optional[int] = typer.Option(None, **THREADS, help="ONNX Runtime threads."),
@@ -281,8 +280,7 @@ def classify(
                           digest=digest)
     for batch in [texts] if texts else _stdin_lines():
         probs = clf.predict_proba(batch)
-        for text, p, i in zip(batch, probs, clf.decide(probs)):
-            label = clf.labels[i]
+        for text, p, label in zip(batch, probs, clf.decide_labels(probs)):
             if as_json:
                 scores = {name: round(float(x), 6) for name, x in zip(clf.labels, p)}
                 print(json.dumps({"text": text, "label": label, "probabilities": scores}))
@@ -315,7 +313,7 @@ def bench(
     bundle: Path = typer.Argument(..., help="Bundle directory from `spamkit export`."),
     data: Optional[str] = typer.Option(None, "--data", help="Messages to classify. " + DATA_HELP),
     device: str = typer.Option("cpu", **one_of(RUNTIME_DEVICES), help="cpu, cuda or auto."),
-    precision: Optional[str] = typer.Option(None, **one_of(GRAPH_ORDER),
+    precision: Optional[str] = typer.Option(None, **one_of(GRAPHS_SMALLEST_FIRST),
                                             help="Graph to run: int8, fp16 or fp32 "
                                             "(default: the one Classifier.load picks for the "
                                             "device)."),
@@ -332,9 +330,9 @@ def bench(
 ) -> None:
     """Start-up, batch-1 latency, throughput and peak memory of a bundle, measured in a fresh
     process on real messages (no torch involved)."""
+    from spamkit.bench import BenchConfig, format_table, run_bench
     from spamkit.data import resolve_data
     from spamkit.measure import MeasureConfig, usable_cpus
-    from spamkit.runtime.bench import BenchConfig, format_table, run_bench
     from spamkit.runtime.bundle import open_manifest
 
     open_manifest(bundle, digest)  # a bad bundle is reported before the data is looked for
@@ -367,7 +365,7 @@ def score(
     actors: int = typer.Option(1, min=1, help="Ray actors, each with its own copy of the model."),
     address: Optional[str] = typer.Option(None, help="A running Ray cluster (host:port); "
                                           "default: start one on this machine."),
-    precision: Optional[str] = typer.Option(None, **one_of(GRAPH_ORDER),
+    precision: Optional[str] = typer.Option(None, **one_of(GRAPHS_SMALLEST_FIRST),
                                             help="Graph to run: int8 or fp32."),
     threads: Optional[int] = typer.Option(None, **THREADS,
                                           help="ONNX Runtime threads (per actor)."),

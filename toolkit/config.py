@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from spamkit.errors import SpamkitError
+from spamkit.runtime.bundle import TOKENS  # which token the head reads: "last" or "first"
 
 TRAINABLE = ("head", "last-block", "all", "lora")
 INITS = ("random", "gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl")
@@ -14,7 +15,6 @@ LR_SCHEDULES = ("constant", "cosine")
 KEEPS = ("best", "last")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # auto: bf16 on a GPU, fp32 on a CPU
 DEVICES = ("auto", "cuda", "cpu")  # auto: CUDA when PyTorch sees a GPU, else the CPU
-TOKENS = ("last", "first")  # which token the head reads
 SPLITS = ("balanced", "full")  # how the data is split into train/val/test
 SPLIT_NAMES = ("train", "val", "test", "all")  # what `spamkit eval` scores
 ENGINES = ("local", "ray")  # where `spamkit score` runs

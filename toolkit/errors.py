@@ -1,8 +1,9 @@
-"""The one exception type the CLI turns into a one-line message and a non-zero exit."""
+"""The exceptions the CLI turns into a one-line message and a non-zero exit: SpamkitError (the
+runtime's own, so that the runtime imports nothing from here) and its subclasses."""
 
+from spamkit.runtime.errors import SpamkitError
 
-class SpamkitError(Exception):
-    """A problem the user can fix (bad input, missing file, damaged bundle)."""
+__all__ = ["Interrupted", "SpamkitError"]
 
 
 class Interrupted(SpamkitError):

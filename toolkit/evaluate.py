@@ -14,8 +14,11 @@ import numpy as np
 from spamkit.config import SPLIT_NAMES
 from spamkit.data import DataConfig, Examples, load_splits, read_messages, resolve_data
 from spamkit.errors import SpamkitError
+from spamkit.export.manifest import write_manifest
 from spamkit.metrics import Report, precision_recall_curve, report
-from spamkit.runtime.bundle import MANIFEST_FILE, read_manifest, write_manifest
+from spamkit.runtime.bundle import MANIFEST_FILE, read_manifest
+
+CHECKPOINT_BATCH_SIZE = 32  # messages per PyTorch batch when a checkpoint is scored
 
 
 def _argmax(proba: np.ndarray) -> np.ndarray:
@@ -23,15 +26,17 @@ def _argmax(proba: np.ndarray) -> np.ndarray:
 
 
 @dataclass
-class Scorer:
+class LoadedModel:
+    """A bundle (through the runtime) or a checkpoint (through PyTorch), ready to score."""
+
     labels: list[str]
     predict_proba: Callable[[list[str]], np.ndarray]
     data: DataConfig  # how the model's training data was split
     decide: Callable[[np.ndarray], np.ndarray] = _argmax  # probabilities -> class ids
 
 
-def load_scorer(path: str | Path, precision: str | None = None, device: str = "cpu",
-                digest: str | None = None) -> Scorer:
+def load_model(path: str | Path, precision: str | None = None, device: str = "cpu",
+               digest: str | None = None) -> LoadedModel:
     """A bundle (pinned to `digest` if given) or a checkpoint, ready to score."""
     path = Path(path)
     if (path / MANIFEST_FILE).is_file():
@@ -44,43 +49,39 @@ def load_scorer(path: str | Path, precision: str | None = None, device: str = "c
             raise BundleError(f"{path / MANIFEST_FILE} records a data split spamkit does not "
                               f"know: {sorted(clf.manifest.data)}") from None
         # clf.decide applies a calibrated threshold, as clf.predict does in an app.
-        return Scorer(clf.labels, clf.predict_proba, data, clf.decide)
+        return LoadedModel(clf.labels, clf.predict_proba, data, clf.decide)
     if precision is not None or device != "cpu" or digest is not None:
         raise SpamkitError("--precision, --device and --digest are for a bundle; a checkpoint "
                            "runs in PyTorch on the CPU")
     from spamkit.checkpoint import load_checkpoint
 
     ckpt = load_checkpoint(path)  # names the problem if `path` is neither
-    return Scorer(ckpt.labels, _torch_predict_proba(ckpt), ckpt.data)
+    return LoadedModel(ckpt.labels, _torch_predict_proba(ckpt), ckpt.data)
 
 
 def _torch_predict_proba(ckpt) -> Callable[[list[str]], np.ndarray]:
     import torch
 
+    from spamkit.model import model_logits
+    from spamkit.runtime.batching import length_sorted_batches
     from spamkit.tokenizer import gpt2_tokenizer
-    from spamkit.train import collate
 
     tokenizer = gpt2_tokenizer(ckpt.config.context_length)
 
-    @torch.no_grad()
     def predict_proba(texts: list[str]) -> np.ndarray:
         ids = tokenizer.encode_batch(texts)
-        out = np.empty((len(ids), len(ckpt.labels)), dtype=np.float32)
-        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
-        for start in range(0, len(order), 32):
-            rows = order[start : start + 32]
-            logits = ckpt.model(*collate([ids[i] for i in rows], tokenizer.pad_id))
-            out[rows] = torch.softmax(logits, dim=-1).numpy()
-        return out
+        batches = length_sorted_batches([len(x) for x in ids], CHECKPOINT_BATCH_SIZE)
+        logits = model_logits(ckpt.model, ids, tokenizer.pad_id, batches)
+        return torch.softmax(torch.from_numpy(logits), dim=-1).numpy()
 
     return predict_proba
 
 
-def examples_for(scorer: Scorer, data: str | None, split: str) -> Examples:
+def examples_for(model: LoadedModel, data: str | None, split: str) -> Examples:
     """The messages of `split`, split the way the model's training data was."""
     if split not in SPLIT_NAMES:
         raise SpamkitError(f"unknown --split {split!r}; choose from {', '.join(SPLIT_NAMES)}")
-    cfg = replace(scorer.data, path=data) if data else scorer.data
+    cfg = replace(model.data, path=data) if data else model.data
     if split == "all":
         texts, names = read_messages(resolve_data(cfg.path), cfg.text_column, cfg.label_column)
         labels = sorted(set(names))
@@ -88,19 +89,20 @@ def examples_for(scorer: Scorer, data: str | None, split: str) -> Examples:
         splits = load_splits(cfg)
         labels, part = splits.labels, getattr(splits, split)
         texts, names = part.texts, [splits.labels[y] for y in part.labels]
-    unknown = sorted(set(labels) - set(scorer.labels))
+    unknown = sorted(set(labels) - set(model.labels))
     if unknown:
-        raise SpamkitError(f"the data's labels {labels} differ from the model's {scorer.labels}"
+        raise SpamkitError(f"the data's labels {labels} differ from the model's {model.labels}"
                            f" ({', '.join(unknown)} unknown to the model)")
     if not texts:
         raise SpamkitError(f"the {split} split is empty")
-    index = {name: i for i, name in enumerate(scorer.labels)}
+    index = {name: i for i, name in enumerate(model.labels)}
     return Examples(texts, [index[n] for n in names])
 
 
-def evaluate_model(scorer: Scorer, examples: Examples) -> tuple[Report, np.ndarray]:
-    probs = scorer.predict_proba(examples.texts)
-    return report(scorer.labels, np.array(examples.labels), scorer.decide(probs)), probs
+def score_examples(model: LoadedModel, examples: Examples) -> tuple[Report, np.ndarray]:
+    """The model's report on `examples`, and its class probabilities for each."""
+    probs = model.predict_proba(examples.texts)
+    return report(model.labels, np.array(examples.labels), model.decide(probs)), probs
 
 
 def pr_curves(labels: list[str], truth: np.ndarray, probs: np.ndarray) -> dict:
@@ -132,19 +134,19 @@ def calibrate_bundle(bundle: str | Path, data: str | None, target: float,
     if not 0 < target <= 1:
         raise SpamkitError(f"--target-precision must be in (0, 1], not {target}")
     read_manifest(bundle)  # only a bundle is updated: anything else is refused before scoring
-    scorer = load_scorer(bundle)
+    model = load_model(bundle)
     if label is None:
-        if len(scorer.labels) != 2:
-            raise SpamkitError(f"name the class to calibrate with --label ({scorer.labels})")
-        label = scorer.labels[1]
-    if label not in scorer.labels:
-        raise SpamkitError(f"--label {label!r} is not one of the model's labels {scorer.labels}")
-    c = scorer.labels.index(label)
-    val = examples_for(scorer, data, "val")
+        if len(model.labels) != 2:
+            raise SpamkitError(f"name the class to calibrate with --label ({model.labels})")
+        label = model.labels[1]
+    if label not in model.labels:
+        raise SpamkitError(f"--label {label!r} is not one of the model's labels {model.labels}")
+    c = model.labels.index(label)
+    val = examples_for(model, data, "val")
     truth = np.array(val.labels) == c
     if not truth.any():
         raise SpamkitError(f"the validation split has no {label!r} messages to calibrate on")
-    scores = scorer.predict_proba(val.texts)[:, c]
+    scores = model.predict_proba(val.texts)[:, c]
     thresholds, precision, recall = precision_recall_curve(truth, scores)
     ok = np.flatnonzero(precision >= target)
     if len(ok) == 0:

@@ -10,13 +10,15 @@ it is batched with and no attention mask is needed inside the blocks.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from spamkit.config import GPTConfig
+from spamkit.runtime.batching import pad_batch
 
 Pick = Callable[[torch.Tensor], torch.Tensor]  # [batch, seq, C] -> [batch, C]
 
@@ -96,13 +98,6 @@ class GPTClassifier(nn.Module):
         pos = torch.arange(input_ids.shape[1], device=input_ids.device)
         return self.drop(self.wte(input_ids) + self.wpe(pos))
 
-    def hidden_states(self, input_ids: torch.Tensor) -> torch.Tensor:
-        """Output of the last block, before the final LayerNorm: [batch, seq, n_embd]."""
-        x = self.embed(input_ids)
-        for block in self.h:
-            x = block(x)
-        return x
-
     def token_index(self, attention_mask: torch.Tensor) -> torch.Tensor:
         """Position of the token the head reads, per row."""
         if self.config.token == "first":
@@ -135,3 +130,15 @@ class GPTClassifier(nn.Module):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Class logits [batch, num_classes] for right-padded `input_ids` [batch, seq]."""
         return self.top(self.trunk(input_ids), attention_mask)
+
+
+@torch.no_grad()
+def model_logits(model: GPTClassifier, ids: list[list[int]], pad_id: int,
+                 batches: Iterable[list[int]]) -> np.ndarray:
+    """The model's logits [len(ids), classes] of the messages `ids`, run in `batches` (lists of
+    indices into `ids`) on the inputs an exported graph gets."""
+    out = np.empty((len(ids), model.config.num_classes), dtype=np.float32)
+    for rows in batches:
+        input_ids, mask = pad_batch([ids[i] for i in rows], pad_id)
+        out[rows] = model(torch.from_numpy(input_ids), torch.from_numpy(mask)).float().numpy()
+    return out

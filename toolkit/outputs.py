@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from spamkit.errors import SpamkitError
+from spamkit.jsonfile import peek_format_json
 
 BUNDLE, CHECKPOINT, SCORES = "bundle", "checkpoint", "scores file"
 # The file that names a directory's kind, and the format it declares.
@@ -61,18 +62,10 @@ def is_artifact(path: Path, kind: str) -> bool:
     if not path.is_dir() or path.is_symlink():
         return False
     marker, fmt = _MARKERS[kind]
-    if _declares(path / marker, fmt):
+    if peek_format_json(path / marker, fmt) is not None:
         return True
     # A training run stopped before its checkpoint was written holds only its resume point.
     return kind == CHECKPOINT and [p.name for p in path.iterdir()] == [TRAINING_STATE]
-
-
-def _declares(path: Path, fmt: str) -> bool:
-    try:
-        data = json.loads(path.read_bytes()[: 1 << 20])
-    except (OSError, ValueError):
-        return False
-    return isinstance(data, dict) and data.get("format") == fmt
 
 
 def _is_scores_file(path: Path) -> bool:

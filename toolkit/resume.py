@@ -19,6 +19,7 @@ from spamkit.atomic import atomic_dir
 from spamkit.config import GPTConfig, TrainConfig
 from spamkit.data import DataConfig
 from spamkit.errors import SpamkitError
+from spamkit.jsonfile import read_format_json
 
 STATE_DIR = "training-state"
 FORMAT = "spamkit-training-state"
@@ -96,12 +97,10 @@ def _on_cuda(model) -> bool:
 def load_state(out_dir: str | Path) -> SavedState:
     state_dir = Path(out_dir) / STATE_DIR
     try:
-        meta = json.loads((state_dir / "state.json").read_text())
+        meta = read_format_json(state_dir / "state.json", FORMAT, 1, "spamkit training state")
         tensors = load_file(str(state_dir / "tensors.safetensors"))
     except FileNotFoundError:
         raise SpamkitError(f"nothing to resume in {out_dir}: no {STATE_DIR}/ from an "
                            "interrupted `spamkit train --out` there") from None
-    if meta.get("format") != FORMAT:
-        raise SpamkitError(f"{state_dir} is not a spamkit training state")
     return SavedState(TrainConfig(**meta["train"]), DataConfig(**meta["data"]),
                       GPTConfig(**meta["model"]), meta, tensors)

@@ -24,6 +24,7 @@ from tqdm import tqdm
 from spamkit.atomic import commit_file, write_bytes_atomic
 from spamkit.config import ENGINES
 from spamkit.errors import Interrupted, SpamkitError
+from spamkit.jsonfile import peek_format_json
 from spamkit.outputs import SCORES, check_not_input, check_output
 from spamkit.records import Index, Source, records
 from spamkit.runtime import Classifier
@@ -64,7 +65,7 @@ class ScoreConfig:
 def score_texts(clf: Classifier, texts: list[str]) -> tuple[list[str], np.ndarray]:
     """The label and the class probabilities of each text: what both engines write."""
     probs = clf.predict_proba(texts)
-    return [clf.labels[i] for i in clf.decide(probs)], probs
+    return clf.decide_labels(probs), probs
 
 
 class Rows:
@@ -168,7 +169,7 @@ def _check_outputs(output: Path, bundle: str | Path, source: Source, cfg: ScoreC
     if not cfg.resume and partial.exists():
         raise SpamkitError(f"{partial} holds an interrupted run: add --resume to continue it, "
                            "or delete it to start over")
-    if not cfg.resume and record.exists() and _read_record(record) is None:
+    if not cfg.resume and record.exists() and peek_format_json(record, RUN_FORMAT) is None:
         raise SpamkitError(f"{record} is not a record spamkit score wrote, and a run needs its "
                            "name: move it, or choose another --out")
 
@@ -191,7 +192,7 @@ def _check_same_run(partial: Path, record: Path, run: dict) -> None:
     if not record.is_file():
         raise SpamkitError(f"{partial} has no {record.name} saying what it was scoring (not "
                            "left by this spamkit score): delete it to start over")
-    then = _read_record(record)
+    then = peek_format_json(record, RUN_FORMAT)
     if then is None:
         raise SpamkitError(f"{record} is damaged: delete it and {partial} to start over")
     differs = [f"{key} {then.get(key)} then, {value} now" for key, value in run.items()
@@ -200,15 +201,6 @@ def _check_same_run(partial: Path, record: Path, run: dict) -> None:
         raise SpamkitError(f"{partial} was scoring something else: {'; '.join(differs)}; "
                            "resume with the same input, bundle and options, or delete it to "
                            "start over")
-
-
-def _read_record(record: Path) -> dict | None:
-    """A run's record as run_identity wrote it, or None for anything else."""
-    try:
-        then = json.loads(record.read_bytes()[: 1 << 20])
-    except (OSError, ValueError):
-        return None
-    return then if isinstance(then, dict) and then.get("format") == RUN_FORMAT else None
 
 
 def _score_here(bundle: str | Path, source: Source, index: Index, first: int, cfg: ScoreConfig,

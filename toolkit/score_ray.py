@@ -20,7 +20,7 @@ from spamkit.records import Index, Position, Source, records
 from spamkit.score import ScoreConfig, Write, score_texts
 
 
-class Scorer:
+class BundleActor:
     """A Ray actor: loads the bundle once, then scores batch after batch."""
 
     def __init__(self, bundle: str, precision: str | None, threads: int | None,
@@ -37,13 +37,13 @@ class Scorer:
 
 # A piece of the input, as a Ray row: where it starts, how many records to skip there (a
 # resumed run's first piece) and how many to read in all.
-Piece = ("offset", "line", "number", "skip", "count")
+PIECE_FIELDS = ("offset", "line", "number", "skip", "count")
 
 
 def read_pieces(pieces: dict[str, np.ndarray], source: Source) -> dict[str, np.ndarray]:
     """A Ray read task: the records of each piece, from the byte offset where it starts."""
     numbers, ids, texts = [], [], []
-    for offset, line, number, skip, count in zip(*(pieces[k] for k in Piece)):
+    for offset, line, number, skip, count in zip(*(pieces[k] for k in PIECE_FIELDS)):
         start = Position(int(offset), int(line), int(number))
         for record, _ in itertools.islice(records(source, start), int(skip), int(count)):
             numbers.append(record.number)
@@ -64,8 +64,9 @@ def score_on_ray(bundle: str | Path, source: Source, index: Index, first: int,
         return
     source = Source(source.path.resolve(), source.kind, source.text_field, source.id_field)
     pieces = [
-        dict(zip(Piece, (start.offset, start.line, start.number, max(first - start.number, 0),
-                         min(index.every, index.total + 1 - start.number))))
+        dict(zip(PIECE_FIELDS, (start.offset, start.line, start.number,
+                                max(first - start.number, 0),
+                                min(index.every, index.total + 1 - start.number))))
         for start in index.starts[(first - 1) // index.every :]
         if start.number <= index.total
     ]
@@ -89,7 +90,7 @@ def score_on_ray(bundle: str | Path, source: Source, index: Index, first: int,
             ray.data.from_items(pieces)
             # Reading takes little CPU, and must never wait for the CPUs the actors hold.
             .map_batches(read_pieces, batch_size=1, fn_kwargs={"source": source}, num_cpus=0)
-            .map_batches(Scorer, batch_size=cfg.batch_size,
+            .map_batches(BundleActor, batch_size=cfg.batch_size,
                          compute=ray.data.ActorPoolStrategy(size=cfg.actors),
                          num_cpus=cfg.threads or 1,
                          fn_constructor_kwargs={"bundle": str(Path(bundle).resolve()),

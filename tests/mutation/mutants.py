@@ -42,7 +42,7 @@ MUTANTS = [
         ("tests/reliability/test_bundle_damage.py::test_a_damaged_file_is_named_when_loaded",),
     ),
     Mutant(
-        "padding leaks into the mask", "runtime/classifier.py",
+        "padding leaks into the mask", "runtime/batching.py",
         "mask[i, : len(x)] = 1",
         "mask[i, :] = 1",
         ("tests/test_export.py::test_a_message_gets_the_same_logits_alone_and_batched_with_"
@@ -67,7 +67,7 @@ MUTANTS = [
         (f"{INTERRUPTS}::test_a_kill_while_the_data_is_cached_leaves_nothing_half_written",),
     ),
     Mutant(
-        "manifest written in place", "runtime/bundle.py",
+        "manifest written in place", "export/manifest.py",
         "write_bytes_atomic(Path(bundle) / MANIFEST_FILE, text)",
         "(Path(bundle) / MANIFEST_FILE).write_bytes(text)",
         (f"{INTERRUPTS}::test_a_kill_while_calibrate_writes_the_manifest_keeps_a_loadable_bundle",),

@@ -9,15 +9,9 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from spamkit.export.manifest import with_checksums, write_manifest
 from spamkit.runtime import BundleError, Classifier
-from spamkit.runtime.bundle import (
-    FORMAT_VERSION,
-    Manifest,
-    read_manifest,
-    sha256_file,
-    with_checksums,
-    write_manifest,
-)
+from spamkit.runtime.bundle import FORMAT_VERSION, Manifest, read_manifest, sha256_file
 
 
 @pytest.fixture

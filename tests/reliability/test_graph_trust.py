@@ -12,8 +12,9 @@ import pytest
 from conftest import assert_clean_failure, spamkit_cli
 from onnx import TensorProto, helper, numpy_helper
 
+from spamkit.export.manifest import with_checksums, write_manifest
 from spamkit.runtime import BundleError, Classifier
-from spamkit.runtime.bundle import Manifest, read_manifest, with_checksums, write_manifest
+from spamkit.runtime.bundle import Manifest, read_manifest
 from spamkit.runtime.tokenizer import Tokenizer
 
 TEXTS = ["WINNER!! Claim your prize now", "Poisoned message", "see you at 6?"]

@@ -14,14 +14,9 @@ from conftest import assert_clean_failure, spamkit_cli
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from spamkit.export.manifest import with_checksums, write_manifest
 from spamkit.runtime import BundleError, Classifier
-from spamkit.runtime.bundle import (
-    MAX_LABELS,
-    Manifest,
-    read_manifest,
-    with_checksums,
-    write_manifest,
-)
+from spamkit.runtime.bundle import MAX_LABELS, Manifest, read_manifest
 
 FUZZ = settings(derandomize=True, database=None, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture,

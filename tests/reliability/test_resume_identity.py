@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 from conftest import SCORE_FP32, assert_clean_failure, spamkit_cli
 
-from spamkit.runtime.bundle import read_manifest, write_manifest
+from spamkit.export.manifest import write_manifest
+from spamkit.runtime.bundle import read_manifest
 
 SCORE = ("--batch-size", "256")
 

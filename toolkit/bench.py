@@ -1,9 +1,9 @@
 """`spamkit bench`: how fast a bundle classifies on this machine, as an app meets it.
 
-`run_bench` starts a fresh process (`python -m spamkit.runtime.bench`) that imports the
-runtime, loads the bundle and answers a first message (start-up, timed from the process's
-start), then times batch-1 latency and `Classifier.logits` (what `predict` runs) over a list of
-real messages; see spamkit.measure. Never imports torch: it runs where an app would.
+`run_bench` starts a fresh process (`python -m spamkit.bench`) that imports the runtime, loads
+the bundle and answers a first message (start-up, timed from the process's start), then times
+batch-1 latency and `Classifier.logits` (what `predict` runs) over a list of real messages; see
+spamkit.measure. Never imports torch: it runs where an app would.
 """
 
 from __future__ import annotations
@@ -18,7 +18,13 @@ import numpy as np
 from spamkit import __version__
 from spamkit.errors import SpamkitError
 from spamkit.measure import MeasureConfig, child_main, machine_facts, run_child
-from spamkit.runtime.classifier import Classifier, ort
+from spamkit.runtime.classifier import (
+    BATCH_TOKENS,
+    Classifier,
+    check_load_options,
+    check_options,
+    ort,
+)
 
 
 @dataclass(frozen=True)
@@ -31,8 +37,11 @@ class BenchConfig:
     digest: str | None = None  # pins the bundle: any other is refused
 
     def __post_init__(self) -> None:
-        if self.threads < 1 or self.batch_size < 1:
-            raise SpamkitError("--threads and --batch-size must be at least 1")
+        try:  # the checks Classifier.load makes, here before a process is started
+            check_load_options(self.threads, self.precision, self.device)
+            check_options(self.batch_size, BATCH_TOKENS, None)
+        except ValueError as e:
+            raise SpamkitError(str(e)) from None
 
 
 class BundleRoute:
@@ -73,7 +82,7 @@ def loader_for(spec: dict) -> Callable[[], BundleRoute]:
 
 def child_command() -> list[str]:
     """The measuring process for a bundle; benchmarks/compare.py runs it too."""
-    return [sys.executable, "-m", "spamkit.runtime.bench"]
+    return [sys.executable, "-m", "spamkit.bench"]
 
 
 def run_bench(bench: BenchConfig, measure: MeasureConfig) -> dict:

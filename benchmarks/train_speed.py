@@ -1,8 +1,8 @@
 """Training speed of `spamkit train` on this machine: seconds per optimizer step and per epoch.
 
-The routes of the performance issue's table, each a real `spamkit train` run in a process of
-its own on the GPT-2 124M shape (random weights: speed does not depend on their values), batch
-8, the book's balanced split (1,045 training messages, 131 steps an epoch):
+The routes of docs/performance.md's training-speed table, each a real `spamkit train` run in a
+process of its own on the GPT-2 124M shape (random weights: speed does not depend on their
+values), batch 8, the book's balanced split (1,045 training messages, 131 steps an epoch):
 
     python benchmarks/train_speed.py                 # every route, 10 steps each
     python benchmarks/train_speed.py --full          # and spamkit's defaults for 5 whole epochs
@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 STEPS_PER_EPOCH = 131  # ceil(1045 / 8)
-# The book's chapter 6 training loop and the levers the issue measured, then spamkit's defaults
+# The book's chapter 6 training loop and the levers measured for it, then spamkit's defaults
 # (on a CPU: fp32, eager, each batch padded to its longest message, and with the last block
 # training, the frozen trunk computed once).
 ROUTES = {

@@ -14,7 +14,7 @@ INITS = ("random", "gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl")
 LR_SCHEDULES = ("constant", "cosine")
 KEEPS = ("best", "last")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # auto: bf16 on a GPU, fp32 on a CPU
-DEVICES = ("auto", "cuda", "cpu")  # auto: CUDA when PyTorch sees a GPU, else the CPU
+TRAIN_DEVICES = ("auto", "cuda", "cpu")  # auto: CUDA when PyTorch sees a GPU, else the CPU
 SPLITS = ("balanced", "full")  # how the data is split into train/val/test
 SPLIT_NAMES = ("train", "val", "test", "all")  # what `spamkit eval` scores
 ENGINES = ("local", "ray")  # where `spamkit score` runs
@@ -140,8 +140,8 @@ class TrainConfig:
         "in the checkpoint). 0: off.")
     seed: int = option(123, "Seed of the split, the init and the shuffling.")
     max_steps: int | None = option(None, "Stop after this many optimizer steps.")
-    device: str = option("auto", ", ".join(DEVICES) + ": auto trains on CUDA when PyTorch sees "
-                         "a GPU, else on the CPU.", choices=DEVICES)
+    device: str = option("auto", ", ".join(TRAIN_DEVICES) + ": auto trains on CUDA when PyTorch "
+                         "sees a GPU, else on the CPU.", choices=TRAIN_DEVICES)
 
     def check(self) -> None:
         if self.preset is not None and self.preset not in PRESETS:
@@ -160,9 +160,9 @@ class TrainConfig:
             raise SpamkitError(f"unknown --trainable {self.trainable!r}; choose from {TRAINABLE}")
         if self.token not in TOKENS:
             raise SpamkitError(f"unknown --token {self.token!r}; choose 'last' or 'first'")
-        if self.device not in DEVICES:
+        if self.device not in TRAIN_DEVICES:
             raise SpamkitError(f"unknown --device {self.device!r}; choose from "
-                               f"{', '.join(DEVICES)}")
+                               f"{', '.join(TRAIN_DEVICES)}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise SpamkitError(f"unknown --lr-schedule {self.lr_schedule!r}; choose from "
                                f"{', '.join(LR_SCHEDULES)}")

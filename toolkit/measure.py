@@ -31,7 +31,7 @@ from spamkit.errors import SpamkitError
 
 # The first answer comes before the data file is read, so reading it is not start-up time.
 FIRST_MESSAGE = "Ok lar... Joking wif u oni..."
-MB = 1e6  # decimal megabytes, as in the targets
+MB = 1e6  # decimal megabytes, as the performance figures in docs/ use
 
 
 @dataclass(frozen=True)

@@ -181,7 +181,7 @@ def learning_rate(cfg: TrainConfig, step: int, total_steps: int) -> float:
     return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * min(step / total_steps, 1.0)))
 
 
-def keeps(cfg: TrainConfig, val: dict[str, float], kept: dict) -> bool:
+def should_keep(cfg: TrainConfig, val: dict[str, float], kept: dict) -> bool:
     """Whether the checkpoint should hold this epoch's weights rather than the kept epoch's."""
     if cfg.keep == "last":
         return True
@@ -194,7 +194,7 @@ def autocast(cfg: TrainConfig):
 
 
 @torch.no_grad()
-def evaluate(
+def loss_and_accuracy(
     model, data: Encoded, cfg: TrainConfig, pad_id: int, pad_to: int | None, ranks: Ranks
 ) -> dict[str, float]:
     """Mean cross-entropy and accuracy over a whole split (the book's calc_*_loader); with
@@ -514,16 +514,17 @@ def report_epoch(run: Run, record: dict) -> None:
 
 
 def keep_epoch(run: Run, record: dict) -> None:
-    """Hold on to this epoch's weights if the checkpoint should have them (see `keeps`)."""
+    """Hold on to this epoch's weights if the checkpoint should have them (see `should_keep`)."""
     val = {"accuracy": record["val_accuracy"], "loss": record["val_loss"]}
-    if keeps(run.cfg, val, run.progress.best):
+    if should_keep(run.cfg, val, run.progress.best):
         run.progress.best = {"val_accuracy": val["accuracy"], "val_loss": val["loss"],
                              "epoch": record["epoch"]}
         run.progress.best_state = copy.deepcopy(run.model.state_dict())
 
 
 def evaluate_split(run: Run, name: str) -> dict[str, float]:
-    return evaluate(run.net, run.data[name], run.run_cfg, run.pad_id, run.pad_to, run.ranks)
+    return loss_and_accuracy(run.net, run.data[name], run.run_cfg, run.pad_id, run.pad_to,
+                             run.ranks)
 
 
 def evaluate_kept(run: Run) -> dict:

@@ -60,7 +60,7 @@ $(COMPARE_VENV)/.installed: Makefile
 	$(CPY) -m pip install --upgrade pip
 	$(CPY) -m pip install --no-deps --retries 1 "torch==$(TORCH_VERSION)" $(COMPARE_TORCH_ARGS)
 	$(CPY) -m pip install "transformers<4.58" "optimum-onnx[onnxruntime]"
-	# spamkit itself only for its measuring protocol (spamkit.measure); no dependencies of its own.
+	# spamkit itself only for its measuring protocol (spamkit.jobs.measure); no dependencies of its own.
 	$(CPY) -m pip install --no-deps -e .
 	touch $@
 

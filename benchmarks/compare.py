@@ -9,7 +9,7 @@
    directory, exported by `optimum-cli export onnx` and quantized by `optimum-cli onnxruntime
    quantize --avx512_vnni --per_channel`.
 2. Rounds: every route in a fresh process of its own, one at a time, in the same order each
-   round, on the same messages with the same threads (spamkit.measure times them all).
+   round, on the same messages with the same threads (spamkit.jobs.measure times them all).
 3. Report: the median of each figure over the rounds, spamkit's ratio to each peer, the
    targets for the 124M shape, and cross-checks that the routes compute the same thing (token counts, logits).
 
@@ -36,9 +36,9 @@ import numpy as np
 
 from spamkit import __version__
 from spamkit.atomic import atomic_dir
-from spamkit.bench import BenchConfig, child_command
 from spamkit.data import resolve_data
-from spamkit.measure import MeasureConfig, machine_facts, run_child
+from spamkit.jobs.bench import BenchConfig, child_command
+from spamkit.jobs.measure import MeasureConfig, machine_facts, run_child
 from spamkit.runtime.bundle import read_manifest
 
 HERE = Path(__file__).resolve().parent

@@ -1,6 +1,6 @@
 """The routes benchmarks/compare.py measures spamkit against, one per process.
 
-    python benchmarks/peers.py SPEC_JSON STARTED     (run by compare.py; see spamkit.measure)
+    python benchmarks/peers.py SPEC_JSON STARTED     (run by compare.py; see spamkit.jobs.measure)
 
 - book: the book's inference (chapter 6's classify_review): spamkit's GPTClassifier in PyTorch
   eager mode, every message padded to 120 tokens (the longest message of the book's training
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spamkit.measure import child_main
+from spamkit.jobs.measure import child_main
 
 BOOK_PAD_TO = 120
 BOOK_PAD_ID = 50256  # <|endoftext|>, the book's pad_token_id
@@ -49,8 +49,8 @@ def file_mb(path: Path) -> float:
 def book_route(cfg: PeerConfig) -> Callable[[], object]:
     import torch
 
-    from spamkit.checkpoint import WEIGHTS_FILE, load_checkpoint
     from spamkit.tokenizer import gpt2_tokenizer
+    from spamkit.training.checkpoint import WEIGHTS_FILE, load_checkpoint
 
     torch.set_num_threads(cfg.threads)
 

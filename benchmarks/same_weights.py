@@ -24,10 +24,10 @@ LABELS = ["ham", "spam"]
 
 
 def make_checkpoint(out: Path, preset: str, seed: int, data: str) -> None:
-    from spamkit.checkpoint import Checkpoint, save_checkpoint
     from spamkit.config import preset_config
     from spamkit.data import DataConfig
-    from spamkit.model import GPTClassifier
+    from spamkit.training.checkpoint import Checkpoint, save_checkpoint
+    from spamkit.training.model import GPTClassifier
 
     torch.manual_seed(seed)
     model = GPTClassifier(preset_config(preset, num_classes=len(LABELS))).eval()
@@ -39,8 +39,8 @@ def make_checkpoint(out: Path, preset: str, seed: int, data: str) -> None:
 def make_hf(checkpoint: Path, out: Path, bpe_dir: Path) -> None:
     from transformers import GPT2Config, GPT2ForSequenceClassification, GPT2TokenizerFast
 
-    from spamkit.checkpoint import load_checkpoint
-    from spamkit.pretrained import to_hf_names
+    from spamkit.training.checkpoint import load_checkpoint
+    from spamkit.training.pretrained import to_hf_names
 
     ckpt = load_checkpoint(checkpoint)
     shape = ckpt.config

@@ -8,7 +8,6 @@ from pathlib import Path
 
 from spamkit import __version__
 from spamkit.atomic import atomic_dir
-from spamkit.checkpoint import load_checkpoint
 from spamkit.data import Splits, load_splits
 from spamkit.errors import SpamkitError
 from spamkit.export.manifest import with_checksums, write_manifest
@@ -24,6 +23,7 @@ from spamkit.runtime.bundle import (
 )
 from spamkit.runtime.classifier import Classifier, make_session
 from spamkit.tokenizer import gpt2_tokenizer
+from spamkit.training.checkpoint import load_checkpoint
 
 # Largest |logit - PyTorch's| allowed: atol + rtol * (largest |logit| of the messages checked).
 FP32_TOLERANCE = (1e-4, 0.0)

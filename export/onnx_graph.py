@@ -11,8 +11,8 @@ from torch import nn
 
 from spamkit.export.optimize import optimize_graph
 from spamkit.export.quiet import quiet
-from spamkit.model import GPTClassifier
 from spamkit.runtime.bundle import ATTENTION_MASK, GRAPH_INPUTS, INPUT_IDS, LOGITS
+from spamkit.training.model import GPTClassifier
 
 OPSET = 18
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from spamkit.model import GPTClassifier, model_logits
 from spamkit.runtime.batching import pad_batch
 from spamkit.runtime.bundle import ATTENTION_MASK, INPUT_IDS, LOGITS
 from spamkit.runtime.tokenizer import Tokenizer
+from spamkit.training.model import GPTClassifier, model_logits
 
 BATCH_SIZES = (1, 2, 5, 16)
 

@@ -93,7 +93,7 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
     """The `tiny` preset trained for a few dozen steps on the real balanced split."""
     from spamkit.config import TrainConfig
     from spamkit.data import DataConfig
-    from spamkit.train import train
+    from spamkit.training.train import train
 
     out = tmp_path_factory.mktemp("train") / "checkpoint"
     # On the CPU wherever the suite runs, so every test sees the same model.

@@ -14,13 +14,13 @@ import pytest
 import torch
 from conftest import SMS_FILE, spamkit_cli
 
-from spamkit.checkpoint import load_checkpoint, save_checkpoint
 from spamkit.errors import SpamkitError
 from spamkit.export.bundle import FP16_TOLERANCE, ExportConfig, export_bundle
 from spamkit.runtime import BundleError, Classifier
 from spamkit.runtime.bundle import read_manifest
 from spamkit.runtime.device import choose_graph
-from spamkit.train import collate
+from spamkit.training.checkpoint import load_checkpoint, save_checkpoint
+from spamkit.training.train import collate
 
 MESSAGES = [line.split("\t", 1)[1] for line in SMS_FILE.read_text(encoding="utf-8").splitlines()]
 ORT_HAS_CUDA = "CUDAExecutionProvider" in ort.get_available_providers()

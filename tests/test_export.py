@@ -7,12 +7,12 @@ import pytest
 import torch
 from conftest import SMS_FILE
 
-from spamkit.checkpoint import load_checkpoint
 from spamkit.errors import SpamkitError
 from spamkit.export.bundle import ExportConfig, export_bundle
 from spamkit.runtime import Classifier
 from spamkit.runtime.bundle import read_manifest, sha256_file
-from spamkit.train import collate
+from spamkit.training.checkpoint import load_checkpoint
+from spamkit.training.train import collate
 
 MESSAGES = [line.split("\t", 1)[1] for line in SMS_FILE.read_text(encoding="utf-8").splitlines()]
 
@@ -103,7 +103,7 @@ def test_failed_export_leaves_no_bundle(tiny_checkpoint, tmp_path):
 def test_first_token_model_exports_and_matches_pytorch(tmp_path):
     from spamkit.config import TrainConfig
     from spamkit.data import DataConfig
-    from spamkit.train import train
+    from spamkit.training.train import train
 
     train(TrainConfig(preset="tiny", token="first", epochs=1, max_steps=3, compile=False),
           DataConfig(path=str(SMS_FILE)), str(tmp_path / "ckpt"))

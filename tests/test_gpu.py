@@ -15,12 +15,12 @@ import torch
 from conftest import SMS_FILE, spamkit_cli
 from safetensors.torch import load_file
 
-from spamkit.checkpoint import load_checkpoint
 from spamkit.config import TrainConfig
 from spamkit.data import DataConfig
 from spamkit.export.bundle import FP16_TOLERANCE
 from spamkit.runtime import BundleError, Classifier
-from spamkit.train import train
+from spamkit.training.checkpoint import load_checkpoint
+from spamkit.training.train import train
 
 pytestmark = pytest.mark.gpu
 

@@ -19,12 +19,10 @@ ROOT = Path(__file__).resolve().parents[1]
 FOLDERS = {"spamkit": ROOT / "toolkit", "spamkit.export": ROOT / "export",
            "spamkit.runtime": ROOT / "runtime"}
 
-# Modules of toolkit/ by part; any other toolkit module is training code.
-COMMON = {"spamkit", "spamkit.atomic", "spamkit.errors", "spamkit.config", "spamkit.data",
-          "spamkit.records", "spamkit.outputs", "spamkit.tokenizer", "spamkit.metrics",
-          "spamkit.plots", "spamkit.jsonfile"}
-JOBS = {"spamkit.score", "spamkit.score_ray", "spamkit.evaluate", "spamkit.bench",
-        "spamkit.measure"}  # what the CLI's commands run on bundles and checkpoints
+# The parts of the package: runtime/, export/, toolkit/training/ and toolkit/jobs/ by folder;
+# the rest of toolkit/ is the CLI and the helpers every part shares.
+FOLDER_PARTS = {"spamkit.runtime": "runtime", "spamkit.export": "export",
+                "spamkit.training": "training", "spamkit.jobs": "jobs"}
 CLI = {"spamkit.cli", "spamkit.__main__"}
 
 # part -> the parts it may import. runtime <- export, runtime <- training, runtime <- jobs on
@@ -46,8 +44,10 @@ def module_files() -> dict[str, Path]:
     """Module name -> source file, for every module of the package."""
     modules = {}
     for package, folder in FOLDERS.items():
-        for path in sorted(folder.glob("*.py")):
-            name = package if path.stem == "__init__" else f"{package}.{path.stem}"
+        for path in sorted(folder.rglob("*.py")):
+            parts = path.relative_to(folder).with_suffix("").parts
+            names = parts[:-1] if parts[-1] == "__init__" else parts
+            name = ".".join((package, *names))
             modules[name] = path
     return modules
 
@@ -56,15 +56,10 @@ MODULES = module_files()
 
 
 def part_of(module: str) -> str:
-    if module == "spamkit.runtime" or module.startswith("spamkit.runtime."):
-        return "runtime"
-    if module == "spamkit.export" or module.startswith("spamkit.export."):
-        return "export"
-    if module in CLI:
-        return "cli"
-    if module in JOBS:
-        return "jobs"
-    return "common" if module in COMMON else "training"
+    for package, part in FOLDER_PARTS.items():
+        if module == package or module.startswith(package + "."):
+            return part
+    return "cli" if module in CLI else "common"
 
 
 def imports(module: str, top_level_only: bool = False) -> list[tuple[int, str]]:
@@ -146,18 +141,19 @@ def test_the_runtime_imports_nothing_of_spamkit_outside_itself():
 def test_the_layout_check_sees_an_import_inside_a_function(tmp_path, monkeypatch):
     """An arrow the wrong way, hidden in a function of the runtime, is reported."""
     bad = tmp_path / "sneaky.py"
-    bad.write_text("def f():\n    from ..bench import run_bench\n    import spamkit.train\n")
+    bad.write_text("def f():\n    from ..jobs.bench import run_bench\n"
+                   "    import spamkit.training.train\n")
     monkeypatch.setitem(MODULES, "spamkit.runtime.sneaky", bad)
     assert [w.split(": ", 1)[1] for w in wrong_arrows()] == [
-        "spamkit.runtime.sneaky (runtime) imports spamkit.bench (jobs)",
-        "spamkit.runtime.sneaky (runtime) imports spamkit.train (training)",
+        "spamkit.runtime.sneaky (runtime) imports spamkit.jobs.bench (jobs)",
+        "spamkit.runtime.sneaky (runtime) imports spamkit.training.train (training)",
     ]
 
 
 def test_the_cli_loads_neither_torch_nor_onnxruntime_on_import():
     assert loaded_on_import("spamkit.cli") & HEAVY == set()
     # The check follows imports: the trainer does load torch.
-    assert "torch" in loaded_on_import("spamkit.train")
+    assert "torch" in loaded_on_import("spamkit.training.train")
 
 
 def test_the_cli_and_the_errors_import_where_neither_torch_nor_onnxruntime_can():

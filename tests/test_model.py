@@ -3,8 +3,8 @@
 import torch
 
 from spamkit.config import preset_config
-from spamkit.model import GPTClassifier
-from spamkit.train import collate
+from spamkit.training.model import GPTClassifier
+from spamkit.training.train import collate
 
 
 def _model(**kw) -> GPTClassifier:

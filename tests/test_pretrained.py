@@ -12,17 +12,17 @@ import pytest
 import torch
 from conftest import SMS_FILE, spamkit_cli
 
-from spamkit.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from spamkit.config import preset_config
 from spamkit.data import DataConfig
 from spamkit.errors import SpamkitError
 from spamkit.export.bundle import ExportConfig, export_bundle
-from spamkit.lora import add_lora, merge_lora
-from spamkit.model import GPTClassifier
-from spamkit.pretrained import find_weights, load_pretrained, to_hf_names
 from spamkit.runtime import Classifier
 from spamkit.tokenizer import gpt2_tokenizer
-from spamkit.train import collate
+from spamkit.training.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from spamkit.training.lora import add_lora, merge_lora
+from spamkit.training.model import GPTClassifier
+from spamkit.training.pretrained import find_weights, load_pretrained, to_hf_names
+from spamkit.training.train import collate
 
 transformers = pytest.importorskip("transformers")
 

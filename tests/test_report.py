@@ -8,7 +8,7 @@ import pytest
 from conftest import SMS_FILE, spamkit_cli
 from PIL import Image
 
-from spamkit.evaluate import examples_for, load_model
+from spamkit.jobs.evaluate import examples_for, load_model
 from spamkit.runtime import Classifier
 from spamkit.runtime.bundle import read_manifest
 

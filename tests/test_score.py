@@ -24,9 +24,9 @@ from conftest import (
     spamkit_cli,
 )
 
+from spamkit.jobs.score import ScoreConfig, score_file
 from spamkit.records import Source
 from spamkit.runtime import Classifier
-from spamkit.score import ScoreConfig, score_file
 
 SMS = [line.split("\t", 1)[1] for line in SMS_FILE.read_text(encoding="utf-8").split("\n") if line]
 

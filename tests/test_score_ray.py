@@ -14,9 +14,9 @@ import pytest
 import ray
 from conftest import SCORE_FP32, spamkit_cli
 
+from spamkit.jobs.score import run_identity
 from spamkit.records import Source
 from spamkit.runtime.bundle import open_manifest
-from spamkit.score import run_identity
 
 RAY = ("--engine", "ray", "--actors", "2", "--batch-size", "512")
 

@@ -8,15 +8,15 @@ import torch
 from conftest import SMS_FILE
 from safetensors.torch import load_file
 
-from spamkit.char_ngrams import CharNgramEmbedding
-from spamkit.checkpoint import load_checkpoint
 from spamkit.config import TrainConfig, preset_config
 from spamkit.data import DataConfig
 from spamkit.errors import SpamkitError
-from spamkit.evaluate import examples_for, load_model, score_examples
-from spamkit.model import GPTClassifier
+from spamkit.jobs.evaluate import examples_for, load_model, score_examples
 from spamkit.tokenizer import gpt2_tokenizer
-from spamkit.train import learning_rate, train
+from spamkit.training.char_ngrams import CharNgramEmbedding
+from spamkit.training.checkpoint import load_checkpoint
+from spamkit.training.model import GPTClassifier
+from spamkit.training.train import learning_rate, train
 
 DATA = DataConfig(path=str(SMS_FILE))
 

@@ -144,7 +144,7 @@ def train(
 ) -> None:
     """Fine-tune a GPT classifier and write a checkpoint directory."""
     from spamkit.data import DataConfig
-    from spamkit.train import train as run_training
+    from spamkit.training.train import train as run_training
 
     if _launch_workers(nproc, cfg, out, data, resume, force):
         return
@@ -168,7 +168,7 @@ def _launch_workers(nproc: int, cfg: TrainConfig, out: Path, data: Optional[str]
                            f"evenly among {nproc} processes")
     if not resume:  # before any worker starts
         check_output(out, CHECKPOINT, force=force, inputs=[data, cfg.weights])
-    from spamkit.distributed import launch
+    from spamkit.training.distributed import launch
 
     code, interrupted = launch(nproc, sys.argv[1:])
     if interrupted:
@@ -221,7 +221,7 @@ def eval_(
     """Accuracy, per-class precision/recall/F1 and the confusion matrix on a split."""
     import numpy as np
 
-    from spamkit.evaluate import examples_for, load_model, pr_curves, score_examples
+    from spamkit.jobs.evaluate import examples_for, load_model, pr_curves, score_examples
 
     loaded = load_model(model, precision, device, digest)
     examples = examples_for(loaded, data, split)
@@ -250,7 +250,7 @@ def calibrate(
 ) -> None:
     """Pick the spam-probability threshold that meets a precision target; store it in the bundle.
     Rewriting the manifest changes the bundle's digest: the new one is printed."""
-    from spamkit.evaluate import calibrate_bundle
+    from spamkit.jobs.evaluate import calibrate_bundle
 
     c = calibrate_bundle(bundle, data, target_precision, label)
     print(f"threshold {c.threshold:.4f} for {c.label}: precision {c.precision:.2%} (target "
@@ -330,9 +330,9 @@ def bench(
 ) -> None:
     """Start-up, batch-1 latency, throughput and peak memory of a bundle, measured in a fresh
     process on real messages (no torch involved)."""
-    from spamkit.bench import BenchConfig, format_table, run_bench
     from spamkit.data import resolve_data
-    from spamkit.measure import MeasureConfig, usable_cpus
+    from spamkit.jobs.bench import BenchConfig, format_table, run_bench
+    from spamkit.jobs.measure import MeasureConfig, usable_cpus
     from spamkit.runtime.bundle import open_manifest
 
     open_manifest(bundle, digest)  # a bad bundle is reported before the data is looked for
@@ -375,8 +375,8 @@ def score(
     digest: Optional[str] = _digest_option(),
 ) -> None:
     """Score a file of any size: one row per message, in order (no torch involved)."""
+    from spamkit.jobs.score import ScoreConfig, score_file
     from spamkit.records import Source
-    from spamkit.score import ScoreConfig, score_file
 
     cfg = ScoreConfig(engine=engine, batch_size=batch_size, precision=precision,
                       threads=threads, actors=actors, address=address, resume=resume,

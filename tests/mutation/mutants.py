@@ -73,7 +73,7 @@ MUTANTS = [
         (f"{INTERRUPTS}::test_a_kill_while_calibrate_writes_the_manifest_keeps_a_loadable_bundle",),
     ),
     Mutant(
-        "torn row kept on resume", "toolkit/score.py",
+        "torn row kept on resume", "toolkit/jobs/score.py",
         'records(Source(partial, kind, "label", "id"), whole_lines_only=True)',
         'records(Source(partial, kind, "label", "id"), whole_lines_only=False)',
         (f"{INTERRUPTS}::test_score_stopped_twice_resumes_to_the_uninterrupted_file",),
@@ -92,7 +92,7 @@ MUTANTS = [
         (f"{RUNTIME_INPUT}::test_a_hundred_thousand_messages_stream_in_bounded_memory",),
     ),
     Mutant(
-        "pickle code runs (weights_only=False)", "toolkit/pretrained.py",
+        "pickle code runs (weights_only=False)", "toolkit/training/pretrained.py",
         'torch.load(path, map_location="cpu", weights_only=True)',
         'torch.load(path, map_location="cpu", weights_only=False)',
         ("tests/test_pretrained.py::test_a_bin_file_with_code_in_its_pickle_is_refused",
@@ -105,13 +105,13 @@ MUTANTS = [
         ("tests/test_runtime.py::test_results_come_back_in_the_callers_order",),
     ),
     Mutant(
-        "optimizer state not restored", "toolkit/resume.py",
+        "optimizer state not restored", "toolkit/training/resume.py",
         'optimizer.load_state_dict({"state": slots,',
         'optimizer.load_state_dict({"state": {},',
         (f"{INTERRUPTS}::test_sigint_then_resume_gives_the_uninterrupted_result",),
     ),
     Mutant(
-        "gradients not averaged", "toolkit/train.py",
+        "gradients not averaged", "toolkit/training/train.py",
         "train_net.require_backward_grad_sync = sync",
         "train_net.require_backward_grad_sync = False",
         ("tests/test_distributed.py::test_two_processes_train_as_one_process_with_the_same_"
@@ -144,7 +144,7 @@ MUTANTS = [
         (f"{USER_FILES}::test_export_over_a_bundle_needs_force_then_replaces_it",),
     ),
     Mutant(
-        "resume continues another run", "toolkit/score.py",
+        "resume continues another run", "toolkit/jobs/score.py",
         "    if differs:",
         "    if False:",
         (f"{RESUME}::test_another_input_with_as_many_rows_is_refused",),

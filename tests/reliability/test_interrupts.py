@@ -35,10 +35,10 @@ import torch
 from conftest import SCORE_FP32, SMS_FILE, SMS_ZIP, closed_port_url
 from safetensors.torch import load_file
 
-from spamkit.checkpoint import load_checkpoint
 from spamkit.errors import SpamkitError
 from spamkit.runtime import Classifier
 from spamkit.runtime.bundle import read_manifest
+from spamkit.training.checkpoint import load_checkpoint
 
 TRAIN = ("train", "--preset", "tiny", "--no-compile", "--precision", "fp32", "--device", "cpu",
          "--data", str(SMS_FILE))

@@ -20,8 +20,8 @@ from conftest import SMS_FILE, assert_clean_failure
 from safetensors.torch import load_file, save_file
 
 from spamkit.config import PRESETS
-from spamkit.model import GPTClassifier
-from spamkit.pretrained import CONV1D
+from spamkit.training.model import GPTClassifier
+from spamkit.training.pretrained import CONV1D
 
 QUICK_S = 120  # far longer than any refusal takes; a build of a million blocks takes hours
 

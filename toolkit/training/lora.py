@@ -8,7 +8,7 @@ import math
 import torch
 import torch.nn as nn
 
-from spamkit.model import GPTClassifier
+from spamkit.training.model import GPTClassifier
 
 # The linear layers of every block; the new class head is trained in full instead.
 TARGETS = ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")

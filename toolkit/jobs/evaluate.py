@@ -53,7 +53,7 @@ def load_model(path: str | Path, precision: str | None = None, device: str = "cp
     if precision is not None or device != "cpu" or digest is not None:
         raise SpamkitError("--precision, --device and --digest are for a bundle; a checkpoint "
                            "runs in PyTorch on the CPU")
-    from spamkit.checkpoint import load_checkpoint
+    from spamkit.training.checkpoint import load_checkpoint
 
     ckpt = load_checkpoint(path)  # names the problem if `path` is neither
     return LoadedModel(ckpt.labels, _torch_predict_proba(ckpt), ckpt.data)
@@ -62,9 +62,9 @@ def load_model(path: str | Path, precision: str | None = None, device: str = "cp
 def _torch_predict_proba(ckpt) -> Callable[[list[str]], np.ndarray]:
     import torch
 
-    from spamkit.model import model_logits
     from spamkit.runtime.batching import length_sorted_batches
     from spamkit.tokenizer import gpt2_tokenizer
+    from spamkit.training.model import model_logits
 
     tokenizer = gpt2_tokenizer(ckpt.config.context_length)
 

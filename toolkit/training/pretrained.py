@@ -13,10 +13,10 @@ from pathlib import Path
 
 import torch
 
-from spamkit.checkpoint import check_shapes, expected_shapes
 from spamkit.config import PRESETS, GPTConfig
 from spamkit.errors import SpamkitError
-from spamkit.model import GPTClassifier
+from spamkit.training.checkpoint import check_shapes, expected_shapes
+from spamkit.training.model import GPTClassifier
 
 HUB_IDS = {name: f"openai-community/{name}" for name in ("gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl")}
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")

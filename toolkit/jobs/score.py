@@ -131,7 +131,7 @@ def score_file(bundle: str | Path, source: Source, output: str | Path, cfg: Scor
 
             try:
                 if cfg.engine == "ray":
-                    from spamkit.score_ray import score_on_ray
+                    from spamkit.jobs.score_ray import score_on_ray
 
                     score_on_ray(bundle, source, index, done + 1, cfg, write)
                 else:

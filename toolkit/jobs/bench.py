@@ -1,9 +1,9 @@
 """`spamkit bench`: how fast a bundle classifies on this machine, as an app meets it.
 
-`run_bench` starts a fresh process (`python -m spamkit.bench`) that imports the runtime, loads
+`run_bench` starts a fresh process (`python -m spamkit.jobs.bench`) that imports the runtime, loads
 the bundle and answers a first message (start-up, timed from the process's start), then times
 batch-1 latency and `Classifier.logits` (what `predict` runs) over a list of real messages; see
-spamkit.measure. Never imports torch: it runs where an app would.
+spamkit.jobs.measure. Never imports torch: it runs where an app would.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import numpy as np
 
 from spamkit import __version__
 from spamkit.errors import SpamkitError
-from spamkit.measure import MeasureConfig, child_main, machine_facts, run_child
+from spamkit.jobs.measure import MeasureConfig, child_main, machine_facts, run_child
 from spamkit.runtime.classifier import (
     BATCH_TOKENS,
     Classifier,
@@ -45,7 +45,7 @@ class BenchConfig:
 
 
 class BundleRoute:
-    """A loaded Classifier, as spamkit.measure times it."""
+    """A loaded Classifier, as spamkit.jobs.measure times it."""
 
     def __init__(self, clf: Classifier, cfg: BenchConfig) -> None:
         self.clf = clf
@@ -82,7 +82,7 @@ def loader_for(spec: dict) -> Callable[[], BundleRoute]:
 
 def child_command() -> list[str]:
     """The measuring process for a bundle; benchmarks/compare.py runs it too."""
-    return [sys.executable, "-m", "spamkit.bench"]
+    return [sys.executable, "-m", "spamkit.jobs.bench"]
 
 
 def run_bench(bench: BenchConfig, measure: MeasureConfig) -> dict:

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from spamkit.errors import SpamkitError
+from spamkit.jobs.score import ScoreConfig, Write, score_texts
 from spamkit.records import Index, Position, Source, records
-from spamkit.score import ScoreConfig, Write, score_texts
 
 
 class BundleActor:

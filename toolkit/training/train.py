@@ -17,22 +17,28 @@ import torch.nn.functional as F
 from torch.utils.data import DistributedSampler
 from tqdm import tqdm
 
-from spamkit import distributed, plots
-from spamkit.char_ngrams import CharNgramEmbedding
-from spamkit.checkpoint import Checkpoint, save_checkpoint
+from spamkit import plots
 from spamkit.config import TrainConfig, preset_config
 from spamkit.data import DataConfig, Examples, load_splits
-from spamkit.distributed import Ranks
 from spamkit.errors import Interrupted, SpamkitError
-from spamkit.lora import add_lora, merge_lora
-from spamkit.model import GPTClassifier
 from spamkit.outputs import CHECKPOINT, check_output
-from spamkit.pretrained import find_weights, load_pretrained, preset_name
-from spamkit.resume import Progress, SavedState, load_state, save_state
 from spamkit.runtime.classifier import pad_batch
 from spamkit.runtime.tokenizer import Tokenizer
 from spamkit.tokenizer import gpt2_tokenizer
-from spamkit.torch_device import describe, resolve_compile, resolve_device, resolve_precision
+from spamkit.training import distributed
+from spamkit.training.char_ngrams import CharNgramEmbedding
+from spamkit.training.checkpoint import Checkpoint, save_checkpoint
+from spamkit.training.distributed import Ranks
+from spamkit.training.lora import add_lora, merge_lora
+from spamkit.training.model import GPTClassifier
+from spamkit.training.pretrained import find_weights, load_pretrained, preset_name
+from spamkit.training.resume import Progress, SavedState, load_state, save_state
+from spamkit.training.torch_device import (
+    describe,
+    resolve_compile,
+    resolve_device,
+    resolve_precision,
+)
 
 AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 # Frozen-trunk outputs beyond this size (all splits) are computed afresh every step instead.

@@ -23,7 +23,7 @@ from spamkit.config import SIZES
 from spamkit.data import DataConfig
 from spamkit.errors import SpamkitError
 from spamkit.jsonfile import read_format_json
-from spamkit.model import GPTClassifier, GPTConfig
+from spamkit.training.model import GPTClassifier, GPTConfig
 
 FORMAT = "spamkit-checkpoint"
 FORMAT_VERSION = 1

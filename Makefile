@@ -40,9 +40,10 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PY) -m pip install -e ".[$(ORT_EXTRA),train,dev,ray]"
 	touch $@
 
+# --force: a second `make demo` replaces the demo's own checkpoint and bundle (only those).
 demo: setup
-	$(PY) -m spamkit train --preset mini --out $(DEMO)/checkpoint $(DATA_ARG)
-	$(PY) -m spamkit export $(DEMO)/checkpoint --out $(DEMO)/bundle --int8 $(DATA_ARG)
+	$(PY) -m spamkit train --preset mini --out $(DEMO)/checkpoint --force $(DATA_ARG)
+	$(PY) -m spamkit export $(DEMO)/checkpoint --out $(DEMO)/bundle --int8 --force $(DATA_ARG)
 	$(PY) -m spamkit classify $(DEMO)/bundle \
 		"WINNER!! You have been selected to receive a £900 prize reward! Call 09061701461 to claim." \
 		"Ok lar... Joking wif u oni... see you at 6?"

@@ -31,7 +31,8 @@ def peek_format_json(path: Path, fmt: str) -> dict | None:
     """The JSON object in `path` if its "format" is `fmt`, else None (unreadable, not JSON, over
     1 MB, another format): for telling what a file is without trusting it."""
     try:
-        data = json.loads(path.read_bytes()[: 1 << 20])
-    except (OSError, ValueError):
+        with open(path, "rb") as f:
+            data = json.loads(f.read(1 << 20))  # never more: it may be any file of the user's
+    except (OSError, ValueError, RecursionError):
         return None
     return data if isinstance(data, dict) and data.get("format") == fmt else None

@@ -75,7 +75,7 @@ def _is_scores_file(path: Path) -> bool:
         first = f.readline(1 << 16).decode("utf-8", errors="replace").strip()
     try:
         columns = list(json.loads(first)) if first.startswith("{") else first.split(",")
-    except ValueError:
+    except (ValueError, RecursionError):
         return False
     return (len(columns) > 2 and columns[:2] == ["id", "label"]
             and all(str(c).startswith("p_") for c in columns[2:]))

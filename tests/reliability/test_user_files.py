@@ -229,6 +229,17 @@ def test_score_over_a_users_file_is_refused_even_with_force(tmp_path, tiny_bundl
     assert snapshot(folder) == before
 
 
+def test_a_users_file_that_looks_like_hostile_json_is_refused_in_one_line(tmp_path, tiny_bundle,
+                                                                         inbox):
+    """Telling whether --out is a scores file reads its first line, which may be anything."""
+    other = tmp_path / "notes.jsonl"
+    other.write_text('{"id": ' + "[" * 60_000 + "\n", encoding="utf-8")
+    before = other.read_bytes()
+    refused(spamkit_cli("score", tiny_bundle, inbox, "--out", other, "--force"),
+            "not a spamkit scores file")
+    assert other.read_bytes() == before
+
+
 @pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
 def test_score_over_its_own_output_needs_force(tmp_path, tiny_bundle, inbox, suffix):
     out = tmp_path / f"scores{suffix}"

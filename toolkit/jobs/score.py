@@ -14,7 +14,7 @@ import csv
 import itertools
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TextIO
 
@@ -104,6 +104,7 @@ def score_file(bundle: str | Path, source: Source, output: str | Path, cfg: Scor
     _check_outputs(output, bundle, source, cfg)
     # A bad bundle is refused before the input is read, and before any Ray actor loads it.
     manifest, digest = open_manifest(bundle, cfg.digest)
+    cfg = replace(cfg, digest=digest)  # the engines load exactly the bundle the run records
     precision = choose_graph(manifest, Path(bundle), "cpu", cfg.precision)
     index = Index.of(source, PIECE)  # checks every record, so bad input stops the run here
     run = run_identity(digest, source, precision)
@@ -215,22 +216,15 @@ def _score_here(bundle: str | Path, source: Source, index: Index, first: int, cf
 
 
 def _cut_to_complete_rows(partial: Path, kind: str, source: Source, index: Index) -> int:
-    """Cut an interrupted run's partial output after its last complete row, having checked
-    that it was scoring this input; return how many rows it keeps."""
-    done, end, last_id = 0, 0, None
+    """Cut an interrupted run's partial output after its last complete row (its run record has
+    been checked: same input, bundle and options); return how many rows it keeps."""
+    done, end = 0, 0
     if partial.stat().st_size:
         for row, after in records(Source(partial, kind, "label", "id"), whole_lines_only=True):
-            done, end, last_id = row.number, after.offset, row.id
+            done, end = row.number, after.offset
     if done > index.total:
         raise SpamkitError(f"{partial} has {done} rows, more than the {index.total} messages in "
                            f"{source.path}: it was scoring another input")
-    if done:
-        start, skip = index.start(done)
-        expected = next(itertools.islice(records(source, start), skip, None))[0].id
-        if expected != last_id:
-            raise SpamkitError(f"{partial} was scoring another input: its row {done} has id "
-                               f"{last_id!r}, message {done} of {source.path} has id "
-                               f"{expected!r}")
-        with open(partial, "r+b") as f:
-            f.truncate(end)
+    with open(partial, "r+b") as f:
+        f.truncate(end)
     return done

@@ -71,7 +71,13 @@ class DataConfig:
 
 
 def _default_cache_dir() -> Path:
-    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "spamkit").expanduser()
+    """$SPAMKIT_CACHE, else the platform's cache directory: ~/.cache/spamkit (or under
+    $XDG_CACHE_HOME) on Linux, ~/Library/Caches/spamkit on macOS, %LOCALAPPDATA%\\spamkit\\Cache
+    on Windows."""
+    from platformdirs import user_cache_dir
+
+    return Path(os.environ.get(CACHE_ENV) or user_cache_dir("spamkit", appauthor=False)
+                ).expanduser()
 
 
 def _extract_sms(archive: Path | io.BytesIO, cache_dir: Path, source: str) -> Path:

@@ -335,6 +335,10 @@ def _stdin_lines() -> Iterator[list[str]]:
 def bench(
     bundle: Path = typer.Argument(..., help="Bundle directory from `spamkit export`."),
     data: Optional[str] = typer.Option(None, "--data", help="Messages to classify. " + DATA_HELP),
+    text_column: Optional[str] = typer.Option(None, help="Read --data as `spamkit score` reads "
+                                              "its input, labels not needed: this column of a "
+                                              "CSV/TSV, this field of JSON Lines, any other "
+                                              "file one message per line."),
     device: str = typer.Option("cpu", **one_of(RUNTIME_DEVICES), help="cpu, cuda or auto."),
     precision: Optional[str] = typer.Option(None, **one_of(GRAPHS_SMALLEST_FIRST),
                                             help="Graph to run: int8, fp16 or fp32 "
@@ -359,10 +363,13 @@ def bench(
     from spamkit.runtime.bundle import open_manifest
 
     open_manifest(bundle, digest)  # a bad bundle is reported before the data is looked for
+    if text_column is not None and data is None:
+        raise SpamkitError("--text-column reads a file of your own messages: give it as --data")
     threads = usable_cpus() if threads is None else threads
     cfg = BenchConfig(bundle=str(bundle), threads=threads, device=device, precision=precision,
                       batch_size=batch_size, digest=digest)
-    measure = MeasureConfig(data=str(resolve_data(data)), messages=messages, warmup=warmup,
+    measure = MeasureConfig(data=str(resolve_data(data)), text_column=text_column,
+                            messages=messages, warmup=warmup,
                             throughput_messages=throughput_messages)
     result = run_bench(cfg, measure)
     print(json.dumps(result, indent=2) if as_json else format_table(result))

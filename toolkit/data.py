@@ -197,6 +197,21 @@ def read_messages(
     return texts, labels
 
 
+def read_texts(path: Path, text_column: str | None = None) -> list[str]:
+    """The messages of a file, for work that needs no labels. With `text_column`, read as
+    `spamkit score` reads its input: that column of a CSV/TSV, that field of JSON Lines, any
+    other file one message per line. Without, the texts of labelled data (read_messages)."""
+    if text_column is None:
+        return read_messages(path)[0]
+    path = Path(path)
+    if path.stat().st_size > MAX_DATA_BYTES:
+        raise SpamkitError(f"{path} is over {MAX_DATA_BYTES >> 30} GiB: use a sample of it")
+    texts = [record.text for record, _ in records(Source.of(path, text_column))]
+    if not texts:
+        raise SpamkitError(f"no messages in {path}")
+    return texts
+
+
 # -----------------------------------------------------------------------------
 # splitting
 

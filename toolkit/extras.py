@@ -11,12 +11,13 @@ from spamkit.errors import SpamkitError
 ORT_INSTALL = 'pip install "spamkit[cpu]" (or "spamkit[gpu]" on a machine with CUDA)'
 TRAIN_INSTALL = 'pip install "spamkit[train]"'
 
-# top-level module -> (what needs it, how to install it)
+# top-level module -> (what uses it, how to install it)
 EXTRAS = {
     "onnxruntime": ("running a bundle", ORT_INSTALL),
     "torch": ("training, export and checkpoints", TRAIN_INSTALL),
     "safetensors": ("training, export and checkpoints", TRAIN_INSTALL),
     "onnx": ("export", TRAIN_INSTALL),
+    "onnx_ir": ("export", TRAIN_INSTALL),  # comes with onnxscript
     "onnxscript": ("export", TRAIN_INSTALL),
     "matplotlib": ("--plots", TRAIN_INSTALL),
     "ray": ("--engine ray", 'pip install "spamkit[ray]"'),
@@ -33,7 +34,7 @@ def missing_extra(error: ModuleNotFoundError) -> MissingExtra | None:
     if module not in EXTRAS:
         return None
     needs, install = EXTRAS[module]
-    return MissingExtra(f"{needs} needs {module}, which is not installed: {install}")
+    return MissingExtra(f"this needs {module} (for {needs}), which is not installed: {install}")
 
 
 def require(module: str, what: str) -> None:

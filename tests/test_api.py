@@ -151,3 +151,17 @@ def test_providers_and_session_options_that_cannot_work_are_refused_in_one_line(
 def test_device_cpu_with_cpu_providers_is_consistent(tiny_bundle):
     clf = Classifier.load(tiny_bundle, device="cpu", providers=["CPUExecutionProvider"])
     assert clf.device == "cpu"
+
+
+@pytest.mark.gpu
+def test_cuda_provider_with_its_options_runs_the_bundle_on_the_gpu(tiny_bundle):
+    providers = [("CUDAExecutionProvider", {"device_id": 0}), "CPUExecutionProvider"]
+
+    gpu = Classifier.load(tiny_bundle, providers=providers)
+
+    assert gpu.device == "cuda" and gpu.precision == "fp32"  # int8 is meant for CPUs only
+    assert gpu.session.get_providers()[0] == "CUDAExecutionProvider"
+    assert gpu.session.get_provider_options()["CUDAExecutionProvider"]["device_id"] == "0"
+    cpu = Classifier.load(tiny_bundle, precision="fp32")
+    np.testing.assert_allclose(gpu.predict_proba([SPAM, HAM]), cpu.predict_proba([SPAM, HAM]),
+                               atol=1e-4)

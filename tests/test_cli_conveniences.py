@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from conftest import SMS_FILE, SMS_ZIP, assert_clean_failure, spamkit_cli
 
+
 def test_version_prints_the_installed_version():
     result = spamkit_cli("--version")
 
@@ -30,7 +31,7 @@ def complete_in_bash(*lines: str) -> list[str]:
                    'COMPREPLY=(); _spamkit_completion spamkit; echo "${COMPREPLY[*]}"']
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"  # the venv's spamkit
     result = subprocess.run(["bash", "--norc", "-c", "\n".join(script)], capture_output=True,
-                            text=True, timeout=120, env={**os.environ, "PATH": path})
+                            text=True, timeout=120, env={**os.environ, "PATH": path}, check=False)
     assert result.returncode == 0, result.stderr
     return result.stdout.splitlines()
 
@@ -110,7 +111,8 @@ def test_the_download_is_cached_where_the_os_keeps_caches_unless_spamkit_cache_s
 
     first = spamkit_cli("data", env=env)
     assert first.returncode == 0, first.stderr
-    assert (tmp_path / "xdg" / "spamkit" / "SMSSpamCollection").read_bytes() == SMS_FILE.read_bytes()
+    cached = tmp_path / "xdg" / "spamkit" / "SMSSpamCollection"
+    assert cached.read_bytes() == SMS_FILE.read_bytes()
     assert spamkit_cli("data", env=env).returncode == 0  # the cached copy: no second download
     assert len(requests) == 1
 

@@ -36,6 +36,8 @@ from spamkit.runtime.bundle import (
     verify_files,
 )
 from spamkit.runtime.device import (
+    Device,
+    Precision,
     check_session_options,
     choose_graph,
     place_session,
@@ -190,9 +192,9 @@ class Classifier:
     def load(
         cls,
         bundle: str | os.PathLike[str],
-        device: str | None = None,
+        device: Device | None = None,
         threads: int | None = None,
-        precision: str | None = None,
+        precision: Precision | None = None,
         batch_size: int = 32,
         threshold: float | None = None,
         batch_tokens: int = BATCH_TOKENS,

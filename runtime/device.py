@@ -9,6 +9,7 @@ import logging
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Literal
 
 import onnxruntime as ort
 
@@ -16,6 +17,11 @@ from spamkit.runtime.bundle import GRAPHS_SMALLEST_FIRST, RUNTIME_DEVICES, Manif
 from spamkit.runtime.errors import BundleError, SpamkitError
 
 log = logging.getLogger("spamkit.runtime")
+
+# Classifier.load's choices as types, so that a type checker flags device="gpu" (spamkit ships
+# py.typed); at run time RUNTIME_DEVICES and GRAPH_FILES are checked.
+Device = Literal["cpu", "cuda", "auto"]
+Precision = Literal["int8", "fp16", "fp32"]
 
 # Export checks every graph it writes on ONNX Runtime's CPU provider, so any graph may run on a
 # CPU when asked for by name; on CUDA only those meant for it.

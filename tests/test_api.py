@@ -4,11 +4,15 @@ and ONNX Runtime's own providers and session options, on a real bundle."""
 
 from __future__ import annotations
 
+import typing
+
 import numpy as np
 import onnxruntime as ort
 import pytest
 
 from spamkit.runtime import Classifier
+from spamkit.runtime.bundle import GRAPH_FILES, RUNTIME_DEVICES
+from spamkit.runtime.device import Device, Precision
 
 SPAM = "WINNER!! You have been selected to receive a £900 prize reward! Call 09061701461"
 HAM = "Ok lar... Joking wif u oni... see you at 6?"
@@ -146,6 +150,11 @@ def test_providers_and_session_options_that_cannot_work_are_refused_in_one_line(
     with pytest.raises(error, match=words) as caught:
         Classifier.load(tiny_bundle, **kwargs)
     assert "\n" not in str(caught.value)
+
+
+def test_the_choices_type_checkers_see_are_the_ones_load_accepts():
+    assert typing.get_args(Device) == RUNTIME_DEVICES
+    assert set(typing.get_args(Precision)) == set(GRAPH_FILES)
 
 
 def test_device_cpu_with_cpu_providers_is_consistent(tiny_bundle):

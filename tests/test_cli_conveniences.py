@@ -22,22 +22,31 @@ def test_version_prints_the_installed_version():
     assert result.stdout == f"spamkit {metadata.version('spamkit')}\n"
 
 
-def complete_in_bash(*lines: str) -> list[str]:
-    """What bash offers for TAB after each of `lines`, one line of output each, with the script
-    `spamkit --show-completion bash` prints loaded as a user's .bashrc loads it."""
-    script = ['eval "$(spamkit --show-completion bash)"']
+def complete_in_bash(home: Path, *lines: str) -> list[str]:
+    """What bash offers for TAB after each of `lines`, one line of output each, in a shell that
+    read the .bashrc in `home`."""
+    script = ['source "$HOME/.bashrc"']
     for words in lines:
         script += [f"COMP_WORDS=({words}); COMP_CWORD=$(( ${{#COMP_WORDS[@]}} - 1 ))",
                    'COMPREPLY=(); _spamkit_completion spamkit; echo "${COMPREPLY[*]}"']
-    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"  # the venv's spamkit
     result = subprocess.run(["bash", "--norc", "-c", "\n".join(script)], capture_output=True,
-                            text=True, timeout=120, env={**os.environ, "PATH": path}, check=False)
+                            text=True, timeout=120, env=user_env(home), check=False)
     assert result.returncode == 0, result.stderr
     return result.stdout.splitlines()
 
 
-def test_tab_completes_commands_and_choices_in_bash():
-    offered = complete_in_bash("spamkit cl", "spamkit classify bundle --device ''",
+def user_env(home: Path) -> dict:
+    """A user's shell environment: this HOME, and the venv's `spamkit` on PATH."""
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    return {**os.environ, "HOME": str(home), "PATH": path}
+
+
+def test_tab_completes_commands_and_choices_once_installed_in_bash(tmp_path):
+    installed = subprocess.run(["spamkit", "--install-completion", "bash"], capture_output=True,
+                               text=True, timeout=120, env=user_env(tmp_path), check=False)
+    assert installed.returncode == 0, installed.stderr
+
+    offered = complete_in_bash(tmp_path, "spamkit cl", "spamkit classify bundle --device ''",
                                "spamkit eval run --precision fp")
 
     assert offered == ["classify", "cpu cuda auto", "fp16 fp32"]

@@ -328,7 +328,8 @@ class Classifier:
     def __repr__(self) -> str:
         threshold = (None if self.threshold is None
                      else f"{self.threshold:g} for {self.threshold_label!r}")
-        return (f"Classifier(bundle={str(self.bundle)!r}, labels={self.labels}, "
+        bundle = None if self.bundle is None else str(self.bundle)
+        return (f"Classifier(bundle={bundle!r}, labels={self.labels}, "
                 f"precision={self.precision!r}, device={self.device!r}, "
                 f"providers={self.session.get_providers()}, threshold={threshold}, "
                 f"digest={self.digest and self.digest[:12] + '...'!r})")

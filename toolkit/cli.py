@@ -61,7 +61,7 @@ def _root(
     version: bool = typer.Option(False, "--version", callback=_show_version, is_eager=True,
                                  help="Print spamkit's version and exit."),
 ) -> None:
-    """Fine-tune GPT-2 text classifiers, export them to int8 ONNX, classify without torch."""
+    """spamkit's own options, before any command (the app's help= is its help)."""
 
 
 # ONNX Runtime threads: at least one, at most the CPUs there are.

@@ -7,6 +7,18 @@
 Pin the bundle to the digest `spamkit export` printed, and any other bundle is refused:
 
     clf = Classifier.load("runs/demo/bundle", digest="9f86d08...")  # all 64 hex digits
+
+As a transformers pipeline answers, and with scikit-learn's `classes_`:
+
+    clf("WINNER!! Claim your prize now")  # [{'label': 'spam', 'score': 0.98}]
+    clf(["a", "b"], top_k=None)  # per text, every class, most probable first
+    clf.classes_  # array(['ham', 'spam']): the columns of clf.predict_proba(texts)
+
+ONNX Runtime's own providers and session options, as given (leave `device` out):
+
+    options = onnxruntime.SessionOptions(); options.intra_op_num_threads = 2
+    Classifier.load("runs/demo/bundle", providers=["CoreMLExecutionProvider",
+                    "CPUExecutionProvider"], session_options=options)
 """
 
 from __future__ import annotations

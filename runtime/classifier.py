@@ -6,7 +6,7 @@ import itertools
 import math
 import numbers
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -14,10 +14,11 @@ import numpy as np
 try:
     import onnxruntime as ort
 except ImportError as e:  # onnxruntime and onnxruntime-gpu are alternatives, so an extra
-    raise ImportError(
-        "spamkit.runtime needs ONNX Runtime: pip install 'spamkit[cpu]', "
-        "or 'spamkit[gpu]' on a machine with CUDA"
-    ) from e
+    # `from None`: the hint is the whole message, not the last line of two tracebacks.
+    raise ModuleNotFoundError(
+        f"spamkit.runtime needs ONNX Runtime ({e}): pip install \"spamkit[cpu]\", or "
+        "\"spamkit[gpu]\" on a machine with CUDA", name="onnxruntime"
+    ) from None
 
 from spamkit.runtime.batching import length_sorted_batches, pad_batch
 from spamkit.runtime.bundle import (
@@ -34,8 +35,16 @@ from spamkit.runtime.bundle import (
     read_verified,
     verify_files,
 )
-from spamkit.runtime.device import choose_graph, providers_for, runs_on_cuda
+from spamkit.runtime.device import (
+    Device,
+    Precision,
+    check_session_options,
+    choose_graph,
+    place_session,
+    runs_on_cuda,
+)
 from spamkit.runtime.errors import BundleError
+from spamkit.runtime.pipeline import TOP_K_NOT_GIVEN, check_top_k, pipeline_results
 from spamkit.runtime.tokenizer import Tokenizer
 
 # A batch stops at this many (padded) tokens by default: ONNX Runtime's working memory grows
@@ -45,12 +54,15 @@ MAX_TOKENIZER_BYTES = 64 << 20  # GPT-2's is 1.6 MB
 
 
 def make_session(
-    graph: Path, providers: list[str], threads: int | None = None
+    graph: Path, providers: list, threads: int | None = None,
+    options: ort.SessionOptions | None = None,
 ) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    if threads:
-        options.intra_op_num_threads = threads
+    """A session on `graph`: with the caller's `options` as given, else spamkit's own."""
+    if options is None:
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            options.intra_op_num_threads = threads
     try:
         # ONNX Runtime (>= 1.20) itself refuses external-data paths that leave the graph's
         # directory; any refusal is reported as a bad bundle.
@@ -59,11 +71,11 @@ def make_session(
         raise BundleError(f"ONNX Runtime cannot load {graph}: {first_line(e)}") from None
 
 
-def _open_graph(bundle: Path, manifest: Manifest, precision: str, providers: list[str],
-                threads: int | None) -> ort.InferenceSession:
+def _open_graph(bundle: Path, manifest: Manifest, precision: str, providers: list,
+                threads: int | None, options: ort.SessionOptions | None) -> ort.InferenceSession:
     """A session on the bundle's `precision` graph, checked against its sha256 first."""
     verify_files(bundle, manifest, manifest.graph_files(precision))
-    session = make_session(bundle / manifest.graphs[precision], providers, threads)
+    session = make_session(bundle / manifest.graphs[precision], providers, threads, options)
     check_graph(session, len(manifest.labels), bundle / manifest.graphs[precision])
     return session
 
@@ -121,14 +133,14 @@ def check_options(batch_size: object, batch_tokens: object, threshold: object) -
 
 def check_load_options(threads: object, precision: object, device: object = "cpu") -> None:
     """ValueError unless threads is None or 1..this machine's CPUs, precision None or a graph
-    name, and device one of RUNTIME_DEVICES."""
+    name, and device None or one of RUNTIME_DEVICES."""
     cpus = os.cpu_count() or 1
     if threads is not None and (not _is_int(threads) or not 1 <= threads <= cpus):
         raise ValueError(f"threads must be an integer from 1 to {cpus} (this machine's CPUs), "
                          f"not {threads!r}")
     if precision is not None and precision not in GRAPH_FILES:
         raise ValueError(f"precision must be one of {', '.join(GRAPH_FILES)}, not {precision!r}")
-    if device not in RUNTIME_DEVICES:
+    if device is not None and device not in RUNTIME_DEVICES:
         raise ValueError(f"device must be one of {', '.join(RUNTIME_DEVICES)}, not {device!r}")
 
 
@@ -150,8 +162,10 @@ class Classifier:
         threshold: float | None = None,
         batch_tokens: int = BATCH_TOKENS,
         digest: str | None = None,
+        bundle: str | os.PathLike[str] | None = None,
     ) -> None:
         check_options(batch_size, batch_tokens, threshold)
+        self.bundle = None if bundle is None else Path(bundle)
         self.session = session
         self.tokenizer = tokenizer
         self.manifest = manifest
@@ -178,16 +192,23 @@ class Classifier:
     def load(
         cls,
         bundle: str | os.PathLike[str],
-        device: str = "cpu",
+        device: Device | None = None,
         threads: int | None = None,
-        precision: str | None = None,
+        precision: Precision | None = None,
         batch_size: int = 32,
         threshold: float | None = None,
         batch_tokens: int = BATCH_TOKENS,
         digest: str | None = None,
+        providers: Sequence[str | tuple[str, dict]] | None = None,
+        session_options: ort.SessionOptions | None = None,
     ) -> Classifier:
-        """Load a bundle. `device` is "cpu", "cuda" (an error where ONNX Runtime cannot run on
-        a GPU) or "auto" (CUDA when it can, else the CPU with a warning; `.device` says which).
+        """Load a bundle. `device` is "cpu" (the default), "cuda" (an error where ONNX Runtime
+        cannot run on a GPU) or "auto" (CUDA when it can, else the CPU with a warning; `.device`
+        says which).
+        `providers` and `session_options` go to ONNX Runtime as given (see place_session):
+        providers replace what `device` would pick, e.g. [("CoreMLExecutionProvider", {...}),
+        "CPUExecutionProvider"]; leave `device` out with them. `session_options`, an
+        onnxruntime.SessionOptions, replaces spamkit's own (threads= then cannot be used).
         `precision` picks a graph ("int8", "fp16", "fp32"); by default the smallest one meant
         for the device: int8 on a CPU, fp16 on a GPU, else fp32. `threads` caps ONNX Runtime's
         intra-op threads (1 to this machine's CPUs; default: one per physical core).
@@ -200,19 +221,21 @@ class Classifier:
         Bad arguments are a ValueError; a bad bundle, whatever it claims, a BundleError."""
         check_load_options(threads, precision, device)
         check_options(batch_size, batch_tokens, threshold)
+        check_session_options(session_options, threads)
         threads = None if threads is None else int(threads)
         bundle = Path(bundle)
         manifest, found = open_manifest(bundle, digest)
         tokenizer = load_tokenizer(bundle, manifest)
-        providers, running = providers_for(device)
+        providers, running = place_session(device, providers)
         graph = choose_graph(manifest, bundle, running, precision)
-        session = _open_graph(bundle, manifest, graph, providers, threads)
-        if running == "cuda" and not runs_on_cuda(session, device):
+        session = _open_graph(bundle, manifest, graph, providers, threads, session_options)
+        if running == "cuda" and not runs_on_cuda(session, device or "cuda"):
             running = "cpu"
             graph = choose_graph(manifest, bundle, running, precision)
-            session = _open_graph(bundle, manifest, graph, ["CPUExecutionProvider"], threads)
+            session = _open_graph(bundle, manifest, graph, ["CPUExecutionProvider"], threads,
+                                  session_options)
         return cls(session, tokenizer, manifest, running, graph, batch_size, threshold,
-                   batch_tokens, found)
+                   batch_tokens, found, bundle)
 
     def logits(self, texts: str | Iterable[str]) -> np.ndarray:
         """Class logits, [n, classes] (or [classes] for a single string).
@@ -283,6 +306,33 @@ class Classifier:
         if isinstance(texts, str):
             return self.predict([texts])[0]
         return self.decide_labels(self.predict_proba(texts))
+
+    def __call__(self, texts: str | Iterable[str], top_k: int | None = TOP_K_NOT_GIVEN) -> list:
+        """Classify as a transformers text-classification pipeline does, in its shapes:
+        `clf("text")` -> [{"label": "spam", "score": 0.98}], `clf(["a", "b"])` -> one such dict
+        per text; with top_k (None: every class), each text's classes most probable first:
+        `clf("text", top_k=None)` -> [{"label": "spam", ...}, {"label": "ham", ...}], and a list
+        of texts gives one such list per text. The label without top_k is what `predict`
+        answers (a calibrated threshold applies), its score that label's probability; scores are
+        `predict_proba`'s (softmax)."""
+        check_top_k(top_k)
+        single = isinstance(texts, str)
+        proba = self.predict_proba([texts] if single else texts)
+        return pipeline_results(self.labels, proba, self.decide(proba), top_k, single)
+
+    @property
+    def classes_(self) -> np.ndarray:
+        """The labels in the order of `predict_proba`'s columns, as scikit-learn names them."""
+        return np.array(self.labels)
+
+    def __repr__(self) -> str:
+        threshold = (None if self.threshold is None
+                     else f"{self.threshold:g} for {self.threshold_label!r}")
+        bundle = None if self.bundle is None else str(self.bundle)
+        return (f"Classifier(bundle={bundle!r}, labels={self.labels}, "
+                f"precision={self.precision!r}, device={self.device!r}, "
+                f"providers={self.session.get_providers()}, threshold={threshold}, "
+                f"digest={self.digest and self.digest[:12] + '...'!r})")
 
     def decide_labels(self, proba: np.ndarray) -> list[str]:
         """The label for each row of `predict_proba`'s output, as `decide` picks it."""

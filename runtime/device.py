@@ -7,7 +7,9 @@ import contextlib
 import functools
 import logging
 import sys
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Literal
 
 import onnxruntime as ort
 
@@ -15,6 +17,11 @@ from spamkit.runtime.bundle import GRAPHS_SMALLEST_FIRST, RUNTIME_DEVICES, Manif
 from spamkit.runtime.errors import BundleError, SpamkitError
 
 log = logging.getLogger("spamkit.runtime")
+
+# Classifier.load's choices as types, so that a type checker flags device="gpu" (spamkit ships
+# py.typed); at run time RUNTIME_DEVICES and GRAPH_FILES are checked.
+Device = Literal["cpu", "cuda", "auto"]
+Precision = Literal["int8", "fp16", "fp32"]
 
 # Export checks every graph it writes on ONNX Runtime's CPU provider, so any graph may run on a
 # CPU when asked for by name; on CUDA only those meant for it.
@@ -38,6 +45,61 @@ def providers_for(device: str) -> tuple[list[str], str]:
     if device == "auto":
         log.warning("spamkit: no CUDA execution provider available, running on CPU")
     return ["CPUExecutionProvider"], "cpu"
+
+
+def place_session(device: str | None, providers: object) -> tuple[list, str]:
+    """Return (providers, the device that will run) for Classifier.load's `device` and
+    `providers`. Without providers, `device` (default "cpu") picks them. With providers, they
+    are ONNX Runtime's as given, and the device is "cuda" when CUDAExecutionProvider is among
+    them, else "cpu" (which graphs are meant for it); a `device` that says otherwise, or
+    "auto", is a ValueError."""
+    if providers is None:
+        return providers_for("cpu" if device is None else device)
+    names = check_providers(providers)
+    running = "cuda" if "CUDAExecutionProvider" in names else "cpu"
+    if device is not None and device != running:
+        raise ValueError(f"device={device!r} contradicts providers={names}, which run on "
+                         f"{running}: leave device out when passing providers")
+    if running == "cuda":
+        _load_cuda_libraries()
+    return list(providers), running
+
+
+def check_providers(providers: object) -> list[str]:
+    """The provider names of `providers`, a list of names or (name, options) pairs as ONNX
+    Runtime takes them; TypeError for another shape, ValueError for a provider this ONNX
+    Runtime lacks."""
+    if isinstance(providers, (str, Mapping)) or not isinstance(providers, (list, tuple)):
+        raise TypeError("providers must be a list of ONNX Runtime provider names or (name, "
+                        f"options) pairs, e.g. ['CPUExecutionProvider'], not {providers!r}")
+    names = []
+    for p in providers:
+        pair = isinstance(p, tuple) and len(p) == 2 and isinstance(p[1], Mapping)
+        if not (isinstance(p, str) or (pair and isinstance(p[0], str))):
+            raise TypeError(f"providers: {p!r} is neither a provider name nor a (name, options "
+                            "dict) pair")
+        names.append(p[0] if pair else p)
+    available = ort.get_available_providers()
+    missing = [n for n in names if n not in available]
+    if not names:
+        raise ValueError("providers is empty: name at least one, e.g. ['CPUExecutionProvider']")
+    if missing:
+        raise ValueError(f"providers: this ONNX Runtime has no {', '.join(missing)} (it has "
+                         f"{', '.join(available)})")
+    return names
+
+
+def check_session_options(options: object, threads: int | None) -> None:
+    """TypeError unless `options` is None or an onnxruntime.SessionOptions; ValueError when
+    threads is given too (set options.intra_op_num_threads instead)."""
+    if options is None:
+        return
+    if not isinstance(options, ort.SessionOptions):
+        raise TypeError(f"session_options must be an onnxruntime.SessionOptions, not "
+                        f"{type(options).__name__}")
+    if threads is not None:
+        raise ValueError("pass threads= or session_options=, not both: set "
+                         "session_options.intra_op_num_threads instead")
 
 
 @functools.cache

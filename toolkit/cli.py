@@ -15,8 +15,10 @@ from typing import Optional, get_type_hints
 
 import typer
 
+from spamkit import __version__
 from spamkit.config import ENGINES, SPLIT_NAMES, SPLITS, TrainConfig
 from spamkit.errors import Interrupted, SpamkitError
+from spamkit.extras import missing_extra, require
 from spamkit.outputs import CHECKPOINT, check_output
 from spamkit.runtime.bundle import GRAPHS_SMALLEST_FIRST, RUNTIME_DEVICES
 
@@ -26,7 +28,7 @@ except ImportError:
     from click import exceptions as click_errors
 
 app = typer.Typer(
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion for bash, zsh, fish, pwsh
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     help="Fine-tune GPT-2 text classifiers, export them to int8 ONNX, classify without torch.",
@@ -41,7 +43,25 @@ def one_of(values: tuple[str, ...] | dict) -> dict:
             raise typer.BadParameter(f"{value!r} is not one of {', '.join(values)}")
         return value
 
-    return {"callback": check, "metavar": "[" + "|".join(values) + "]"}
+    def complete(incomplete: str) -> list[str]:  # shell completion offers the choices
+        return [v for v in values if v.startswith(incomplete)]
+
+    return {"callback": check, "metavar": "[" + "|".join(values) + "]",
+            "autocompletion": complete}
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        print(f"spamkit {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_show_version, is_eager=True,
+                                 help="Print spamkit's version and exit."),
+) -> None:
+    """spamkit's own options, before any command (the app's help= is its help)."""
 
 
 # ONNX Runtime threads: at least one, at most the CPUs there are.
@@ -215,7 +235,8 @@ def eval_(
                                help="Where a bundle runs: cpu, cuda or auto."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     plots: Optional[Path] = typer.Option(None, "--plots", help="Write confusion_matrix.png and "
-                                         "precision_recall.png into this directory."),
+                                         "precision_recall.png into this directory (needs "
+                                         "matplotlib, of the train extra)."),
     digest: Optional[str] = _digest_option(),
 ) -> None:
     """Accuracy, per-class precision/recall/F1 and the confusion matrix on a split."""
@@ -223,6 +244,8 @@ def eval_(
 
     from spamkit.jobs.evaluate import examples_for, load_model, pr_curves, score_examples
 
+    if plots:
+        require("matplotlib", "--plots")  # before the scoring, not after it
     loaded = load_model(model, precision, device, digest)
     examples = examples_for(loaded, data, split)
     rep, probs = score_examples(loaded, examples)
@@ -312,6 +335,10 @@ def _stdin_lines() -> Iterator[list[str]]:
 def bench(
     bundle: Path = typer.Argument(..., help="Bundle directory from `spamkit export`."),
     data: Optional[str] = typer.Option(None, "--data", help="Messages to classify. " + DATA_HELP),
+    text_column: Optional[str] = typer.Option(None, help="Read --data as `spamkit score` reads "
+                                              "its input, labels not needed: this column of a "
+                                              "CSV/TSV, this field of JSON Lines, any other "
+                                              "file one message per line."),
     device: str = typer.Option("cpu", **one_of(RUNTIME_DEVICES), help="cpu, cuda or auto."),
     precision: Optional[str] = typer.Option(None, **one_of(GRAPHS_SMALLEST_FIRST),
                                             help="Graph to run: int8, fp16 or fp32 "
@@ -336,10 +363,13 @@ def bench(
     from spamkit.runtime.bundle import open_manifest
 
     open_manifest(bundle, digest)  # a bad bundle is reported before the data is looked for
+    if text_column is not None and data is None:
+        raise SpamkitError("--text-column reads a file of your own messages: give it as --data")
     threads = usable_cpus() if threads is None else threads
     cfg = BenchConfig(bundle=str(bundle), threads=threads, device=device, precision=precision,
                       batch_size=batch_size, digest=digest)
-    measure = MeasureConfig(data=str(resolve_data(data)), messages=messages, warmup=warmup,
+    measure = MeasureConfig(data=str(resolve_data(data)), text_column=text_column,
+                            messages=messages, warmup=warmup,
                             throughput_messages=throughput_messages)
     result = run_bench(cfg, measure)
     print(json.dumps(result, indent=2) if as_json else format_table(result))
@@ -358,8 +388,8 @@ def score(
     resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run that "
                                 "left OUT.partial, after its last complete row."),
     engine: str = typer.Option("local", **one_of(ENGINES),
-                               help="local (this process) or ray (Ray Data actors; "
-                               "pip install 'spamkit[ray]')."),
+                               help="local (this process) or ray (Ray Data actors; needs "
+                               "the ray extra)."),
     batch_size: int = typer.Option(1024, min=1, help="Messages scored together (one actor call on "
                                    "Ray)."),
     actors: int = typer.Option(1, min=1, help="Ray actors, each with its own copy of the model."),
@@ -385,9 +415,25 @@ def score(
     print(f"{n} messages scored into {out}")
 
 
+def label_options(command) -> None:
+    """Help shows a flag bare and a string option as TEXT: typer's own labels read
+    `--json <bool>` and `--data <str>`."""
+    for sub in getattr(command, "commands", {}).values():
+        label_options(sub)
+    help_option = command.get_help_option(typer.Context(command))  # cached by the command
+    for param in [*command.params, *([help_option] if help_option else [])]:
+        if getattr(param, "is_flag", False):
+            param.metavar = ""
+        elif param.metavar is None and getattr(getattr(param, "type_descriptor", None),
+                                               "annotation", None) is str:
+            param.metavar = "TEXT"
+
+
 def main() -> None:
+    command = typer.main.get_command(app)
+    label_options(command)
     try:
-        code = app(standalone_mode=False)
+        code = command(standalone_mode=False, prog_name="spamkit")
     except getattr(click_errors, "NoArgsIsHelpError", ()) as e:  # plain `spamkit`: its help
         if e.format_message().strip():  # else rich has printed it already
             e.show()
@@ -398,6 +444,12 @@ def main() -> None:
         sys.exit(e.exit_code)
     except typer.Abort:
         print("spamkit: error: aborted", file=sys.stderr)
+        sys.exit(1)
+    except ModuleNotFoundError as e:  # an extra this command needs is not installed
+        missing = missing_extra(e)
+        if missing is None:
+            raise
+        print(f"spamkit: error: {missing}", file=sys.stderr)
         sys.exit(1)
     except SpamkitError as e:
         # Every process of a distributed run is interrupted at once; rank 0 speaks for all.

@@ -71,7 +71,13 @@ class DataConfig:
 
 
 def _default_cache_dir() -> Path:
-    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "spamkit").expanduser()
+    """$SPAMKIT_CACHE, else the platform's cache directory: ~/.cache/spamkit (or under
+    $XDG_CACHE_HOME) on Linux, ~/Library/Caches/spamkit on macOS, %LOCALAPPDATA%\\spamkit\\Cache
+    on Windows."""
+    from platformdirs import user_cache_dir
+
+    return Path(os.environ.get(CACHE_ENV) or user_cache_dir("spamkit", appauthor=False)
+                ).expanduser()
 
 
 def _extract_sms(archive: Path | io.BytesIO, cache_dir: Path, source: str) -> Path:
@@ -189,6 +195,21 @@ def read_messages(
     if not texts:
         raise SpamkitError(f"no messages in {path}")
     return texts, labels
+
+
+def read_texts(path: Path, text_column: str | None = None) -> list[str]:
+    """The messages of a file, for work that needs no labels. With `text_column`, read as
+    `spamkit score` reads its input: that column of a CSV/TSV, that field of JSON Lines, any
+    other file one message per line. Without, the texts of labelled data (read_messages)."""
+    if text_column is None:
+        return read_messages(path)[0]
+    path = Path(path)
+    if path.stat().st_size > MAX_DATA_BYTES:
+        raise SpamkitError(f"{path} is over {MAX_DATA_BYTES >> 30} GiB: use a sample of it")
+    texts = [record.text for record, _ in records(Source.of(path, text_column))]
+    if not texts:
+        raise SpamkitError(f"no messages in {path}")
+    return texts
 
 
 # -----------------------------------------------------------------------------

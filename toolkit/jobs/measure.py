@@ -36,7 +36,8 @@ MB = 1e6  # decimal megabytes, as the performance figures in docs/ use
 
 @dataclass(frozen=True)
 class MeasureConfig:
-    data: str  # the messages: a local file read by spamkit.data.read_messages
+    data: str  # the messages: a local file read by spamkit.data.read_texts
+    text_column: str | None = None  # None: labelled data; else a file of messages (read_texts)
     messages: int = 200  # batch-1 latency over the first N messages, in dataset order
     warmup: int = 10  # untimed batch-1 calls first
     throughput_messages: int = 1000  # one list of the first N messages, in dataset order
@@ -82,9 +83,9 @@ def measure(load: Callable[[], Route], cfg: MeasureConfig, started: float) -> di
     answered = time.monotonic()
     rss_first = peak_rss_mb()
 
-    from spamkit.data import read_messages
+    from spamkit.data import read_texts
 
-    texts = read_messages(Path(cfg.data))[0]
+    texts = read_texts(Path(cfg.data), cfg.text_column)
     alone, latency = time_latency(route, texts, cfg)
     listed, counts, throughput = time_throughput(route, texts[: cfg.throughput_messages],
                                                  cfg.length_sorted)

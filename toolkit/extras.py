@@ -1,0 +1,48 @@
+"""Which pip extra brings each optional module, so that a command run without it says, in one
+line, what to install: the base install (`pip install spamkit`) has neither torch nor ONNX
+Runtime, and each command imports what it needs only when it runs."""
+
+from __future__ import annotations
+
+import importlib
+
+from spamkit.errors import SpamkitError
+
+ORT_INSTALL = 'pip install "spamkit[cpu]" (or "spamkit[gpu]" on a machine with CUDA)'
+TRAIN_INSTALL = 'pip install "spamkit[train]"'
+
+# top-level module -> (what uses it, how to install it)
+EXTRAS = {
+    "onnxruntime": ("running a bundle", ORT_INSTALL),
+    "torch": ("training, export and checkpoints", TRAIN_INSTALL),
+    "safetensors": ("training, export and checkpoints", TRAIN_INSTALL),
+    "onnx": ("export", TRAIN_INSTALL),
+    "onnx_ir": ("export", TRAIN_INSTALL),  # comes with onnxscript
+    "onnxscript": ("export", TRAIN_INSTALL),
+    "matplotlib": ("--plots", TRAIN_INSTALL),
+    "ray": ("--engine ray", 'pip install "spamkit[ray]"'),
+}
+
+
+class MissingExtra(SpamkitError):
+    """An optional module this command needs is not installed."""
+
+
+def missing_extra(error: ModuleNotFoundError) -> MissingExtra | None:
+    """The one-line error for `error` when an extra brings its module, else None."""
+    module = (error.name or "").split(".")[0]
+    if module not in EXTRAS:
+        return None
+    needs, install = EXTRAS[module]
+    return MissingExtra(f"this needs {module} (for {needs}), which is not installed: {install}")
+
+
+def require(module: str, what: str) -> None:
+    """Refuse `what` (an option or command) before any work when `module` is not installed."""
+    try:
+        importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        if (e.name or "").split(".")[0] != module:
+            raise  # installed, but broken: its own traceback says why
+        raise MissingExtra(f"{what} needs {module}, which is not installed: "
+                           f"{EXTRAS[module][1]}") from None

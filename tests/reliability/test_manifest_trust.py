@@ -106,8 +106,16 @@ MANIFEST_CASES = {
         lambda d: d["verification"].update({"x": [1, 2]}), "verification"),
     "format_version missing": (lambda d: d.pop("format_version"), "format_version"),
     "format_version as a string": (set_field("format_version", "3"), "format_version"),
-    "format 2 with format 3's vocab_size": (set_field("format_version", 2), "'vocab_size'"),
+    "format 2 with format 3's vocab_size": (
+        lambda d: (d.pop("text_graphs"), d.update(format_version=2)), "'vocab_size'"),
     "format 3 without vocab_size": (lambda d: d.pop("vocab_size"), "vocab_size"),
+    "format 3 with format 4's text_graphs": (set_field("format_version", 3), "'text_graphs'"),
+    "a text graph of an unknown precision": (
+        lambda d: d["text_graphs"].update({"int4": "model.onnx"}), "text_graphs"),
+    "a text graph without its graph": (
+        lambda d: d["text_graphs"].update({"fp16": "model.onnx"}), "no fp16 graph"),
+    "a text graph without a checksum": (
+        lambda d: d["text_graphs"].update({"int8": "text.onnx"}), "without a checksum"),
     "no labels key": (lambda d: d.pop("labels"), "labels"),
 }
 

@@ -56,10 +56,7 @@ class ExportConfig:
 def export_bundle(checkpoint: str | Path, out: str | Path, cfg: ExportConfig) -> Manifest:
     check_output(out, BUNDLE, force=cfg.force, inputs=[checkpoint, cfg.data])
     if cfg.text_input:
-        try:
-            extensions_library()
-        except ImportError as e:
-            raise SpamkitError(f"--text-input: {e}") from None
+        _refuse_without_extensions()
     ckpt = load_checkpoint(checkpoint)
     _refuse_fixed_padding(checkpoint, ckpt.training)
     model_cfg = ckpt.config
@@ -116,6 +113,14 @@ def export_bundle(checkpoint: str | Path, out: str | Path, cfg: ExportConfig) ->
         manifest = with_checksums(tmp, manifest)
         write_manifest(tmp, manifest)
     return manifest
+
+
+def _refuse_without_extensions() -> None:
+    """Before any work: --text-input needs onnxruntime-extensions (the `text` extra)."""
+    try:
+        extensions_library()
+    except ImportError as e:
+        raise SpamkitError(f"--text-input: {e}") from None
 
 
 def _add_text_graphs(bundle: Path, manifest: Manifest, tokenizer, sample: list[str]) -> Manifest:

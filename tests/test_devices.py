@@ -121,7 +121,7 @@ def test_each_device_runs_the_smallest_graph_meant_for_it(fp16_export):
 def test_a_format_1_bundle_loads_with_its_graphs_meant_for_their_devices(tiny_bundle, tmp_path):
     bundle = shutil.copytree(tiny_bundle, tmp_path / "bundle")
     manifest = json.loads((bundle / "manifest.json").read_text())
-    del manifest["devices"], manifest["vocab_size"]
+    del manifest["devices"], manifest["vocab_size"], manifest["text_graphs"]
     manifest["format_version"] = 1  # as spamkit wrote bundles before the fp16 graph
     (bundle / "manifest.json").write_text(json.dumps(manifest))
     assert read_manifest(bundle).devices == {"fp32": ["cpu", "cuda"], "int8": ["cpu"]}

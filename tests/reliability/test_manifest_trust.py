@@ -174,9 +174,18 @@ def test_spamkit_classify_says_what_is_wrong_with_the_manifest_in_one_line(bundl
 
 
 def test_an_older_format_2_bundle_still_loads_and_answers_the_same(tiny_bundle, bundle):
-    edit_manifest(bundle, lambda d: (d.pop("vocab_size"), d.update(format_version=2)))
+    edit_manifest(bundle, lambda d: (d.pop("vocab_size"), d.pop("text_graphs"),
+                                     d.update(format_version=2)))
     old = Classifier.load(bundle)
     assert old.manifest.vocab_size is None  # format 2 did not record it: nothing to check
+    texts = ["WINNER!! claim your prize", "see you at 6", ""]
+    np.testing.assert_array_equal(old.logits(texts), Classifier.load(tiny_bundle).logits(texts))
+
+
+def test_a_format_3_bundle_without_text_graphs_still_loads(tiny_bundle, bundle):
+    edit_manifest(bundle, lambda d: (d.pop("text_graphs"), d.update(format_version=3)))
+    old = Classifier.load(bundle)
+    assert old.manifest.format_version == 3 and old.manifest.text_graphs == {}
     texts = ["WINNER!! claim your prize", "see you at 6", ""]
     np.testing.assert_array_equal(old.logits(texts), Classifier.load(tiny_bundle).logits(texts))
 

@@ -13,6 +13,7 @@ from spamkit.errors import SpamkitError
 from spamkit.export.manifest import with_checksums, write_manifest
 from spamkit.export.onnx_graph import OPSET, export_onnx, saved_files
 from spamkit.export.quantize import quantize_int8
+from spamkit.export.text_graph import check_text_graphs, write_text_graphs
 from spamkit.export.verify import compare_logits
 from spamkit.outputs import BUNDLE, check_output
 from spamkit.runtime.bundle import (
@@ -22,6 +23,7 @@ from spamkit.runtime.bundle import (
     Manifest,
 )
 from spamkit.runtime.classifier import Classifier, make_session
+from spamkit.runtime.text_graph import extensions_library
 from spamkit.tokenizer import gpt2_tokenizer
 from spamkit.training.checkpoint import load_checkpoint
 
@@ -47,10 +49,14 @@ class ExportConfig:
     keep_fp32: bool = False
     data: str | None = None  # where to find the validation messages (default: as trained)
     force: bool = False  # replace a bundle already at `out` (never anything else)
+    # Add each graph's text graph: strings in, GPT-2's BPE inside (onnxruntime-extensions).
+    text_input: bool = False
 
 
 def export_bundle(checkpoint: str | Path, out: str | Path, cfg: ExportConfig) -> Manifest:
     check_output(out, BUNDLE, force=cfg.force, inputs=[checkpoint, cfg.data])
+    if cfg.text_input:
+        _refuse_without_extensions()
     ckpt = load_checkpoint(checkpoint)
     _refuse_fixed_padding(checkpoint, ckpt.training)
     model_cfg = ckpt.config
@@ -101,10 +107,30 @@ def export_bundle(checkpoint: str | Path, out: str | Path, cfg: ExportConfig) ->
             del graphs["fp32"]
         manifest = replace(manifest, graphs=graphs,
                            devices={p: GRAPH_DEVICES[p] for p in graphs})
+        if cfg.text_input:
+            manifest = _add_text_graphs(tmp, manifest, tokenizer, sample)
         # Last: without its manifest the directory is not a bundle to the runtime.
         manifest = with_checksums(tmp, manifest)
         write_manifest(tmp, manifest)
     return manifest
+
+
+def _refuse_without_extensions() -> None:
+    """Before any work: --text-input needs onnxruntime-extensions (the `text` extra)."""
+    try:
+        extensions_library()
+    except ImportError as e:
+        raise SpamkitError(f"--text-input: {e}") from None
+
+
+def _add_text_graphs(bundle: Path, manifest: Manifest, tokenizer, sample: list[str]) -> Manifest:
+    """The manifest with a text graph beside each graph, checked against it on the validation
+    sample and on the messages whose reading the contract spells out."""
+    text_graphs = write_text_graphs(bundle, manifest.graphs, tokenizer, tokenizer.pad_id)
+    manifest = replace(manifest, text_graphs=text_graphs)
+    edge_cases = ["", " ", "<|endoftext|>", "free <|endoftext|> entry", "7" * 70_000]
+    figures = check_text_graphs(bundle, manifest, tokenizer, [*sample, *edge_cases])
+    return replace(manifest, verification={**manifest.verification, **figures})
 
 
 def _refuse_fixed_padding(checkpoint: str | Path, training: dict) -> None:

@@ -7,6 +7,8 @@
     model.int8.onnx      the same graph with int8 weights (CPU)
     model.fp16.onnx      the same graph in fp16, same inputs and outputs (CUDA)
     GRAPH.data           each graph's weights, beside it (ONNX Runtime memory-maps them)
+    model*.text.onnx     optional (format 4): text string [batch] -> logits, the tokenizer in
+                         the graph (onnxruntime-extensions), reading its precision's GRAPH.data
 
 Nothing a bundle says is trusted. Reading a manifest checks every field (types, ranges, names,
 unknown keys refused) and that every listed file is there with its recorded size; loading a
@@ -36,15 +38,21 @@ TOKENIZER_FILE = "tokenizer.json"
 FORMAT = "spamkit-bundle"
 # 2 added `devices`. Format 1 bundles hold fp32 and int8 graphs only, meant for the devices that
 # GRAPH_DEVICES gives them, so a reader fills `devices` in from there. 3 added `vocab_size`,
-# which the tokenizer's ids must fit; older bundles are read without that check.
-FORMAT_VERSION = 3
-FIELDS_SINCE = {"devices": 2, "vocab_size": 3}
+# which the tokenizer's ids must fit; older bundles are read without that check. 4 added the
+# optional `text_graphs`.
+FORMAT_VERSION = 4
+FIELDS_SINCE = {"devices": 2, "vocab_size": 3, "text_graphs": 4}
 GRAPH_FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx", "fp16": "model.fp16.onnx"}
+# `spamkit export --text-input`: each precision's graph with the tokenizer in front of it.
+TEXT_GRAPH_FILES = {"fp32": "model.text.onnx", "int8": "model.int8.text.onnx",
+                    "fp16": "model.fp16.text.onnx"}
 GRAPH_DEVICES = {"fp32": ["cpu", "cuda"], "int8": ["cpu"], "fp16": ["cuda"]}
 TOKENS = ("last", "first")  # the token the graph classifies from
 # The graph's inputs (int64 [batch, sequence]) and output (float32 [batch, classes]).
 INPUT_IDS, ATTENTION_MASK, LOGITS = "input_ids", "attention_mask", "logits"
 GRAPH_INPUTS = (INPUT_IDS, ATTENTION_MASK)
+# A text graph's input: the messages, string [batch]; it also outputs the ids it ran.
+TEXT = "text"
 # Where Classifier.load may run a bundle ("auto": CUDA when ONNX Runtime can, else the CPU).
 RUNTIME_DEVICES = ("cpu", "cuda", "auto")
 # By default a device runs the smallest graph meant for it (int8 on a CPU, fp16 on a GPU).
@@ -84,6 +92,8 @@ class Manifest:
     devices: dict[str, list[str]] = field(default_factory=dict)
     # Rows of the graph's token embedding; None in bundles older than format 3.
     vocab_size: int | None = None
+    # precision -> its text graph (format 4, `spamkit export --text-input`); empty without.
+    text_graphs: dict[str, str] = field(default_factory=dict)
     tokenizer: str = TOKENIZER_FILE
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
@@ -92,6 +102,10 @@ class Manifest:
         """The graph file for `precision` and any external-data files beside it."""
         graph = self.graphs[precision]
         return [name for name in self.files if name == graph or name.startswith(graph + ".")]
+
+    def text_graph_files(self, precision: str) -> list[str]:
+        """The text graph for `precision` and the files of the graph whose weights it reads."""
+        return [self.text_graphs[precision], *self.graph_files(precision)]
 
 
 def sha256_file(path: Path) -> str:
@@ -213,7 +227,7 @@ def _check_keys(data: dict, version: int, where: str) -> None:
     if unknown:
         raise BundleError(f"{where} has a field that bundle format {version} does not have: "
                           f"{_show(unknown[0])}; refused")
-    optional = {"sizes", "verification", "data", "threshold", "tokenizer"}
+    optional = {"sizes", "verification", "data", "threshold", "tokenizer", "text_graphs"}
     required = [f.name for f in known if f.name not in optional]
     missing = [name for name in required if name not in data]
     if missing:
@@ -222,9 +236,13 @@ def _check_keys(data: dict, version: int, where: str) -> None:
 
 def _check_agreement(m: Manifest) -> None:
     """What the fields say about each other."""
-    for name in [m.tokenizer, *m.graphs.values()]:
+    for name in [m.tokenizer, *m.graphs.values(), *m.text_graphs.values()]:
         if name not in m.files:
             raise ValueError(f"it lists {_show(name)} without a checksum")
+    orphans = sorted(set(m.text_graphs) - set(m.graphs))
+    if orphans:
+        raise ValueError(f"it has a {orphans[0]} text graph but no {orphans[0]} graph, whose "
+                         "weights it reads")
     unmatched = sorted(m.graphs.keys() ^ m.devices.keys())
     if unmatched:
         p = unmatched[0]
@@ -346,6 +364,13 @@ def _check_graphs(v: object) -> None:
         raise ValueError(f"must name graphs among {', '.join(GRAPH_FILES)}, not {_show(v)}")
 
 
+def _check_text_graphs(v: object) -> None:
+    _check_mapping(v, _check_text)
+    if not set(v) <= set(TEXT_GRAPH_FILES):
+        raise ValueError(f"must name text graphs among {', '.join(TEXT_GRAPH_FILES)}, not "
+                         f"{_show(v)}")
+
+
 def _check_sha256(v: object) -> None:
     if not isinstance(v, str) or not SHA256.fullmatch(v):
         raise ValueError(f"must be a sha256 in hex, not {_show(v)}")
@@ -405,6 +430,7 @@ FIELD_CHECKS = {
     "threshold": _check_threshold,
     "devices": _check_devices,
     "vocab_size": _int_in(1, MAX_VOCAB),
+    "text_graphs": _check_text_graphs,
     "tokenizer": _check_text,
     "format": _check_one_of(FORMAT),
     "format_version": _int_in(1, FORMAT_VERSION),

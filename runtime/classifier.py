@@ -28,6 +28,7 @@ from spamkit.runtime.bundle import (
     INPUT_IDS,
     LOGITS,
     RUNTIME_DEVICES,
+    TEXT,
     Manifest,
     first_line,
     load_json,
@@ -45,6 +46,13 @@ from spamkit.runtime.device import (
 )
 from spamkit.runtime.errors import BundleError
 from spamkit.runtime.pipeline import TOP_K_NOT_GIVEN, check_top_k, pipeline_results
+from spamkit.runtime.text_graph import (
+    as_text_tensor,
+    check_text_graph,
+    cut_texts,
+    extensions_library,
+    text_batches,
+)
 from spamkit.runtime.tokenizer import Tokenizer
 
 # A batch stops at this many (padded) tokens by default: ONNX Runtime's working memory grows
@@ -55,14 +63,17 @@ MAX_TOKENIZER_BYTES = 64 << 20  # GPT-2's is 1.6 MB
 
 def make_session(
     graph: Path, providers: list, threads: int | None = None,
-    options: ort.SessionOptions | None = None,
+    options: ort.SessionOptions | None = None, custom_ops: str | None = None,
 ) -> ort.InferenceSession:
-    """A session on `graph`: with the caller's `options` as given, else spamkit's own."""
+    """A session on `graph`: with the caller's `options` as given, else spamkit's own;
+    `custom_ops` is a custom-op library to register (a text graph's)."""
     if options is None:
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if threads:
             options.intra_op_num_threads = threads
+    if custom_ops:
+        options.register_custom_ops_library(custom_ops)
     try:
         # ONNX Runtime (>= 1.20) itself refuses external-data paths that leave the graph's
         # directory; any refusal is reported as a bad bundle.
@@ -72,11 +83,21 @@ def make_session(
 
 
 def _open_graph(bundle: Path, manifest: Manifest, precision: str, providers: list,
-                threads: int | None, options: ort.SessionOptions | None) -> ort.InferenceSession:
-    """A session on the bundle's `precision` graph, checked against its sha256 first."""
-    verify_files(bundle, manifest, manifest.graph_files(precision))
-    session = make_session(bundle / manifest.graphs[precision], providers, threads, options)
-    check_graph(session, len(manifest.labels), bundle / manifest.graphs[precision])
+                threads: int | None, options: ort.SessionOptions | None,
+                text_graph: bool = False) -> ort.InferenceSession:
+    """A session on the bundle's `precision` graph (or its text graph), checked against its
+    sha256 first."""
+    if not text_graph:
+        verify_files(bundle, manifest, manifest.graph_files(precision))
+        session = make_session(bundle / manifest.graphs[precision], providers, threads, options)
+        check_graph(session, len(manifest.labels), bundle / manifest.graphs[precision])
+        return session
+    if precision not in manifest.text_graphs:
+        raise BundleError(f"{bundle} has no {precision} text graph: export it with --text-input")
+    graph = bundle / manifest.text_graphs[precision]
+    verify_files(bundle, manifest, manifest.text_graph_files(precision))
+    session = make_session(graph, providers, threads, options, extensions_library())
+    check_text_graph(session, len(manifest.labels), graph)
     return session
 
 
@@ -163,10 +184,13 @@ class Classifier:
         batch_tokens: int = BATCH_TOKENS,
         digest: str | None = None,
         bundle: str | os.PathLike[str] | None = None,
+        text_graph: bool = False,
     ) -> None:
         check_options(batch_size, batch_tokens, threshold)
         self.bundle = None if bundle is None else Path(bundle)
         self.session = session
+        # True: `session` is a text graph, which takes the messages as strings.
+        self.text_graph = text_graph
         self.tokenizer = tokenizer
         self.manifest = manifest
         self.labels: list[str] = list(manifest.labels)
@@ -201,6 +225,7 @@ class Classifier:
         digest: str | None = None,
         providers: Sequence[str | tuple[str, dict]] | None = None,
         session_options: ort.SessionOptions | None = None,
+        text_graph: bool = False,
     ) -> Classifier:
         """Load a bundle. `device` is "cpu" (the default), "cuda" (an error where ONNX Runtime
         cannot run on a GPU) or "auto" (CUDA when it can, else the CPU with a warning; `.device`
@@ -217,25 +242,33 @@ class Classifier:
         A batch holds at most `batch_size` messages and `batch_tokens` padded tokens.
         `digest` pins the bundle: any bundle whose digest (`spamkit export` prints it; it is
         the sha256 of manifest.json) is not this one is refused. `.digest` is the loaded one.
+        `text_graph` runs the precision's text graph (`spamkit export --text-input`), which
+        tokenizes inside ONNX Runtime with the same ids; it needs `pip install 'spamkit[text]'`
+        (an ImportError without) and batches by characters, not tokens.
 
         Bad arguments are a ValueError; a bad bundle, whatever it claims, a BundleError."""
         check_load_options(threads, precision, device)
         check_options(batch_size, batch_tokens, threshold)
         check_session_options(session_options, threads)
+        if not isinstance(text_graph, bool):
+            raise TypeError(f"text_graph must be True or False, not {text_graph!r}")
+        if text_graph:
+            extensions_library()  # before any hashing: a missing extra says so at once
         threads = None if threads is None else int(threads)
         bundle = Path(bundle)
         manifest, found = open_manifest(bundle, digest)
         tokenizer = load_tokenizer(bundle, manifest)
         providers, running = place_session(device, providers)
         graph = choose_graph(manifest, bundle, running, precision)
-        session = _open_graph(bundle, manifest, graph, providers, threads, session_options)
+        session = _open_graph(bundle, manifest, graph, providers, threads, session_options,
+                              text_graph)
         if running == "cuda" and not runs_on_cuda(session, device or "cuda"):
             running = "cpu"
             graph = choose_graph(manifest, bundle, running, precision)
             session = _open_graph(bundle, manifest, graph, ["CPUExecutionProvider"], threads,
-                                  session_options)
+                                  session_options, text_graph)
         return cls(session, tokenizer, manifest, running, graph, batch_size, threshold,
-                   batch_tokens, found, bundle)
+                   batch_tokens, found, bundle, text_graph)
 
     def logits(self, texts: str | Iterable[str]) -> np.ndarray:
         """Class logits, [n, classes] (or [classes] for a single string).
@@ -259,8 +292,20 @@ class Classifier:
             for i, t in enumerate(chunk, start):
                 if not isinstance(t, str):
                     raise TypeError(f"texts[{i}] is {type(t).__name__}, not str")
-            parts.append(self._logits(self.tokenizer.encode_batch(chunk), start))
+            if self.text_graph:
+                parts.append(self._text_logits(cut_texts(chunk, self.tokenizer.max_chars), start))
+            else:
+                parts.append(self._logits(self.tokenizer.encode_batch(chunk), start))
         return np.concatenate(parts)
+
+    def _text_logits(self, texts: list[str], start: int) -> np.ndarray:
+        """Logits of a chunk of (cut) messages through the text graph."""
+        out = np.empty((len(texts), len(self.labels)), dtype=np.float32)
+        for rows in text_batches(texts, self.batch_size, self.batch_tokens):
+            indices = [start + i for i in rows]
+            feed = {TEXT: as_text_tensor([texts[i] for i in rows])}
+            out[rows] = self._checked(feed, indices)
+        return out
 
     def _logits(self, ids: list[list[int]], start: int) -> np.ndarray:
         """Logits of a chunk of messages, the first being texts[start]."""
@@ -277,15 +322,20 @@ class Classifier:
         # On CUDA too: session.run copies the two host arrays to the GPU and the logits back,
         # once each, which is all I/O binding would do when the inputs start on the host.
         input_ids, mask = pad_batch(batch, self.tokenizer.pad_id)
+        feed = {INPUT_IDS: input_ids, ATTENTION_MASK: mask}
+        return self._checked(feed, indices)
+
+    def _checked(self, feed: dict[str, np.ndarray], indices: list[int]) -> np.ndarray:
+        """The graph's logits for `feed`, the messages at `indices` in texts, checked."""
         try:
-            out = self.session.run([LOGITS], {INPUT_IDS: input_ids, ATTENTION_MASK: mask})[0]
+            out = self.session.run([LOGITS], feed)[0]
         except Exception as e:  # noqa: BLE001 - ORT raises its own Fail/InvalidArgument types
             raise BundleError(f"the bundle's {self.precision} graph failed on texts[{indices[0]}]"
                               f" and its batch: {first_line(e)}") from None
-        want = (len(batch), len(self.labels))
+        want = (len(indices), len(self.labels))
         if out.shape != want or out.dtype != np.float32:
             raise BundleError(f"the bundle's {self.precision} graph gave {out.dtype} logits of "
-                              f"shape {list(out.shape)} for {len(batch)} messages, not float32 "
+                              f"shape {list(out.shape)} for {len(indices)} messages, not float32 "
                               f"{list(want)}: it does not match the manifest's labels")
         finite = np.isfinite(out).all(axis=1)
         if not finite.all():

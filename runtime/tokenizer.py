@@ -29,7 +29,8 @@ class Tokenizer:
     The classifier reads the last token, which has seen the whole (kept) message, so the end is
     the part worth keeping. An empty text becomes the single `<|endoftext|>` token: GPT-2's
     document boundary is the closest thing it has to "no content", and a message needs at least
-    one token to be classified from.
+    one token to be classified from. The literal text `<|endoftext|>` in a message is that token
+    too, as in GPT-2's own tokenizers and the text graphs' (docs/bundle-format.md).
     """
 
     def __init__(self, encoding: tiktoken.Encoding, max_length: int) -> None:
@@ -40,7 +41,7 @@ class Tokenizer:
         # A token never spans more characters than its bytes, so the last
         # max_length * longest_token characters always yield at least max_length tokens:
         # cutting there first keeps a million-character message cheap to tokenize.
-        self._max_chars = max_length * longest_token
+        self.max_chars = max_length * longest_token
 
     @property
     def pad_id(self) -> int:
@@ -52,11 +53,12 @@ class Tokenizer:
         return self.encode_batch([text])[0]
 
     def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
-        # encode_ordinary: a message that contains "<|endoftext|>" is plain text, so no id a
-        # message produces can be mistaken for the special token. One at a time, not
-        # encode_ordinary_batch: its thread pool, started on every call, costs far more than
-        # encoding a short message (docs/performance.md).
-        ids = (self.encoding.encode_ordinary(t[-self._max_chars :]) for t in texts)
+        # "<|endoftext|>" in a message is the end-of-text id, any other special token plain
+        # text: what onnxruntime-extensions' GPT2Tokenizer does, so the text graphs agree.
+        # One at a time, not encode_batch: its thread pool, started on every call, costs far
+        # more than encoding a short message (docs/performance.md).
+        ids = (self.encoding.encode(t[-self.max_chars :], allowed_special={EOT},
+                                    disallowed_special=()) for t in texts)
         return [x[-self.max_length :] if x else [self.eot_id] for x in ids]
 
     def to_json(self) -> dict:

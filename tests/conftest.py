@@ -153,7 +153,8 @@ def reference_probabilities(bundle: Path, texts: list[str],
     """Class probabilities by a route that shares nothing with spamkit.runtime but the graph:
     GPT-2's tokenizer as spamkit.tokenizer builds it (checked against tiktoken's own loader),
     ONNX Runtime's session run on each message alone (no padding, a mask of ones), and a softmax
-    here. For messages within the context (asserted); an empty one is `<|endoftext|>`."""
+    here. For messages within the context (asserted); an empty one is `<|endoftext|>`, and so is
+    that text inside a message (docs/bundle-format.md)."""
     import onnxruntime as ort
 
     from spamkit.tokenizer import gpt2_encoding
@@ -162,7 +163,8 @@ def reference_probabilities(bundle: Path, texts: list[str],
     session = ort.InferenceSession(str(bundle / graph), providers=["CPUExecutionProvider"])
     rows = []
     for text in texts:
-        ids = encoding.encode_ordinary(text) or [encoding.eot_token]
+        ids = encoding.encode(text, allowed_special={"<|endoftext|>"}, disallowed_special=())
+        ids = ids or [encoding.eot_token]
         assert len(ids) <= 256, "a message beyond the tiny model's context"
         feed = {"input_ids": np.array([ids], dtype=np.int64),
                 "attention_mask": np.ones((1, len(ids)), dtype=np.int64)}

@@ -30,9 +30,12 @@ def test_ranks_equal_tiktokens_own_loader_with_its_expected_hashes():
     assert gpt2_encoding()._mergeable_ranks == expected
 
 
-def test_endoftext_in_a_message_is_plain_text():
-    ids = gpt2_tokenizer(1024).encode("call now <|endoftext|> free")
-    assert 50256 not in ids and len(ids) > 3
+def test_endoftext_in_a_message_is_the_end_of_text_token():
+    # As in GPT-2's own tokenizers and the text graphs' BPE; other special-looking text is text.
+    tok = gpt2_tokenizer(1024)
+    ids = tok.encode("call now <|endoftext|> free <|endofprompt|>")
+    assert ids == [*tok.encode("call now "), 50256, *tok.encode(" free <|endofprompt|>")]
+    assert 50256 not in tok.encode(" free <|endofprompt|>")
 
 
 def test_empty_message_is_one_endoftext_token():

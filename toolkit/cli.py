@@ -210,6 +210,9 @@ def export(
                                        "(default: where the checkpoint was trained from)."),
     force: bool = typer.Option(False, "--force", help="Replace the bundle already in --out; "
                                "anything else there is never replaced."),
+    text_input: bool = typer.Option(False, "--text-input", help="Also write, for each graph, "
+                                    "a text graph: strings in, logits out, GPT-2's tokenizer "
+                                    "inside (needs spamkit[text])."),
 ) -> None:
     """Export a checkpoint to a verified ONNX bundle."""
     from spamkit.export.bundle import ExportConfig, export_bundle
@@ -217,7 +220,7 @@ def export(
 
     manifest = export_bundle(checkpoint, out, ExportConfig(int8=int8, fp16=fp16,
                                                            keep_fp32=keep_fp32, data=data,
-                                                           force=force))
+                                                           force=force, text_input=text_input))
     print(f"bundle written to {out}: {', '.join(manifest.files)}")
     print(f"digest {open_manifest(out)[1]} (pin this bundle with --digest)")
 

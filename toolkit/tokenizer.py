@@ -30,7 +30,7 @@ def _read_verified(path: Path, sha256: str) -> bytes:
     return data
 
 
-def _data_gym_byte_decoder() -> dict[str, int]:
+def data_gym_byte_decoder() -> dict[str, int]:
     # GPT-2's encoder.json spells bytes as printable characters: printable bytes stand for
     # themselves, the rest are shifted to code points 256 and up, in byte order.
     printable = [b for b in range(256) if chr(b).isprintable() and chr(b) != " "]
@@ -45,7 +45,7 @@ def gpt2_encoding() -> tiktoken.Encoding:
     with resources.as_file(files) as data_dir:
         _read_verified(data_dir / "vocab.bpe", VOCAB_BPE_SHA256)
         encoder = json.loads(_read_verified(data_dir / "encoder.json", ENCODER_JSON_SHA256))
-    decode = _data_gym_byte_decoder()
+    decode = data_gym_byte_decoder()
     ranks = {bytes(decode[c] for c in tok): rank for tok, rank in encoder.items() if tok != EOT}
     return tiktoken.Encoding(
         name="gpt2",

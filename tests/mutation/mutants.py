@@ -194,6 +194,21 @@ MUTANTS = [
         (f"{CHECKPOINTS}::test_a_damaged_checkpoint_config_is_refused_before_building"
          "[a vocabulary of 1e12]",),
     ),
+    Mutant(
+        "the text graph keeps a long message's start", "export/text_graph.py",
+        'node("Sub", ["text/count", "text/kept"], ["text/start"])',
+        'node("Sub", ["text/kept", "text/kept"], ["text/start"])',
+        ("tests/test_text_graph.py::test_every_sms_message_gets_the_runtimes_ids_and_logits",
+         "tests/test_text_graph.py::test_edge_cases_read_alike"),
+    ),
+    Mutant(
+        "the runtime reads <|endoftext|> as plain text", "runtime/tokenizer.py",
+        "ids = (self.encoding.encode(t[-self.max_chars :], allowed_special={EOT},",
+        "ids = (self.encoding.encode(t[-self.max_chars :], allowed_special=set(),",
+        ("tests/test_text_graph.py::test_edge_cases_read_alike",
+         "tests/test_text_graph.py::test_any_text_gets_the_same_ids_and_logits",
+         "tests/test_tokenizer.py::test_endoftext_in_a_message_is_the_end_of_text_token"),
+    ),
 ]
 
 

@@ -59,7 +59,7 @@ def assert_refused(bundle, *words) -> str:
 
 def test_the_tiny_bundle_records_its_vocabulary_for_the_tokenizer_check(tiny_bundle):
     manifest = read_manifest(tiny_bundle)
-    assert manifest.format_version == 3 and manifest.vocab_size == 50257
+    assert manifest.format_version == 4 and manifest.vocab_size == 50257
     assert Classifier.load(tiny_bundle).tokenizer.encoding.max_token_value == 50256
 
 
@@ -106,8 +106,16 @@ MANIFEST_CASES = {
         lambda d: d["verification"].update({"x": [1, 2]}), "verification"),
     "format_version missing": (lambda d: d.pop("format_version"), "format_version"),
     "format_version as a string": (set_field("format_version", "3"), "format_version"),
-    "format 2 with format 3's vocab_size": (set_field("format_version", 2), "'vocab_size'"),
+    "format 2 with format 3's vocab_size": (
+        lambda d: (d.pop("text_graphs"), d.update(format_version=2)), "'vocab_size'"),
     "format 3 without vocab_size": (lambda d: d.pop("vocab_size"), "vocab_size"),
+    "format 3 with format 4's text_graphs": (set_field("format_version", 3), "'text_graphs'"),
+    "a text graph of an unknown precision": (
+        lambda d: d["text_graphs"].update({"int4": "model.onnx"}), "text_graphs"),
+    "a text graph without its graph": (
+        lambda d: d["text_graphs"].update({"fp16": "model.onnx"}), "no fp16 graph"),
+    "a text graph without a checksum": (
+        lambda d: d["text_graphs"].update({"int8": "text.onnx"}), "without a checksum"),
     "no labels key": (lambda d: d.pop("labels"), "labels"),
 }
 
@@ -166,9 +174,18 @@ def test_spamkit_classify_says_what_is_wrong_with_the_manifest_in_one_line(bundl
 
 
 def test_an_older_format_2_bundle_still_loads_and_answers_the_same(tiny_bundle, bundle):
-    edit_manifest(bundle, lambda d: (d.pop("vocab_size"), d.update(format_version=2)))
+    edit_manifest(bundle, lambda d: (d.pop("vocab_size"), d.pop("text_graphs"),
+                                     d.update(format_version=2)))
     old = Classifier.load(bundle)
     assert old.manifest.vocab_size is None  # format 2 did not record it: nothing to check
+    texts = ["WINNER!! claim your prize", "see you at 6", ""]
+    np.testing.assert_array_equal(old.logits(texts), Classifier.load(tiny_bundle).logits(texts))
+
+
+def test_a_format_3_bundle_without_text_graphs_still_loads(tiny_bundle, bundle):
+    edit_manifest(bundle, lambda d: (d.pop("text_graphs"), d.update(format_version=3)))
+    old = Classifier.load(bundle)
+    assert old.manifest.format_version == 3 and old.manifest.text_graphs == {}
     texts = ["WINNER!! claim your prize", "see you at 6", ""]
     np.testing.assert_array_equal(old.logits(texts), Classifier.load(tiny_bundle).logits(texts))
 

@@ -27,7 +27,7 @@ pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
 LIMITS = ("--max-body-bytes", "40000", "--max-messages", "16", "--max-chars", "2000",
-          "--max-queue", "48", "--max-wait-ms", "20")
+          "--max-queue", "128", "--max-wait-ms", "20")
 
 
 def sms_texts(n: int) -> list[str]:
@@ -192,7 +192,7 @@ def test_metrics_count_outcomes_messages_and_latency(server):
 
 
 def test_a_full_queue_is_503_with_retry_after_and_the_rest_are_answered(server, classifier):
-    """24 requests of 16 long messages at once against a queue of 48 messages."""
+    """24 requests of 16 long messages at once against a queue of 128 messages."""
     texts = [t * 12 for t in sms_texts(16)]
     texts = [t[:2000] for t in texts]
     before = server.metrics()

@@ -20,6 +20,7 @@ from spamkit.serve.config import ServeConfig
 # Past the request timeout, uvicorn's graceful stop cancels what is left; this is the margin
 # for the answers already computed to leave.
 SHUTDOWN_MARGIN_S = 1.0
+BACKLOG = 2048  # uvicorn's own default
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ def serve_bundle(bundle: Path, config: ServeConfig, listen: Listen, device: str 
     app = build_app(classifier, config)
     sock = bind(listen)
     server = uvicorn.Server(uvicorn.Config(
-        app, log_level="info", access_log=False, lifespan="on",
+        app, log_level="info", access_log=False, lifespan="on", backlog=BACKLOG,
         timeout_graceful_shutdown=config.request_timeout_s + SHUTDOWN_MARGIN_S))
     host, port = sock.getsockname()[:2]
     print(f"spamkit: serving {bundle} ({classifier.precision} on {classifier.device}) at "
@@ -60,6 +61,7 @@ def bind(listen: Listen) -> socket.socket:
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(address)
+        sock.listen(BACKLOG)  # connectable from here on, before uvicorn accepts
     except OSError as e:
         sock.close()
         raise SpamkitError(f"cannot listen on {listen.host}:{listen.port}: "

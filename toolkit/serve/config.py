@@ -15,7 +15,9 @@ class ServeConfig:
     max_batch_tokens: int = option(
         8192, "Micro-batch: at most this many padded tokens (its messages times its longest); "
         "a longer message runs alone.", min=1)
-    max_wait_ms: float = option(5.0, "Micro-batch: how long the first message waits for more "
+    # 0: a batch takes what waits when the worker comes free. On a CPU the worker is the
+    # bottleneck, so requests queue up while it runs and batches form without any waiting.
+    max_wait_ms: float = option(0.0, "Micro-batch: how long the first message waits for more "
                                 "before the batch runs.", min=0.0)
     max_queue: int = option(1024, "Messages waiting at most; a request that does not fit is "
                             "answered 503 with Retry-After.", min=1)

@@ -19,7 +19,7 @@ COPY toolkit toolkit
 COPY runtime runtime
 COPY export export
 RUN pip install ".[cpu,serve]" && rm -rf /src \
-    && useradd --system --uid 10001 --no-create-home spamkit
+    && useradd --system --uid 10001 --create-home spamkit
 
 USER spamkit
 WORKDIR /home/spamkit

@@ -150,11 +150,11 @@ def run_mode(args: argparse.Namespace, texts: list[str], extra: list[str]) -> di
 
 
 def report(args: argparse.Namespace, offline: float, results: dict) -> list[str]:
-    lines = [f"host: {cpu_model()}, {usable_cpus()} usable CPUs, ISA {host_isa()}; "
-             f"--threads {args.threads}; bundle {args.bundle}",
+    lines = [(f"host: {cpu_model()}, {usable_cpus()} usable CPUs, ISA {host_isa()}; "
+              f"--threads {args.threads}; bundle {args.bundle}"),
              f"offline Classifier.predict: {offline:.1f} msgs/s", "",
-             "| mode | concurrency | requests | errors | p50 ms | p99 ms | msgs/s | "
-             "% of offline | RSS MB before -> after |",
+             ("| mode | concurrency | requests | errors | p50 ms | p99 ms | msgs/s | "
+              "% of offline | RSS MB before -> after |"),
              "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for mode, r in results.items():
         rss = f"{r['rss_before_mb']:.0f} -> {r['rss_after_mb']:.0f}"

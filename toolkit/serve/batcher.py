@@ -13,7 +13,7 @@ import asyncio
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -42,7 +42,7 @@ class Job:
 class Item:
     job: Job
     index: int
-    tokens: int | None = field(default=None)
+    tokens: int | None = None  # counted when the worker first looks at it
 
 
 class Batcher:
@@ -56,7 +56,6 @@ class Batcher:
         self._stopping = False
         self._thread = threading.Thread(target=self._work, name="spamkit-inference",
                                         daemon=True)
-        self.failed: BaseException | None = None
 
     def start(self) -> None:
         self._thread.start()
@@ -101,12 +100,8 @@ class Batcher:
         self._thread.join()
 
     def _work(self) -> None:
-        try:
-            while batch := self._take_batch():
-                self._run(batch)
-        except BaseException as e:  # noqa: BLE001 - /readyz reports a dead worker
-            self.failed = e
-            raise
+        while batch := self._take_batch():
+            self._run(batch)
 
     def _take_batch(self) -> list[Item]:
         """The next micro-batch, oldest message first: it waits for the first message, then

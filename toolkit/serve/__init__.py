@@ -1,3 +1,3 @@
 """`spamkit serve`: a bundle behind HTTP, with dynamic micro-batching (the `serve` extra:
-FastAPI and uvicorn). This package's modules other than `config` import them at the top, so
-the CLI imports only `spamkit.serve.config` until the command runs."""
+FastAPI and uvicorn, which only `app` and `server` import; the CLI imports `config` alone
+until the command runs)."""

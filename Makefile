@@ -37,7 +37,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	# torch alone first, from the index chosen above; its own dependencies come from PyPI in the
 	# next step (which then finds torch already satisfied).
 	$(PY) -m pip install --no-deps --retries 1 "torch==$(TORCH_VERSION)" $(TORCH_PIP_ARGS)
-	$(PY) -m pip install -e ".[$(ORT_EXTRA),train,dev,ray,text]"
+	$(PY) -m pip install -e ".[$(ORT_EXTRA),train,dev,ray,text,serve]"
 	touch $@
 
 # --force: a second `make demo` replaces the demo's own checkpoint and bundle (only those).

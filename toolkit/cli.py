@@ -21,6 +21,7 @@ from spamkit.errors import Interrupted, SpamkitError
 from spamkit.extras import missing_extra, require
 from spamkit.outputs import CHECKPOINT, check_output
 from spamkit.runtime.bundle import GRAPHS_SMALLEST_FIRST, RUNTIME_DEVICES
+from spamkit.serve.config import ServeConfig
 
 try:  # typer >= 0.2x runs on its own copy of click
     from typer._click import exceptions as click_errors
@@ -430,6 +431,29 @@ def label_options(command) -> None:
         elif param.metavar is None and getattr(getattr(param, "type_descriptor", None),
                                                "annotation", None) is str:
             param.metavar = "TEXT"
+
+
+@app.command()
+@config_options(ServeConfig, "limits")
+def serve(
+    bundle: Path = typer.Argument(..., help="Bundle directory from `spamkit export`."),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    port: int = typer.Option(8000, min=0, max=65535, help="Port (0: any free one; the address "
+                             "is printed)."),
+    limits: ServeConfig = ServeConfig(),  # one option per field (config_options)
+    device: str = typer.Option("cpu", **one_of(RUNTIME_DEVICES), help="cpu, cuda or auto."),
+    precision: Optional[str] = typer.Option(None, **one_of(GRAPHS_SMALLEST_FIRST),
+                                            help="Graph to run: int8, fp16 or fp32 "
+                                            "(default: the smallest meant for the device)."),
+    threads: Optional[int] = typer.Option(None, **THREADS, help="ONNX Runtime threads."),
+    digest: Optional[str] = _digest_option(),
+) -> None:
+    """Serve a bundle over HTTP (POST /v1/classify) with dynamic micro-batching; SIGTERM stops
+    it gracefully (no torch involved)."""
+    from spamkit.serve.server import Listen, serve_bundle  # a missing extra: one line (main)
+
+    serve_bundle(bundle, limits, Listen(host, port), device=device, precision=precision,
+                 threads=threads, digest=digest)
 
 
 def main() -> None:

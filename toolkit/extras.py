@@ -10,6 +10,7 @@ from spamkit.errors import SpamkitError
 
 ORT_INSTALL = 'pip install "spamkit[cpu]" (or "spamkit[gpu]" on a machine with CUDA)'
 TRAIN_INSTALL = 'pip install "spamkit[train]"'
+SERVE_INSTALL = 'pip install "spamkit[serve]"'
 
 # top-level module -> (what uses it, how to install it)
 EXTRAS = {
@@ -21,6 +22,11 @@ EXTRAS = {
     "onnxscript": ("export", TRAIN_INSTALL),
     "matplotlib": ("--plots", TRAIN_INSTALL),
     "ray": ("--engine ray", 'pip install "spamkit[ray]"'),
+    "fastapi": ("spamkit serve", SERVE_INSTALL),
+    "starlette": ("spamkit serve", SERVE_INSTALL),
+    "pydantic": ("spamkit serve", SERVE_INSTALL),
+    "uvicorn": ("spamkit serve", SERVE_INSTALL),
+    "onnxruntime_extensions": ("text graphs", 'pip install "spamkit[text]"'),
 }
 
 

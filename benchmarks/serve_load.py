@@ -1,0 +1,229 @@
+"""Load test of `spamkit serve`: real SMS messages over loopback, against Classifier.predict.
+
+    python benchmarks/serve_load.py BUNDLE [--data FILE] [--requests 1000] [--time-limit 30]
+
+1. Offline: Classifier.predict on the messages the load sends, in this process (msgs/s),
+   before and after each mode's load (the host is shared and noisy): their mean is the
+   reference, their range is reported.
+2. For each mode, micro-batching on (the defaults) and off (--max-batch 1): a fresh
+   `spamkit serve BUNDLE --port 0` on 127.0.0.1, a warm-up, then at each concurrency (1, 8, 64)
+   that many keep-alive clients each sending one message per request until --requests requests
+   or --time-limit seconds, whichever first. p50/p99 latency, msgs/s, errors (any answer but
+   200, any broken connection), and the server's RSS before and after the mode's load.
+3. A table (markdown) on stdout, with the host's CPU and ISA, and the goals at concurrency 64:
+   at least 90% of the offline msgs/s, p99 <= 5x p50, no errors, RSS flat.
+
+Only loopback; the client is asyncio in this process, so it shares the host's CPUs with the
+server (as a co-located client would). Run it under `flock /tmp/spamkit-bench.lock`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import http.client
+import json
+import re
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from spamkit.data import read_messages, resolve_data
+from spamkit.jobs.measure import cpu_model, usable_cpus
+from spamkit.runtime import Classifier
+
+MODES = {"batching on": [], "batching off": ["--max-batch", "1"]}
+ISA_FLAGS = ("avx2", "avx512_vnni", "avx_vnni", "amx_int8")
+# An RSS growth beyond this over a mode's whole load counts as not flat.
+RSS_FLAT_MB = 10.0
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def host_isa() -> str:
+    words = set(Path("/proc/cpuinfo").read_text().split()) if Path("/proc/cpuinfo").exists() \
+        else set()
+    return ", ".join(f for f in ISA_FLAGS if f in words) or "unknown"
+
+
+def offline_msgs_per_s(bundle: str, texts: list[str], threads: int) -> float:
+    clf = Classifier.load(bundle, threads=threads)
+    clf.predict(texts[:64])  # warm-up
+    start = time.perf_counter()
+    clf.predict(texts)
+    return len(texts) / (time.perf_counter() - start)
+
+
+class Server:
+    def __init__(self, bundle: str, threads: int, extra: list[str]) -> None:
+        cmd = [sys.executable, "-m", "spamkit", "serve", bundle, "--port", "0",
+               "--threads", str(threads), *extra]
+        log("$ " + " ".join(cmd))
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                     text=True)
+        line = self.proc.stderr.readline()
+        match = re.search(r"at http://([\d.]+):(\d+)", line)
+        if not match:
+            raise SystemExit(f"the server did not start: {line}{self.proc.stderr.read()}")
+        self.host, self.port = match.group(1), int(match.group(2))
+
+    def batches(self) -> tuple[float, float]:
+        """Micro-batches run so far, and the messages in them (from /metrics)."""
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
+        conn.request("GET", "/metrics")
+        text = conn.getresponse().read().decode()
+        conn.close()
+        figures = dict(line.rsplit(" ", 1) for line in text.splitlines() if line[:1] != "#")
+        return (float(figures["spamkit_batch_messages_count"]),
+                float(figures["spamkit_batch_messages_sum"]))
+
+    def rss_mb(self) -> float:
+        status = Path(f"/proc/{self.proc.pid}/status").read_text()
+        return int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1)) / 1024
+
+    def stop(self) -> int:
+        self.proc.terminate()
+        code = self.proc.wait(timeout=60)
+        self.proc.stderr.close()
+        return code
+
+
+async def client(server: Server, bodies, deadline: float, results: list) -> None:
+    """One keep-alive connection sending requests one after another."""
+    reader = writer = None
+    for body in bodies:
+        if time.monotonic() > deadline:
+            break
+        start = time.perf_counter()
+        try:
+            if writer is None:
+                reader, writer = await asyncio.open_connection(server.host, server.port)
+            writer.write(b"POST /v1/classify HTTP/1.1\r\nHost: loopback\r\n"
+                         b"Content-Type: application/json\r\n"
+                         b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+            status, close = await read_response(reader)
+        except (OSError, asyncio.IncompleteReadError, ValueError):
+            status, close = 0, True
+        results.append((status, time.perf_counter() - start))
+        if close and writer is not None:
+            writer.close()
+            reader = writer = None
+    if writer is not None:
+        writer.close()
+
+
+async def read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:
+    """The status of an HTTP/1.1 response read whole, and whether the server closes."""
+    status = int((await reader.readline()).split()[1])
+    length, close = 0, False
+    while (line := await reader.readline()) not in (b"\r\n", b""):
+        name, _, value = line.decode("latin-1").partition(":")
+        if name.lower() == "content-length":
+            length = int(value)
+        elif name.lower() == "connection" and value.strip().lower() == "close":
+            close = True
+    await reader.readexactly(length)
+    return status, close
+
+
+async def drive(server: Server, texts: list[str], concurrency: int, requests: int,
+                time_limit: float) -> dict:
+    bodies = (json.dumps({"texts": [texts[i % len(texts)]]}).encode() for i in range(requests))
+    results: list[tuple[int, float]] = []
+    start = time.perf_counter()
+    deadline = time.monotonic() + time_limit
+    await asyncio.gather(*(client(server, bodies, deadline, results)
+                           for _ in range(concurrency)))
+    wall = time.perf_counter() - start
+    ok = sorted(t for status, t in results if status == 200)
+    return {"concurrency": concurrency, "requests": len(results),
+            "errors": len(results) - len(ok), "msgs_per_s": len(ok) / wall,
+            "p50_ms": 1000 * statistics.median(ok) if ok else None,
+            "p99_ms": 1000 * ok[min(len(ok) - 1, int(0.99 * len(ok)))] if ok else None}
+
+
+def run_mode(args: argparse.Namespace, texts: list[str], extra: list[str]) -> dict:
+    server = Server(args.bundle, args.threads, [*extra, *shlex.split(args.serve_args)])
+    try:
+        asyncio.run(drive(server, texts, 8, 64, args.time_limit))  # warm-up
+        rss_before = server.rss_mb()
+        levels = []
+        for c in args.concurrency:
+            runs, messages = server.batches()
+            levels.append(asyncio.run(drive(server, texts, c, args.requests, args.time_limit)))
+            runs_after, messages_after = server.batches()
+            levels[-1]["mean_batch"] = (messages_after - messages) / max(runs_after - runs, 1)
+            log(f"  concurrency {c}: {levels[-1]}")
+        rss_after = server.rss_mb()
+    finally:
+        code = server.stop()
+    return {"levels": levels, "rss_before_mb": rss_before, "rss_after_mb": rss_after,
+            "exit_code": code}
+
+
+def report(args: argparse.Namespace, offline_runs: list[float], results: dict) -> list[str]:
+    offline = statistics.mean(offline_runs)
+    lines = [(f"host: {cpu_model()}, {usable_cpus()} usable CPUs, ISA {host_isa()}; "
+              f"--threads {args.threads} {args.serve_args}; bundle {args.bundle}"),
+             (f"offline Classifier.predict: {offline:.1f} msgs/s (mean of "
+              f"{', '.join(f'{x:.1f}' for x in offline_runs)}: before, between and after)"),
+             "",
+             ("| mode | concurrency | requests | errors | p50 ms | p99 ms | msgs/s | "
+              "% of offline | mean batch | RSS MB before -> after |"),
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for mode, r in results.items():
+        rss = f"{r['rss_before_mb']:.0f} -> {r['rss_after_mb']:.0f}"
+        for lv in r["levels"]:
+            lines.append(f"| {mode} | {lv['concurrency']} | {lv['requests']} | {lv['errors']} | "
+                         f"{lv['p50_ms']:.1f} | {lv['p99_ms']:.1f} | {lv['msgs_per_s']:.1f} | "
+                         f"{100 * lv['msgs_per_s'] / offline:.0f}% | {lv['mean_batch']:.1f} | "
+                         f"{rss} |")
+    on = results["batching on"]
+    top = max(on["levels"], key=lambda lv: lv["concurrency"])
+    goals = {
+        "msgs/s >= 90% of offline": top["msgs_per_s"] >= 0.9 * offline,
+        "p99 <= 5x p50": top["p99_ms"] <= 5 * top["p50_ms"],
+        "no errors": all(lv["errors"] == 0 for lv in on["levels"]),
+        "RSS flat": on["rss_after_mb"] - on["rss_before_mb"] <= RSS_FLAT_MB,
+        "exit 0 on SIGTERM": all(r["exit_code"] == 0 for r in results.values()),
+    }
+    lines += ["", f"goals at concurrency {top['concurrency']} with batching on:"]
+    lines += [f"- {name}: {'met' if met else 'NOT met'}" for name, met in goals.items()]
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("bundle")
+    parser.add_argument("--data", default=None, help="SMS file (default: as spamkit finds it)")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 64])
+    parser.add_argument("--requests", type=int, default=1000,
+                        help="requests per concurrency level at most")
+    parser.add_argument("--time-limit", type=float, default=30.0,
+                        help="seconds per concurrency level at most")
+    parser.add_argument("--messages", type=int, default=1000,
+                        help="distinct messages, cycled (the offline figure uses them all)")
+    parser.add_argument("--threads", type=int, default=usable_cpus())
+    parser.add_argument("--serve-args", default="",
+                        help="more `spamkit serve` options for both modes, e.g. '--max-wait-ms 5'")
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    args = parser.parse_args()
+    texts = read_messages(resolve_data(args.data), "text", "label")[0][: args.messages]
+    offline, results = [offline_msgs_per_s(args.bundle, texts, args.threads)], {}
+    for mode, extra in MODES.items():
+        results[mode] = run_mode(args, texts, extra)
+        offline.append(offline_msgs_per_s(args.bundle, texts, args.threads))
+        log(f"offline Classifier.predict: {offline} msgs/s")
+    print("\n".join(report(args, offline, results)))
+    if args.json:
+        args.json.write_text(json.dumps({"offline_msgs_per_s": offline, "modes": results,
+                                         "isa": host_isa()}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,29 @@
+"""The limits and batching settings of `spamkit serve`, each with its option's help. Free of
+FastAPI and uvicorn, so the CLI can show them without the serve extra."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from spamkit.config import option
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    max_batch: int = option(64, "Micro-batch: at most this many messages taken from the queue "
+                            "for one run of the model (1: no micro-batching).", min=1)
+    max_batch_tokens: int = option(
+        8192, "Micro-batch: at most this many padded tokens (its messages times its longest); "
+        "a longer message runs alone.", min=1)
+    # 0: a batch takes what waits when the worker comes free. On a CPU the worker is the
+    # bottleneck, so requests queue up while it runs and batches form without any waiting.
+    max_wait_ms: float = option(0.0, "Micro-batch: how long the first message waits for more "
+                                "before the batch runs.", min=0.0)
+    max_queue: int = option(1024, "Messages waiting at most; a request that does not fit is "
+                            "answered 503 with Retry-After.", min=1)
+    request_timeout_s: float = option(10.0, "A request not answered within this is answered "
+                                      "504; SIGTERM's graceful stop waits about this long at "
+                                      "most.", min=0.001)
+    max_body_bytes: int = option(1 << 20, "Largest request body (413 beyond).", min=1)
+    max_messages: int = option(256, "Most messages in one request (413 beyond).", min=1)
+    max_chars: int = option(20_000, "Longest message, in characters (422 beyond).", min=1)

@@ -22,7 +22,7 @@ FOLDERS = {"spamkit": ROOT / "toolkit", "spamkit.export": ROOT / "export",
 # The parts of the package: runtime/, export/, toolkit/training/ and toolkit/jobs/ by folder;
 # the rest of toolkit/ is the CLI and the helpers every part shares.
 FOLDER_PARTS = {"spamkit.runtime": "runtime", "spamkit.export": "export",
-                "spamkit.training": "training", "spamkit.jobs": "jobs"}
+                "spamkit.training": "training", "spamkit.jobs": "jobs", "spamkit.web": "web"}
 CLI = {"spamkit.cli", "spamkit.__main__"}
 
 # part -> the parts it may import. runtime <- export, runtime <- training, runtime <- jobs on
@@ -33,7 +33,8 @@ ALLOWED = {
     "training": {"training", "common", "runtime"},
     "export": {"export", "training", "common", "runtime"},
     "jobs": {"jobs", "export", "training", "common", "runtime"},
-    "cli": {"cli", "jobs", "export", "training", "common", "runtime"},
+    "web": {"web", "common", "runtime"},
+    "cli": {"cli", "jobs", "web", "export", "training", "common", "runtime"},
 }
 # Imported only inside the commands that need them, so `spamkit classify` starts fast.
 HEAVY = {"torch", "onnxruntime"}

@@ -13,7 +13,7 @@ import path from "node:path";
 
 import ort from "onnxruntime-node";
 
-import { checkManifest, chooseGraph, classify, Tokenizer } from "../../toolkit/web/site/preprocess.js";
+import { checkManifest, chooseGraph, classify, Tokenizer } from "../../toolkit/web/static/preprocess.js";
 
 const USAGE = "usage: classify.mjs BUNDLE [TEXT ...] | classify.mjs BUNDLE --jsonl FILE";
 // Messages tokenized and run together, as the Python runtime's chunks: bounds memory.

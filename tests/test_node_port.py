@@ -13,10 +13,14 @@ import pytest
 from conftest import SMS_FILE
 from webpage import NODE_PORT, ROOT, node
 
+from spamkit.runtime.tokenizer import EOT
+
 pytestmark = pytest.mark.node
 
 PROGRAM = NODE_PORT / "classify.mjs"
 PREPROCESS = ROOT / "toolkit" / "web" / "static" / "preprocess.js"
+# Longer than the context: ham at the front, spam at the end, which is what must be kept.
+LONG = "Ok lar... Joking wif u oni... " * 60 + "WINNER!! Call 09061701461 to claim your prize"
 
 
 def run_node(*args: object, stdin: str | None = None) -> subprocess.CompletedProcess:
@@ -34,7 +38,7 @@ def test_node_classifies_the_sms_test_split_as_python_does(tiny_bundle, tmp_path
     from spamkit.runtime import Classifier
 
     texts = load_splits(DataConfig(path=str(SMS_FILE))).test.texts
-    texts = [*texts, "", "Call now! " * 400 + "see you at 6?"]
+    texts = [*texts, "", LONG]
     result = run_node(PROGRAM, tiny_bundle, "--jsonl", write_jsonl(tmp_path / "in.jsonl", texts))
     assert result.returncode == 0, result.stderr
     answers = [json.loads(line) for line in result.stdout.splitlines()]
@@ -45,17 +49,29 @@ def test_node_classifies_the_sms_test_split_as_python_does(tiny_bundle, tmp_path
     np.testing.assert_allclose(got, clf.predict_proba(texts), atol=1e-4, rtol=0)
 
 
+def contract_ids(tokenizer, text: str) -> list[int]:
+    """A message's ids by docs/bundle-format.md, straight from tiktoken: the literal
+    <|endoftext|> is its id (spamkit 0.1's runtime read it as plain text)."""
+    longest = max(len(t) for t in tokenizer.encoding.token_byte_values())
+    ids = tokenizer.encoding.encode(text[-tokenizer.max_length * longest:],
+                                    allowed_special={EOT}, disallowed_special=())
+    return ids[-tokenizer.max_length:] if ids else [tokenizer.eot_id]
+
+
 def test_the_javascript_tokenizer_gives_tiktokens_ids(tiny_bundle, tmp_path):
     """Every message of the SMS collection and the awkward cases: Unicode whitespace that
-    JavaScript's \\s and Rust's disagree on, contractions, digits of other scripts, emoji, text
-    longer than the context in tokens and in characters, and one long run of a single letter."""
-    from spamkit.runtime.classifier import load_tokenizer
+    JavaScript's \\s and Rust's disagree on (U+0085, U+FEFF), contractions, digits of other
+    scripts, emoji, <|endoftext|> in a message, text longer than the context in tokens and in
+    characters, and one long run of a single letter."""
     from spamkit.runtime.bundle import read_manifest
+    from spamkit.runtime.classifier import load_tokenizer
 
     texts = [line.split("\t", 1)[1] for line in SMS_FILE.read_text("utf-8").split("\n") if line]
-    texts += ["", " ", "\n\n", "hello   ", "x\u0085y", "x\ufeffy", "a\u00a0 b\u3000c\u2028d",
-              "I'm you'll WE'VE they'D", "٣٤٥ 123456789", "😀😀 e\u0301", "<|endoftext|> hi",
-              "tab\tsep\r\n", "word " * 20_000, "x" * 70_000]
+    texts += ["", " ", "\n\n", "hello   ", "a \ufeffb", "a \u0085b", "x\u0085\u0085 y",
+              "a\u00a0 b\u3000c\u2028d", "I'm you'll WE'VE they'D", "٣٤٥ 123456789",
+              "😀😀 e\u0301", "tab\tsep\r\n", "word " * 20_000, "x" * 70_000]
+    special = ["<|endoftext|>", "hi<|endoftext|>there", "<|endoftext|><|endoftext|>",
+               "<|endoftext|", "<|fim_prefix|> x"]
     tokenizer = load_tokenizer(tiny_bundle, read_manifest(tiny_bundle))
     script = f"""
         import {{ readFileSync }} from "node:fs";
@@ -67,12 +83,13 @@ def test_the_javascript_tokenizer_gives_tiktokens_ids(tiny_bundle, tmp_path):
         process.stdout.write(texts.map((t) => JSON.stringify(tok.encode(t))).join("\\n"));
     """
     result = run_node("--input-type=module", "-e", script, "--", tiny_bundle / "tokenizer.json",
-                      write_jsonl(tmp_path / "texts.jsonl", texts))
+                      write_jsonl(tmp_path / "texts.jsonl", texts + special))
     assert result.returncode == 0, result.stderr
     got = [json.loads(line) for line in result.stdout.splitlines()]
-    expected = tokenizer.encode_batch(texts)
-    wrong = [(t[:40], g[:8], e[:8]) for t, g, e in zip(texts, got, expected) if g != e]
-    assert len(got) == len(texts) and wrong == []
+    expected = [contract_ids(tokenizer, t) for t in texts + special]
+    wrong = [(t[:40], g[:8], e[:8]) for t, g, e in zip(texts + special, got, expected) if g != e]
+    assert len(got) == len(texts + special) and wrong == []
+    assert tokenizer.encode_batch(texts) == expected[: len(texts)]  # the Python runtime's ids
 
 
 def test_node_refuses_a_changed_graph_in_one_line(tiny_bundle, tmp_path):

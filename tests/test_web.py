@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import SMS_FILE, assert_clean_failure, spamkit_cli
+from test_node_port import LONG
 from webpage import ORT_WEB, classify_in_page, opened, require, served
 
 pytestmark = pytest.mark.browser
@@ -31,7 +32,7 @@ def test_the_page_classifies_sms_messages_as_the_python_runtime_does(site, tiny_
 
     texts = load_splits(DataConfig(path=str(SMS_FILE))).test.texts  # 300 real messages
     # The rules of the bundle format too: empty, longer than the context (cut from the front).
-    texts = [*texts, "", " ", "Call now! " * 400 + "see you at 6?"]
+    texts = [*texts, "", " ", LONG]
     clf = Classifier.load(tiny_bundle)
     outside: list[str] = []
     with served(site) as url, opened(url, outside) as page:

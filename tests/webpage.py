@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import importlib.util
 import http.server
+import importlib.util
 import os
 import shutil
 import threading

@@ -75,17 +75,22 @@ export class Tokenizer {
     this.encoder = new TextEncoder();
   }
 
-  /** Token ids of a message: the LAST maxLength tokens; an empty message is [<|endoftext|>]. */
+  /** Token ids of a message: the LAST maxLength tokens; an empty message is [<|endoftext|>].
+   * The literal text <|endoftext|> is that token's id; the text around it is encoded part by
+   * part (docs/bundle-format.md, "How a message becomes token ids"). */
   encode(text) {
     // Python cuts by code points and tiktoken turns lone surrogates into U+FFFD.
-    const kept = lastCodePoints(text, this.maxChars).toWellFormed();
+    const parts = lastCodePoints(text, this.maxChars).toWellFormed().split(EOT);
     const ids = [];
-    for (const [piece] of kept.matchAll(PIECES)) {
-      const bytes = byteString(this.encoder.encode(piece));
-      const rank = this.ranks.get(bytes);
-      if (rank !== undefined) ids.push(rank);
-      else ids.push(...this.mergePairs(bytes));
-    }
+    parts.forEach((part, i) => {
+      if (i > 0) ids.push(this.eotId);
+      for (const [piece] of part.matchAll(PIECES)) {
+        const bytes = byteString(this.encoder.encode(piece));
+        const rank = this.ranks.get(bytes);
+        if (rank !== undefined) ids.push(rank);
+        else ids.push(...this.mergePairs(bytes));
+      }
+    });
     return ids.length ? ids.slice(-this.maxLength) : [this.eotId];
   }
 

@@ -30,9 +30,9 @@ COMPARE_TORCH_ARGS ?= --extra-index-url https://download.pytorch.org/whl/cpu
 
 # Debian's headless Chromium drives the browser tests (Playwright cannot download browsers here).
 CHROMIUM_PACKAGE ?= chromium-headless-shell
-# onnxruntime-node ships its CPU binaries in the npm package; its install script only fetches
-# the CUDA ones (from NuGet), which the port does not use: --ignore-scripts.
-NPM_CI := npm ci --no-audit --no-fund
+# No install scripts: onnxruntime-node ships its CPU binaries in the npm package (its script only
+# fetches the CUDA ones, from NuGet), and protobufjs's only checks its version.
+NPM_CI := npm ci --no-audit --no-fund --ignore-scripts
 
 .PHONY: setup demo test mutants compare clean web-deps test-web
 
@@ -61,7 +61,7 @@ test: setup
 # npm packages from the lockfiles (node_modules is not committed), and Chromium (apt, as root).
 web-deps: setup
 	$(NPM_CI) --prefix toolkit/web
-	$(NPM_CI) --prefix ports/node --ignore-scripts
+	$(NPM_CI) --prefix ports/node
 	command -v $(CHROMIUM_PACKAGE) >/dev/null || \
 		{ apt-get update && apt-get install -y --no-install-recommends $(CHROMIUM_PACKAGE); }
 

@@ -109,3 +109,14 @@ def test_node_says_how_to_call_it(tiny_bundle):
     result = run_node(PROGRAM)
     assert result.returncode == 2
     assert result.stderr.startswith("spamkit-node: error: usage: classify.mjs BUNDLE")
+
+
+def test_node_refuses_a_bundle_format_newer_than_it_reads(tiny_bundle, tmp_path):
+    bundle = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle, bundle)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    (bundle / "manifest.json").write_text(json.dumps({**manifest, "format_version": 99}))
+    result = run_node(PROGRAM, bundle, "hello")
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr == (f"spamkit-node: error: {bundle} is not a readable spamkit bundle: "
+                             "manifest.json is bundle format 99; this reads 4 and older\n")

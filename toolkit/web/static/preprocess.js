@@ -5,7 +5,8 @@
 // page `spamkit web` writes and the Node.js program in ports/node; plain ES module, no imports.
 
 export const FORMAT = "spamkit-bundle";
-export const MAX_FORMAT_VERSION = 3;
+// 4 adds the text graphs (docs/bundle-format.md), which these readers do not use.
+export const MAX_FORMAT_VERSION = 4;
 export const EOT = "<|endoftext|>";
 export const INPUT_IDS = "input_ids";
 export const ATTENTION_MASK = "attention_mask";

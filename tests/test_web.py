@@ -114,3 +114,5 @@ def test_spamkit_web_refuses_a_damaged_bundle_in_one_line(tiny_bundle, tmp_path)
                          "checksum", out=out)
     assert_clean_failure(spamkit_cli("web", tmp_path / "nowhere", "--out", out),
                          "bundle not found", out=out)
+    assert_clean_failure(spamkit_cli("web", tiny_bundle, "--out", out, "--digest", "0" * 64),
+                         "not the pinned bundle", out=out)

@@ -295,11 +295,12 @@ def web(
     out: Path = typer.Option(..., "--out", help="Directory to write the site to."),
     force: bool = typer.Option(False, "--force", help="Replace the site already in --out; "
                                "anything else there is never replaced."),
+    digest: Optional[str] = _digest_option(),
 ) -> None:
     """Write a static site that classifies messages in the browser, offline (onnxruntime-web)."""
     from spamkit.web.site import write_site
 
-    site = write_site(bundle, out, force=force)
+    site = write_site(bundle, out, force=force, digest=digest)
     print(f"site written to {out}: the bundle's {site.precision} graph, run by onnxruntime-web")
     print(f"serve it, e.g. `python -m http.server -d {out} 8000`, and open http://localhost:8000")
 

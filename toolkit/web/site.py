@@ -52,12 +52,13 @@ def vendored_runtime() -> list[Path]:
 
 
 def write_site(bundle: str | os.PathLike[str], out: str | os.PathLike[str], *,
-               force: bool = False) -> Site:
-    """Write the site for `bundle` at `out` (replacing a site there only with `force`)."""
+               force: bool = False, digest: str | None = None) -> Site:
+    """Write the site for `bundle` at `out` (replacing a site there only with `force`); with
+    `digest`, any other bundle is refused."""
     from spamkit.runtime.device import choose_graph  # imports onnxruntime: only when writing
 
     bundle, out = Path(bundle), Path(out)
-    manifest, digest = open_manifest(bundle)
+    manifest, digest = open_manifest(bundle, digest)
     precision = choose_graph(manifest, bundle, "cpu", None)
     names = [manifest.tokenizer, *manifest.graph_files(precision)]
     runtime_files = vendored_runtime()

@@ -120,3 +120,27 @@ def test_node_refuses_a_bundle_format_newer_than_it_reads(tiny_bundle, tmp_path)
     assert result.returncode == 1 and result.stdout == ""
     assert result.stderr == (f"spamkit-node: error: {bundle} is not a readable spamkit bundle: "
                              "manifest.json is bundle format 99; this reads 4 and older\n")
+
+
+def test_node_decides_with_a_calibrated_threshold_as_python_does(tiny_bundle, tmp_path):
+    """`spamkit calibrate` stores a threshold for spam: labels follow it, not the argmax."""
+    from spamkit.data import DataConfig, load_splits
+    from spamkit.runtime import Classifier
+
+    texts = load_splits(DataConfig(path=str(SMS_FILE))).test.texts
+    spam = Classifier.load(tiny_bundle).predict_proba(texts)[:, 1]
+    bundle = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle, bundle)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    # Well below 0.5, and halfway between two messages' probabilities: JavaScript's float64
+    # softmax and numpy's float32 one differ by ~1e-8, which could tip a message sitting on it.
+    ordered = np.unique(spam)
+    i = int(len(ordered) * 0.3)
+    threshold = {"label": "spam", "value": float(ordered[i] + ordered[i + 1]) / 2}
+    (bundle / "manifest.json").write_text(json.dumps({**manifest, "threshold": threshold}))
+    clf = Classifier.load(bundle)
+    result = run_node(PROGRAM, bundle, "--jsonl", write_jsonl(tmp_path / "in.jsonl", texts))
+    assert result.returncode == 0, result.stderr
+    labels = [json.loads(line)["label"] for line in result.stdout.splitlines()]
+    assert labels == clf.predict(texts)
+    assert labels.count("spam") > (spam >= 0.5).sum()  # the threshold changed some labels

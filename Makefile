@@ -1,5 +1,6 @@
 # `make demo`: set up, train the mini preset on the SMS Spam Collection, export int8, classify.
 # `make test`: set up and run the test suite (what CI runs).
+# `make test-web`: the browser and Node.js tests (`make web-deps` installs what they need).
 # `make mutants`: one-line bugs, one per README guarantee; each must fail its tests.
 # `make compare`: spamkit against the book's PyTorch inference and transformers + optimum.
 PYTHON ?= python3
@@ -27,7 +28,13 @@ COMPARE_ARGS ?=
 # The comparison is a CPU benchmark: CPU-only torch for the peers on every machine.
 COMPARE_TORCH_ARGS ?= --extra-index-url https://download.pytorch.org/whl/cpu
 
-.PHONY: setup demo test mutants compare clean
+# Debian's headless Chromium drives the browser tests (Playwright cannot download browsers here).
+CHROMIUM_PACKAGE ?= chromium-headless-shell
+# No install scripts: onnxruntime-node ships its CPU binaries in the npm package (its script only
+# fetches the CUDA ones, from NuGet), and protobufjs's only checks its version.
+NPM_CI := npm ci --no-audit --no-fund --ignore-scripts
+
+.PHONY: setup demo test mutants compare clean web-deps test-web
 
 setup: $(VENV)/.installed
 
@@ -37,7 +44,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	# torch alone first, from the index chosen above; its own dependencies come from PyPI in the
 	# next step (which then finds torch already satisfied).
 	$(PY) -m pip install --no-deps --retries 1 "torch==$(TORCH_VERSION)" $(TORCH_PIP_ARGS)
-	$(PY) -m pip install -e ".[$(ORT_EXTRA),train,dev,ray,text,serve]"
+	$(PY) -m pip install -e ".[$(ORT_EXTRA),train,dev,ray,text,serve,web]"
 	touch $@
 
 # --force: a second `make demo` replaces the demo's own checkpoint and bundle (only those).
@@ -49,7 +56,17 @@ demo: setup
 		"Ok lar... Joking wif u oni... see you at 6?"
 
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -m "not browser and not node"
+
+# npm packages from the lockfiles (node_modules is not committed), and Chromium (apt, as root).
+web-deps: setup
+	$(NPM_CI) --prefix toolkit/web
+	$(NPM_CI) --prefix ports/node
+	command -v $(CHROMIUM_PACKAGE) >/dev/null || \
+		{ apt-get update && apt-get install -y --no-install-recommends $(CHROMIUM_PACKAGE); }
+
+test-web: web-deps
+	$(PY) -m pytest -q -m "browser or node"
 
 # Each mutant in a copy of the tree, its tests run there; MUTANTS_ARGS="-j 2" runs two at once.
 MUTANTS_ARGS ?=

@@ -22,7 +22,8 @@ FOLDERS = {"spamkit": ROOT / "toolkit", "spamkit.export": ROOT / "export",
 # The parts of the package: runtime/, export/, toolkit/training/ and toolkit/jobs/ by folder;
 # the rest of toolkit/ is the CLI and the helpers every part shares.
 FOLDER_PARTS = {"spamkit.runtime": "runtime", "spamkit.export": "export",
-                "spamkit.training": "training", "spamkit.jobs": "jobs", "spamkit.serve": "serve"}
+                "spamkit.training": "training", "spamkit.jobs": "jobs", "spamkit.serve": "serve",
+                "spamkit.web": "web"}
 CLI = {"spamkit.cli", "spamkit.__main__"}
 
 # part -> the parts it may import. runtime <- export, runtime <- training, runtime <- jobs on
@@ -34,7 +35,8 @@ ALLOWED = {
     "export": {"export", "training", "common", "runtime"},
     "jobs": {"jobs", "export", "training", "common", "runtime"},
     "serve": {"serve", "common", "runtime"},
-    "cli": {"cli", "jobs", "export", "training", "serve", "common", "runtime"},
+    "web": {"web", "common", "runtime"},
+    "cli": {"cli", "jobs", "web", "export", "training", "serve", "common", "runtime"},
 }
 # Imported only inside the commands that need them, so `spamkit classify` starts fast (and
 # the CLI runs without the serve extra).

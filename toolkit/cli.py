@@ -316,6 +316,22 @@ def classify(
         sys.stdout.flush()  # each answer leaves as soon as it is known
 
 
+@app.command()
+def web(
+    bundle: Path = typer.Argument(..., help="Bundle directory from `spamkit export`."),
+    out: Path = typer.Option(..., "--out", help="Directory to write the site to."),
+    force: bool = typer.Option(False, "--force", help="Replace the site already in --out; "
+                               "anything else there is never replaced."),
+    digest: Optional[str] = _digest_option(),
+) -> None:
+    """Write a static site that classifies messages in the browser, offline (onnxruntime-web)."""
+    from spamkit.web.site import write_site
+
+    site = write_site(bundle, out, force=force, digest=digest)
+    print(f"site written to {out}: the bundle's {site.precision} graph, run by onnxruntime-web")
+    print(f"serve it, e.g. `python -m http.server -d {out} 8000`, and open http://localhost:8000")
+
+
 def _stdin_lines() -> Iterator[list[str]]:
     """Stdin's lines as they arrive, one list per read: a read returns what is waiting, so
     lines already there are classified together and none waits for lines still to come.

@@ -19,9 +19,11 @@ from spamkit.errors import SpamkitError
 from spamkit.jsonfile import peek_format_json
 
 BUNDLE, CHECKPOINT, SCORES = "bundle", "checkpoint", "scores file"
+SITE = "web site"  # `spamkit web`
 # The file that names a directory's kind, and the format it declares.
 _MARKERS = {BUNDLE: ("manifest.json", "spamkit-bundle"),
-            CHECKPOINT: ("config.json", "spamkit-checkpoint")}
+            CHECKPOINT: ("config.json", "spamkit-checkpoint"),
+            SITE: ("site.json", "spamkit-web-site")}
 TRAINING_STATE = "training-state"
 
 

@@ -1,0 +1,146 @@
+"""The Node.js port (ports/node, onnxruntime-node): a second language that loads a bundle and
+gives the labels and probabilities of the Python runtime. Run by `make test-web`."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import SMS_FILE
+from webpage import NODE_PORT, ROOT, node
+
+from spamkit.runtime.tokenizer import EOT
+
+pytestmark = pytest.mark.node
+
+PROGRAM = NODE_PORT / "classify.mjs"
+PREPROCESS = ROOT / "toolkit" / "web" / "static" / "preprocess.js"
+# Longer than the context: ham at the front, spam at the end, which is what must be kept.
+LONG = "Ok lar... Joking wif u oni... " * 60 + "WINNER!! Call 09061701461 to claim your prize"
+
+
+def run_node(*args: object, stdin: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([node(), *map(str, args)], input=stdin, capture_output=True,
+                          text=True, timeout=600)
+
+
+def write_jsonl(path: Path, texts: list[str]) -> Path:
+    path.write_text("".join(json.dumps(t) + "\n" for t in texts), encoding="utf-8")
+    return path
+
+
+def test_node_classifies_the_sms_test_split_as_python_does(tiny_bundle, tmp_path):
+    from spamkit.data import DataConfig, load_splits
+    from spamkit.runtime import Classifier
+
+    texts = load_splits(DataConfig(path=str(SMS_FILE))).test.texts
+    texts = [*texts, "", LONG]
+    result = run_node(PROGRAM, tiny_bundle, "--jsonl", write_jsonl(tmp_path / "in.jsonl", texts))
+    assert result.returncode == 0, result.stderr
+    answers = [json.loads(line) for line in result.stdout.splitlines()]
+    clf = Classifier.load(tiny_bundle)
+    assert len(answers) == len(texts) == 302
+    assert [a["label"] for a in answers] == clf.predict(texts)
+    got = np.array([[a["probabilities"][label] for label in clf.labels] for a in answers])
+    np.testing.assert_allclose(got, clf.predict_proba(texts), atol=1e-4, rtol=0)
+
+
+def contract_ids(tokenizer, text: str) -> list[int]:
+    """A message's ids by docs/bundle-format.md, straight from tiktoken: the literal
+    <|endoftext|> is its id (spamkit 0.1's runtime read it as plain text)."""
+    longest = max(len(t) for t in tokenizer.encoding.token_byte_values())
+    ids = tokenizer.encoding.encode(text[-tokenizer.max_length * longest:],
+                                    allowed_special={EOT}, disallowed_special=())
+    return ids[-tokenizer.max_length:] if ids else [tokenizer.eot_id]
+
+
+def test_the_javascript_tokenizer_gives_tiktokens_ids(tiny_bundle, tmp_path):
+    """Every message of the SMS collection and the awkward cases: Unicode whitespace that
+    JavaScript's \\s and Rust's disagree on (U+0085, U+FEFF), contractions, digits of other
+    scripts, emoji, <|endoftext|> in a message, text longer than the context in tokens and in
+    characters, and one long run of a single letter."""
+    from spamkit.runtime.bundle import read_manifest
+    from spamkit.runtime.classifier import load_tokenizer
+
+    texts = [line.split("\t", 1)[1] for line in SMS_FILE.read_text("utf-8").split("\n") if line]
+    texts += ["", " ", "\n\n", "hello   ", "a \ufeffb", "a \u0085b", "x\u0085\u0085 y",
+              "a\u00a0 b\u3000c\u2028d", "I'm you'll WE'VE they'D", "٣٤٥ 123456789",
+              "😀😀 e\u0301", "tab\tsep\r\n", "word " * 20_000, "x" * 70_000]
+    special = ["<|endoftext|>", "hi<|endoftext|>there", "<|endoftext|><|endoftext|>",
+               "<|endoftext|", "<|fim_prefix|> x"]
+    tokenizer = load_tokenizer(tiny_bundle, read_manifest(tiny_bundle))
+    script = f"""
+        import {{ readFileSync }} from "node:fs";
+        import {{ Tokenizer }} from {json.dumps(PREPROCESS.as_uri())};
+        const tok = new Tokenizer(JSON.parse(readFileSync(process.argv[1], "utf8")),
+                                  {tokenizer.max_length});
+        const texts = readFileSync(process.argv[2], "utf8").split("\\n").filter((l) => l)
+          .map((l) => JSON.parse(l));
+        process.stdout.write(texts.map((t) => JSON.stringify(tok.encode(t))).join("\\n"));
+    """
+    result = run_node("--input-type=module", "-e", script, "--", tiny_bundle / "tokenizer.json",
+                      write_jsonl(tmp_path / "texts.jsonl", texts + special))
+    assert result.returncode == 0, result.stderr
+    got = [json.loads(line) for line in result.stdout.splitlines()]
+    expected = [contract_ids(tokenizer, t) for t in texts + special]
+    wrong = [(t[:40], g[:8], e[:8]) for t, g, e in zip(texts + special, got, expected) if g != e]
+    assert len(got) == len(texts + special) and wrong == []
+    assert tokenizer.encode_batch(texts) == expected[: len(texts)]  # the Python runtime's ids
+
+
+def test_node_refuses_a_changed_graph_in_one_line(tiny_bundle, tmp_path):
+    bundle = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle, bundle)
+    data = bundle / "model.int8.onnx.data"
+    raw = bytearray(data.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    data.write_bytes(bytes(raw))
+    result = run_node(PROGRAM, bundle, "hello")
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr == (f"spamkit-node: error: {data} does not match its checksum: "
+                             "damaged or changed\n")
+
+
+def test_node_says_how_to_call_it(tiny_bundle):
+    result = run_node(PROGRAM)
+    assert result.returncode == 2
+    assert result.stderr.startswith("spamkit-node: error: usage: classify.mjs BUNDLE")
+
+
+def test_node_refuses_a_bundle_format_newer_than_it_reads(tiny_bundle, tmp_path):
+    bundle = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle, bundle)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    (bundle / "manifest.json").write_text(json.dumps({**manifest, "format_version": 99}))
+    result = run_node(PROGRAM, bundle, "hello")
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr == (f"spamkit-node: error: {bundle} is not a readable spamkit bundle: "
+                             "manifest.json is bundle format 99; this reads 4 and older\n")
+
+
+def test_node_decides_with_a_calibrated_threshold_as_python_does(tiny_bundle, tmp_path):
+    """`spamkit calibrate` stores a threshold for spam: labels follow it, not the argmax."""
+    from spamkit.data import DataConfig, load_splits
+    from spamkit.runtime import Classifier
+
+    texts = load_splits(DataConfig(path=str(SMS_FILE))).test.texts
+    spam = Classifier.load(tiny_bundle).predict_proba(texts)[:, 1]
+    bundle = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle, bundle)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    # Well below 0.5, and halfway between two messages' probabilities: JavaScript's float64
+    # softmax and numpy's float32 one differ by ~1e-8, which could tip a message sitting on it.
+    ordered = np.unique(spam)
+    i = int(len(ordered) * 0.3)
+    threshold = {"label": "spam", "value": float(ordered[i] + ordered[i + 1]) / 2}
+    (bundle / "manifest.json").write_text(json.dumps({**manifest, "threshold": threshold}))
+    clf = Classifier.load(bundle)
+    result = run_node(PROGRAM, bundle, "--jsonl", write_jsonl(tmp_path / "in.jsonl", texts))
+    assert result.returncode == 0, result.stderr
+    labels = [json.loads(line)["label"] for line in result.stdout.splitlines()]
+    assert labels == clf.predict(texts)
+    assert labels.count("spam") > (spam >= 0.5).sum()  # the threshold changed some labels

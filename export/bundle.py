@@ -12,6 +12,7 @@ from spamkit.data import Splits, load_splits
 from spamkit.errors import SpamkitError
 from spamkit.export.manifest import with_checksums, write_manifest
 from spamkit.export.onnx_graph import OPSET, export_onnx, saved_files
+from spamkit.export.ort_format import add_ort_graphs
 from spamkit.export.quantize import quantize_int8
 from spamkit.export.verify import compare_logits
 from spamkit.outputs import BUNDLE, check_output
@@ -42,6 +43,7 @@ CHECKED_WITH = "CPUExecutionProvider"
 class ExportConfig:
     int8: bool = False  # add the int8 graph, for CPUs
     fp16: bool = False  # add the fp16 graph, for GPUs
+    ort: bool = False  # add each CPU graph in ORT format, for ONNX Runtime Mobile
     # With int8 or fp16, also ship the fp32 graph (4x the int8 one); without them it is the
     # bundle's only graph and always shipped.
     keep_fp32: bool = False
@@ -101,6 +103,8 @@ def export_bundle(checkpoint: str | Path, out: str | Path, cfg: ExportConfig) ->
             del graphs["fp32"]
         manifest = replace(manifest, graphs=graphs,
                            devices={p: GRAPH_DEVICES[p] for p in graphs})
+        if cfg.ort:
+            manifest = add_ort_graphs(tmp, manifest, tokenizer, sample)
         # Last: without its manifest the directory is not a bundle to the runtime.
         manifest = with_checksums(tmp, manifest)
         write_manifest(tmp, manifest)

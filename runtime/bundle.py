@@ -7,6 +7,8 @@
     model.int8.onnx      the same graph with int8 weights (CPU)
     model.fp16.onnx      the same graph in fp16, same inputs and outputs (CUDA)
     GRAPH.data           each graph's weights, beside it (ONNX Runtime memory-maps them)
+    model.int8.ort       with --ort: a CPU graph in ONNX Runtime's own format (ORT Mobile),
+    model.ort            weights inside; required_operators.config: the operators they use
 
 Nothing a bundle says is trusted. Reading a manifest checks every field (types, ranges, names,
 unknown keys refused) and that every listed file is there with its recorded size; loading a
@@ -36,10 +38,15 @@ TOKENIZER_FILE = "tokenizer.json"
 FORMAT = "spamkit-bundle"
 # 2 added `devices`. Format 1 bundles hold fp32 and int8 graphs only, meant for the devices that
 # GRAPH_DEVICES gives them, so a reader fills `devices` in from there. 3 added `vocab_size`,
-# which the tokenizer's ids must fit; older bundles are read without that check.
-FORMAT_VERSION = 3
-FIELDS_SINCE = {"devices": 2, "vocab_size": 3}
+# which the tokenizer's ids must fit; older bundles are read without that check. 4 added
+# `ort_graphs`.
+FORMAT_VERSION = 4
+FIELDS_SINCE = {"devices": 2, "vocab_size": 3, "ort_graphs": 4}
 GRAPH_FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx", "fp16": "model.fp16.onnx"}
+# ONNX Runtime's own format (ONNX Runtime Mobile's): CPU graphs only, written with --ort.
+ORT_SUFFIX = ".ort"
+ORT_GRAPH_FILES = {"fp32": "model.ort", "int8": "model.int8.ort"}
+GRAPH_FORMATS = ("onnx", "ort")
 GRAPH_DEVICES = {"fp32": ["cpu", "cuda"], "int8": ["cpu"], "fp16": ["cuda"]}
 TOKENS = ("last", "first")  # the token the graph classifies from
 # The graph's inputs (int64 [batch, sequence]) and output (float32 [batch, classes]).
@@ -84,13 +91,19 @@ class Manifest:
     devices: dict[str, list[str]] = field(default_factory=dict)
     # Rows of the graph's token embedding; None in bundles older than format 3.
     vocab_size: int | None = None
+    # precision -> the same graph in ORT format (format 4; `spamkit export --ort`).
+    ort_graphs: dict[str, str] = field(default_factory=dict)
     tokenizer: str = TOKENIZER_FILE
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
 
-    def graph_files(self, precision: str) -> list[str]:
+    def graph_file(self, precision: str, graph_format: str = "onnx") -> str:
+        """The file of the `precision` graph in `graph_format` ("onnx" or "ort")."""
+        return (self.graphs if graph_format == "onnx" else self.ort_graphs)[precision]
+
+    def graph_files(self, precision: str, graph_format: str = "onnx") -> list[str]:
         """The graph file for `precision` and any external-data files beside it."""
-        graph = self.graphs[precision]
+        graph = self.graph_file(precision, graph_format)
         return [name for name in self.files if name == graph or name.startswith(graph + ".")]
 
 
@@ -222,7 +235,7 @@ def _check_keys(data: dict, version: int, where: str) -> None:
 
 def _check_agreement(m: Manifest) -> None:
     """What the fields say about each other."""
-    for name in [m.tokenizer, *m.graphs.values()]:
+    for name in [m.tokenizer, *m.graphs.values(), *m.ort_graphs.values()]:
         if name not in m.files:
             raise ValueError(f"it lists {_show(name)} without a checksum")
     unmatched = sorted(m.graphs.keys() ^ m.devices.keys())
@@ -233,6 +246,9 @@ def _check_agreement(m: Manifest) -> None:
     unlisted = sorted(set(m.sizes) - set(m.files))
     if unlisted:
         raise ValueError(f"sizes names {_show(unlisted[0])}, which files does not list")
+    alone = sorted(m.ort_graphs.keys() - m.graphs.keys())
+    if alone:
+        raise ValueError(f"it has an ORT-format {alone[0]} graph but no {alone[0]} graph")
     if m.threshold is not None and m.threshold["label"] not in m.labels:
         raise ValueError(f"threshold label {_show(m.threshold['label'])} is not one of the "
                          f"labels {_show(m.labels)}")
@@ -346,6 +362,15 @@ def _check_graphs(v: object) -> None:
         raise ValueError(f"must name graphs among {', '.join(GRAPH_FILES)}, not {_show(v)}")
 
 
+def _check_ort_graphs(v: object) -> None:
+    _check_mapping(v, _check_text)
+    wrong = [f"{p}: {name}" for p, name in v.items()
+             if p not in ORT_GRAPH_FILES or not name.endswith(ORT_SUFFIX)]
+    if wrong:
+        raise ValueError(f"must map {', '.join(ORT_GRAPH_FILES)} to {ORT_SUFFIX} files, not "
+                         f"{_show(wrong[0])}")
+
+
 def _check_sha256(v: object) -> None:
     if not isinstance(v, str) or not SHA256.fullmatch(v):
         raise ValueError(f"must be a sha256 in hex, not {_show(v)}")
@@ -405,6 +430,7 @@ FIELD_CHECKS = {
     "threshold": _check_threshold,
     "devices": _check_devices,
     "vocab_size": _int_in(1, MAX_VOCAB),
+    "ort_graphs": _check_ort_graphs,
     "tokenizer": _check_text,
     "format": _check_one_of(FORMAT),
     "format_version": _int_in(1, FORMAT_VERSION),

@@ -23,9 +23,11 @@ from spamkit.runtime.batching import length_sorted_batches, pad_batch
 from spamkit.runtime.bundle import (
     ATTENTION_MASK,
     GRAPH_FILES,
+    GRAPH_FORMATS,
     GRAPH_INPUTS,
     INPUT_IDS,
     LOGITS,
+    ORT_SUFFIX,
     RUNTIME_DEVICES,
     Manifest,
     first_line,
@@ -49,6 +51,11 @@ def make_session(
 ) -> ort.InferenceSession:
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if graph.suffix == ORT_SUFFIX:
+        # Optimized when export wrote it, and checked as it is: it runs as written, as ONNX
+        # Runtime Mobile's minimal build (which cannot optimize) runs it.
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        options.add_session_config_entry("session.load_model_format", "ORT")
     if threads:
         options.intra_op_num_threads = threads
     try:
@@ -60,11 +67,15 @@ def make_session(
 
 
 def _open_graph(bundle: Path, manifest: Manifest, precision: str, providers: list[str],
-                threads: int | None) -> ort.InferenceSession:
-    """A session on the bundle's `precision` graph, checked against its sha256 first."""
-    verify_files(bundle, manifest, manifest.graph_files(precision))
-    session = make_session(bundle / manifest.graphs[precision], providers, threads)
-    check_graph(session, len(manifest.labels), bundle / manifest.graphs[precision])
+                threads: int | None, graph_format: str = "onnx") -> ort.InferenceSession:
+    """A session on the bundle's `precision` graph in `graph_format`, checked against its
+    sha256 first."""
+    if graph_format == "ort" and precision not in manifest.ort_graphs:
+        raise BundleError(f"{bundle} has no ORT-format {precision} graph (export it with --ort)")
+    verify_files(bundle, manifest, manifest.graph_files(precision, graph_format))
+    graph = bundle / manifest.graph_file(precision, graph_format)
+    session = make_session(graph, providers, threads)
+    check_graph(session, len(manifest.labels), graph)
     return session
 
 
@@ -119,9 +130,11 @@ def check_options(batch_size: object, batch_tokens: object, threshold: object) -
         raise ValueError(f"threshold must be a probability from 0 to 1, not {threshold!r}")
 
 
-def check_load_options(threads: object, precision: object, device: object = "cpu") -> None:
+def check_load_options(threads: object, precision: object, device: object = "cpu",
+                       graph_format: object = "onnx") -> None:
     """ValueError unless threads is None or 1..this machine's CPUs, precision None or a graph
-    name, and device one of RUNTIME_DEVICES."""
+    name, device one of RUNTIME_DEVICES, and graph_format one of GRAPH_FORMATS ("ort" on the
+    CPU only)."""
     cpus = os.cpu_count() or 1
     if threads is not None and (not _is_int(threads) or not 1 <= threads <= cpus):
         raise ValueError(f"threads must be an integer from 1 to {cpus} (this machine's CPUs), "
@@ -130,6 +143,11 @@ def check_load_options(threads: object, precision: object, device: object = "cpu
         raise ValueError(f"precision must be one of {', '.join(GRAPH_FILES)}, not {precision!r}")
     if device not in RUNTIME_DEVICES:
         raise ValueError(f"device must be one of {', '.join(RUNTIME_DEVICES)}, not {device!r}")
+    if graph_format not in GRAPH_FORMATS:
+        raise ValueError(f"graph_format must be one of {', '.join(GRAPH_FORMATS)}, not "
+                         f"{graph_format!r}")
+    if graph_format == "ort" and device != "cpu":
+        raise ValueError(f"graph_format='ort' runs on the CPU only, not device={device!r}")
 
 
 def _is_int(value: object) -> bool:
@@ -185,6 +203,7 @@ class Classifier:
         threshold: float | None = None,
         batch_tokens: int = BATCH_TOKENS,
         digest: str | None = None,
+        graph_format: str = "onnx",
     ) -> Classifier:
         """Load a bundle. `device` is "cpu", "cuda" (an error where ONNX Runtime cannot run on
         a GPU) or "auto" (CUDA when it can, else the CPU with a warning; `.device` says which).
@@ -196,9 +215,11 @@ class Classifier:
         A batch holds at most `batch_size` messages and `batch_tokens` padded tokens.
         `digest` pins the bundle: any bundle whose digest (`spamkit export` prints it; it is
         the sha256 of manifest.json) is not this one is refused. `.digest` is the loaded one.
+        `graph_format="ort"` runs the graph's ORT-format copy (`spamkit export --ort`), as ONNX
+        Runtime Mobile would, on the CPU; its logits are the .onnx graph's.
 
         Bad arguments are a ValueError; a bad bundle, whatever it claims, a BundleError."""
-        check_load_options(threads, precision, device)
+        check_load_options(threads, precision, device, graph_format)
         check_options(batch_size, batch_tokens, threshold)
         threads = None if threads is None else int(threads)
         bundle = Path(bundle)
@@ -206,7 +227,7 @@ class Classifier:
         tokenizer = load_tokenizer(bundle, manifest)
         providers, running = providers_for(device)
         graph = choose_graph(manifest, bundle, running, precision)
-        session = _open_graph(bundle, manifest, graph, providers, threads)
+        session = _open_graph(bundle, manifest, graph, providers, threads, graph_format)
         if running == "cuda" and not runs_on_cuda(session, device):
             running = "cpu"
             graph = choose_graph(manifest, bundle, running, precision)

@@ -59,7 +59,7 @@ def assert_refused(bundle, *words) -> str:
 
 def test_the_tiny_bundle_records_its_vocabulary_for_the_tokenizer_check(tiny_bundle):
     manifest = read_manifest(tiny_bundle)
-    assert manifest.format_version == 3 and manifest.vocab_size == 50257
+    assert manifest.format_version == 4 and manifest.vocab_size == 50257
     assert Classifier.load(tiny_bundle).tokenizer.encoding.max_token_value == 50256
 
 
@@ -106,8 +106,20 @@ MANIFEST_CASES = {
         lambda d: d["verification"].update({"x": [1, 2]}), "verification"),
     "format_version missing": (lambda d: d.pop("format_version"), "format_version"),
     "format_version as a string": (set_field("format_version", "3"), "format_version"),
-    "format 2 with format 3's vocab_size": (set_field("format_version", 2), "'vocab_size'"),
-    "format 3 without vocab_size": (lambda d: d.pop("vocab_size"), "vocab_size"),
+    "format 2 with format 3's vocab_size": (
+        lambda d: (d.pop("ort_graphs"), d.update(format_version=2)), "'vocab_size'"),
+    "format 3 with format 4's ort_graphs": (set_field("format_version", 3), "'ort_graphs'"),
+    "format 4 without vocab_size": (lambda d: d.pop("vocab_size"), "vocab_size"),
+    "format 4 without ort_graphs": (lambda d: d.pop("ort_graphs"), "ort_graphs"),
+    "an ORT graph without a checksum": (
+        set_field("ort_graphs", {"int8": "model.int8.ort"}), "model.int8.ort"),
+    "an ORT graph of a graph it lacks": (lambda d: (
+        d["graphs"].pop("fp32"), d["devices"].pop("fp32"),
+        d["files"].update({"model.ort": "0" * 64}), d.update(ort_graphs={"fp32": "model.ort"})), "ORT-format fp32 graph but no fp32 graph"),
+    "an ORT graph that is not .ort": (
+        set_field("ort_graphs", {"int8": "model.int8.onnx"}), "ort_graphs"),
+    "an ORT graph for the GPU": (set_field("ort_graphs", {"fp16": "model.fp16.ort"}),
+                                 "ort_graphs"),
     "no labels key": (lambda d: d.pop("labels"), "labels"),
 }
 
@@ -166,7 +178,8 @@ def test_spamkit_classify_says_what_is_wrong_with_the_manifest_in_one_line(bundl
 
 
 def test_an_older_format_2_bundle_still_loads_and_answers_the_same(tiny_bundle, bundle):
-    edit_manifest(bundle, lambda d: (d.pop("vocab_size"), d.update(format_version=2)))
+    edit_manifest(bundle, lambda d: (d.pop("vocab_size"), d.pop("ort_graphs"),
+                                     d.update(format_version=2)))
     old = Classifier.load(bundle)
     assert old.manifest.vocab_size is None  # format 2 did not record it: nothing to check
     texts = ["WINNER!! claim your prize", "see you at 6", ""]

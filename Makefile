@@ -1,5 +1,6 @@
 # `make demo`: set up, train the mini preset on the SMS Spam Collection, export int8, classify.
 # `make test`: set up and run the test suite (what CI runs).
+# `make test-arm64`: the runtime on an aarch64 CPython under qemu-user (tests/arm64; CI runs it).
 # `make mutants`: one-line bugs, one per README guarantee; each must fail its tests.
 # `make compare`: spamkit against the book's PyTorch inference and transformers + optimum.
 PYTHON ?= python3
@@ -27,7 +28,7 @@ COMPARE_ARGS ?=
 # The comparison is a CPU benchmark: CPU-only torch for the peers on every machine.
 COMPARE_TORCH_ARGS ?= --extra-index-url https://download.pytorch.org/whl/cpu
 
-.PHONY: setup demo test mutants compare clean
+.PHONY: setup demo test test-arm64 mutants compare clean
 
 setup: $(VENV)/.installed
 
@@ -49,7 +50,12 @@ demo: setup
 		"Ok lar... Joking wif u oni... see you at 6?"
 
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -m "not arm64"
+
+# Installs qemu-user-static (apt) and builds the aarch64 sysroot in .arm64/ on first use.
+test-arm64: setup
+	tests/arm64/setup.sh
+	$(PY) -m pytest -q -m arm64 tests/arm64
 
 # Each mutant in a copy of the tree, its tests run there; MUTANTS_ARGS="-j 2" runs two at once.
 MUTANTS_ARGS ?=
@@ -69,4 +75,4 @@ compare: setup $(COMPARE_VENV)/.installed
 	$(PY) benchmarks/compare.py --peer-python $(CPY) $(DATA_ARG) $(COMPARE_ARGS)
 
 clean:
-	rm -rf $(VENV) $(COMPARE_VENV) runs
+	rm -rf $(VENV) $(COMPARE_VENV) runs .arm64

@@ -50,6 +50,11 @@ class ExportConfig:
     data: str | None = None  # where to find the validation messages (default: as trained)
     force: bool = False  # replace a bundle already at `out` (never anything else)
 
+    def __post_init__(self) -> None:
+        if self.ort and self.fp16 and not (self.int8 or self.keep_fp32):
+            raise SpamkitError("--ort writes the CPU graphs in ORT format, and a bundle of "
+                               "--fp16 alone has none: add --int8 or --keep-fp32")
+
 
 def export_bundle(checkpoint: str | Path, out: str | Path, cfg: ExportConfig) -> Manifest:
     check_output(out, BUNDLE, force=cfg.force, inputs=[checkpoint, cfg.data])

@@ -77,12 +77,10 @@ if [ ! -e "$ARM64_DIR/wheels.done" ]; then
     touch "$ARM64_DIR/wheels.done"
 fi
 
-# The runtime from this source tree, as the package spamkit.runtime (it imports nothing else of
-# spamkit): refreshed on every run, so the test runs the code being tested.
-# spamkit itself is a namespace package there: the runtime needs nothing from its __init__.
-rm -rf "$ARM64_DIR/src" && mkdir -p "$ARM64_DIR/src/spamkit"
-cp -r runtime "$ARM64_DIR/src/spamkit/runtime"
-find "$ARM64_DIR/src" -name __pycache__ -prune -exec rm -rf {} +
+# The runtime of this source tree, linked as the package spamkit.runtime (it imports nothing else
+# of spamkit; spamkit is a namespace package there): the test runs the code being tested.
+mkdir -p "$ARM64_DIR/src/spamkit"
+ln -sfn "$(realpath runtime)" "$ARM64_DIR/src/spamkit/runtime"
 tests/arm64/python -c "import platform, spamkit.runtime.classifier as c, onnxruntime as o
 print('aarch64 CPython', platform.python_version(), 'on', platform.machine(), 'ONNX Runtime',
       o.__version__)"

@@ -1,10 +1,12 @@
 """`spamkit export --ort`: each CPU graph also in ONNX Runtime's own format (.ort), the format
 ONNX Runtime Mobile and other reduced builds load, and the operators those graphs need.
 
-The .ort graph is the .onnx graph as ONNX Runtime optimizes it at the EXTENDED level, saved. Not
-BASIC: the extended fusions (e.g. MatMul + Add into Gemm) are kept on a device whose minimal
-build cannot optimize at load. Not LAYOUT or ALL: the layout level adds rewrites for one CPU
-family (NCHWc blocks sized to x86 vector registers), and the graph must run on ARM as well. It
+The .ort graph is the .onnx graph as ONNX Runtime optimizes it at the BASIC level, saved: the
+rewrites ONNX's semantics allow on any execution provider (constant folding, redundant nodes).
+A minimal build runs the file as saved, so nothing in it may be tied to one CPU: the LAYOUT and
+ALL levels add rewrites for one CPU family (NCHWc blocks sized to x86 vector registers), and
+EXTENDED fuses for ONNX Runtime's CPU provider, which spamkit's export has already done in the
+graph itself (export/optimize.py, quantize.py: docs/mobile.md has what extended would add). It
 is then checked against the .onnx graph, as the runtime loads each, on real messages: the
 logits must be the same to the last bit, or no bundle is written. The .ort file holds its
 weights (the format has no external-data file), so it is about the size of GRAPH + GRAPH.data.
@@ -30,7 +32,7 @@ from spamkit.runtime.bundle import GRAPH_DEVICES, ORT_GRAPH_FILES, Manifest
 from spamkit.runtime.classifier import Classifier, make_session
 from spamkit.runtime.tokenizer import Tokenizer
 
-OPTIMIZATION = "extended"
+OPTIMIZATION = "basic"
 OPERATORS_CONFIG = "required_operators.config"
 
 
@@ -61,7 +63,7 @@ def convert_to_ort(onnx_graph: Path, ort_graph: Path) -> None:
     """Save the graph at `onnx_graph`, optimized at the OPTIMIZATION level, as `ort_graph`:
     what `python -m onnxruntime.tools.convert_onnx_models_to_ort` does for one graph."""
     options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
     options.optimized_model_filepath = str(ort_graph)
     options.add_session_config_entry("session.save_model_format", "ORT")
     # ONNX Runtime's default depends on the CPU it runs on; fixed (as the tool fixes it for

@@ -21,7 +21,7 @@ def test_the_ort_graph_classifies_the_test_split_with_the_onnx_graphs_logits(tin
     manifest = read_manifest(tiny_ort_bundle)
     assert manifest.ort_graphs == {"int8": "model.int8.ort"}
     assert manifest.verification["int8_ort_max_abs_logit_diff_vs_onnx"] == 0.0
-    assert manifest.verification["ort_optimization"] == "extended"
+    assert manifest.verification["ort_optimization"] == "basic"
     # The .ort file holds the weights itself: about the .onnx graph and its .data file together.
     onnx_bytes = sum(manifest.sizes[f] for f in manifest.graph_files("int8"))
     assert abs(manifest.sizes["model.int8.ort"] - onnx_bytes) < 0.05 * onnx_bytes

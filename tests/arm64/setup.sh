@@ -4,6 +4,7 @@
 # $ARM64_DIR and is skipped the next time. Nothing is installed for arm64 on this machine: the
 # Debian packages are unpacked into a sysroot, which qemu searches first (-L) for every path.
 set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
 cd "$(dirname "$0")/../.."
 ARM64_DIR=${ARM64_DIR:-.arm64}
 PY=${PY:-.venv/bin/python}
@@ -13,10 +14,15 @@ SYSROOT=$ARM64_DIR/sysroot
 DEBS="python3.11-minimal libpython3.11-minimal libpython3.11-stdlib libc6 libgcc-s1 libstdc++6
       zlib1g libexpat1 libssl3 libffi8 libbz2-1.0 liblzma5 libuuid1"
 # What the sysroot's /proc/cpuinfo says: a Neoverse N1 (Graviton2, Ampere Altra; the cores of
-# recent phones have the same int8 dot-product instructions), the CPU qemu emulates (QEMU_CPU).
-ARM64_FEATURES="fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp ssbs"
-# The same versions as the x86 venv, so both sides run the same ONNX Runtime.
-WHEELS="onnxruntime numpy tiktoken"
+# recent phones have the same int8 dot-product instructions), the CPU qemu emulates (QEMU_CPU in
+# tests/arm64/python). They must agree: ONNX Runtime picks its kernels from this Features line,
+# and one that uses an instruction qemu's CPU lacks dies with SIGILL.
+ARM64_FEATURES="fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm"
+ARM64_FEATURES+=" lrcpc dcpop asimddp ssbs"
+# The versions of the x86 venv (onnxruntime-gpu's are onnxruntime's), so both sides run the
+# same ONNX Runtime; a change of version fetches the wheels again.
+PINS=$("$PY" -c "import numpy, onnxruntime, tiktoken
+print(*(f'{m.__name__}=={m.__version__}' for m in (onnxruntime, numpy, tiktoken)))")
 
 # apt is shared with other jobs on this machine: wait while another holds its lock, up to 5
 # minutes; any other failure is final.
@@ -54,8 +60,8 @@ fi
 if [ ! -e "$ARM64_DIR/sysroot.done" ]; then
     rm -rf "$SYSROOT" && mkdir -p "$SYSROOT"
     for deb in "$ARM64_DIR"/debs/*.deb; do dpkg -x "$deb" "$SYSROOT"; done
-    # ONNX Runtime reads /proc/cpuinfo on import to learn the CPU's features, and crashes on
-    # the host's x86 one; qemu looks in the sysroot first. A Neoverse-N1-like core (no SVE).
+    # ONNX Runtime reads /proc/cpuinfo on import to learn the CPU's features, and dies with a
+    # segmentation fault on the host's x86 one; qemu looks in the sysroot first.
     mkdir -p "$SYSROOT/proc"
     for i in $(seq 0 $(($(nproc) - 1))); do
         printf '%s\t: %s\n' processor "$i" BogoMIPS 243.75 Features "$ARM64_FEATURES" \
@@ -66,15 +72,14 @@ if [ ! -e "$ARM64_DIR/sysroot.done" ]; then
     touch "$ARM64_DIR/sysroot.done"
 fi
 
-if [ ! -e "$ARM64_DIR/wheels.done" ]; then
+if [ "$(cat "$ARM64_DIR/wheels.done" 2>/dev/null)" != "$PINS" ]; then
     rm -rf "$ARM64_DIR/wheels" "$ARM64_DIR/site" && mkdir -p "$ARM64_DIR/wheels"
-    pins=$("$PY" -m pip freeze --all | grep -i -E "^($(echo $WHEELS | tr ' ' '|'))==")
-    # shellcheck disable=SC2086
+    # shellcheck disable=SC2086 # one requirement per word
     "$PY" -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.11 \
         --platform manylinux_2_28_aarch64 --platform manylinux2014_aarch64 \
-        --dest "$ARM64_DIR/wheels" $pins
+        --dest "$ARM64_DIR/wheels" $PINS
     for whl in "$ARM64_DIR"/wheels/*.whl; do "$PY" -m zipfile -e "$whl" "$ARM64_DIR/site"; done
-    touch "$ARM64_DIR/wheels.done"
+    echo "$PINS" > "$ARM64_DIR/wheels.done"
 fi
 
 # The runtime of this source tree, linked as the package spamkit.runtime (it imports nothing else

@@ -28,7 +28,7 @@ from onnxruntime.tools.ort_format_model import create_config_from_models
 
 from spamkit.errors import SpamkitError
 from spamkit.export.quiet import quiet
-from spamkit.runtime.bundle import GRAPH_DEVICES, ORT_GRAPH_FILES, Manifest
+from spamkit.runtime.bundle import ORT_SUFFIX, Manifest
 from spamkit.runtime.classifier import Classifier, make_session
 from spamkit.runtime.tokenizer import Tokenizer
 
@@ -41,7 +41,8 @@ def add_ort_graphs(bundle: Path, manifest: Manifest, tokenizer: Tokenizer,
     """Write the ORT-format copy of each CPU graph of the bundle being built in `bundle`, check
     its logits on `texts` against the .onnx graph's, and write the operators config; the
     manifest with the copies in `ort_graphs` and the check's figures in `verification`."""
-    ort_graphs = {p: ORT_GRAPH_FILES[p] for p in manifest.graphs if "cpu" in GRAPH_DEVICES[p]}
+    ort_graphs = {p: Path(name).with_suffix(ORT_SUFFIX).name
+                  for p, name in manifest.graphs.items() if "cpu" in manifest.devices[p]}
     figures = {"ort_optimization": OPTIMIZATION}
     for precision, name in ort_graphs.items():
         convert_to_ort(bundle / manifest.graphs[precision], bundle / name)

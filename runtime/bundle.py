@@ -43,11 +43,11 @@ FORMAT = "spamkit-bundle"
 FORMAT_VERSION = 4
 FIELDS_SINCE = {"devices": 2, "vocab_size": 3, "ort_graphs": 4}
 GRAPH_FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx", "fp16": "model.fp16.onnx"}
-# ONNX Runtime's own format (ONNX Runtime Mobile's): CPU graphs only, written with --ort.
-ORT_SUFFIX = ".ort"
-ORT_GRAPH_FILES = {"fp32": "model.ort", "int8": "model.int8.ort"}
-GRAPH_FORMATS = ("onnx", "ort")
 GRAPH_DEVICES = {"fp32": ["cpu", "cuda"], "int8": ["cpu"], "fp16": ["cuda"]}
+# ONNX Runtime's own format (ONNX Runtime Mobile's), written with --ort for the CPU graphs:
+# model.int8.onnx -> model.int8.ort.
+ORT_SUFFIX = ".ort"
+GRAPH_FORMATS = ("onnx", "ort")
 TOKENS = ("last", "first")  # the token the graph classifies from
 # The graph's inputs (int64 [batch, sequence]) and output (float32 [batch, classes]).
 INPUT_IDS, ATTENTION_MASK, LOGITS = "input_ids", "attention_mask", "logits"
@@ -364,11 +364,12 @@ def _check_graphs(v: object) -> None:
 
 def _check_ort_graphs(v: object) -> None:
     _check_mapping(v, _check_text)
+    cpu_graphs = [p for p, devices in GRAPH_DEVICES.items() if "cpu" in devices]
     wrong = [f"{p}: {name}" for p, name in v.items()
-             if p not in ORT_GRAPH_FILES or not name.endswith(ORT_SUFFIX)]
+             if p not in cpu_graphs or not name.endswith(ORT_SUFFIX)]
     if wrong:
-        raise ValueError(f"must map {', '.join(ORT_GRAPH_FILES)} to {ORT_SUFFIX} files, not "
-                         f"{_show(wrong[0])}")
+        raise ValueError(f"must map CPU graphs ({', '.join(cpu_graphs)}) to {ORT_SUFFIX} "
+                         f"files, not {_show(wrong[0])}")
 
 
 def _check_sha256(v: object) -> None:

@@ -1,6 +1,7 @@
 # `make demo`: set up, train the mini preset on the SMS Spam Collection, export int8, classify.
 # `make test`: set up and run the test suite (what CI runs).
 # `make test-web`: the browser and Node.js tests (`make web-deps` installs what they need).
+# `make test-arm64`: the runtime on an aarch64 CPython under qemu-user (tests/arm64; CI runs it).
 # `make mutants`: one-line bugs, one per README guarantee; each must fail its tests.
 # `make compare`: spamkit against the book's PyTorch inference and transformers + optimum.
 PYTHON ?= python3
@@ -34,7 +35,7 @@ CHROMIUM_PACKAGE ?= chromium-headless-shell
 # fetches the CUDA ones, from NuGet), and protobufjs's only checks its version.
 NPM_CI := npm ci --no-audit --no-fund --ignore-scripts
 
-.PHONY: setup demo test mutants compare clean web-deps test-web
+.PHONY: setup demo test mutants compare clean web-deps test-web test-arm64
 
 setup: $(VENV)/.installed
 
@@ -56,7 +57,7 @@ demo: setup
 		"Ok lar... Joking wif u oni... see you at 6?"
 
 test: setup
-	$(PY) -m pytest -q -m "not browser and not node"
+	$(PY) -m pytest -q -m "not browser and not node and not arm64"
 
 # npm packages from the lockfiles (node_modules is not committed), and Chromium (apt, as root).
 web-deps: setup
@@ -67,6 +68,10 @@ web-deps: setup
 
 test-web: web-deps
 	$(PY) -m pytest -q -m "browser or node"
+# Installs qemu-user-static (apt) and builds the aarch64 sysroot in .arm64/ on first use.
+test-arm64: setup
+	tests/arm64/setup.sh
+	$(PY) -m pytest -q -m arm64 tests/arm64
 
 # Each mutant in a copy of the tree, its tests run there; MUTANTS_ARGS="-j 2" runs two at once.
 MUTANTS_ARGS ?=
@@ -86,4 +91,4 @@ compare: setup $(COMPARE_VENV)/.installed
 	$(PY) benchmarks/compare.py --peer-python $(CPY) $(DATA_ARG) $(COMPARE_ARGS)
 
 clean:
-	rm -rf $(VENV) $(COMPARE_VENV) runs
+	rm -rf $(VENV) $(COMPARE_VENV) runs .arm64

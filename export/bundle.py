@@ -12,6 +12,7 @@ from spamkit.data import Splits, load_splits
 from spamkit.errors import SpamkitError
 from spamkit.export.manifest import with_checksums, write_manifest
 from spamkit.export.onnx_graph import OPSET, export_onnx, saved_files
+from spamkit.export.ort_format import add_ort_graphs
 from spamkit.export.quantize import quantize_int8
 from spamkit.export.text_graph import check_text_graphs, write_text_graphs
 from spamkit.export.verify import compare_logits
@@ -44,6 +45,7 @@ CHECKED_WITH = "CPUExecutionProvider"
 class ExportConfig:
     int8: bool = False  # add the int8 graph, for CPUs
     fp16: bool = False  # add the fp16 graph, for GPUs
+    ort: bool = False  # add each CPU graph in ORT format, for ONNX Runtime Mobile
     # With int8 or fp16, also ship the fp32 graph (4x the int8 one); without them it is the
     # bundle's only graph and always shipped.
     keep_fp32: bool = False
@@ -51,6 +53,11 @@ class ExportConfig:
     force: bool = False  # replace a bundle already at `out` (never anything else)
     # Add each graph's text graph: strings in, GPT-2's BPE inside (onnxruntime-extensions).
     text_input: bool = False
+
+    def __post_init__(self) -> None:
+        if self.ort and self.fp16 and not (self.int8 or self.keep_fp32):
+            raise SpamkitError("--ort writes the CPU graphs in ORT format, and a bundle of "
+                               "--fp16 alone has none: add --int8 or --keep-fp32")
 
 
 def export_bundle(checkpoint: str | Path, out: str | Path, cfg: ExportConfig) -> Manifest:
@@ -109,6 +116,8 @@ def export_bundle(checkpoint: str | Path, out: str | Path, cfg: ExportConfig) ->
                            devices={p: GRAPH_DEVICES[p] for p in graphs})
         if cfg.text_input:
             manifest = _add_text_graphs(tmp, manifest, tokenizer, sample)
+        if cfg.ort:
+            manifest = add_ort_graphs(tmp, manifest, tokenizer, sample)
         # Last: without its manifest the directory is not a bundle to the runtime.
         manifest = with_checksums(tmp, manifest)
         write_manifest(tmp, manifest)

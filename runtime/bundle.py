@@ -9,6 +9,8 @@
     GRAPH.data           each graph's weights, beside it (ONNX Runtime memory-maps them)
     model*.text.onnx     optional (format 4): text string [batch] -> logits, the tokenizer in
                          the graph (onnxruntime-extensions), reading its precision's GRAPH.data
+    model.int8.ort       with --ort: a CPU graph in ONNX Runtime's own format (ORT Mobile),
+    model.ort            weights inside; required_operators.config: the operators they use
 
 Nothing a bundle says is trusted. Reading a manifest checks every field (types, ranges, names,
 unknown keys refused) and that every listed file is there with its recorded size; loading a
@@ -39,14 +41,18 @@ FORMAT = "spamkit-bundle"
 # 2 added `devices`. Format 1 bundles hold fp32 and int8 graphs only, meant for the devices that
 # GRAPH_DEVICES gives them, so a reader fills `devices` in from there. 3 added `vocab_size`,
 # which the tokenizer's ids must fit; older bundles are read without that check. 4 added the
-# optional `text_graphs`.
+# optional `text_graphs` and `ort_graphs`.
 FORMAT_VERSION = 4
-FIELDS_SINCE = {"devices": 2, "vocab_size": 3, "text_graphs": 4}
+FIELDS_SINCE = {"devices": 2, "vocab_size": 3, "text_graphs": 4, "ort_graphs": 4}
 GRAPH_FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx", "fp16": "model.fp16.onnx"}
 # `spamkit export --text-input`: each precision's graph with the tokenizer in front of it.
 TEXT_GRAPH_FILES = {"fp32": "model.text.onnx", "int8": "model.int8.text.onnx",
                     "fp16": "model.fp16.text.onnx"}
 GRAPH_DEVICES = {"fp32": ["cpu", "cuda"], "int8": ["cpu"], "fp16": ["cuda"]}
+# ONNX Runtime's own format (ONNX Runtime Mobile's), written with --ort for the CPU graphs:
+# model.int8.onnx -> model.int8.ort.
+ORT_SUFFIX = ".ort"
+GRAPH_FORMATS = ("onnx", "ort")
 TOKENS = ("last", "first")  # the token the graph classifies from
 # The graph's inputs (int64 [batch, sequence]) and output (float32 [batch, classes]).
 INPUT_IDS, ATTENTION_MASK, LOGITS = "input_ids", "attention_mask", "logits"
@@ -94,13 +100,19 @@ class Manifest:
     vocab_size: int | None = None
     # precision -> its text graph (format 4, `spamkit export --text-input`); empty without.
     text_graphs: dict[str, str] = field(default_factory=dict)
+    # precision -> the same graph in ORT format (format 4; `spamkit export --ort`).
+    ort_graphs: dict[str, str] = field(default_factory=dict)
     tokenizer: str = TOKENIZER_FILE
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
 
-    def graph_files(self, precision: str) -> list[str]:
+    def graph_file(self, precision: str, graph_format: str = "onnx") -> str:
+        """The file of the `precision` graph in `graph_format` ("onnx" or "ort")."""
+        return (self.graphs if graph_format == "onnx" else self.ort_graphs)[precision]
+
+    def graph_files(self, precision: str, graph_format: str = "onnx") -> list[str]:
         """The graph file for `precision` and any external-data files beside it."""
-        graph = self.graphs[precision]
+        graph = self.graph_file(precision, graph_format)
         return [name for name in self.files if name == graph or name.startswith(graph + ".")]
 
     def text_graph_files(self, precision: str) -> list[str]:
@@ -227,7 +239,8 @@ def _check_keys(data: dict, version: int, where: str) -> None:
     if unknown:
         raise BundleError(f"{where} has a field that bundle format {version} does not have: "
                           f"{_show(unknown[0])}; refused")
-    optional = {"sizes", "verification", "data", "threshold", "tokenizer", "text_graphs"}
+    optional = {"sizes", "verification", "data", "threshold", "tokenizer", "text_graphs",
+                "ort_graphs"}
     required = [f.name for f in known if f.name not in optional]
     missing = [name for name in required if name not in data]
     if missing:
@@ -236,7 +249,8 @@ def _check_keys(data: dict, version: int, where: str) -> None:
 
 def _check_agreement(m: Manifest) -> None:
     """What the fields say about each other."""
-    for name in [m.tokenizer, *m.graphs.values(), *m.text_graphs.values()]:
+    for name in [m.tokenizer, *m.graphs.values(), *m.text_graphs.values(),
+                 *m.ort_graphs.values()]:
         if name not in m.files:
             raise ValueError(f"it lists {_show(name)} without a checksum")
     orphans = sorted(set(m.text_graphs) - set(m.graphs))
@@ -251,6 +265,9 @@ def _check_agreement(m: Manifest) -> None:
     unlisted = sorted(set(m.sizes) - set(m.files))
     if unlisted:
         raise ValueError(f"sizes names {_show(unlisted[0])}, which files does not list")
+    alone = sorted(m.ort_graphs.keys() - m.graphs.keys())
+    if alone:
+        raise ValueError(f"it has an ORT-format {alone[0]} graph but no {alone[0]} graph")
     if m.threshold is not None and m.threshold["label"] not in m.labels:
         raise ValueError(f"threshold label {_show(m.threshold['label'])} is not one of the "
                          f"labels {_show(m.labels)}")
@@ -371,6 +388,16 @@ def _check_text_graphs(v: object) -> None:
                          f"{_show(v)}")
 
 
+def _check_ort_graphs(v: object) -> None:
+    _check_mapping(v, _check_text)
+    cpu_graphs = [p for p, devices in GRAPH_DEVICES.items() if "cpu" in devices]
+    wrong = [f"{p}: {name}" for p, name in v.items()
+             if p not in cpu_graphs or not name.endswith(ORT_SUFFIX)]
+    if wrong:
+        raise ValueError(f"must map CPU graphs ({', '.join(cpu_graphs)}) to {ORT_SUFFIX} "
+                         f"files, not {_show(wrong[0])}")
+
+
 def _check_sha256(v: object) -> None:
     if not isinstance(v, str) or not SHA256.fullmatch(v):
         raise ValueError(f"must be a sha256 in hex, not {_show(v)}")
@@ -431,6 +458,7 @@ FIELD_CHECKS = {
     "devices": _check_devices,
     "vocab_size": _int_in(1, MAX_VOCAB),
     "text_graphs": _check_text_graphs,
+    "ort_graphs": _check_ort_graphs,
     "tokenizer": _check_text,
     "format": _check_one_of(FORMAT),
     "format_version": _int_in(1, FORMAT_VERSION),

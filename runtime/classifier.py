@@ -24,9 +24,11 @@ from spamkit.runtime.batching import length_sorted_batches, pad_batch
 from spamkit.runtime.bundle import (
     ATTENTION_MASK,
     GRAPH_FILES,
+    GRAPH_FORMATS,
     GRAPH_INPUTS,
     INPUT_IDS,
     LOGITS,
+    ORT_SUFFIX,
     RUNTIME_DEVICES,
     TEXT,
     Manifest,
@@ -70,6 +72,11 @@ def make_session(
     if options is None:
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if graph.suffix == ORT_SUFFIX:
+            # Optimized when export wrote it, and checked as it is: it runs as written, as ONNX
+            # Runtime Mobile's minimal build (which cannot optimize) runs it.
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+            options.add_session_config_entry("session.load_model_format", "ORT")
         if threads:
             options.intra_op_num_threads = threads
     if custom_ops:
@@ -84,20 +91,24 @@ def make_session(
 
 def _open_graph(bundle: Path, manifest: Manifest, precision: str, providers: list,
                 threads: int | None, options: ort.SessionOptions | None,
-                text_graph: bool = False) -> ort.InferenceSession:
-    """A session on the bundle's `precision` graph (or its text graph), checked against its
-    sha256 first."""
-    if not text_graph:
-        verify_files(bundle, manifest, manifest.graph_files(precision))
-        session = make_session(bundle / manifest.graphs[precision], providers, threads, options)
-        check_graph(session, len(manifest.labels), bundle / manifest.graphs[precision])
+                kind: str = "onnx") -> ort.InferenceSession:
+    """A session on the bundle's `precision` graph of `kind` ("onnx", its "ort" copy or its
+    "text" graph), checked against its sha256 first."""
+    if kind == "text":
+        if precision not in manifest.text_graphs:
+            raise BundleError(f"{bundle} has no {precision} text graph: export it with "
+                              "--text-input")
+        graph = bundle / manifest.text_graphs[precision]
+        verify_files(bundle, manifest, manifest.text_graph_files(precision))
+        session = make_session(graph, providers, threads, options, extensions_library())
+        check_text_graph(session, len(manifest.labels), graph)
         return session
-    if precision not in manifest.text_graphs:
-        raise BundleError(f"{bundle} has no {precision} text graph: export it with --text-input")
-    graph = bundle / manifest.text_graphs[precision]
-    verify_files(bundle, manifest, manifest.text_graph_files(precision))
-    session = make_session(graph, providers, threads, options, extensions_library())
-    check_text_graph(session, len(manifest.labels), graph)
+    if kind == "ort" and precision not in manifest.ort_graphs:
+        raise BundleError(f"{bundle} has no ORT-format {precision} graph (export it with --ort)")
+    verify_files(bundle, manifest, manifest.graph_files(precision, kind))
+    graph = bundle / manifest.graph_file(precision, kind)
+    session = make_session(graph, providers, threads, options)
+    check_graph(session, len(manifest.labels), graph)
     return session
 
 
@@ -152,9 +163,11 @@ def check_options(batch_size: object, batch_tokens: object, threshold: object) -
         raise ValueError(f"threshold must be a probability from 0 to 1, not {threshold!r}")
 
 
-def check_load_options(threads: object, precision: object, device: object = "cpu") -> None:
+def check_load_options(threads: object, precision: object, device: object = "cpu",
+                       graph_format: object = "onnx", text_graph: object = False) -> None:
     """ValueError unless threads is None or 1..this machine's CPUs, precision None or a graph
-    name, and device None or one of RUNTIME_DEVICES."""
+    name, device None or one of RUNTIME_DEVICES, and graph_format one of GRAPH_FORMATS ("ort"
+    on the CPU only)."""
     cpus = os.cpu_count() or 1
     if threads is not None and (not _is_int(threads) or not 1 <= threads <= cpus):
         raise ValueError(f"threads must be an integer from 1 to {cpus} (this machine's CPUs), "
@@ -163,6 +176,16 @@ def check_load_options(threads: object, precision: object, device: object = "cpu
         raise ValueError(f"precision must be one of {', '.join(GRAPH_FILES)}, not {precision!r}")
     if device is not None and device not in RUNTIME_DEVICES:
         raise ValueError(f"device must be one of {', '.join(RUNTIME_DEVICES)}, not {device!r}")
+    if graph_format not in GRAPH_FORMATS:
+        raise ValueError(f"graph_format must be one of {', '.join(GRAPH_FORMATS)}, not "
+                         f"{graph_format!r}")
+    if graph_format == "ort" and device not in (None, "cpu"):
+        raise ValueError(f"graph_format='ort' runs on the CPU only, not device={device!r}")
+    if not isinstance(text_graph, bool):
+        raise TypeError(f"text_graph must be True or False, not {text_graph!r}")
+    if text_graph and graph_format != "onnx":
+        raise ValueError("text graphs are ONNX graphs only: text_graph=True takes "
+                         "graph_format='onnx'")
 
 
 def _is_int(value: object) -> bool:
@@ -226,6 +249,7 @@ class Classifier:
         providers: Sequence[str | tuple[str, dict]] | None = None,
         session_options: ort.SessionOptions | None = None,
         text_graph: bool = False,
+        graph_format: str = "onnx",
     ) -> Classifier:
         """Load a bundle. `device` is "cpu" (the default), "cuda" (an error where ONNX Runtime
         cannot run on a GPU) or "auto" (CUDA when it can, else the CPU with a warning; `.device`
@@ -245,13 +269,13 @@ class Classifier:
         `text_graph` runs the precision's text graph (`spamkit export --text-input`), which
         tokenizes inside ONNX Runtime with the same ids; it needs `pip install 'spamkit[text]'`
         (an ImportError without) and batches by characters, not tokens.
+        `graph_format="ort"` runs the graph's ORT-format copy (`spamkit export --ort`), as ONNX
+        Runtime Mobile would, on the CPU; its logits are the .onnx graph's.
 
         Bad arguments are a ValueError; a bad bundle, whatever it claims, a BundleError."""
-        check_load_options(threads, precision, device)
+        check_load_options(threads, precision, device, graph_format, text_graph)
         check_options(batch_size, batch_tokens, threshold)
         check_session_options(session_options, threads)
-        if not isinstance(text_graph, bool):
-            raise TypeError(f"text_graph must be True or False, not {text_graph!r}")
         if text_graph:
             extensions_library()  # before any hashing: a missing extra says so at once
         threads = None if threads is None else int(threads)
@@ -260,13 +284,14 @@ class Classifier:
         tokenizer = load_tokenizer(bundle, manifest)
         providers, running = place_session(device, providers)
         graph = choose_graph(manifest, bundle, running, precision)
+        kind = "text" if text_graph else graph_format
         session = _open_graph(bundle, manifest, graph, providers, threads, session_options,
-                              text_graph)
+                              kind)
         if running == "cuda" and not runs_on_cuda(session, device or "cuda"):
             running = "cpu"
             graph = choose_graph(manifest, bundle, running, precision)
             session = _open_graph(bundle, manifest, graph, ["CPUExecutionProvider"], threads,
-                                  session_options, text_graph)
+                                  session_options, kind)
         return cls(session, tokenizer, manifest, running, graph, batch_size, threshold,
                    batch_tokens, found, bundle, text_graph)
 

@@ -113,6 +113,15 @@ def tiny_bundle(tiny_checkpoint, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_ort_bundle(tiny_checkpoint, tmp_path_factory) -> Path:
+    """int8 bundle of the tiny checkpoint with its graph in ORT format too (`--ort`)."""
+    out = tmp_path_factory.mktemp("export-ort") / "bundle"
+    result = spamkit_cli("export", tiny_checkpoint, "--out", out, "--int8", "--ort")
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+@pytest.fixture(scope="session")
 def sms_20k(tmp_path_factory) -> Path:
     """20,000 real SMS messages, one per line: the collection's 5,574 repeated."""
     texts = [line.split("\t", 1)[1].rstrip("\r")

@@ -205,6 +205,8 @@ def export(
     out: Path = typer.Option(..., "--out", help="Bundle directory to write."),
     int8: bool = typer.Option(False, "--int8", help="Also write the int8 graph for CPUs."),
     fp16: bool = typer.Option(False, "--fp16", help="Also write the fp16 graph for GPUs."),
+    ort: bool = typer.Option(False, "--ort", help="Also write each CPU graph in ORT format "
+                             "(ONNX Runtime Mobile) and its required_operators.config."),
     keep_fp32: bool = typer.Option(False, "--keep-fp32", help="With --int8 or --fp16, also "
                                    "ship the fp32 graph (without them it is the only graph)."),
     data: Optional[str] = typer.Option(None, "--data", help="Validation data for the checks "
@@ -219,7 +221,7 @@ def export(
     from spamkit.export.bundle import ExportConfig, export_bundle
     from spamkit.runtime.bundle import open_manifest
 
-    manifest = export_bundle(checkpoint, out, ExportConfig(int8=int8, fp16=fp16,
+    manifest = export_bundle(checkpoint, out, ExportConfig(int8=int8, fp16=fp16, ort=ort,
                                                            keep_fp32=keep_fp32, data=data,
                                                            force=force, text_input=text_input))
     print(f"bundle written to {out}: {', '.join(manifest.files)}")

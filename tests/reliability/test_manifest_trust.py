@@ -107,15 +107,29 @@ MANIFEST_CASES = {
     "format_version missing": (lambda d: d.pop("format_version"), "format_version"),
     "format_version as a string": (set_field("format_version", "3"), "format_version"),
     "format 2 with format 3's vocab_size": (
-        lambda d: (d.pop("text_graphs"), d.update(format_version=2)), "'vocab_size'"),
-    "format 3 without vocab_size": (lambda d: d.pop("vocab_size"), "vocab_size"),
-    "format 3 with format 4's text_graphs": (set_field("format_version", 3), "'text_graphs'"),
+        lambda d: (d.pop("text_graphs"), d.pop("ort_graphs"), d.update(format_version=2)),
+        "'vocab_size'"),
+    "format 4 without vocab_size": (lambda d: d.pop("vocab_size"), "vocab_size"),
+    "format 3 with format 4's text_graphs": (
+        lambda d: (d.pop("ort_graphs"), d.update(format_version=3)), "'text_graphs'"),
+    "format 3 with format 4's ort_graphs": (
+        lambda d: (d.pop("text_graphs"), d.update(format_version=3)), "'ort_graphs'"),
     "a text graph of an unknown precision": (
         lambda d: d["text_graphs"].update({"int4": "model.onnx"}), "text_graphs"),
     "a text graph without its graph": (
         lambda d: d["text_graphs"].update({"fp16": "model.onnx"}), "no fp16 graph"),
     "a text graph without a checksum": (
         lambda d: d["text_graphs"].update({"int8": "text.onnx"}), "without a checksum"),
+    "an ORT graph without a checksum": (
+        set_field("ort_graphs", {"int8": "model.int8.ort"}), "model.int8.ort"),
+    "an ORT graph of a graph it lacks": (lambda d: (
+        d["graphs"].pop("fp32"), d["devices"].pop("fp32"),
+        d["files"].update({"model.ort": "0" * 64}), d.update(ort_graphs={"fp32": "model.ort"})),
+        "ORT-format fp32 graph but no fp32 graph"),
+    "an ORT graph that is not .ort": (
+        set_field("ort_graphs", {"int8": "model.int8.onnx"}), "ort_graphs"),
+    "an ORT graph for the GPU": (set_field("ort_graphs", {"fp16": "model.fp16.ort"}),
+                                 "ort_graphs"),
     "no labels key": (lambda d: d.pop("labels"), "labels"),
 }
 
@@ -174,7 +188,7 @@ def test_spamkit_classify_says_what_is_wrong_with_the_manifest_in_one_line(bundl
 
 
 def test_an_older_format_2_bundle_still_loads_and_answers_the_same(tiny_bundle, bundle):
-    edit_manifest(bundle, lambda d: (d.pop("vocab_size"), d.pop("text_graphs"),
+    edit_manifest(bundle, lambda d: (d.pop("vocab_size"), d.pop("text_graphs"), d.pop("ort_graphs"),
                                      d.update(format_version=2)))
     old = Classifier.load(bundle)
     assert old.manifest.vocab_size is None  # format 2 did not record it: nothing to check
@@ -182,8 +196,9 @@ def test_an_older_format_2_bundle_still_loads_and_answers_the_same(tiny_bundle, 
     np.testing.assert_array_equal(old.logits(texts), Classifier.load(tiny_bundle).logits(texts))
 
 
-def test_a_format_3_bundle_without_text_graphs_still_loads(tiny_bundle, bundle):
-    edit_manifest(bundle, lambda d: (d.pop("text_graphs"), d.update(format_version=3)))
+def test_a_format_3_bundle_still_loads(tiny_bundle, bundle):
+    edit_manifest(bundle, lambda d: (d.pop("text_graphs"), d.pop("ort_graphs"),
+                                     d.update(format_version=3)))
     old = Classifier.load(bundle)
     assert old.manifest.format_version == 3 and old.manifest.text_graphs == {}
     texts = ["WINNER!! claim your prize", "see you at 6", ""]

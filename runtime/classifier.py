@@ -36,6 +36,7 @@ from spamkit.runtime.bundle import (
 )
 from spamkit.runtime.device import choose_graph, providers_for, runs_on_cuda
 from spamkit.runtime.errors import BundleError
+from spamkit.runtime.hub import resolve_bundle
 from spamkit.runtime.tokenizer import Tokenizer
 
 # A batch stops at this many (padded) tokens by default: ONNX Runtime's working memory grows
@@ -186,8 +187,11 @@ class Classifier:
         batch_tokens: int = BATCH_TOKENS,
         digest: str | None = None,
     ) -> Classifier:
-        """Load a bundle. `device` is "cpu", "cuda" (an error where ONNX Runtime cannot run on
-        a GPU) or "auto" (CUDA when it can, else the CPU with a warning; `.device` says which).
+        """Load a bundle: a folder, or "hf://org/name[@revision]" for one published on the
+        Hugging Face Hub (huggingface_hub downloads it into its cache: `pip install
+        'spamkit[hub]'`; with HF_HUB_OFFLINE=1 it loads from the cache alone, see runtime/hub.py).
+        `device` is "cpu", "cuda" (an error where ONNX Runtime cannot run on a GPU) or "auto"
+        (CUDA when it can, else the CPU with a warning; `.device` says which).
         `precision` picks a graph ("int8", "fp16", "fp32"); by default the smallest one meant
         for the device: int8 on a CPU, fp16 on a GPU, else fp32. `threads` caps ONNX Runtime's
         intra-op threads (1 to this machine's CPUs; default: one per physical core).
@@ -201,7 +205,7 @@ class Classifier:
         check_load_options(threads, precision, device)
         check_options(batch_size, batch_tokens, threshold)
         threads = None if threads is None else int(threads)
-        bundle = Path(bundle)
+        bundle = resolve_bundle(bundle)
         manifest, found = open_manifest(bundle, digest)
         tokenizer = load_tokenizer(bundle, manifest)
         providers, running = providers_for(device)

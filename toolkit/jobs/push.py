@@ -103,17 +103,17 @@ def model_card(m: Manifest, digest: str, repo_id: str) -> str:
                        for p, file in m.graphs.items())
     lines = [
         f"---\n{yaml}\n---\n", f"# {repo_id}\n",
-        f"A spamkit bundle: a GPT-2-style text classifier (preset `{m.preset}`, classifying from "
-        f"the {m.token} token of each message) exported to ONNX by spamkit {m.spamkit_version}. "
-        "It runs on ONNX Runtime, without PyTorch.\n",
+        (f"A spamkit bundle: a GPT-2-style text classifier (preset `{m.preset}`, classifying "
+         f"from the {m.token} token of each message) exported to ONNX by spamkit "
+         f"{m.spamkit_version}. It runs on ONNX Runtime, without PyTorch.\n"),
         f"- Labels: {', '.join(f'`{label}`' for label in m.labels)}",
         f"- Graphs: {graphs}",
         f"- Context: {m.context_length} tokens of GPT-2's tokenizer",
         f"- Digest: `{digest}` (the sha256 of manifest.json, which holds every file's sha256)",
         *_threshold_lines(m), "",
         "## Checked at export\n",
-        "Figures `spamkit export` measured on ONNX Runtime before writing the bundle"
-        + (f" (data split: {_settings(m.data)})" if m.data else "") + ":\n",
+        ("Figures `spamkit export` measured on ONNX Runtime before writing the bundle"
+         + (f" (data split: {_settings(m.data)})" if m.data else "") + ":\n"),
         "| check | value |", "|---|---|",
         *(f"| {name} | {_figure(value)} |" for name, value in m.verification.items()), "",
         "## How to use\n", _usage(repo_id, digest, m.labels),
@@ -124,8 +124,8 @@ def model_card(m: Manifest, digest: str, repo_id: str) -> str:
 def _threshold_lines(m: Manifest) -> list[str]:
     if m.threshold is None:
         return []
-    return [f"- Threshold: `{m.threshold['label']}` whenever its probability reaches "
-            f"{m.threshold['value']:.4f} (set by `spamkit calibrate`)"]
+    return [(f"- Threshold: `{m.threshold['label']}` whenever its probability reaches "
+             f"{m.threshold['value']:.4f} (set by `spamkit calibrate`)")]
 
 
 def _settings(data: dict) -> str:
@@ -149,7 +149,7 @@ def _usage(repo_id: str, digest: str, labels: list[str]) -> str:
         f'clf = Classifier.load("{HUB_SCHEME}{repo_id}", digest="{digest}")',
         f"clf.predict({json.dumps(EXAMPLES)})  # one of {labels} for each",
         "```", "",
-        "The bundle is downloaded into the Hugging Face cache once and checked like any bundle "
-        "(every file against its sha256); with `digest=` any other bundle is refused. "
-        "HF_HUB_OFFLINE=1 loads it from the cache alone.",
+        ("The bundle is downloaded into the Hugging Face cache once and checked like any bundle "
+         "(every file against its sha256); with `digest=` any other bundle is refused. "
+         "HF_HUB_OFFLINE=1 loads it from the cache alone."),
     ]) + "\n"

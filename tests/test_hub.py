@@ -112,8 +112,8 @@ def test_offline_and_not_in_the_cache_is_one_line_naming_hf_hub_offline_and_the_
     cache = tmp_path / "hf" / "hub"
     result = spamkit_cli("classify", f"hf://{REPO}@v1", "see you at 6?",
                          env=hub_env(tmp_path, offline=True))
-    assert_clean_failure(result, f"hf://{REPO}@v1", "HF_HUB_OFFLINE", str(cache), "not in the "
-                         "Hugging Face cache")
+    assert_clean_failure(result, f"hf://{REPO}@v1", str(cache), "not in the Hugging Face "
+                         "cache", "HF_HUB_OFFLINE is set: download it once without HF_HUB_OFFLINE")
 
 
 def test_an_unreachable_hub_and_an_empty_cache_say_so_in_one_line(tmp_path):

@@ -274,8 +274,8 @@ def _check_bundle_reference(value: str) -> str:
 @app.command()
 def classify(
     bundle: str = typer.Argument(..., callback=_check_bundle_reference,
-                                 help="Bundle directory from `spamkit export`, or hf://org/name"
-                                 "[@revision] for one on the Hugging Face Hub."),
+                                 help="Bundle directory from `spamkit export`, or hf://org/name "
+                                 "(or hf://org/name@revision) for one on the Hugging Face Hub."),
     texts: Optional[list[str]] = typer.Argument(
         None, help="Messages; default: one per line of stdin, each answered as it arrives (only "
         "LF ends a line; the CR of a CRLF is dropped, any other CR is part of the message)."),
@@ -412,7 +412,7 @@ def push(
 ) -> None:
     """Publish a bundle to the Hugging Face Hub with a model card, for
     Classifier.load("hf://org/name") and `spamkit classify hf://org/name`
-    (pip install 'spamkit[hub]'; log in with `hf auth login` or set HF_TOKEN)."""
+    (the hub extra; log in with `hf auth login` or set HF_TOKEN)."""
     from spamkit.jobs.push import PushConfig, push_bundle
 
     where = push_bundle(bundle, PushConfig(repo_id, private, message), dry_run)

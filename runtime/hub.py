@@ -30,9 +30,9 @@ from spamkit.runtime.bundle import (
 from spamkit.runtime.errors import BundleError
 
 HUB_SCHEME = "hf://"
-# org/name, then an optional @revision (a branch, tag or commit; refs/pr/1 has slashes).
 # Where huggingface_hub's snapshot_download warns that no file matched its patterns.
 NO_MATCH_LOGGER = "huggingface_hub._snapshot_download"
+# org/name, then an optional @revision (a branch, tag or commit; refs/pr/1 has slashes).
 REFERENCE = re.compile(r"hf://(?P<repo>[^/@\s]+/[^/@\s]+)(?:@(?P<revision>[^@\s]+))?")
 
 

@@ -278,18 +278,31 @@ def _check_agreement(m: Manifest) -> None:
 def check_files(bundle: Path, manifest: Manifest) -> None:
     """Every listed file inside the bundle, present, and of its recorded size."""
     root = bundle.resolve()
+    blobs = hub_blobs(root)
     for name in manifest.files:
         try:
-            _check_file(bundle, root, name, manifest.sizes.get(name))
+            _check_file(bundle, root, blobs, name, manifest.sizes.get(name))
         except OSError as e:  # e.g. a name too long for the file system
             raise BundleError(f"{bundle / MANIFEST_FILE} lists {_show(name)}, which cannot be "
                               f"read: {e.strerror or e}") from None
 
 
-def _check_file(bundle: Path, root: Path, name: str, size: int | None) -> None:
+def hub_blobs(root: Path) -> Path | None:
+    """For a bundle in the Hugging Face cache (REPO/snapshots/COMMIT, huggingface_hub's
+    layout), REPO/blobs: its files are links there, which huggingface_hub made."""
+    blobs = root.parent.parent / "blobs"
+    return blobs if root.parent.name == "snapshots" and blobs.is_dir() else None
+
+
+def _check_file(bundle: Path, root: Path, blobs: Path | None, name: str,
+                size: int | None) -> None:
     path = bundle / name
-    # Loading must never read outside the bundle: no absolute names, no "..", no links.
-    if path.is_symlink() or not path.resolve().is_relative_to(root) or Path(name).is_absolute():
+    # Loading must never read outside the bundle: no absolute names, no "..", no links (but
+    # a Hub cache snapshot's own links to its repository's blobs).
+    target = path.resolve()
+    inside = not path.is_symlink() and target.is_relative_to(root)
+    hub_blob = blobs is not None and path.is_symlink() and target.parent == blobs
+    if Path(name).is_absolute() or not (inside or hub_blob):
         raise BundleError(f"{bundle / MANIFEST_FILE} lists {name}, which is outside the bundle "
                           "or a link; refused")
     if not path.is_file():

@@ -47,6 +47,7 @@ from spamkit.runtime.device import (
     runs_on_cuda,
 )
 from spamkit.runtime.errors import BundleError
+from spamkit.runtime.hub import resolve_bundle
 from spamkit.runtime.pipeline import TOP_K_NOT_GIVEN, check_top_k, pipeline_results
 from spamkit.runtime.text_graph import (
     as_text_tensor,
@@ -251,9 +252,11 @@ class Classifier:
         text_graph: bool = False,
         graph_format: str = "onnx",
     ) -> Classifier:
-        """Load a bundle. `device` is "cpu" (the default), "cuda" (an error where ONNX Runtime
-        cannot run on a GPU) or "auto" (CUDA when it can, else the CPU with a warning; `.device`
-        says which).
+        """Load a bundle: a folder, or "hf://org/name[@revision]" for one published on the
+        Hugging Face Hub (huggingface_hub downloads it into its cache: `pip install
+        'spamkit[hub]'`; with HF_HUB_OFFLINE=1 it loads from the cache alone, see runtime/hub.py).
+        `device` is "cpu" (the default), "cuda" (an error where ONNX Runtime cannot run on a GPU)
+        or "auto" (CUDA when it can, else the CPU with a warning; `.device` says which).
         `providers` and `session_options` go to ONNX Runtime as given (see place_session):
         providers replace what `device` would pick, e.g. [("CoreMLExecutionProvider", {...}),
         "CPUExecutionProvider"]; leave `device` out with them. `session_options`, an
@@ -279,7 +282,7 @@ class Classifier:
         if text_graph:
             extensions_library()  # before any hashing: a missing extra says so at once
         threads = None if threads is None else int(threads)
-        bundle = Path(bundle)
+        bundle = resolve_bundle(bundle)
         manifest, found = open_manifest(bundle, digest)
         tokenizer = load_tokenizer(bundle, manifest)
         providers, running = place_session(device, providers)

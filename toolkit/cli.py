@@ -288,9 +288,23 @@ def calibrate(
     print(f"digest {c.digest} (the bundle's new digest: pin it with --digest)")
 
 
+def _check_bundle_reference(value: str) -> str:
+    """A malformed hf:// reference is a usage error (exit 2), before anything is loaded."""
+    from spamkit.runtime.hub import is_hub_reference, parse_reference
+
+    if is_hub_reference(value):
+        try:
+            parse_reference(value)
+        except ValueError as e:
+            raise typer.BadParameter(str(e)) from None
+    return value
+
+
 @app.command()
 def classify(
-    bundle: Path = typer.Argument(..., help="Bundle directory from `spamkit export`."),
+    bundle: str = typer.Argument(..., callback=_check_bundle_reference,
+                                 help="Bundle directory from `spamkit export`, or hf://org/name "
+                                 "(or hf://org/name@revision) for one on the Hugging Face Hub."),
     texts: Optional[list[str]] = typer.Argument(
         None, help="Messages; default: one per line of stdin, each answered as it arrives (only "
         "LF ends a line; the CR of a CRLF is dropped, any other CR is part of the message)."),
@@ -472,6 +486,29 @@ def serve(
 
     serve_bundle(bundle, limits, Listen(host, port), device=device, precision=precision,
                  threads=threads, digest=digest)
+
+
+@app.command()
+def push(
+    bundle: Path = typer.Argument(..., help="Bundle directory from `spamkit export`."),
+    repo_id: str = typer.Argument(..., help="Hugging Face Hub model repository, org/name "
+                                  "(created if it does not exist)."),
+    private: bool = typer.Option(False, "--private", help="Create the repository private."),
+    message: Optional[str] = typer.Option(None, "--message", help="Commit message."),
+    dry_run: Optional[Path] = typer.Option(None, "--dry-run", help="Write the files that would "
+                                           "be uploaded (the bundle and its model card, "
+                                           "README.md) into this new directory instead."),
+) -> None:
+    """Publish a bundle to the Hugging Face Hub with a model card, for
+    Classifier.load("hf://org/name") and `spamkit classify hf://org/name`
+    (the hub extra; log in with `hf auth login` or set HF_TOKEN)."""
+    from spamkit.jobs.push import PushConfig, push_bundle
+
+    where = push_bundle(bundle, PushConfig(repo_id, private, message), dry_run)
+    if dry_run is None:
+        print(f"{bundle} pushed to hf://{repo_id}: {where}")
+    else:
+        print(f"{bundle} not pushed: what would be uploaded to {repo_id} is in {where}")
 
 
 def main() -> None:

@@ -27,6 +27,7 @@ EXTRAS = {
     "pydantic": ("spamkit serve", SERVE_INSTALL),
     "uvicorn": ("spamkit serve", SERVE_INSTALL),
     "onnxruntime_extensions": ("text graphs", 'pip install "spamkit[text]"'),
+    "huggingface_hub": ("the Hugging Face Hub", 'pip install "spamkit[hub]"'),
 }
 
 

@@ -114,13 +114,21 @@ def export_bundle(checkpoint: str | Path, out: str | Path, cfg: ExportConfig) ->
             del graphs["fp32"]
         manifest = replace(manifest, graphs=graphs,
                            devices={p: GRAPH_DEVICES[p] for p in graphs})
-        if cfg.text_input:
-            manifest = _add_text_graphs(tmp, manifest, tokenizer, sample)
-        if cfg.ort:
-            manifest = add_ort_graphs(tmp, manifest, tokenizer, sample)
+        manifest = _add_graph_variants(tmp, manifest, cfg, tokenizer, sample)
         # Last: without its manifest the directory is not a bundle to the runtime.
         manifest = with_checksums(tmp, manifest)
         write_manifest(tmp, manifest)
+    return manifest
+
+
+def _add_graph_variants(bundle: Path, manifest: Manifest, cfg: ExportConfig, tokenizer,
+                        sample: list[str]) -> Manifest:
+    """The manifest with the text graphs (--text-input) and ORT-format graphs (--ort), each
+    written beside the graph it was made from and checked against it."""
+    if cfg.text_input:
+        manifest = _add_text_graphs(bundle, manifest, tokenizer, sample)
+    if cfg.ort:
+        manifest = add_ort_graphs(bundle, manifest, tokenizer, sample)
     return manifest
 
 

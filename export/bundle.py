@@ -10,9 +10,11 @@ from spamkit import __version__
 from spamkit.atomic import atomic_dir
 from spamkit.data import Splits, load_splits
 from spamkit.errors import SpamkitError
+from spamkit.export.cross_isa import TARGET_KERNELS, reference_agreement
 from spamkit.export.manifest import with_checksums, write_manifest
 from spamkit.export.onnx_graph import OPSET, export_onnx, saved_files
 from spamkit.export.quantize import quantize_int8
+from spamkit.export.targets import DEFAULT_TARGET, SCHEMES, resolve_target
 from spamkit.export.verify import compare_logits
 from spamkit.outputs import BUNDLE, check_output
 from spamkit.runtime.bundle import (
@@ -22,6 +24,7 @@ from spamkit.runtime.bundle import (
     Manifest,
 )
 from spamkit.runtime.classifier import Classifier, make_session
+from spamkit.runtime.isa import host_isa
 from spamkit.tokenizer import gpt2_tokenizer
 from spamkit.training.checkpoint import load_checkpoint
 
@@ -47,6 +50,9 @@ class ExportConfig:
     keep_fp32: bool = False
     data: str | None = None  # where to find the validation messages (default: as trained)
     force: bool = False  # replace a bundle already at `out` (never anything else)
+    # The CPUs the int8 graph is for (spamkit.export.targets; None: DEFAULT_TARGET); "auto" is
+    # this host's kind.
+    target: str | None = None
 
 
 def export_bundle(checkpoint: str | Path, out: str | Path, cfg: ExportConfig) -> Manifest:
@@ -58,6 +64,9 @@ def export_bundle(checkpoint: str | Path, out: str | Path, cfg: ExportConfig) ->
     data_cfg = replace(ckpt.data, path=cfg.data) if cfg.data else ckpt.data
     splits = load_splits(data_cfg)
     sample = _even_sample(splits.val.texts, VERIFY_MESSAGES)
+    if cfg.target is not None and not cfg.int8:
+        raise SpamkitError("--target is the int8 graph's: add --int8")
+    target = resolve_target(cfg.target or DEFAULT_TARGET, host_isa()) if cfg.int8 else None
 
     with atomic_dir(out) as tmp:
         fp32_path = tmp / GRAPH_FILES["fp32"]
@@ -71,7 +80,8 @@ def export_bundle(checkpoint: str | Path, out: str | Path, cfg: ExportConfig) ->
             # Calibrate on training messages: validation and test stay unseen for the checks.
             calibration = tokenizer.encode_batch(
                 _even_sample(splits.train.texts, CALIBRATION_MESSAGES))
-            quantize_int8(fp32_path, tmp / GRAPH_FILES["int8"], calibration, tokenizer.pad_id)
+            quantize_int8(fp32_path, tmp / GRAPH_FILES["int8"], calibration, tokenizer.pad_id,
+                          SCHEMES[target])
             graphs["int8"] = GRAPH_FILES["int8"]
         if cfg.fp16:
             fp16_path = tmp / GRAPH_FILES["fp16"]
@@ -91,9 +101,13 @@ def export_bundle(checkpoint: str | Path, out: str | Path, cfg: ExportConfig) ->
             spamkit_version=__version__,
             data={k: v for k, v in asdict(ckpt.data).items() if k != "path"},
             verification=verification,
+            int8_target=target,
+            checked_on_isa=host_isa().name,
         )
         if len(graphs) > 1:
             report = _compare_with_fp32(tmp, tokenizer, manifest, splits)
+            if target is not None:
+                report |= _check_other_isas(tmp, tokenizer, manifest, splits, target)
             manifest = replace(manifest, verification={**manifest.verification, **report})
         if not cfg.keep_fp32 and len(graphs) > 1:
             for f in saved_files(fp32_path):
@@ -160,6 +174,23 @@ def _compare_with_fp32(bundle: Path, tokenizer, manifest: Manifest, splits: Spli
             report[f"{name}_{p}_label_agreement"] = agree
         print(line)
     return report
+
+
+def _check_other_isas(bundle: Path, tokenizer, manifest: Manifest, splits: Splits,
+                      target: str) -> dict:
+    """The int8 graph's label agreement with fp32 on the validation split, as each kind of CPU
+    the target is for computes it (this host's kernels were measured above)."""
+    fp32 = Classifier(make_session(bundle / manifest.graphs["fp32"], ["CPUExecutionProvider"]),
+                      tokenizer, manifest, "cpu", "fp32")
+    texts = splits.val.texts
+    kernels = TARGET_KERNELS[target]
+    agreement = reference_agreement(bundle / manifest.graphs["int8"],
+                                    fp32.logits(texts).argmax(axis=1),
+                                    tokenizer.encode_batch(texts), tokenizer.pad_id, kernels)
+    print(f"int8 graph for {target} (checked on {host_isa().describe()}): on the val split its "
+          "labels agree with fp32 on " + ", ".join(
+              f"{a:.2%} with {k} int8 kernels" for k, a in agreement.items()))
+    return {f"val_int8_label_agreement_{k}_kernels": a for k, a in agreement.items()}
 
 
 def _agreement(a: list[str], b: list[str]) -> float:

@@ -36,6 +36,7 @@ from spamkit.runtime.bundle import (
 )
 from spamkit.runtime.device import choose_graph, providers_for, runs_on_cuda
 from spamkit.runtime.errors import BundleError
+from spamkit.runtime.isa import warn_target_risk
 from spamkit.runtime.tokenizer import Tokenizer
 
 # A batch stops at this many (padded) tokens by default: ONNX Runtime's working memory grows
@@ -211,6 +212,8 @@ class Classifier:
             running = "cpu"
             graph = choose_graph(manifest, bundle, running, precision)
             session = _open_graph(bundle, manifest, graph, ["CPUExecutionProvider"], threads)
+        if graph == "int8":
+            warn_target_risk(manifest.int8_target)
         return cls(session, tokenizer, manifest, running, graph, batch_size, threshold,
                    batch_tokens, found)
 

@@ -190,6 +190,9 @@ def export(
                                        "(default: where the checkpoint was trained from)."),
     force: bool = typer.Option(False, "--force", help="Replace the bundle already in --out; "
                                "anything else there is never replaced."),
+    target: Optional[str] = typer.Option(None, "--target", help="CPUs the int8 graph is for: "
+                               "portable (the default: correct on all), x86-avx2, x86-vnni, "
+                               "arm64, or auto (this host's kind); see docs/targets.md."),
 ) -> None:
     """Export a checkpoint to a verified ONNX bundle."""
     from spamkit.export.bundle import ExportConfig, export_bundle
@@ -197,7 +200,7 @@ def export(
 
     manifest = export_bundle(checkpoint, out, ExportConfig(int8=int8, fp16=fp16,
                                                            keep_fp32=keep_fp32, data=data,
-                                                           force=force))
+                                                           force=force, target=target))
     print(f"bundle written to {out}: {', '.join(manifest.files)}")
     print(f"digest {open_manifest(out)[1]} (pin this bundle with --digest)")
 

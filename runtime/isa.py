@@ -105,3 +105,16 @@ def warn_target_risk(target: str | None) -> str | None:
     if risk is not None:
         log.warning("spamkit: %s", risk)
     return risk
+
+
+def isa_facts(precision: str, int8_target: str | None) -> dict[str, str]:
+    """This host's ISA and what a graph was built for, as `spamkit bench` and `eval` print."""
+    if precision != "int8":
+        target = f"any ({precision})"
+    else:
+        target = int8_target or f"{LEGACY_INT8_TARGET} (8-bit; bundle before format 4)"
+    facts = {"host_isa": host_isa().describe(), "graph_target": target}
+    if precision == "int8" and (risk := target_risk(int8_target or LEGACY_INT8_TARGET,
+                                                   host_isa())) is not None:
+        facts["target_risk"] = risk
+    return facts

@@ -236,9 +236,12 @@ def eval_(
         curves = pr_curves(rep.labels, np.array(examples.labels), probs)
         figures.precision_recall(curves, plots / "precision_recall.png")
     if as_json:
-        print(json.dumps({"model": str(model), "split": split, **rep.to_json()}, indent=2))
+        print(json.dumps({"model": str(model), "split": split, **loaded.isa, **rep.to_json()},
+                         indent=2))
     else:
         print(f"{model} on the {split} split")
+        if loaded.isa:
+            print(f"host {loaded.isa['host_isa']}; graph built for {loaded.isa['graph_target']}")
         print(rep.table())
 
 

@@ -56,6 +56,9 @@ class ExportConfig:
 
 
 def export_bundle(checkpoint: str | Path, out: str | Path, cfg: ExportConfig) -> Manifest:
+    if cfg.target is not None and not cfg.int8:
+        raise SpamkitError("--target is the int8 graph's: add --int8")
+    target = resolve_target(cfg.target or DEFAULT_TARGET, host_isa()) if cfg.int8 else None
     check_output(out, BUNDLE, force=cfg.force, inputs=[checkpoint, cfg.data])
     ckpt = load_checkpoint(checkpoint)
     _refuse_fixed_padding(checkpoint, ckpt.training)
@@ -64,9 +67,6 @@ def export_bundle(checkpoint: str | Path, out: str | Path, cfg: ExportConfig) ->
     data_cfg = replace(ckpt.data, path=cfg.data) if cfg.data else ckpt.data
     splits = load_splits(data_cfg)
     sample = _even_sample(splits.val.texts, VERIFY_MESSAGES)
-    if cfg.target is not None and not cfg.int8:
-        raise SpamkitError("--target is the int8 graph's: add --int8")
-    target = resolve_target(cfg.target or DEFAULT_TARGET, host_isa()) if cfg.int8 else None
 
     with atomic_dir(out) as tmp:
         fp32_path = tmp / GRAPH_FILES["fp32"]

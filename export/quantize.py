@@ -195,8 +195,10 @@ def _gather_int8(graph: ir.Graph, name: str, table: np.ndarray, ids: ir.Value) -
     scale = np.abs(table).max(axis=1, keepdims=True) / 127.0
     scale[scale == 0] = 1.0
     table_q = np.clip(np.round(table / scale), -127, 127).astype(np.int8)
-    rows = ir.Node("", "Gather", [add_const(graph, f"{name}.int8", table_q), ids], name=f"{name}.rows")
-    scales = ir.Node("", "Gather", [add_const(graph, f"{name}.scale", scale.astype(np.float32)), ids],
+    rows = ir.Node("", "Gather", [add_const(graph, f"{name}.int8", table_q), ids],
+                   name=f"{name}.rows")
+    scales = ir.Node("", "Gather",
+                     [add_const(graph, f"{name}.scale", scale.astype(np.float32)), ids],
                      name=f"{name}.row_scales")
     to_float = {"to": ir.AttrInt64("to", int(ir.DataType.FLOAT))}
     cast = ir.Node("", "Cast", [rows.outputs[0]], to_float, name=f"{name}.cast")

@@ -19,6 +19,7 @@ from spamkit.config import ENGINES, SPLIT_NAMES, SPLITS, TrainConfig
 from spamkit.errors import Interrupted, SpamkitError
 from spamkit.outputs import CHECKPOINT, check_output
 from spamkit.runtime.bundle import GRAPHS_SMALLEST_FIRST, RUNTIME_DEVICES
+from spamkit.runtime.isa import TARGETS
 
 try:  # typer >= 0.2x runs on its own copy of click
     from typer._click import exceptions as click_errors
@@ -190,9 +191,10 @@ def export(
                                        "(default: where the checkpoint was trained from)."),
     force: bool = typer.Option(False, "--force", help="Replace the bundle already in --out; "
                                "anything else there is never replaced."),
-    target: Optional[str] = typer.Option(None, "--target", help="CPUs the int8 graph is for: "
-                               "portable (the default: correct on all), x86-avx2, x86-vnni, "
-                               "arm64, or auto (this host's kind); see docs/targets.md."),
+    target: Optional[str] = typer.Option(None, "--target", **one_of(("auto", *TARGETS)),
+                                         help="CPUs the int8 graph is for: portable (the "
+                                         "default: correct on all), x86-avx2, x86-vnni, arm64, "
+                                         "or auto (this host's kind); see docs/targets.md."),
 ) -> None:
     """Export a checkpoint to a verified ONNX bundle."""
     from spamkit.export.bundle import ExportConfig, export_bundle
@@ -241,7 +243,8 @@ def eval_(
     else:
         print(f"{model} on the {split} split")
         if loaded.isa:
-            print(f"host {loaded.isa['host_isa']}; graph built for {loaded.isa['graph_target']}")
+            isa = loaded.isa
+            print(f"host {isa['host_isa']}; graph built for {isa['graph_target']}")
         print(rep.table())
 
 

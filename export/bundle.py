@@ -105,10 +105,7 @@ def export_bundle(checkpoint: str | Path, out: str | Path, cfg: ExportConfig) ->
             checked_on_isa=host_isa().name,
         )
         if len(graphs) > 1:
-            report = _compare_with_fp32(tmp, tokenizer, manifest, splits)
-            if target is not None:
-                report |= _check_other_isas(tmp, tokenizer, manifest, splits, target)
-            manifest = replace(manifest, verification={**manifest.verification, **report})
+            manifest = _add_label_checks(tmp, tokenizer, manifest, splits)
         if not cfg.keep_fp32 and len(graphs) > 1:
             for f in saved_files(fp32_path):
                 f.unlink()
@@ -174,6 +171,15 @@ def _compare_with_fp32(bundle: Path, tokenizer, manifest: Manifest, splits: Spli
             report[f"{name}_{p}_label_agreement"] = agree
         print(line)
     return report
+
+
+def _add_label_checks(bundle: Path, tokenizer, manifest: Manifest, splits: Splits) -> Manifest:
+    """The manifest with each smaller graph's label checks against fp32 added: on this host,
+    and for the int8 graph on every kind of CPU its target is for."""
+    report = _compare_with_fp32(bundle, tokenizer, manifest, splits)
+    if manifest.int8_target is not None:
+        report |= _check_other_isas(bundle, tokenizer, manifest, splits, manifest.int8_target)
+    return replace(manifest, verification={**manifest.verification, **report})
 
 
 def _check_other_isas(bundle: Path, tokenizer, manifest: Manifest, splits: Splits,

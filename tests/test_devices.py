@@ -47,7 +47,7 @@ def test_export_fp16_adds_a_checked_graph_meant_for_gpus(fp16_export):
     diff, allowed = float(fp16[1]), float(fp16[2])
     assert 0 < diff <= allowed  # fp16 rounds: never exactly fp32's logits
     manifest = json.loads((bundle / "manifest.json").read_text())
-    assert manifest["format_version"] == 3
+    assert manifest["format_version"] == 4
     assert manifest["graphs"] == {"fp32": "model.onnx", "int8": "model.int8.onnx",
                                   "fp16": "model.fp16.onnx"}
     assert manifest["devices"] == {"fp32": ["cpu", "cuda"], "int8": ["cpu"], "fp16": ["cuda"]}

@@ -2,6 +2,7 @@
 host it runs on, and the kernel references tell from this host what another one computes."""
 
 import json
+import shutil
 
 import numpy as np
 import onnx_ir as ir
@@ -25,6 +26,7 @@ from spamkit.runtime.isa import (
     X86_VNNI,
     classify_host,
     host_isa,
+    isa_facts,
     target_risk,
 )
 
@@ -205,3 +207,16 @@ def test_target_auto_is_this_hosts_kind_and_a_bad_target_is_one_line(tiny_checkp
     no_int8 = spamkit_cli("export", tiny_checkpoint, "--out", tmp_path / "b3",
                           "--target", "arm64", "--data", SMS_FILE)
     assert_clean_failure(no_int8, "--int8", out=tmp_path / "b3")
+
+
+def test_a_bundle_before_format_4_is_taken_as_eight_bit(tiny_bundle, tmp_path):
+    bundle = shutil.copytree(tiny_bundle, tmp_path / "bundle")
+    path = bundle / "manifest.json"
+    data = json.loads(path.read_text())
+    del data["int8_target"], data["checked_on_isa"]
+    path.write_text(json.dumps({**data, "format_version": 3}))
+    clf = Classifier.load(bundle)
+    assert clf.manifest.int8_target is None
+    facts = isa_facts(clf.precision, clf.manifest.int8_target)
+    assert facts["graph_target"] == "x86-vnni (8-bit; bundle before format 4)"
+    assert ("target_risk" in facts) == (host_isa().kernel == PAIRS16)

@@ -59,7 +59,7 @@ def assert_refused(bundle, *words) -> str:
 
 def test_the_tiny_bundle_records_its_vocabulary_for_the_tokenizer_check(tiny_bundle):
     manifest = read_manifest(tiny_bundle)
-    assert manifest.format_version == 3 and manifest.vocab_size == 50257
+    assert manifest.format_version == 4 and manifest.vocab_size == 50257
     assert Classifier.load(tiny_bundle).tokenizer.encoding.max_token_value == 50256
 
 
@@ -108,6 +108,14 @@ MANIFEST_CASES = {
     "format_version as a string": (set_field("format_version", "3"), "format_version"),
     "format 2 with format 3's vocab_size": (set_field("format_version", 2), "'vocab_size'"),
     "format 3 without vocab_size": (lambda d: d.pop("vocab_size"), "vocab_size"),
+    "an int8 target that is not one": (set_field("int8_target", "x86-avx3"), "int8_target"),
+    "an int8 graph without a target": (set_field("int8_target", None), "without an int8_target"),
+    "a target without an int8 graph": (
+        lambda d: (d["graphs"].pop("int8"), d["devices"].pop("int8")),
+        "int8_target without an int8 graph"),
+    "checked on an ISA that is not one": (set_field("checked_on_isa", "avx9"), "checked_on_isa"),
+    "format 3 with format 4's int8_target": (
+        lambda d: (d.pop("checked_on_isa"), d.update(format_version=3)), "'int8_target'"),
     "no labels key": (lambda d: d.pop("labels"), "labels"),
 }
 
@@ -166,7 +174,8 @@ def test_spamkit_classify_says_what_is_wrong_with_the_manifest_in_one_line(bundl
 
 
 def test_an_older_format_2_bundle_still_loads_and_answers_the_same(tiny_bundle, bundle):
-    edit_manifest(bundle, lambda d: (d.pop("vocab_size"), d.update(format_version=2)))
+    edit_manifest(bundle, lambda d: (d.pop("vocab_size"), d.pop("int8_target"),
+                                     d.pop("checked_on_isa"), d.update(format_version=2)))
     old = Classifier.load(bundle)
     assert old.manifest.vocab_size is None  # format 2 did not record it: nothing to check
     texts = ["WINNER!! claim your prize", "see you at 6", ""]

@@ -56,9 +56,7 @@ class ExportConfig:
 
 
 def export_bundle(checkpoint: str | Path, out: str | Path, cfg: ExportConfig) -> Manifest:
-    if cfg.target is not None and not cfg.int8:
-        raise SpamkitError("--target is the int8 graph's: add --int8")
-    target = resolve_target(cfg.target or DEFAULT_TARGET, host_isa()) if cfg.int8 else None
+    target = _int8_target(cfg)
     check_output(out, BUNDLE, force=cfg.force, inputs=[checkpoint, cfg.data])
     ckpt = load_checkpoint(checkpoint)
     _refuse_fixed_padding(checkpoint, ckpt.training)
@@ -116,6 +114,13 @@ def export_bundle(checkpoint: str | Path, out: str | Path, cfg: ExportConfig) ->
         manifest = with_checksums(tmp, manifest)
         write_manifest(tmp, manifest)
     return manifest
+
+
+def _int8_target(cfg: ExportConfig) -> str | None:
+    """The concrete target of the int8 graph (None without one), checked before any work."""
+    if cfg.target is not None and not cfg.int8:
+        raise SpamkitError("--target is the int8 graph's: add --int8")
+    return resolve_target(cfg.target or DEFAULT_TARGET, host_isa()) if cfg.int8 else None
 
 
 def _refuse_fixed_padding(checkpoint: str | Path, training: dict) -> None:

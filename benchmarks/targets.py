@@ -30,7 +30,7 @@ from spamkit.training.checkpoint import load_checkpoint
 
 
 def measure_target(checkpoint: Path, bundle: Path, target: str, data: str | None,
-                   limit: int | None) -> dict:
+                   limit: int | None, kernels: list[str]) -> dict:
     if not (bundle / "manifest.json").is_file():
         export_bundle(checkpoint, bundle, ExportConfig(int8=True, keep_fp32=True, data=data,
                                                        target=target))
@@ -41,7 +41,7 @@ def measure_target(checkpoint: Path, bundle: Path, target: str, data: str | None
     clf = Classifier.load(bundle, precision="int8")
     routes = {f"this host ({host_isa().name})": clf.logits(texts).argmax(axis=1)}
     ids = clf.tokenizer.encode_batch(texts)
-    for kernel in sorted(set(KERNELS.values())):
+    for kernel in kernels:
         graph = bundle.parent / f"{bundle.name}.reference.{kernel}.onnx"
         reference_graph(bundle / "model.int8.onnx", graph, kernel)
         start = time.perf_counter()
@@ -77,9 +77,14 @@ def main() -> None:
     parser.add_argument("--data")
     parser.add_argument("--targets", nargs="+", default=list(TARGETS), choices=TARGETS)
     parser.add_argument("--limit", type=int, help="only the first N test messages")
+    kernels = sorted(set(KERNELS.values()))
+    parser.add_argument("--kernels", nargs="+", default=kernels, choices=kernels,
+                        help="the kernel references to run (pair sums on 8-bit weights of the "
+                             "124M shape take seconds a message)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    results = [measure_target(args.checkpoint, args.out / target, target, args.data, args.limit)
+    results = [measure_target(args.checkpoint, args.out / target, target, args.data, args.limit,
+                              args.kernels)
                for target in args.targets]
     rows = format_rows(results)
     header = f"{args.checkpoint}, measured on {host_isa().describe()}"

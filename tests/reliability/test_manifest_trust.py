@@ -106,7 +106,9 @@ MANIFEST_CASES = {
         lambda d: d["verification"].update({"x": [1, 2]}), "verification"),
     "format_version missing": (lambda d: d.pop("format_version"), "format_version"),
     "format_version as a string": (set_field("format_version", "3"), "format_version"),
-    "format 2 with format 3's vocab_size": (set_field("format_version", 2), "'vocab_size'"),
+    "format 2 with format 3's vocab_size": (
+        lambda d: (d.pop("int8_target"), d.pop("checked_on_isa"), d.update(format_version=2)),
+        "'vocab_size'"),
     "format 3 without vocab_size": (lambda d: d.pop("vocab_size"), "vocab_size"),
     "an int8 target that is not one": (set_field("int8_target", "x86-avx3"), "int8_target"),
     "an int8 graph without a target": (set_field("int8_target", None), "without an int8_target"),

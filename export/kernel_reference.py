@@ -58,9 +58,8 @@ def _unfuse_attention(graph: ir.Graph, node: ir.Node) -> None:
     """QAttention(x, w, bias, ...) -> MatMulIntegerToFloat -> Split -> MultiHeadAttention, the
     form it was fused from (spamkit.export.quantize)."""
     x, w, bias, x_scale, w_scale, _, x_zero = node.inputs[:7]
-    w_zero = node.inputs[7] if len(node.inputs) > 7 else None
     matmul = ir.Node(MS_DOMAIN, "MatMulIntegerToFloat",
-                     [x, w, x_scale, w_scale, x_zero, w_zero, bias], name=f"{node.name}.qkv")
+                     [x, w, x_scale, w_scale, x_zero, None, bias], name=f"{node.name}.qkv")
     split = ir.Node("", "Split", [matmul.outputs[0]], {"axis": ir.AttrInt64("axis", -1),
                                                     "num_outputs": ir.AttrInt64("num_outputs", 3)},
                     num_outputs=3, name=f"{node.name}.split")
@@ -74,16 +73,14 @@ def _unfuse_attention(graph: ir.Graph, node: ir.Node) -> None:
 def _emulate_matmul(graph: ir.Graph, node: ir.Node, kernel: str) -> None:
     """MatMulIntegerToFloat(a, b, a_scale, b_scale, a_zero, b_zero, bias) as int32 ops."""
     a, b, a_scale, b_scale, a_zero = node.inputs[:5]
-    b_zero = node.inputs[5] if len(node.inputs) > 5 else None
+    if len(node.inputs) > 5 and node.inputs[5] is not None \
+            or b.const_value.dtype != ir.DataType.INT8:
+        raise ValueError(f"{node.name}: only symmetric int8 weights (spamkit's) are emulated")
     bias = node.inputs[6] if len(node.inputs) > 6 else None
     w = b.const_value.numpy().astype(np.int32)
-    if b_zero is not None:
-        w = w - b_zero.const_value.numpy().astype(np.int32)
     za = int(a_zero.const_value.numpy()) if a_zero is not None else 0
-    # u8u8 kernels widen both sides to 16 bits and sum in int32 on every ISA: exact. So are
-    # pair sums that cannot pass INT16_MAX (7-bit weights), which the exact ops compute faster.
-    pairs = kernel == PAIRS16 and b.const_value.dtype == ir.DataType.INT8 \
-        and not pairs_fit_int16(w)
+    # Pair sums that cannot pass INT16_MAX (7-bit weights) are exact: the exact ops are faster.
+    pairs = kernel == PAIRS16 and not pairs_fit_int16(w)
     name = node.name
     nodes = [ir.Node("", "Cast", [a], {"to": ir.AttrInt64("to", int(ir.DataType.INT32))},
                      name=f"{name}.a32")]

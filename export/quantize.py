@@ -34,7 +34,7 @@ TOKEN_BLOCK = 32  # values per 4-bit block of the token embedding table, one sca
 
 
 def quantize_int8(fp32: Path, int8: Path, calibration: list[list[int]], pad_id: int,
-                  scheme: Scheme = Scheme()) -> None:
+                  scheme: Scheme) -> None:
     """Write the int8 version of the graph at `fp32` to `int8`; `calibration` holds the token ids
     of real messages whose activations set the ranges; `scheme` is the target's weight format."""
     model = ir.load(fp32)
@@ -46,7 +46,7 @@ def quantize_int8(fp32: Path, int8: Path, calibration: list[list[int]], pad_id: 
     for node in list(model.graph):
         if node.op_type == "Gather" and node.inputs[0].const_value is not None:
             _quantize_embedding(model.graph, node, input_ids)
-        elif node.op_type == "MultiHeadAttention" and scheme.fuse_attention:
+        elif node.op_type == "MultiHeadAttention":
             _fuse_attention(model.graph, node)
     model.opset_imports.setdefault(MS_DOMAIN, 1)
     RemoveUnusedNodesPass()(model)
@@ -104,11 +104,11 @@ def _quantize_matmul(graph: ir.Graph, node: ir.Node, activation_range: tuple[flo
                      scheme: Scheme) -> None:
     x, w_value = node.inputs[:2]
     w = _weight(node).astype(np.float32)
-    # Symmetric per-output-channel weights: the zero point is 0 (128 when stored unsigned).
+    # Symmetric per-output-channel weights: the zero point is 0, so it costs nothing.
     top = scheme.weight_max
     w_scale = np.abs(w).max(axis=0) / top
     w_scale[w_scale == 0] = 1.0
-    w_q = np.clip(np.round(w / w_scale), -top, top).astype(np.int16)
+    w_q = np.clip(np.round(w / w_scale), -top, top).astype(np.int8)
     # Asymmetric uint8 activations over the calibrated range, which must contain 0.
     lo, hi = min(activation_range[0], 0.0), max(activation_range[1], 0.0)
     x_scale = np.float32(max(hi - lo, 1e-8) / 255.0)
@@ -116,20 +116,13 @@ def _quantize_matmul(graph: ir.Graph, node: ir.Node, activation_range: tuple[flo
     base = node.name or w_value.name
     x_scale_v = add_const(graph, f"{base}.x_scale", np.array(x_scale, np.float32))
     x_zero_v = add_const(graph, f"{base}.x_zero_point", np.array(x_zero, np.uint8))
-    w_zero_v = None
-    if scheme.unsigned_weights:  # u8u8: the same values, shifted by the zero point
-        w_stored = add_const(graph, f"{w_value.name}.uint8", (w_q + 128).astype(np.uint8))
-        w_zero_v = add_const(graph, f"{w_value.name}.zero_point",
-                          np.full(w_q.shape[1], 128, np.uint8))
-    else:
-        w_stored = add_const(graph, f"{w_value.name}.int8", w_q.astype(np.int8))
     inputs = [
         None,
-        w_stored,
+        add_const(graph, f"{w_value.name}.int8", w_q),
         x_scale_v,
         add_const(graph, f"{w_value.name}.scale", w_scale.astype(np.float32)),
         x_zero_v,
-        w_zero_v,
+        None,
         None,
     ]
     quantize = ir.Node("", "QuantizeLinear", [x, x_scale_v, x_zero_v], name=f"{base}.quantize")
@@ -219,9 +212,9 @@ def _fuse_attention(graph: ir.Graph, attention: ir.Node) -> None:
     if matmul is None or matmul.op_type != "MatMulIntegerToFloat" or len(matmul.inputs) < 7 \
             or matmul.inputs[6] is None or len(split.inputs[0].uses()) != 1:
         return
-    x, w, x_scale, w_scale, x_zero, w_zero = matmul.inputs[:6]
+    x, w, x_scale, w_scale, x_zero = matmul.inputs[:5]
     fused = ir.Node(MS_DOMAIN, "QAttention", [x, w, matmul.inputs[6], x_scale, w_scale, None,
-                                                x_zero, w_zero],
+                                                x_zero],
                     {name: ir.AttrInt64(name, attention.attributes[name].value)
                      for name in ("num_heads", "unidirectional")},
                     name=f"{attention.name}.int8")

@@ -5,9 +5,11 @@
     python benchmarks/compare.py --peer-python .venv-compare/bin/python --data FILE [--rounds 3]
 
 1. Weights, made once and cached under --work (git-ignored runs/): a seeded random spamkit
-   checkpoint, exported with `spamkit export --int8 --keep-fp32`; the same weights as a Hugging Face GPT-2
-   directory, exported by `optimum-cli export onnx` and quantized by `optimum-cli onnxruntime
-   quantize --avx512_vnni --per_channel`.
+   checkpoint, exported with `spamkit export --int8 --keep-fp32 --target T` (--target, default
+   portable); the same weights as a Hugging Face GPT-2 directory, exported by `optimum-cli export
+   onnx` and quantized by `optimum-cli onnxruntime quantize --per_channel` with its
+   `--avx512_vnni` preset (optimum-int8) and its `--avx2` preset (optimum-int8-avx2). The report
+   names the host's ISA (spamkit.runtime.isa): int8 kernels, and so the figures, differ by ISA.
 2. Rounds: every route in a fresh process of its own, one at a time, in the same order each
    round, on the same messages with the same threads (spamkit.jobs.measure times them all).
 3. Report: the median of each figure over the rounds, spamkit's ratio to each peer, the
@@ -39,11 +41,15 @@ from spamkit.atomic import atomic_dir
 from spamkit.data import resolve_data
 from spamkit.jobs.bench import BenchConfig, child_command
 from spamkit.jobs.measure import MeasureConfig, machine_facts, run_child
+from spamkit.runtime import isa
 from spamkit.runtime.bundle import read_manifest
 
 HERE = Path(__file__).resolve().parent
 PEERS = HERE / "peers.py"
-ROUTES = ("book", "optimum-fp32", "optimum-int8", "spamkit-fp32", "spamkit-int8")
+ROUTES = ("book", "optimum-fp32", "optimum-int8", "optimum-int8-avx2", "spamkit-fp32",
+          "spamkit-int8")
+# optimum's int8 routes: the `optimum-cli onnxruntime quantize` preset of each.
+OPTIMUM_INT8 = {"optimum-int8": "--avx512_vnni", "optimum-int8-avx2": "--avx2"}
 SPAMKIT = ("spamkit-fp32", "spamkit-int8")
 OPTIMUM_INT8_FILE = "model_quantized.onnx"
 # (figure, better when, format) for the table and the ratios; figures are paths into a result.
@@ -81,14 +87,15 @@ def prepare(args: argparse.Namespace, data: str) -> dict[str, Path]:
     """The checkpoint, the spamkit bundle and (when their routes run) the two optimum
     directories, made once."""
     work = args.work / f"{args.preset}-seed{args.seed}"
-    paths = {"checkpoint": work / "checkpoint", "bundle": work / "bundle", "hf": work / "hf",
-             "optimum-fp32": work / "optimum-fp32", "optimum-int8": work / "optimum-int8"}
+    paths = {"checkpoint": work / "checkpoint", "bundle": work / f"bundle-{args.target}",
+             "hf": work / "hf", "optimum-fp32": work / "optimum-fp32",
+             **{route: work / route for route in OPTIMUM_INT8}}
     if not (paths["checkpoint"] / "config.json").is_file():
         run([sys.executable, HERE / "same_weights.py", "checkpoint", paths["checkpoint"],
              "--preset", args.preset, "--seed", args.seed, "--data", data])
     if not (paths["bundle"] / "manifest.json").is_file():
         run([sys.executable, "-m", "spamkit", "export", paths["checkpoint"], "--out",
-             paths["bundle"], "--int8", "--keep-fp32", "--data", data])
+             paths["bundle"], "--int8", "--keep-fp32", "--target", args.target, "--data", data])
     if not any(r.startswith("optimum") for r in args.routes):
         return paths
     peer_bin = Path(args.peer_python).parent
@@ -100,14 +107,20 @@ def prepare(args: argparse.Namespace, data: str) -> dict[str, Path]:
         with atomic_dir(paths["optimum-fp32"]) as tmp:
             run([peer_bin / "optimum-cli", "export", "onnx", "--model", paths["hf"], "--task",
                  "text-classification", tmp])
-    if not (paths["optimum-int8"] / OPTIMUM_INT8_FILE).is_file():
-        with atomic_dir(paths["optimum-int8"]) as tmp:
-            run([peer_bin / "optimum-cli", "onnxruntime", "quantize", "--onnx_model",
-                 paths["optimum-fp32"], "--avx512_vnni", "--per_channel", "-o", tmp])
-            for f in paths["optimum-fp32"].iterdir():  # the tokenizer and config files
-                if f.suffix != ".onnx" and not (tmp / f.name).exists():
-                    shutil.copy(f, tmp / f.name)
+    for route, preset in OPTIMUM_INT8.items():
+        if route in args.routes and not (paths[route] / OPTIMUM_INT8_FILE).is_file():
+            quantize_peer(peer_bin, paths["optimum-fp32"], paths[route], preset)
     return paths
+
+
+def quantize_peer(peer_bin: Path, fp32: Path, out: Path, preset: str) -> None:
+    """optimum's int8 graph of the fp32 export with one of its ISA presets."""
+    with atomic_dir(out) as tmp:
+        run([peer_bin / "optimum-cli", "onnxruntime", "quantize", "--onnx_model", fp32, preset,
+             "--per_channel", "-o", tmp])
+        for f in fp32.iterdir():  # the tokenizer and config files
+            if f.suffix != ".onnx" and not (tmp / f.name).exists():
+                shutil.copy(f, tmp / f.name)
 
 
 def route_command(route: str, args: argparse.Namespace, paths: dict[str, Path]) -> tuple[list, dict]:
@@ -118,7 +131,7 @@ def route_command(route: str, args: argparse.Namespace, paths: dict[str, Path]) 
         return child_command(), asdict(bench)
     spec = {"route": route, "model": str(paths["checkpoint"] if route == "book" else paths[route]),
             "threads": args.threads}
-    if route == "optimum-int8":
+    if route in OPTIMUM_INT8:
         spec["file_name"] = OPTIMUM_INT8_FILE
     python = sys.executable if route == "book" else args.peer_python
     return [python, str(PEERS)], spec
@@ -172,7 +185,8 @@ def report(args: argparse.Namespace, results: dict, medians: dict, checks: dict,
            bundle: Path) -> str:
     routes = list(results)
     names = [n for n in FIGURES if any(medians[r][n] is not None for r in routes)]
-    title = (f"spamkit {header['spamkit']} vs peers, {header['date']}: {header['cpu']}, "
+    title = (f"spamkit {header['spamkit']} vs peers, {header['date']}: {header['cpu']}, ISA "
+             f"{header['isa']}, spamkit int8 target {header['int8_target']}, "
              f"{args.threads} threads, preset {args.preset} (random weights, seed {args.seed}), "
              f"median of {args.rounds} rounds")
     messages = (f"messages: batch-1 latency over the first {args.messages}, throughput over one "
@@ -254,6 +268,8 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("runs/compare"),
                         help="cache of weights and exports, and where results are saved")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument("--target", default="portable", choices=isa.TARGETS,
+                        help="spamkit's int8 target (spamkit export --target)")
     args = parser.parse_args()
     if args.peer_python is None and any(r.startswith("optimum") for r in args.routes):
         parser.error("the optimum routes need --peer-python (make compare sets it up)")
@@ -262,7 +278,8 @@ def main() -> None:
     paths = prepare(args, data)
     (args.work / "logits").mkdir(parents=True, exist_ok=True)
     header = {"spamkit": __version__, "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
-              "data": data, **machine_facts()}
+              "data": data, "isa": isa.host_isa().describe(),
+              "int8_target": read_manifest(paths["bundle"]).int8_target, **machine_facts()}
     results: dict[str, list[dict]] = {r: [] for r in args.routes}
     for n in range(args.rounds):
         for route in args.routes:

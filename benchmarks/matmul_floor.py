@@ -7,6 +7,11 @@ token; the last block's q/k/v projection at every token and the rest at one) is 
 whole graph's latency in ONNX Runtime: attention, GELU, LayerNorm, the embeddings and weights
 that do not stay in cache all come on top.
 
+u8s8 is spamkit's int8 graph (int8 weights; `portable` and `x86-avx2` keep them within
+[-63, 63], which is the same kernel at the same speed); u8u8 stores the weights as uint8 with a
+zero point of 128, the format ONNX Runtime suggests where u8s8 saturates. Every line names the
+host's ISA: the kernels differ by ISA (spamkit.runtime.isa).
+
     python benchmarks/matmul_floor.py --tokens 19 48
 """
 
@@ -19,20 +24,26 @@ import numpy as np
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
+from spamkit.runtime.isa import host_isa
+
 N_EMBD, N_LAYER = 768, 12
 SHAPES = ((N_EMBD, 3 * N_EMBD), (N_EMBD, N_EMBD), (N_EMBD, 4 * N_EMBD), (4 * N_EMBD, N_EMBD))
 RNG = np.random.default_rng(0)
 
 
 def matmul_graph(k: int, n: int, precision: str) -> bytes:
-    if precision == "int8":
-        inits = {"w": RNG.integers(-127, 128, (k, n)).astype(np.int8),
-                 "x_scale": np.float32(0.02), "x_zero": np.uint8(128),
+    if precision in ("u8s8", "u8u8"):
+        w = RNG.integers(-127, 128, (k, n)).astype(np.int8)
+        inits = {"w": w, "x_scale": np.float32(0.02), "x_zero": np.uint8(128),
                  "w_scale": RNG.random(n).astype(np.float32) * 1e-3, "b": np.zeros(n, np.float32)}
+        if precision == "u8u8":
+            inits["w"] = (w.astype(np.int16) + 128).astype(np.uint8)
+            inits["w_zero"] = np.full(n, 128, np.uint8)
         nodes = [helper.make_node("QuantizeLinear", ["x", "x_scale", "x_zero"], ["xq"]),
                  helper.make_node("MatMulIntegerToFloat",
-                                  ["xq", "w", "x_scale", "w_scale", "x_zero", "", "b"], ["y"],
-                                  domain="com.microsoft")]
+                                  ["xq", "w", "x_scale", "w_scale", "x_zero",
+                                   "w_zero" if precision == "u8u8" else "", "b"],
+                                  ["y"], domain="com.microsoft")]
     else:
         inits = {"w": RNG.standard_normal((k, n)).astype(np.float32) * 0.02,
                  "b": np.zeros(n, np.float32)}
@@ -63,10 +74,13 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, nargs="+", default=[19, 48])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--runs", type=int, default=400, help="timed runs per matmul")
+    parser.add_argument("--precisions", nargs="+", default=["u8s8", "u8u8", "fp32"],
+                        choices=["u8s8", "u8u8", "fp32"])
     args = parser.parse_args()
     options = ort.SessionOptions()
     options.intra_op_num_threads = args.threads
-    for precision in ("int8", "fp32"):
+    print(f"host {host_isa().describe()}, ONNX Runtime {ort.__version__}")
+    for precision in args.precisions:
         sessions = [ort.InferenceSession(matmul_graph(k, n, precision), options,
                                          providers=["CPUExecutionProvider"]) for k, n in SHAPES]
         for tokens in args.tokens:
@@ -74,8 +88,9 @@ def main() -> None:
             one = [median_seconds(s, k, 1, args.runs) for s, (k, _) in zip(sessions[1:], SHAPES[1:])]
             total = (N_LAYER - 1) * sum(full) + full[0] + sum(one)
             rates = [2 * k * n * tokens / t / 1e12 for (k, n), t in zip(SHAPES, full)]
-            print(f"{precision} {tokens} tokens: 48 matmuls {total * 1e3:.2f} ms "
-                  f"({min(rates):.2f}-{max(rates):.2f} TOP/s per matmul, {args.threads} threads)")
+            print(f"{host_isa().name} {precision} {tokens} tokens: 48 matmuls "
+                  f"{total * 1e3:.2f} ms ({min(rates):.2f}-{max(rates):.2f} TOP/s per matmul, "
+                  f"{args.threads} threads)")
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ BOOK_PAD_ID = 50256  # <|endoftext|>, the book's pad_token_id
 
 @dataclass(frozen=True)
 class PeerConfig:
-    route: str  # book, optimum-fp32, optimum-int8
+    route: str  # book, optimum-fp32, optimum-int8, optimum-int8-avx2
     model: str  # a spamkit checkpoint (book) or an optimum ONNX directory
     threads: int
     batch_size: int = 32
@@ -115,7 +115,8 @@ def optimum_route(cfg: PeerConfig) -> Callable[[], object]:
     return Optimum
 
 
-ROUTES = {"book": book_route, "optimum-fp32": optimum_route, "optimum-int8": optimum_route}
+ROUTES = {"book": book_route, "optimum-fp32": optimum_route, "optimum-int8": optimum_route,
+          "optimum-int8-avx2": optimum_route}
 
 
 def loader_for(spec: dict) -> Callable[[], object]:

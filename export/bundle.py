@@ -10,10 +10,12 @@ from spamkit import __version__
 from spamkit.atomic import atomic_dir
 from spamkit.data import Splits, load_splits
 from spamkit.errors import SpamkitError
+from spamkit.export.cross_isa import TARGET_KERNELS, reference_agreement
 from spamkit.export.manifest import with_checksums, write_manifest
 from spamkit.export.onnx_graph import OPSET, export_onnx, saved_files
 from spamkit.export.ort_format import add_ort_graphs
 from spamkit.export.quantize import quantize_int8
+from spamkit.export.targets import DEFAULT_TARGET, SCHEMES, resolve_target
 from spamkit.export.text_graph import check_text_graphs, write_text_graphs
 from spamkit.export.verify import compare_logits
 from spamkit.outputs import BUNDLE, check_output
@@ -24,6 +26,7 @@ from spamkit.runtime.bundle import (
     Manifest,
 )
 from spamkit.runtime.classifier import Classifier, make_session
+from spamkit.runtime.isa import host_isa
 from spamkit.runtime.text_graph import extensions_library
 from spamkit.tokenizer import gpt2_tokenizer
 from spamkit.training.checkpoint import load_checkpoint
@@ -58,16 +61,19 @@ class ExportConfig:
         if self.ort and self.fp16 and not (self.int8 or self.keep_fp32):
             raise SpamkitError("--ort writes the CPU graphs in ORT format, and a bundle of "
                                "--fp16 alone has none: add --int8 or --keep-fp32")
+    # The CPUs the int8 graph is for (spamkit.export.targets; None: DEFAULT_TARGET); "auto" is
+    # this host's kind.
+    target: str | None = None
 
 
 def export_bundle(checkpoint: str | Path, out: str | Path, cfg: ExportConfig) -> Manifest:
+    target = _int8_target(cfg)
     check_output(out, BUNDLE, force=cfg.force, inputs=[checkpoint, cfg.data])
     if cfg.text_input:
         _refuse_without_extensions()
     ckpt = load_checkpoint(checkpoint)
     _refuse_fixed_padding(checkpoint, ckpt.training)
-    model_cfg = ckpt.config
-    tokenizer = gpt2_tokenizer(model_cfg.context_length)
+    tokenizer = gpt2_tokenizer(ckpt.config.context_length)
     data_cfg = replace(ckpt.data, path=cfg.data) if cfg.data else ckpt.data
     splits = load_splits(data_cfg)
     sample = _even_sample(splits.val.texts, VERIFY_MESSAGES)
@@ -84,7 +90,8 @@ def export_bundle(checkpoint: str | Path, out: str | Path, cfg: ExportConfig) ->
             # Calibrate on training messages: validation and test stay unseen for the checks.
             calibration = tokenizer.encode_batch(
                 _even_sample(splits.train.texts, CALIBRATION_MESSAGES))
-            quantize_int8(fp32_path, tmp / GRAPH_FILES["int8"], calibration, tokenizer.pad_id)
+            quantize_int8(fp32_path, tmp / GRAPH_FILES["int8"], calibration, tokenizer.pad_id,
+                          SCHEMES[target])
             graphs["int8"] = GRAPH_FILES["int8"]
         if cfg.fp16:
             fp16_path = tmp / GRAPH_FILES["fp16"]
@@ -92,22 +99,9 @@ def export_bundle(checkpoint: str | Path, out: str | Path, cfg: ExportConfig) ->
             verification |= _check_logits(ckpt.model, fp16_path, tokenizer, sample, "fp16",
                                           FP16_TOLERANCE)
             graphs["fp16"] = GRAPH_FILES["fp16"]
-        manifest = Manifest(
-            labels=ckpt.labels,
-            context_length=model_cfg.context_length,
-            pad_id=tokenizer.pad_id,
-            vocab_size=model_cfg.vocab_size,
-            token=model_cfg.token,
-            preset=ckpt.preset,
-            opset=OPSET,
-            graphs=graphs,
-            spamkit_version=__version__,
-            data={k: v for k, v in asdict(ckpt.data).items() if k != "path"},
-            verification=verification,
-        )
+        manifest = _new_manifest(ckpt, tokenizer, graphs, verification, target)
         if len(graphs) > 1:
-            report = _compare_with_fp32(tmp, tokenizer, manifest, splits)
-            manifest = replace(manifest, verification={**manifest.verification, **report})
+            manifest = _add_label_checks(tmp, tokenizer, manifest, splits)
         if not cfg.keep_fp32 and len(graphs) > 1:
             for f in saved_files(fp32_path):
                 f.unlink()
@@ -119,6 +113,27 @@ def export_bundle(checkpoint: str | Path, out: str | Path, cfg: ExportConfig) ->
         manifest = with_checksums(tmp, manifest)
         write_manifest(tmp, manifest)
     return manifest
+
+
+def _new_manifest(ckpt, tokenizer, graphs: dict[str, str], verification: dict,
+                  target: str | None) -> Manifest:
+    """The manifest of what export has written so far, before checksums."""
+    model_cfg = ckpt.config
+    return Manifest(
+        labels=ckpt.labels,
+        context_length=model_cfg.context_length,
+        pad_id=tokenizer.pad_id,
+        vocab_size=model_cfg.vocab_size,
+        token=model_cfg.token,
+        preset=ckpt.preset,
+        opset=OPSET,
+        graphs=graphs,
+        spamkit_version=__version__,
+        data={k: v for k, v in asdict(ckpt.data).items() if k != "path"},
+        verification=verification,
+        int8_target=target,
+        checked_on_isa=host_isa().name,
+    )
 
 
 def _add_graph_variants(bundle: Path, manifest: Manifest, cfg: ExportConfig, tokenizer,
@@ -148,6 +163,13 @@ def _add_text_graphs(bundle: Path, manifest: Manifest, tokenizer, sample: list[s
     edge_cases = ["", " ", "<|endoftext|>", "free <|endoftext|> entry", "7" * 70_000]
     figures = check_text_graphs(bundle, manifest, tokenizer, [*sample, *edge_cases])
     return replace(manifest, verification={**manifest.verification, **figures})
+
+
+def _int8_target(cfg: ExportConfig) -> str | None:
+    """The concrete target of the int8 graph (None without one), checked before any work."""
+    if cfg.target is not None and not cfg.int8:
+        raise SpamkitError("--target is the int8 graph's: add --int8")
+    return resolve_target(cfg.target or DEFAULT_TARGET, host_isa()) if cfg.int8 else None
 
 
 def _refuse_fixed_padding(checkpoint: str | Path, training: dict) -> None:
@@ -203,6 +225,32 @@ def _compare_with_fp32(bundle: Path, tokenizer, manifest: Manifest, splits: Spli
             report[f"{name}_{p}_label_agreement"] = agree
         print(line)
     return report
+
+
+def _add_label_checks(bundle: Path, tokenizer, manifest: Manifest, splits: Splits) -> Manifest:
+    """The manifest with each smaller graph's label checks against fp32 added: on this host,
+    and for the int8 graph on every kind of CPU its target is for."""
+    report = _compare_with_fp32(bundle, tokenizer, manifest, splits)
+    if manifest.int8_target is not None:
+        report |= _check_other_isas(bundle, tokenizer, manifest, splits, manifest.int8_target)
+    return replace(manifest, verification={**manifest.verification, **report})
+
+
+def _check_other_isas(bundle: Path, tokenizer, manifest: Manifest, splits: Splits,
+                      target: str) -> dict:
+    """The int8 graph's label agreement with fp32 on the validation split, as each kind of CPU
+    the target is for computes it (this host's kernels were measured above)."""
+    fp32 = Classifier(make_session(bundle / manifest.graphs["fp32"], ["CPUExecutionProvider"]),
+                      tokenizer, manifest, "cpu", "fp32")
+    texts = splits.val.texts
+    kernels = TARGET_KERNELS[target]
+    agreement = reference_agreement(bundle / manifest.graphs["int8"],
+                                    fp32.logits(texts).argmax(axis=1),
+                                    tokenizer.encode_batch(texts), tokenizer.pad_id, kernels)
+    print(f"int8 graph for {target} (checked on {host_isa().describe()}): on the val split its "
+          "labels agree with fp32 on " + ", ".join(
+              f"{a:.2%} with {k} int8 kernels" for k, a in agreement.items()))
+    return {f"val_int8_label_agreement_{k}_kernels": a for k, a in agreement.items()}
 
 
 def _agreement(a: list[str], b: list[str]) -> float:

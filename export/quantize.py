@@ -25,6 +25,7 @@ import onnxruntime as ort
 from onnx_ir.passes.common import RemoveUnusedNodesPass
 
 from spamkit.export.onnx_graph import save_graph
+from spamkit.export.targets import Scheme
 from spamkit.runtime.batching import pad_batch
 from spamkit.runtime.bundle import ATTENTION_MASK, INPUT_IDS
 
@@ -32,15 +33,16 @@ MS_DOMAIN = "com.microsoft"
 TOKEN_BLOCK = 32  # values per 4-bit block of the token embedding table, one scale each
 
 
-def quantize_int8(fp32: Path, int8: Path, calibration: list[list[int]], pad_id: int) -> None:
+def quantize_int8(fp32: Path, int8: Path, calibration: list[list[int]], pad_id: int,
+                  scheme: Scheme) -> None:
     """Write the int8 version of the graph at `fp32` to `int8`; `calibration` holds the token ids
-    of real messages whose activations set the ranges."""
+    of real messages whose activations set the ranges; `scheme` is the target's weight format."""
     model = ir.load(fp32)
     matmuls = [n for n in model.graph if _weight(n) is not None]
     input_ids = next(v for v in model.graph.inputs if v.name == INPUT_IDS)
     ranges = _activation_ranges(fp32, [n.inputs[0].name for n in matmuls], calibration, pad_id)
     for node in matmuls:
-        _quantize_matmul(model.graph, node, ranges[node.inputs[0].name])
+        _quantize_matmul(model.graph, node, ranges[node.inputs[0].name], scheme)
     for node in list(model.graph):
         if node.op_type == "Gather" and node.inputs[0].const_value is not None:
             _quantize_embedding(model.graph, node, input_ids)
@@ -92,31 +94,33 @@ def _weight(node: ir.Node) -> np.ndarray | None:
     return None
 
 
-def _const(graph: ir.Graph, name: str, array: np.ndarray) -> ir.Value:
+def add_const(graph: ir.Graph, name: str, array: np.ndarray) -> ir.Value:
     value = ir.Value(name=name, const_value=ir.tensor(array, name=name))
     graph.register_initializer(value)
     return value
 
 
-def _quantize_matmul(graph: ir.Graph, node: ir.Node, activation_range: tuple[float, float]) -> None:
+def _quantize_matmul(graph: ir.Graph, node: ir.Node, activation_range: tuple[float, float],
+                     scheme: Scheme) -> None:
     x, w_value = node.inputs[:2]
     w = _weight(node).astype(np.float32)
     # Symmetric per-output-channel weights: the zero point is 0, so it costs nothing.
-    w_scale = np.abs(w).max(axis=0) / 127.0
+    top = scheme.weight_max
+    w_scale = np.abs(w).max(axis=0) / top
     w_scale[w_scale == 0] = 1.0
-    w_q = np.clip(np.round(w / w_scale), -127, 127).astype(np.int8)
+    w_q = np.clip(np.round(w / w_scale), -top, top).astype(np.int8)
     # Asymmetric uint8 activations over the calibrated range, which must contain 0.
     lo, hi = min(activation_range[0], 0.0), max(activation_range[1], 0.0)
     x_scale = np.float32(max(hi - lo, 1e-8) / 255.0)
     x_zero = np.uint8(np.clip(np.round(-lo / x_scale), 0, 255))
     base = node.name or w_value.name
-    x_scale_v = _const(graph, f"{base}.x_scale", np.array(x_scale, np.float32))
-    x_zero_v = _const(graph, f"{base}.x_zero_point", np.array(x_zero, np.uint8))
+    x_scale_v = add_const(graph, f"{base}.x_scale", np.array(x_scale, np.float32))
+    x_zero_v = add_const(graph, f"{base}.x_zero_point", np.array(x_zero, np.uint8))
     inputs = [
         None,
-        _const(graph, f"{w_value.name}.int8", w_q),
+        add_const(graph, f"{w_value.name}.int8", w_q),
         x_scale_v,
-        _const(graph, f"{w_value.name}.scale", w_scale.astype(np.float32)),
+        add_const(graph, f"{w_value.name}.scale", w_scale.astype(np.float32)),
         x_zero_v,
         None,
         None,
@@ -174,8 +178,8 @@ def _gather_4bit(graph: ir.Graph, name: str, table: np.ndarray, ids: ir.Value) -
              "gather_axis": ir.AttrInt64("gather_axis", 0),
              "quantize_axis": ir.AttrInt64("quantize_axis", 1)}
     return [ir.Node(MS_DOMAIN, "GatherBlockQuantized",
-                    [_const(graph, f"{name}.uint4", packed), ids,
-                     _const(graph, f"{name}.scale", scale.astype(np.float32))],
+                    [add_const(graph, f"{name}.uint4", packed), ids,
+                     add_const(graph, f"{name}.scale", scale.astype(np.float32))],
                     attrs, name=f"{name}.rows")]
 
 
@@ -184,8 +188,10 @@ def _gather_int8(graph: ir.Graph, name: str, table: np.ndarray, ids: ir.Value) -
     scale = np.abs(table).max(axis=1, keepdims=True) / 127.0
     scale[scale == 0] = 1.0
     table_q = np.clip(np.round(table / scale), -127, 127).astype(np.int8)
-    rows = ir.Node("", "Gather", [_const(graph, f"{name}.int8", table_q), ids], name=f"{name}.rows")
-    scales = ir.Node("", "Gather", [_const(graph, f"{name}.scale", scale.astype(np.float32)), ids],
+    rows = ir.Node("", "Gather", [add_const(graph, f"{name}.int8", table_q), ids],
+                   name=f"{name}.rows")
+    scales = ir.Node("", "Gather",
+                     [add_const(graph, f"{name}.scale", scale.astype(np.float32)), ids],
                      name=f"{name}.row_scales")
     to_float = {"to": ir.AttrInt64("to", int(ir.DataType.FLOAT))}
     cast = ir.Node("", "Cast", [rows.outputs[0]], to_float, name=f"{name}.cast")

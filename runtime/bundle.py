@@ -34,6 +34,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from spamkit.runtime.errors import BundleError
+from spamkit.runtime.isa import ISAS, TARGETS
 
 MANIFEST_FILE = "manifest.json"
 TOKENIZER_FILE = "tokenizer.json"
@@ -41,9 +42,11 @@ FORMAT = "spamkit-bundle"
 # 2 added `devices`. Format 1 bundles hold fp32 and int8 graphs only, meant for the devices that
 # GRAPH_DEVICES gives them, so a reader fills `devices` in from there. 3 added `vocab_size`,
 # which the tokenizer's ids must fit; older bundles are read without that check. 4 added the
-# optional `text_graphs` and `ort_graphs`.
+# optional `text_graphs` and `ort_graphs`, and `int8_target` and `checked_on_isa`
+# (spamkit.runtime.isa); older int8 graphs are 8-bit u8s8.
 FORMAT_VERSION = 4
-FIELDS_SINCE = {"devices": 2, "vocab_size": 3, "text_graphs": 4, "ort_graphs": 4}
+FIELDS_SINCE = {"devices": 2, "vocab_size": 3, "text_graphs": 4, "ort_graphs": 4,
+                "int8_target": 4, "checked_on_isa": 4}
 GRAPH_FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx", "fp16": "model.fp16.onnx"}
 # `spamkit export --text-input`: each precision's graph with the tokenizer in front of it.
 TEXT_GRAPH_FILES = {"fp32": "model.text.onnx", "int8": "model.int8.text.onnx",
@@ -102,6 +105,10 @@ class Manifest:
     text_graphs: dict[str, str] = field(default_factory=dict)
     # precision -> the same graph in ORT format (format 4; `spamkit export --ort`).
     ort_graphs: dict[str, str] = field(default_factory=dict)
+    # The CPUs the int8 graph was built for (spamkit.runtime.isa.TARGETS; None without one, or
+    # before format 4), and the ISA class of the host where export checked it.
+    int8_target: str | None = None
+    checked_on_isa: str | None = None
     tokenizer: str = TOKENIZER_FILE
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
@@ -240,7 +247,7 @@ def _check_keys(data: dict, version: int, where: str) -> None:
         raise BundleError(f"{where} has a field that bundle format {version} does not have: "
                           f"{_show(unknown[0])}; refused")
     optional = {"sizes", "verification", "data", "threshold", "tokenizer", "text_graphs",
-                "ort_graphs"}
+                "ort_graphs", "int8_target"}
     required = [f.name for f in known if f.name not in optional]
     missing = [name for name in required if name not in data]
     if missing:
@@ -271,6 +278,9 @@ def _check_agreement(m: Manifest) -> None:
     if m.threshold is not None and m.threshold["label"] not in m.labels:
         raise ValueError(f"threshold label {_show(m.threshold['label'])} is not one of the "
                          f"labels {_show(m.labels)}")
+    if m.format_version >= 4 and ("int8" in m.graphs) != (m.int8_target is not None):
+        raise ValueError("it has an int8 graph without an int8_target" if "int8" in m.graphs
+                         else "it names an int8_target without an int8 graph")
     if m.vocab_size is not None and m.pad_id >= m.vocab_size:
         raise ValueError(f"pad_id {m.pad_id} is outside the vocabulary of {m.vocab_size}")
 
@@ -472,6 +482,8 @@ FIELD_CHECKS = {
     "vocab_size": _int_in(1, MAX_VOCAB),
     "text_graphs": _check_text_graphs,
     "ort_graphs": _check_ort_graphs,
+    "int8_target": lambda v: None if v is None else _check_one_of(*TARGETS)(v),
+    "checked_on_isa": _check_one_of(*ISAS),
     "tokenizer": _check_text,
     "format": _check_one_of(FORMAT),
     "format_version": _int_in(1, FORMAT_VERSION),

@@ -48,6 +48,7 @@ from spamkit.runtime.device import (
 )
 from spamkit.runtime.errors import BundleError
 from spamkit.runtime.hub import resolve_bundle
+from spamkit.runtime.isa import warn_target_risk
 from spamkit.runtime.pipeline import TOP_K_NOT_GIVEN, check_top_k, pipeline_results
 from spamkit.runtime.text_graph import (
     as_text_tensor,
@@ -269,11 +270,9 @@ class Classifier:
         A batch holds at most `batch_size` messages and `batch_tokens` padded tokens.
         `digest` pins the bundle: any bundle whose digest (`spamkit export` prints it; it is
         the sha256 of manifest.json) is not this one is refused. `.digest` is the loaded one.
-        `text_graph` runs the precision's text graph (`spamkit export --text-input`), which
-        tokenizes inside ONNX Runtime with the same ids; it needs `pip install 'spamkit[text]'`
-        (an ImportError without) and batches by characters, not tokens.
-        `graph_format="ort"` runs the graph's ORT-format copy (`spamkit export --ort`), as ONNX
-        Runtime Mobile would, on the CPU; its logits are the .onnx graph's.
+        `text_graph` runs the precision's text graph (export --text-input; the `text` extra),
+        which tokenizes in the graph with the same ids, batched by characters; `graph_format=
+        "ort"` runs its ORT-format copy (export --ort) on the CPU, as ONNX Runtime Mobile would.
 
         Bad arguments are a ValueError; a bad bundle, whatever it claims, a BundleError."""
         check_load_options(threads, precision, device, graph_format, text_graph)
@@ -295,6 +294,8 @@ class Classifier:
             graph = choose_graph(manifest, bundle, running, precision)
             session = _open_graph(bundle, manifest, graph, ["CPUExecutionProvider"], threads,
                                   session_options, kind)
+        if graph == "int8":
+            warn_target_risk(manifest.int8_target)
         return cls(session, tokenizer, manifest, running, graph, batch_size, threshold,
                    batch_tokens, found, bundle, text_graph)
 

@@ -16,6 +16,7 @@ from conftest import ROOT, SMS_FILE, assert_clean_failure, spamkit_cli
 
 from spamkit.data import read_messages
 from spamkit.runtime import Classifier
+from spamkit.runtime.isa import host_isa
 
 # Small runs: the figures of the tiny model mean nothing; their consistency does.
 SMALL = ("--messages", "20", "--throughput-messages", "150", "--warmup", "3")
@@ -136,6 +137,8 @@ def test_compare_runs_the_book_and_spamkit_routes_on_the_same_weights(tmp_path):
     assert result.returncode == 0, result.stderr
     r = json.loads(result.stdout)
     assert set(r["medians"]) == {"book", "spamkit-fp32", "spamkit-int8"}
+    # Every figure is for this host's ISA and spamkit's default int8 target: both are recorded.
+    assert (r["header"]["isa"], r["header"]["int8_target"]) == (host_isa().describe(), "portable")
     for route in r["medians"].values():
         assert route["p50 ms"] > 0 and route["msgs/s"] > 0 and route["peak RSS MB"] > 0
     # The two spamkit graphs come from one export of the same weights and agree.
@@ -151,12 +154,14 @@ def test_compare_asks_for_the_peer_venv_only_when_a_peer_route_runs(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_matmul_floor_reports_both_precisions_at_each_length():
+def test_matmul_floor_reports_each_precision_at_each_length_on_this_isa():
     result = subprocess.run(
         [sys.executable, ROOT / "benchmarks" / "matmul_floor.py", "--tokens", "3", "7",
          "--runs", "4"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    lines = result.stdout.splitlines()
-    assert [line.split(" ms")[0].split(" 48 matmuls ")[0] for line in lines] == [
-        "int8 3 tokens:", "int8 7 tokens:", "fp32 3 tokens:", "fp32 7 tokens:"]
+    head, *lines = result.stdout.splitlines()
+    isa = host_isa().name  # the kernels, and so the figures, differ by ISA: each line names it
+    assert head.startswith(f"host {host_isa().describe()}")
+    assert [line.split(" 48 matmuls ")[0] for line in lines] == [
+        f"{isa} {p} {n} tokens:" for p in ("u8s8", "u8u8", "fp32") for n in (3, 7)]
     assert all(float(line.split("48 matmuls ")[1].split(" ms")[0]) > 0 for line in lines)

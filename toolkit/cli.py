@@ -21,6 +21,7 @@ from spamkit.errors import Interrupted, SpamkitError
 from spamkit.extras import missing_extra, require
 from spamkit.outputs import CHECKPOINT, check_output
 from spamkit.runtime.bundle import GRAPHS_SMALLEST_FIRST, RUNTIME_DEVICES
+from spamkit.runtime.isa import TARGETS
 from spamkit.serve.config import ServeConfig
 
 try:  # typer >= 0.2x runs on its own copy of click
@@ -216,6 +217,10 @@ def export(
     text_input: bool = typer.Option(False, "--text-input", help="Also write, for each graph, "
                                     "a text graph: strings in, logits out, GPT-2's tokenizer "
                                     "inside (needs spamkit[text])."),
+    target: Optional[str] = typer.Option(None, "--target", **one_of(("auto", *TARGETS)),
+                                         help="CPUs the int8 graph is for: portable (the "
+                                         "default: correct on all), x86-avx2, x86-vnni, arm64, "
+                                         "or auto (this host's kind); see docs/targets.md."),
 ) -> None:
     """Export a checkpoint to a verified ONNX bundle."""
     from spamkit.export.bundle import ExportConfig, export_bundle
@@ -223,7 +228,8 @@ def export(
 
     manifest = export_bundle(checkpoint, out, ExportConfig(int8=int8, fp16=fp16, ort=ort,
                                                            keep_fp32=keep_fp32, data=data,
-                                                           force=force, text_input=text_input))
+                                                           force=force, text_input=text_input,
+                                                           target=target))
     print(f"bundle written to {out}: {', '.join(manifest.files)}")
     print(f"digest {open_manifest(out)[1]} (pin this bundle with --digest)")
 
@@ -262,9 +268,13 @@ def eval_(
         curves = pr_curves(rep.labels, np.array(examples.labels), probs)
         figures.precision_recall(curves, plots / "precision_recall.png")
     if as_json:
-        print(json.dumps({"model": str(model), "split": split, **rep.to_json()}, indent=2))
+        print(json.dumps({"model": str(model), "split": split, **loaded.isa, **rep.to_json()},
+                         indent=2))
     else:
         print(f"{model} on the {split} split")
+        if loaded.isa:
+            isa = loaded.isa
+            print(f"host {isa['host_isa']}; graph built for {isa['graph_target']}")
         print(rep.table())
 
 

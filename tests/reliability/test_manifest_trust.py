@@ -63,6 +63,19 @@ def test_the_tiny_bundle_records_its_vocabulary_for_the_tokenizer_check(tiny_bun
     assert Classifier.load(tiny_bundle).tokenizer.encoding.max_token_value == 50256
 
 
+FORMAT_4_FIELDS = ("text_graphs", "ort_graphs", "int8_target", "checked_on_isa")
+
+
+def as_format(version: int, keep: str | None = None):
+    """An edit that makes the manifest an older format's: format 4's fields gone, but `keep`."""
+    def change(d):
+        for name in FORMAT_4_FIELDS:
+            if name != keep:
+                d.pop(name)
+        d["format_version"] = version
+    return change
+
+
 MANIFEST_CASES = {
     # The issue's cases: each was accepted before, and classified with it.
     "context_length -5": (set_field("context_length", -5), "context_length"),
@@ -107,13 +120,14 @@ MANIFEST_CASES = {
     "format_version missing": (lambda d: d.pop("format_version"), "format_version"),
     "format_version as a string": (set_field("format_version", "3"), "format_version"),
     "format 2 with format 3's vocab_size": (
-        lambda d: (d.pop("text_graphs"), d.pop("ort_graphs"), d.update(format_version=2)),
-        "'vocab_size'"),
+        as_format(2), "'vocab_size'"),
     "format 4 without vocab_size": (lambda d: d.pop("vocab_size"), "vocab_size"),
     "format 3 with format 4's text_graphs": (
-        lambda d: (d.pop("ort_graphs"), d.update(format_version=3)), "'text_graphs'"),
+        as_format(3, keep="text_graphs"), "'text_graphs'"),
     "format 3 with format 4's ort_graphs": (
-        lambda d: (d.pop("text_graphs"), d.update(format_version=3)), "'ort_graphs'"),
+        as_format(3, keep="ort_graphs"), "'ort_graphs'"),
+    "format 3 with format 4's int8_target": (
+        as_format(3, keep="int8_target"), "'int8_target'"),
     "a text graph of an unknown precision": (
         lambda d: d["text_graphs"].update({"int4": "model.onnx"}), "text_graphs"),
     "a text graph without its graph": (
@@ -130,6 +144,12 @@ MANIFEST_CASES = {
         set_field("ort_graphs", {"int8": "model.int8.onnx"}), "ort_graphs"),
     "an ORT graph for the GPU": (set_field("ort_graphs", {"fp16": "model.fp16.ort"}),
                                  "ort_graphs"),
+    "an int8 target that is not one": (set_field("int8_target", "x86-avx3"), "int8_target"),
+    "an int8 graph without a target": (set_field("int8_target", None), "without an int8_target"),
+    "a target without an int8 graph": (
+        lambda d: (d["graphs"].pop("int8"), d["devices"].pop("int8")),
+        "int8_target without an int8 graph"),
+    "checked on an ISA that is not one": (set_field("checked_on_isa", "avx9"), "checked_on_isa"),
     "no labels key": (lambda d: d.pop("labels"), "labels"),
 }
 
@@ -188,8 +208,7 @@ def test_spamkit_classify_says_what_is_wrong_with_the_manifest_in_one_line(bundl
 
 
 def test_an_older_format_2_bundle_still_loads_and_answers_the_same(tiny_bundle, bundle):
-    edit_manifest(bundle, lambda d: (d.pop("vocab_size"), d.pop("text_graphs"), d.pop("ort_graphs"),
-                                     d.update(format_version=2)))
+    edit_manifest(bundle, lambda d: (d.pop("vocab_size"), as_format(2)(d)))
     old = Classifier.load(bundle)
     assert old.manifest.vocab_size is None  # format 2 did not record it: nothing to check
     texts = ["WINNER!! claim your prize", "see you at 6", ""]
@@ -197,8 +216,7 @@ def test_an_older_format_2_bundle_still_loads_and_answers_the_same(tiny_bundle, 
 
 
 def test_a_format_3_bundle_still_loads(tiny_bundle, bundle):
-    edit_manifest(bundle, lambda d: (d.pop("text_graphs"), d.pop("ort_graphs"),
-                                     d.update(format_version=3)))
+    edit_manifest(bundle, as_format(3))
     old = Classifier.load(bundle)
     assert old.manifest.format_version == 3 and old.manifest.text_graphs == {}
     texts = ["WINNER!! claim your prize", "see you at 6", ""]

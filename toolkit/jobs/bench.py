@@ -25,6 +25,7 @@ from spamkit.runtime.classifier import (
     check_options,
     ort,
 )
+from spamkit.runtime.isa import isa_facts
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,8 @@ class BundleRoute:
                 "graph": manifest.graphs[precision],
                 "graph_mb": graph_bytes / 1e6, "threads": self.cfg.threads,
                 "batch_size": self.cfg.batch_size, "onnxruntime": ort.__version__,
-                "providers": self.clf.session.get_providers()}
+                "providers": self.clf.session.get_providers(),
+                **isa_facts(precision, manifest.int8_target)}
 
 
 def loader_for(spec: dict) -> Callable[[], BundleRoute]:
@@ -111,7 +113,8 @@ def format_table(r: dict) -> str:
                f"{m['load_avg_1m']:.2f}; Python {m['python']}")
     software = (f"spamkit {m['spamkit']}, ONNX Runtime {r['onnxruntime']} "
                 f"({', '.join(r['providers'])})")
-    rows = [("start-up", startup), ("batch-1 latency", latency), ("throughput", throughput),
+    isa = f"host {r['host_isa']}; graph built for {r['graph_target']}"
+    rows = [("ISA", isa), ("start-up", startup), ("batch-1 latency", latency), ("throughput", throughput),
             ("peak RSS", rss), ("messages", messages), ("machine", machine),
             ("software", software)]
     head = (f"{r['bundle']}: {r['precision']} graph {r['graph']} ({r['graph_mb']:.1f} MB) on "

@@ -6,7 +6,7 @@ through PyTorch."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +33,7 @@ class LoadedModel:
     predict_proba: Callable[[list[str]], np.ndarray]
     data: DataConfig  # how the model's training data was split
     decide: Callable[[np.ndarray], np.ndarray] = _argmax  # probabilities -> class ids
+    isa: dict = field(default_factory=dict)  # a bundle's: this host's ISA, the graph's target
 
 
 def load_model(path: str | Path, precision: str | None = None, device: str = "cpu",
@@ -49,7 +50,10 @@ def load_model(path: str | Path, precision: str | None = None, device: str = "cp
             raise BundleError(f"{path / MANIFEST_FILE} records a data split spamkit does not "
                               f"know: {sorted(clf.manifest.data)}") from None
         # clf.decide applies a calibrated threshold, as clf.predict does in an app.
-        return LoadedModel(clf.labels, clf.predict_proba, data, clf.decide)
+        from spamkit.runtime.isa import isa_facts
+
+        return LoadedModel(clf.labels, clf.predict_proba, data, clf.decide,
+                           isa_facts(clf.precision, clf.manifest.int8_target))
     if precision is not None or device != "cpu" or digest is not None:
         raise SpamkitError("--precision, --device and --digest are for a bundle; a checkpoint "
                            "runs in PyTorch on the CPU")

@@ -312,7 +312,7 @@ def _check_bundle_reference(value: str) -> str:
 
 @app.command()
 def classify(
-    bundle: str = typer.Argument(..., callback=_check_bundle_reference,
+    bundle: str = typer.Argument(..., metavar="BUNDLE", callback=_check_bundle_reference,
                                  help="Bundle directory from `spamkit export`, or hf://org/name "
                                  "(or hf://org/name@revision) for one on the Hugging Face Hub."),
     texts: Optional[list[str]] = typer.Argument(
@@ -470,9 +470,11 @@ def label_options(command) -> None:
     for param in [*command.params, *([help_option] if help_option else [])]:
         if getattr(param, "is_flag", False):
             param.metavar = ""
-        elif param.metavar is None and getattr(getattr(param, "type_descriptor", None),
-                                               "annotation", None) is str:
-            param.metavar = "TEXT"
+        elif getattr(getattr(param, "type_descriptor", None), "annotation", None) is str:
+            if param.param_type_name == "argument":  # its type column reads `<str>` too
+                param.display_type_rich = lambda ctx: "TEXT"
+            elif param.metavar is None:
+                param.metavar = "TEXT"
 
 
 @app.command()

@@ -60,8 +60,10 @@ demo: setup
 		"WINNER!! You have been selected to receive a £900 prize reward! Call 09061701461 to claim." \
 		"Ok lar... Joking wif u oni... see you at 6?"
 
+# Two workers, a test file each at a time (pytest-xdist): most tests use one core.
+PYTEST_WORKERS ?= 2
 test: setup
-	$(PY) -m pytest -q -m "not browser and not node and not arm64"
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile -m "not browser and not node and not arm64"
 
 # npm packages from the lockfiles (node_modules is not committed), and Chromium (apt, as root).
 web-deps: setup

@@ -84,6 +84,15 @@ def _check_digest(value: Optional[str]) -> Optional[str]:
         raise typer.BadParameter(str(e)) from None
 
 
+def _device_option():
+    return typer.Option("cpu", **one_of(RUNTIME_DEVICES), help="cpu, cuda or auto.")
+
+
+def _precision_option():
+    return typer.Option(None, **one_of(GRAPHS_SMALLEST_FIRST), help="Graph to run: int8, fp16 "
+                        "or fp32 (default: the smallest meant for the device).")
+
+
 def _digest_option():
     return typer.Option(None, "--digest", callback=_check_digest, help="Refuse any bundle but "
                         "the one with this digest, as `spamkit export` or `spamkit calibrate` "
@@ -319,10 +328,8 @@ def classify(
         None, help="Messages; default: one per line of stdin, each answered as it arrives (only "
         "LF ends a line; the CR of a CRLF is dropped, any other CR is part of the message)."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per message."),
-    device: str = typer.Option("cpu", **one_of(RUNTIME_DEVICES), help="cpu, cuda or auto."),
-    precision: Optional[str] = typer.Option(None, **one_of(GRAPHS_SMALLEST_FIRST),
-                                            help="Graph to run: int8, fp16 or fp32 "
-                                            "(default: the smallest meant for the device)."),
+    device: str = _device_option(),
+    precision: Optional[str] = _precision_option(),
     threads: Optional[int] = typer.Option(None, **THREADS, help="ONNX Runtime threads."),
     digest: Optional[str] = _digest_option(),
 ) -> None:
@@ -385,11 +392,8 @@ def bench(
                                               "its input, labels not needed: this column of a "
                                               "CSV/TSV, this field of JSON Lines, any other "
                                               "file one message per line."),
-    device: str = typer.Option("cpu", **one_of(RUNTIME_DEVICES), help="cpu, cuda or auto."),
-    precision: Optional[str] = typer.Option(None, **one_of(GRAPHS_SMALLEST_FIRST),
-                                            help="Graph to run: int8, fp16 or fp32 "
-                                            "(default: the one Classifier.load picks for the "
-                                            "device)."),
+    device: str = _device_option(),
+    precision: Optional[str] = _precision_option(),
     threads: Optional[int] = typer.Option(None, **THREADS, help="ONNX Runtime threads "
                                           "(default: the CPUs "
                                           "this process may use)."),
@@ -485,10 +489,8 @@ def serve(
     port: int = typer.Option(8000, min=0, max=65535, help="Port (0: any free one; the address "
                              "is printed)."),
     limits: ServeConfig = ServeConfig(),  # one option per field (config_options)
-    device: str = typer.Option("cpu", **one_of(RUNTIME_DEVICES), help="cpu, cuda or auto."),
-    precision: Optional[str] = typer.Option(None, **one_of(GRAPHS_SMALLEST_FIRST),
-                                            help="Graph to run: int8, fp16 or fp32 "
-                                            "(default: the smallest meant for the device)."),
+    device: str = _device_option(),
+    precision: Optional[str] = _precision_option(),
     threads: Optional[int] = typer.Option(None, **THREADS, help="ONNX Runtime threads."),
     digest: Optional[str] = _digest_option(),
 ) -> None:

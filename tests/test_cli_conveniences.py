@@ -42,8 +42,11 @@ def user_env(home: Path) -> dict:
 
 
 def test_tab_completes_commands_and_choices_once_installed_in_bash(tmp_path):
-    installed = subprocess.run(["spamkit", "--install-completion", "bash"], capture_output=True,
-                               text=True, timeout=120, env=user_env(tmp_path), check=False)
+    # Typed in bash, as a user would: typer finds the shell from its parent process (`&& :`
+    # keeps bash from replacing itself with spamkit, which would leave make's sh as parent).
+    installed = subprocess.run(["bash", "--norc", "-c", "spamkit --install-completion && :"],
+                               capture_output=True, text=True, timeout=120,
+                               env=user_env(tmp_path), check=False)
     assert installed.returncode == 0, installed.stderr
 
     offered = complete_in_bash(tmp_path, "spamkit cl", "spamkit classify bundle --device ''",

@@ -34,21 +34,15 @@ from pathlib import Path
 from spamkit.data import read_messages, resolve_data
 from spamkit.jobs.measure import cpu_model, usable_cpus
 from spamkit.runtime import Classifier
+from spamkit.runtime.isa import host_isa
 
 MODES = {"batching on": [], "batching off": ["--max-batch", "1"]}
-ISA_FLAGS = ("avx2", "avx512_vnni", "avx_vnni", "amx_int8")
 # An RSS growth beyond this over a mode's whole load counts as not flat.
 RSS_FLAT_MB = 10.0
 
 
 def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
-
-
-def host_isa() -> str:
-    words = set(Path("/proc/cpuinfo").read_text().split()) if Path("/proc/cpuinfo").exists() \
-        else set()
-    return ", ".join(f for f in ISA_FLAGS if f in words) or "unknown"
 
 
 def offline_msgs_per_s(bundle: str, texts: list[str], threads: int) -> float:
@@ -168,7 +162,7 @@ def run_mode(args: argparse.Namespace, texts: list[str], extra: list[str]) -> di
 
 def report(args: argparse.Namespace, offline_runs: list[float], results: dict) -> list[str]:
     offline = statistics.mean(offline_runs)
-    lines = [(f"host: {cpu_model()}, {usable_cpus()} usable CPUs, ISA {host_isa()}; "
+    lines = [(f"host: {cpu_model()}, {usable_cpus()} usable CPUs, ISA {host_isa().describe()}; "
               f"--threads {args.threads} {args.serve_args}; bundle {args.bundle}"),
              (f"offline Classifier.predict: {offline:.1f} msgs/s (mean of "
               f"{', '.join(f'{x:.1f}' for x in offline_runs)}: before, between and after)"),
@@ -222,7 +216,7 @@ def main() -> None:
     print("\n".join(report(args, offline, results)))
     if args.json:
         args.json.write_text(json.dumps({"offline_msgs_per_s": offline, "modes": results,
-                                         "isa": host_isa()}, indent=2))
+                                         "isa": host_isa().describe()}, indent=2))
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+import numpy as np
+
 from spamkit import __version__
 from spamkit.atomic import atomic_dir
 from spamkit.data import Splits, load_splits
@@ -204,10 +206,12 @@ def _check_logits(model, graph: Path, tokenizer, sample: list[str], precision: s
             f"{precision}_allowed_logit_diff": allowed}
 
 
-def _compare_with_fp32(bundle: Path, tokenizer, manifest: Manifest, splits: Splits) -> dict:
+def _compare_with_fp32(bundle: Path, tokenizer, manifest: Manifest, splits: Splits
+                       ) -> tuple[dict, list[str]]:
     """Accuracy of every graph, and how often the labels of the smaller ones agree with fp32,
-    on the validation and test splits, as an app would see them through the runtime."""
-    report = {}
+    on the validation and test splits, as an app would see them through the runtime; and the
+    fp32 graph's validation labels."""
+    report, fp32_val = {}, []
     runners = {
         p: Classifier(make_session(bundle / file, ["CPUExecutionProvider"]),
                       tokenizer, manifest, "cpu", p)
@@ -224,29 +228,30 @@ def _compare_with_fp32(bundle: Path, tokenizer, manifest: Manifest, splits: Spli
             line += f"; {p} labels agree with fp32 on {agree:.2%}"
             report[f"{name}_{p}_label_agreement"] = agree
         print(line)
-    return report
+        if name == "val":
+            fp32_val = preds["fp32"]
+    return report, fp32_val
 
 
 def _add_label_checks(bundle: Path, tokenizer, manifest: Manifest, splits: Splits) -> Manifest:
     """The manifest with each smaller graph's label checks against fp32 added: on this host,
     and for the int8 graph on every kind of CPU its target is for."""
-    report = _compare_with_fp32(bundle, tokenizer, manifest, splits)
+    report, fp32_val = _compare_with_fp32(bundle, tokenizer, manifest, splits)
     if manifest.int8_target is not None:
-        report |= _check_other_isas(bundle, tokenizer, manifest, splits, manifest.int8_target)
+        report |= _check_other_isas(bundle, tokenizer, manifest, splits.val.texts, fp32_val)
     return replace(manifest, verification={**manifest.verification, **report})
 
 
-def _check_other_isas(bundle: Path, tokenizer, manifest: Manifest, splits: Splits,
-                      target: str) -> dict:
-    """The int8 graph's label agreement with fp32 on the validation split, as each kind of CPU
-    the target is for computes it (this host's kernels were measured above)."""
-    fp32 = Classifier(make_session(bundle / manifest.graphs["fp32"], ["CPUExecutionProvider"]),
-                      tokenizer, manifest, "cpu", "fp32")
-    texts = splits.val.texts
-    kernels = TARGET_KERNELS[target]
-    agreement = reference_agreement(bundle / manifest.graphs["int8"],
-                                    fp32.logits(texts).argmax(axis=1),
-                                    tokenizer.encode_batch(texts), tokenizer.pad_id, kernels)
+def _check_other_isas(bundle: Path, tokenizer, manifest: Manifest, texts: list[str],
+                      fp32_labels: list[str]) -> dict:
+    """The int8 graph's label agreement with fp32 (`fp32_labels`, the fp32 graph's for `texts`,
+    the validation split) as each kind of CPU the target is for computes it (this host's
+    kernels were measured above)."""
+    target = manifest.int8_target
+    classes = np.array([manifest.labels.index(label) for label in fp32_labels])
+    agreement = reference_agreement(bundle / manifest.graphs["int8"], classes,
+                                    tokenizer.encode_batch(texts), tokenizer.pad_id,
+                                    TARGET_KERNELS[target])
     print(f"int8 graph for {target} (checked on {host_isa().describe()}): on the val split its "
           "labels agree with fp32 on " + ", ".join(
               f"{a:.2%} with {k} int8 kernels" for k, a in agreement.items()))

@@ -79,7 +79,7 @@ def _emulate_matmul(graph: ir.Graph, node: ir.Node, kernel: str) -> None:
     bias = node.inputs[6] if len(node.inputs) > 6 else None
     w = b.const_value.numpy().astype(np.int32)
     za = int(a_zero.const_value.numpy()) if a_zero is not None else 0
-    # Pair sums that cannot pass INT16_MAX (7-bit weights) are exact: the exact ops are faster.
+    # Pair sums that cannot pass INT16_MAX (pair-safe weights) are exact: the exact ops are faster.
     pairs = kernel == PAIRS16 and not pairs_fit_int16(w)
     name = node.name
     nodes = [ir.Node("", "Cast", [a], {"to": ir.AttrInt64("to", int(ir.DataType.INT32))},
@@ -105,11 +105,16 @@ def _emulate_matmul(graph: ir.Graph, node: ir.Node, kernel: str) -> None:
 
 
 def pairs_fit_int16(w: np.ndarray) -> bool:
-    """Whether no pair of neighbouring weights [K, N] times uint8 activations can pass int16."""
-    w = np.abs(w.astype(np.int32))
+    """Whether no pair of neighbouring weights [K, N] times uint8 activations can pass int16:
+    only two weights of one sign add up (activations are >= 0)."""
+    w = w.astype(np.int32)
     if w.shape[0] % 2:
         w = np.concatenate([w, np.zeros((1, w.shape[1]), np.int32)])
-    return int((w[0::2] + w[1::2]).max(initial=0)) * 255 <= INT16_MAX
+    up = np.maximum(w, 0)
+    down = np.maximum(-w, 0)
+    top = max(int((up[0::2] + up[1::2]).max(initial=0)),
+              int((down[0::2] + down[1::2]).max(initial=0)))
+    return top * 255 <= INT16_MAX
 
 
 def _pair_sums(graph: ir.Graph, name: str, a32: ir.Value, w: np.ndarray, za: int

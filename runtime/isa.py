@@ -6,8 +6,9 @@ ONNX Runtime (MLAS) multiplies uint8 activations by int8 weights in one of two w
     multiplies), and u8u8 graphs everywhere;
   - pair sums: x86 without VNNI (SSSE3 to AVX-512BW) multiplies with vpmaddubsw, which adds the
     products of each pair of neighbouring values in a saturating int16. A pair of 8-bit weights
-    times large activations can pass 32767 and be clipped there; 7-bit weights cannot
-    (255 * 64 * 2 = 32640).
+    of one sign times large activations can pass 32767 and be clipped there; a pair whose
+    magnitudes add up to 128 at most cannot (255 * 128 = 32640), which is how the `portable`
+    and `x86-avx2` targets store theirs.
 """
 
 from __future__ import annotations

@@ -11,9 +11,10 @@ import pytest
 from conftest import SMS_FILE, assert_clean_failure, spamkit_cli
 
 from spamkit.export.bundle import ExportConfig, export_bundle
-from spamkit.export.kernel_reference import reference_graph, reference_logits
+from spamkit.export.kernel_reference import pairs_fit_int16, reference_graph, reference_logits
 from spamkit.export.onnx_graph import save_graph
-from spamkit.export.quantize import MS_DOMAIN
+from spamkit.export.quantize import MS_DOMAIN, quantize_weights
+from spamkit.export.targets import PAIR_SAFE, Scheme
 from spamkit.runtime import Classifier
 from spamkit.runtime.bundle import read_manifest
 from spamkit.runtime.isa import (
@@ -92,17 +93,37 @@ def test_manifest_records_target_and_the_isa_export_checked_on(tiny_bundle, targ
         target_bundles[X86_AVX2]).verification
 
 
-def test_weights_are_seven_bit_where_pairs_could_saturate(tiny_bundle, target_bundles):
-    def weight_range(bundle):
-        model = ir.load(bundle / "model.int8.onnx")
-        weights = [n.inputs[1].const_value.numpy() for n in model.graph
-                   if n.op_type in ("MatMulIntegerToFloat", "QAttention")]
-        return max(int(np.abs(w.astype(np.int32)).max()) for w in weights)
+def int8_weights(bundle) -> list[np.ndarray]:
+    model = ir.load(bundle / "model.int8.onnx")
+    return [n.inputs[1].const_value.numpy() for n in model.graph
+            if n.op_type in ("MatMulIntegerToFloat", "QAttention")]
 
-    assert weight_range(tiny_bundle) <= 63
-    assert weight_range(target_bundles[X86_AVX2]) <= 63
-    assert weight_range(target_bundles[X86_VNNI]) == 127
-    assert weight_range(target_bundles[ARM64]) == 127
+
+def test_no_weight_pair_can_saturate_where_pairs_are_summed(tiny_bundle, target_bundles):
+    for bundle in (tiny_bundle, target_bundles[X86_AVX2]):  # portable, x86-avx2
+        assert all(pairs_fit_int16(w) for w in int8_weights(bundle))
+        assert max(int(np.abs(w.astype(np.int32)).max()) for w in int8_weights(bundle)) > 64
+    for target in (X86_VNNI, ARM64):  # plain 8-bit: some pairs could saturate on AVX2
+        assert not all(pairs_fit_int16(w) for w in int8_weights(target_bundles[target]))
+
+
+def test_pair_safe_weights_are_nearer_than_seven_bit_ones():
+    """On GPT-2-like weights, limiting same-sign pairs beats halving every column's range."""
+    # Activations are >= 0: only two weights of one sign add up.
+    assert pairs_fit_int16(np.array([[127], [-127]], np.int8))
+    assert not pairs_fit_int16(np.array([[127], [2]], np.int8))
+    assert not pairs_fit_int16(np.array([[-100], [-29]], np.int8))
+    w = np.random.default_rng(0).normal(0, 0.02, (768, 512)).astype(np.float32)
+    w[:, ::7] *= 3  # some columns with a wider spread
+    q, scale = quantize_weights(w, PAIR_SAFE)
+    assert q.dtype == np.int8 and pairs_fit_int16(q)
+    seven, seven_scale = quantize_weights(w, Scheme(weight_max=64))
+    assert pairs_fit_int16(seven)
+    eight, eight_scale = quantize_weights(w, Scheme())
+    assert not pairs_fit_int16(eight)
+    error = {name: float(np.square(q * s - w).sum()) for name, q, s in
+             (("pair-safe", q, scale), ("7-bit", seven, seven_scale), ("8-bit", eight, eight_scale))}
+    assert error["8-bit"] < error["pair-safe"] < 0.6 * error["7-bit"], error
 
 
 @pytest.mark.parametrize("target", ["portable", X86_VNNI, X86_AVX2, ARM64])
@@ -123,13 +144,13 @@ def test_reference_for_this_host_reproduces_its_kernels(tiny_bundle, target_bund
 def test_pair_sums_move_eight_bit_logits_only(tiny_bundle, target_bundles, tmp_path):
     ids = Classifier.load(tiny_bundle, precision="int8").tokenizer.encode_batch(MESSAGES[:40])
     moved = {}
-    for name, bundle in (("8-bit", target_bundles[X86_VNNI]), ("7-bit", tiny_bundle)):
+    for name, bundle in (("8-bit", target_bundles[X86_VNNI]), ("pair-safe", tiny_bundle)):
         logits = []
         for kernel in (EXACT, PAIRS16):
             reference_graph(bundle / "model.int8.onnx", tmp_path / f"{kernel}.onnx", kernel)
             logits.append(reference_logits(tmp_path / f"{kernel}.onnx", ids, 50256))
         moved[name] = float(np.abs(logits[0] - logits[1]).max())
-    assert moved["8-bit"] > 1e-4 and moved["7-bit"] == 0.0
+    assert moved["8-bit"] > 1e-4 and moved["pair-safe"] == 0.0
 
 
 def _probe(tmp_path, a: np.ndarray, w: np.ndarray):

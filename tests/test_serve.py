@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SMS_FILE, assert_clean_failure, spamkit_cli
+from conftest import ROOT, SMS_FILE, assert_clean_failure, spamkit_cli
 
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
@@ -276,6 +276,27 @@ def test_without_the_serve_extra_the_command_says_how_to_get_it(tiny_bundle):
     line = assert_clean_failure(result)
     assert line == 'spamkit: error: this needs fastapi (for spamkit serve), which is not ' \
                    'installed: pip install "spamkit[serve]"'
+
+
+def test_the_load_test_reports_both_modes_beside_offline_figures(tiny_bundle, tmp_path):
+    """benchmarks/serve_load.py, cut down: two levels, one round, a few requests."""
+    out = tmp_path / "load.json"
+    result = subprocess.run(
+        [sys.executable, ROOT / "benchmarks" / "serve_load.py", tiny_bundle, "--data", SMS_FILE,
+         "--concurrency", "1", "4", "--requests", "12", "--rounds", "1", "--messages", "20",
+         "--threads", "1", "--json", out], capture_output=True, text=True, timeout=300,
+        check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    modes = json.loads(out.read_text())["modes"]
+    assert set(modes) == {"batching on", "batching off"}
+    for mode in modes.values():
+        assert mode["exit_code"] == 0
+        assert [lv["concurrency"] for lv in mode["levels"]] == [1, 4]
+        for level in mode["levels"]:
+            assert level["requests"] == 12 and level["errors"] == 0
+            assert level["msgs_per_s"] > 0 and level["offline_msgs_per_s"] > 0
+    assert max(lv["mean_batch"] for lv in modes["batching off"]["levels"]) == 1.0
+    assert "| batching on | 4 | 12 | 0 |" in result.stdout
 
 
 def working_container_engine() -> str | None:

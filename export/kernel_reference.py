@@ -104,6 +104,14 @@ def _emulate_matmul(graph: ir.Graph, node: ir.Node, kernel: str) -> None:
     node.outputs[0].replace_all_uses_with(nodes[-1].outputs[0], replace_graph_outputs=True)
 
 
+def pairs_can_saturate(int8: Path) -> bool:
+    """Whether any pair of int8 weights of the graph at `int8` can pass int16 on x86 without
+    VNNI. Where none can, its pairs16 reference is its exact one."""
+    model = ir.load(int8)
+    return any(not pairs_fit_int16(node.inputs[1].const_value.numpy()) for node in model.graph
+               if node.op_type in ("MatMulIntegerToFloat", "QAttention"))
+
+
 def pairs_fit_int16(w: np.ndarray) -> bool:
     """Whether no pair of neighbouring weights [K, N] times uint8 activations can pass int16:
     only two weights of one sign add up (activations are >= 0)."""

@@ -20,6 +20,7 @@ from onnx_ir.passes.common import RemoveUnusedNodesPass
 
 from spamkit.export.onnx_graph import save_graph
 from spamkit.export.quantize import MS_DOMAIN, add_const
+from spamkit.export.targets import PAIR_LIMIT
 from spamkit.runtime.batching import pad_batch
 from spamkit.runtime.bundle import ATTENTION_MASK, INPUT_IDS, LOGITS
 from spamkit.runtime.isa import EXACT, PAIRS16
@@ -79,7 +80,7 @@ def _emulate_matmul(graph: ir.Graph, node: ir.Node, kernel: str) -> None:
     bias = node.inputs[6] if len(node.inputs) > 6 else None
     w = b.const_value.numpy().astype(np.int32)
     za = int(a_zero.const_value.numpy()) if a_zero is not None else 0
-    # Pair sums that cannot pass INT16_MAX (pair-safe weights) are exact: the exact ops are faster.
+    # Pair sums that cannot pass int16 (pair-safe weights) are exact: the exact ops are faster.
     pairs = kernel == PAIRS16 and not pairs_fit_int16(w)
     name = node.name
     nodes = [ir.Node("", "Cast", [a], {"to": ir.AttrInt64("to", int(ir.DataType.INT32))},
@@ -104,12 +105,17 @@ def _emulate_matmul(graph: ir.Graph, node: ir.Node, kernel: str) -> None:
     node.outputs[0].replace_all_uses_with(nodes[-1].outputs[0], replace_graph_outputs=True)
 
 
+def int8_weights(int8: Path) -> list[np.ndarray]:
+    """The int8 weight matrices of the graph at `int8` (its MatMulIntegerToFloat and QAttention
+    nodes')."""
+    return [node.inputs[1].const_value.numpy() for node in ir.load(int8).graph
+            if node.op_type in ("MatMulIntegerToFloat", "QAttention")]
+
+
 def pairs_can_saturate(int8: Path) -> bool:
     """Whether any pair of int8 weights of the graph at `int8` can pass int16 on x86 without
     VNNI. Where none can, its pairs16 reference is its exact one."""
-    model = ir.load(int8)
-    return any(not pairs_fit_int16(node.inputs[1].const_value.numpy()) for node in model.graph
-               if node.op_type in ("MatMulIntegerToFloat", "QAttention"))
+    return not all(pairs_fit_int16(w) for w in int8_weights(int8))
 
 
 def pairs_fit_int16(w: np.ndarray) -> bool:
@@ -122,7 +128,7 @@ def pairs_fit_int16(w: np.ndarray) -> bool:
     down = np.maximum(-w, 0)
     top = max(int((up[0::2] + up[1::2]).max(initial=0)),
               int((down[0::2] + down[1::2]).max(initial=0)))
-    return top * 255 <= INT16_MAX
+    return top <= PAIR_LIMIT
 
 
 def _pair_sums(graph: ir.Graph, name: str, a32: ir.Value, w: np.ndarray, za: int

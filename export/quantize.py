@@ -4,9 +4,9 @@ Every MatMul with constant weights becomes QuantizeLinear + MatMulIntegerToFloat
 VNNI kernel that ONNX Runtime's dynamic quantization uses), with per-output-channel weight scales
 and per-tensor activation scales calibrated on real messages. The target's scheme
 (spamkit.export.targets) decides the weights: plain 8-bit, or pair-safe 8-bit, which x86
-without VNNI sums without clipping. Dynamic quantization would derive
-the activation scale from each batch's range, so a message's logits would depend on the
-messages batched with it; fixed scales make every row's result its own.
+without VNNI sums without clipping. Dynamic quantization would derive the activation scale from
+each batch's range, so a message's logits would depend on the messages batched with it; fixed
+scales make every row's result its own.
 
 The token embedding table, a third of the weights of the 124M shape, becomes 4-bit with one scale
 per block of 32 values (GatherBlockQuantized): it is only looked up, never multiplied, so its
@@ -151,9 +151,10 @@ def quantize_weights(w: np.ndarray, scheme: Scheme) -> tuple[np.ndarray, np.ndar
     best_err = np.full(peak.shape, np.inf)
     for top in tops:
         scale = peak / top
-        q = np.clip(np.round(w / scale), -top, top)
+        real = w / scale
+        q = np.clip(np.round(real), -top, top)
         if scheme.pair_limit is not None:
-            q = limit_pairs(w / scale, q, scheme.pair_limit)
+            q = limit_pairs(real, q, scheme.pair_limit)
         err = np.square(q * scale - w).sum(axis=0)
         better = err < best_err
         best_q[:, better] = q[:, better]

@@ -12,6 +12,7 @@ from conftest import SMS_FILE, assert_clean_failure, spamkit_cli
 
 from spamkit.export.bundle import ExportConfig, export_bundle
 from spamkit.export.kernel_reference import (
+    int8_weights,
     pairs_can_saturate,
     pairs_fit_int16,
     reference_graph,
@@ -98,16 +99,11 @@ def test_manifest_records_target_and_the_isa_export_checked_on(tiny_bundle, targ
         target_bundles[X86_AVX2]).verification
 
 
-def int8_weights(bundle) -> list[np.ndarray]:
-    model = ir.load(bundle / "model.int8.onnx")
-    return [n.inputs[1].const_value.numpy() for n in model.graph
-            if n.op_type in ("MatMulIntegerToFloat", "QAttention")]
-
-
 def test_no_weight_pair_can_saturate_where_pairs_are_summed(tiny_bundle, target_bundles):
     for bundle in (tiny_bundle, target_bundles[X86_AVX2]):  # portable, x86-avx2
         assert not pairs_can_saturate(bundle / "model.int8.onnx")
-        assert max(int(np.abs(w.astype(np.int32)).max()) for w in int8_weights(bundle)) > 64
+        weights = int8_weights(bundle / "model.int8.onnx")
+        assert max(int(np.abs(w.astype(np.int32)).max()) for w in weights) > 64
     for target in (X86_VNNI, ARM64):  # plain 8-bit: some pairs could saturate on AVX2
         assert pairs_can_saturate(target_bundles[target] / "model.int8.onnx")
 
@@ -126,8 +122,8 @@ def test_pair_safe_weights_are_nearer_than_seven_bit_ones():
     assert pairs_fit_int16(seven)
     eight, eight_scale = quantize_weights(w, Scheme())
     assert not pairs_fit_int16(eight)
-    error = {name: float(np.square(q * s - w).sum()) for name, q, s in
-             (("pair-safe", q, scale), ("7-bit", seven, seven_scale), ("8-bit", eight, eight_scale))}
+    error = {name: float(np.square(q * s - w).sum()) for name, q, s in (
+        ("pair-safe", q, scale), ("7-bit", seven, seven_scale), ("8-bit", eight, eight_scale))}
     assert error["8-bit"] < error["pair-safe"] < 0.6 * error["7-bit"], error
 
 

@@ -8,11 +8,10 @@
    or --time-limit seconds, whichever first. p50/p99 latency, msgs/s, errors (any answer but
    200, any broken connection), and the server's RSS before and after the mode's load.
 2. Next to each level, with the server idle: Classifier.predict on the messages that level
-   sends, in this process (msgs/s offline). This host runs slower under sustained load (a fresh
-   predict on 300 messages ran at 146 msgs/s, the third in a row at 110), so each level is
-   compared with the offline figure taken beside it, the two taking turns to go first from one
-   round to the next, and --rounds repeats the levels: the table gives the median over rounds
-   of msgs/s and of that ratio, with its range.
+   sends, in this process (msgs/s offline). This host runs slower under sustained load
+   (docs/serving.md), so each level is compared with the offline figure taken beside it, the
+   two taking turns to go first from one round to the next, and --rounds repeats the levels:
+   the table gives the median over rounds of msgs/s and of that ratio, with its range.
 3. A table (markdown) on stdout, with the host's CPU and ISA, and the goals at concurrency 64:
    at least 90% of the offline msgs/s, p99 <= 5x p50, no errors, RSS flat.
 

@@ -62,7 +62,10 @@ demo: setup
 
 # Two workers, a test file each at a time (pytest-xdist): most tests use one core.
 PYTEST_WORKERS ?= 2
+# valgrind (apt, as root, where missing): benchmarks/avx2_instructions.py runs graphs under it.
 test: setup
+	command -v valgrind >/dev/null || \
+		{ apt-get update && apt-get install -y --no-install-recommends valgrind; }
 	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile -m "not browser and not node and not arm64"
 
 # npm packages from the lockfiles (node_modules is not committed), and Chromium (apt, as root).

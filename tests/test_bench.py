@@ -165,3 +165,26 @@ def test_matmul_floor_reports_each_precision_at_each_length_on_this_isa():
     assert [line.split(" 48 matmuls ")[0] for line in lines] == [
         f"{isa} {p} {n} tokens:" for p in ("u8s8", "u8u8", "fp32") for n in (3, 7)]
     assert all(float(line.split("48 matmuls ")[1].split(" ms")[0]) > 0 for line in lines)
+
+
+def test_avx2_instructions_counts_graphs_on_avx2_kernels_from_any_x86_host(tiny_bundle, tmp_path):
+    """benchmarks/avx2_instructions.py, with the tiny int8 graph in each route's place: it exits
+    0 only where valgrind's CPU ran AVX2's u8s8 kernel (its probe's pair sums clipped)."""
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "bundle-portable").symlink_to(tiny_bundle)
+    for route in ("optimum-int8", "optimum-int8-avx2"):
+        (work / route).mkdir()
+        (work / route / "model_quantized.onnx").symlink_to(tiny_bundle / "model.int8.onnx")
+        for data in tiny_bundle.glob("model.int8.onnx.data"):
+            (work / route / data.name).symlink_to(data)
+    result = subprocess.run(
+        [sys.executable, ROOT / "benchmarks" / "avx2_instructions.py", "--work", work,
+         "--tokens", "7", "--runs", "4"], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    rows = [line.strip("|").split("|") for line in result.stdout.splitlines()
+            if line.startswith("| ") and "graph" not in line]
+    assert [row[0].strip() for row in rows] == ["spamkit-int8", "optimum-int8", "optimum-int8-avx2"]
+    for _, total, in_kernel, _, ratio in rows:
+        assert 0 < float(in_kernel.split()[0]) < float(total)
+        assert 0.9 < float(ratio) < 1.1  # the same graph three times: the same work

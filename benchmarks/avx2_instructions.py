@@ -1,0 +1,185 @@
+"""Instructions per message on ONNX Runtime's AVX2 int8 kernels, counted from any x86 host.
+
+valgrind's virtual x86 CPU has AVX2 but neither AVX-512 nor VNNI, so ONNX Runtime picks the
+kernels there that it picks on an AVX2-only host (checked each run: a u8s8 matmul whose pairs
+pass int16 comes out clipped, as the `pairs16` reference says). callgrind counts what they
+execute: the same count on every run and every host, whatever else the machine is doing.
+Instructions are not seconds (no cache misses, no memory stalls in them), but they show how
+much of a graph's work is ONNX Runtime's u8s8 matmul kernel, the floor that no graph built on
+the same matmuls can go under on AVX2.
+
+Graphs: those `make compare` made (spamkit's int8 bundle, optimum's two int8 presets), from
+--work. Each runs in a process of its own under callgrind, with one intra-op thread: a warm-up
+message; callgrind's counters zeroed; one more message (the first after zeroing takes a one-off
+cost, whatever the graph); counters dumped; --runs messages of --tokens tokens (19: the median
+of `spamkit bench`'s latency messages); counters dumped again. Only those last messages, on the
+main thread, are counted. The u8s8 kernel is the function that a graph of one u8s8 matmul
+(matmul_floor.py's) spends its instructions in. Two processes at a time: about 4 minutes for
+the 124M shape on two cores.
+
+    python benchmarks/avx2_instructions.py --work runs/compare/gpt2-seed123
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+GRAPHS = {"spamkit-int8": "bundle-{target}/model.int8.onnx",
+          "optimum-int8": "optimum-int8/model_quantized.onnx",
+          "optimum-int8-avx2": "optimum-int8-avx2/model_quantized.onnx"}
+
+
+def run_messages(graph: str, tokens: int, runs: int, save: str | None) -> None:
+    """In the counted process, on one thread: a warm-up message, one more, then `runs` more,
+    each followed by a handshake on stdin/stdout (where the parent zeroes callgrind's counters,
+    dumps them, dumps them again: the second dump holds the `runs` messages alone)."""
+    import onnxruntime as ort  # only this and numpy here: under valgrind an import takes seconds
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+    ids = (np.arange(tokens, dtype=np.int64) * 7919) % 50000 + 100  # any ids: same work
+    feed = {"input_ids": ids[None], "attention_mask": np.ones((1, tokens), np.int64),
+            "position_ids": np.arange(tokens, dtype=np.int64)[None]}
+    feed = {i.name: feed[i.name] if i.name in feed else  # the probe's x: 10.0 quantizes to 255
+            np.full((1, tokens, i.shape[-1]), 10.0, np.float32) for i in session.get_inputs()}
+    gc.disable()  # a collection would land in one process's count and not in another's
+    for count in (1, 1, runs):  # warm-up, one message that absorbs one-off costs, the counted
+        for _ in range(count):
+            outputs = session.run(None, feed)
+        print("ready", flush=True)
+        sys.stdin.readline()
+    if save:
+        np.save(save, outputs[0])
+
+
+def write_probe(path: Path) -> np.ndarray:
+    """matmul_floor's u8s8 MLP matmul, to `path`; returns its exact product for activations
+    that quantize to 255 (255 - zero point 128 = 127): AVX2's kernel clips some pair sums."""
+    from onnx import load_from_string, numpy_helper
+
+    from matmul_floor import SHAPES, matmul_graph
+
+    model = matmul_graph(*SHAPES[2], "u8s8")
+    path.write_bytes(model)
+    inits = {t.name: numpy_helper.to_array(t) for t in load_from_string(model).graph.initializer}
+    return 127 * inits["w"].astype(np.int64).sum(axis=0) * inits["w_scale"] * inits["x_scale"]
+
+
+def counted(graph: Path, tokens: int, runs: int, out: Path, save: Path | None = None) -> Path:
+    """Runs `run_messages` under callgrind; returns the file that counts its `runs` messages
+    on its main thread, which runs every op (one intra-op thread). The others are left out:
+    ONNX Runtime runs a thread of its own beside it, whose count varies between processes."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+           "PYTHONHASHSEED": "0"}
+    cmd = ["valgrind", "--tool=callgrind", "--separate-threads=yes", f"--callgrind-out-file={out}",
+           sys.executable, __file__, "--graph", graph, "--tokens", tokens, "--runs", runs,
+           "--save", save or ""]
+    with subprocess.Popen(list(map(str, cmd)), env=env, text=True, stdin=subprocess.PIPE,
+                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL) as child:
+        for command in ("--zero", "--dump", "--dump"):
+            if child.stdout.readline().strip() != "ready":
+                sys.exit(f"avx2_instructions: {graph} failed under valgrind")
+            subprocess.run(["callgrind_control", command, str(child.pid)], check=True,
+                           capture_output=True)
+            child.stdin.write("\n")
+            child.stdin.flush()
+    if child.returncode != 0:
+        sys.exit(f"avx2_instructions: {graph} failed under valgrind")
+    return out.with_name(out.name + ".2-01")
+
+
+def per_function(out: Path) -> Counter:
+    """Instructions per function (self cost), read from a callgrind file (callgrind_annotate
+    counts calls that began before the counters were zeroed as their callers' own cost)."""
+    names, costs, function, after_call = {}, Counter(), "", False
+    for line in out.read_text(errors="replace").splitlines():
+        key, _, value = line.partition("=")
+        if key in ("fn", "cfn"):
+            match = re.match(r"\((\d+)\)\s*(.*)", value)
+            names.setdefault(match.group(1), match.group(2))
+            if key == "fn":
+                function = names[match.group(1)]
+        elif key == "calls":
+            after_call = True
+        elif line[:1] and line[0] in "0123456789+-*":
+            if not after_call:  # the line after calls= is that call's inclusive cost
+                costs[function] += int(line.split()[-1])
+            after_call = False
+    return costs
+
+
+def per_message(graph: Path, args: argparse.Namespace, out: Path) -> Counter:
+    """Instructions of one message, per function."""
+    costs = per_function(counted(graph, args.tokens, args.runs, out))
+    return Counter({function: c / args.runs for function, c in costs.items()})
+
+
+def u8s8_kernel(args: argparse.Namespace, tmp: Path) -> str:
+    """The function that a u8s8 matmul spends its instructions in under valgrind, after
+    checking that it is AVX2's kernel (it clips)."""
+    exact = write_probe(tmp / "probe.onnx")
+    costs = per_function(counted(tmp / "probe.onnx", args.tokens, args.runs, tmp / "probe.out",
+                                 save=tmp / "probe.npy"))
+    if np.abs(np.load(tmp / "probe.npy")[0, 0] - exact).max() < 1e-3:
+        sys.exit("avx2_instructions: valgrind's CPU ran an exact u8s8 kernel, not AVX2's")
+    return costs.most_common(1)[0][0]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--work", type=Path, default=Path("runs/compare/gpt2-seed123"))
+    parser.add_argument("--target", default="portable", help="spamkit's bundle-TARGET in --work")
+    parser.add_argument("--tokens", type=int, default=19)
+    parser.add_argument("--runs", type=int, default=2)
+    parser.add_argument("--graph", help=argparse.SUPPRESS)  # these two: the counted process
+    parser.add_argument("--save", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.graph:
+        return run_messages(args.graph, args.tokens, args.runs, args.save)
+    if not (shutil.which("valgrind") and shutil.which("callgrind_control")):
+        sys.exit("avx2_instructions: needs valgrind (Debian: apt-get install valgrind)")
+    graphs = {route: args.work / path.format(target=args.target) for route, path in GRAPHS.items()}
+    missing = [str(p) for p in graphs.values() if not p.is_file()]
+    if missing:
+        sys.exit(f"avx2_instructions: no {missing[0]}: run `make compare` first")
+    with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(2) as pool:
+        kernel = pool.submit(u8s8_kernel, args, Path(tmp))
+        counts = dict(zip(graphs, pool.map(
+            lambda route: per_message(graphs[route], args, Path(tmp) / f"{route}.out"), graphs)))
+        report(counts, kernel.result(), args)
+
+
+def report(counts: dict[str, Counter], kernel: str, args: argparse.Namespace) -> None:
+    print(f"Instructions per message of {args.tokens} tokens on ONNX Runtime's AVX2 kernels "
+          f"(valgrind's CPU, 1 thread); the u8s8 matmul kernel is {kernel}")
+    print("| graph | M instructions | in the u8s8 kernel | busiest function "
+          "| spamkit-int8 / this |")
+    print("|---|---:|---:|---|---:|")
+    totals = {route: sum(costs.values()) for route, costs in counts.items()}
+    for route, costs in counts.items():
+        busiest, top = costs.most_common(1)[0]
+        ratio = totals["spamkit-int8"] / totals[route]
+        print(f"| {route} | {totals[route] / 1e6:.1f} | {costs[kernel] / 1e6:.1f} "
+              f"({100 * costs[kernel] / totals[route]:.0f}%) | {busiest} "
+              f"({100 * top / totals[route]:.0f}%) | {ratio:.2f} |")
+    peer = min((r for r in totals if r.startswith("optimum")), key=totals.get)
+    print(f"Floor: spamkit-int8's u8s8 kernel alone is "
+          f"{counts['spamkit-int8'][kernel] / totals[peer]:.2f}x {peer}'s whole message.")
+
+
+if __name__ == "__main__":
+    main()

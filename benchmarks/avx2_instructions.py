@@ -174,7 +174,7 @@ def report(counts: dict[str, Counter], kernel: str, args: argparse.Namespace) ->
         busiest, top = costs.most_common(1)[0]
         ratio = totals["spamkit-int8"] / totals[route]
         print(f"| {route} | {totals[route] / 1e6:.1f} | {costs[kernel] / 1e6:.1f} "
-              f"({100 * costs[kernel] / totals[route]:.0f}%) | {busiest} "
+              f"({100 * costs[kernel] / totals[route]:.0f}%) | {busiest}: {top / 1e6:.1f} "
               f"({100 * top / totals[route]:.0f}%) | {ratio:.2f} |")
     peer = min((r for r in totals if r.startswith("optimum")), key=totals.get)
     print(f"Floor: spamkit-int8's u8s8 kernel alone is "

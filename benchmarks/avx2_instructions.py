@@ -69,9 +69,10 @@ def run_messages(graph: str, tokens: int, runs: int, save: str | None) -> None:
 def write_probe(path: Path) -> np.ndarray:
     """matmul_floor's u8s8 MLP matmul, to `path`; returns its exact product for activations
     that quantize to 255 (255 - zero point 128 = 127): AVX2's kernel clips some pair sums."""
-    from onnx import load_from_string, numpy_helper  # here, not at the top: the counted
+    # Imported here: the counted process runs without onnx and spamkit (slow under valgrind).
+    from onnx import load_from_string, numpy_helper
 
-    from matmul_floor import SHAPES, matmul_graph  # process runs without them (and spamkit's)
+    from matmul_floor import SHAPES, matmul_graph
 
     model = matmul_graph(*SHAPES[2], "u8s8")
     path.write_bytes(model)

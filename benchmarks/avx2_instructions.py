@@ -36,11 +36,6 @@ from pathlib import Path
 
 import numpy as np
 
-GRAPHS = {"spamkit-int8": "bundle-{target}/model.int8.onnx",
-          "optimum-int8": "optimum-int8/model_quantized.onnx",
-          "optimum-int8-avx2": "optimum-int8-avx2/model_quantized.onnx"}
-
-
 def run_messages(graph: str, tokens: int, runs: int, save: str | None) -> None:
     """In the counted process, on one thread: a warm-up message, one more, then `runs` more,
     each followed by a handshake on stdin/stdout (where the parent zeroes callgrind's counters,
@@ -78,6 +73,17 @@ def write_probe(path: Path) -> np.ndarray:
     path.write_bytes(model)
     inits = {t.name: numpy_helper.to_array(t) for t in load_from_string(model).graph.initializer}
     return 127 * inits["w"].astype(np.int64).sum(axis=0) * inits["w_scale"] * inits["x_scale"]
+
+
+def compare_graphs(work: Path, target: str) -> dict[str, Path]:
+    """The int8 graphs `make compare` made in `work`: spamkit's and each optimum preset's."""
+    # Imported here: the counted process runs without them (and spamkit; slow under valgrind).
+    from compare import OPTIMUM_INT8, OPTIMUM_INT8_FILE
+
+    from spamkit.runtime.bundle import GRAPH_FILES
+
+    return {"spamkit-int8": work / f"bundle-{target}" / GRAPH_FILES["int8"],
+            **{route: work / route / OPTIMUM_INT8_FILE for route in OPTIMUM_INT8}}
 
 
 def counted(graph: Path, tokens: int, runs: int, out: Path, save: Path | None = None) -> Path:
@@ -153,7 +159,7 @@ def main() -> None:
         return run_messages(args.graph, args.tokens, args.runs, args.save)
     if not (shutil.which("valgrind") and shutil.which("callgrind_control")):
         sys.exit("avx2_instructions: needs valgrind (Debian: apt-get install valgrind)")
-    graphs = {route: args.work / path.format(target=args.target) for route, path in GRAPHS.items()}
+    graphs = compare_graphs(args.work, args.target)
     missing = [str(p) for p in graphs.values() if not p.is_file()]
     if missing:
         sys.exit(f"avx2_instructions: no {missing[0]}: run `make compare` first")

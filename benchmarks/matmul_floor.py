@@ -10,8 +10,8 @@ that do not stay in cache all come on top.
 u8s8 is spamkit's int8 graph (int8 weights; `portable` and `x86-avx2` keep each pair of
 neighbouring same-sign weights within 128, which is the same kernel at the same speed); u8u8
 stores the weights as uint8 with a zero point of 128, the format ONNX Runtime suggests where
-u8s8 saturates. Every line names the
-host's ISA: the kernels differ by ISA (spamkit.runtime.isa).
+u8s8 saturates. Every line names the host's ISA: the kernels differ by ISA
+(spamkit.runtime.isa).
 
     python benchmarks/matmul_floor.py --tokens 19 48
 """

@@ -1,6 +1,6 @@
 # `make demo`: set up, train the best recipe from random weights on the SMS Spam Collection
 # (docs/experiments.md), export int8, classify.
-# `make test`: set up and run the test suite (what CI runs).
+# `make test`: set up, lint (`make lint`) and run the test suite (what CI runs).
 # `make test-web`: the browser and Node.js tests (`make web-deps` installs what they need).
 # `make test-arm64`: the runtime on an aarch64 CPython under qemu-user (tests/arm64; CI runs it).
 # `make mutants`: one-line bugs, one per README guarantee; each must fail its tests.
@@ -36,7 +36,7 @@ CHROMIUM_PACKAGE ?= chromium-headless-shell
 # fetches the CUDA ones, from NuGet), and protobufjs's only checks its version.
 NPM_CI := npm ci --no-audit --no-fund --ignore-scripts
 
-.PHONY: setup demo test mutants compare clean web-deps test-web test-arm64
+.PHONY: setup demo lint test mutants compare clean web-deps test-web test-arm64
 
 setup: $(VENV)/.installed
 
@@ -60,10 +60,14 @@ demo: setup
 		"WINNER!! You have been selected to receive a £900 prize reward! Call 09061701461 to claim." \
 		"Ok lar... Joking wif u oni... see you at 6?"
 
+# pycodestyle, pyflakes and import order, at the line length of pyproject.toml.
+lint: setup
+	$(VENV)/bin/ruff check .
+
 # Two workers, a test file each at a time (pytest-xdist): most tests use one core.
 PYTEST_WORKERS ?= 2
 # valgrind (apt, as root, where missing): benchmarks/avx2_instructions.py runs graphs under it.
-test: setup
+test: setup lint
 	command -v valgrind >/dev/null || \
 		{ apt-get update && apt-get install -y --no-install-recommends valgrind; }
 	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile -m "not browser and not node and not arm64"

@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
+
 def run_messages(graph: str, tokens: int, runs: int, save: str | None) -> None:
     """In the counted process, on one thread: a warm-up message, one more, then `runs` more,
     each followed by a handshake on stdin/stdout (where the parent zeroes callgrind's counters,
@@ -65,9 +66,8 @@ def write_probe(path: Path) -> np.ndarray:
     """matmul_floor's u8s8 MLP matmul, to `path`; returns its exact product for activations
     that quantize to 255 (255 - zero point 128 = 127): AVX2's kernel clips some pair sums."""
     # Imported here: the counted process runs without onnx and spamkit (slow under valgrind).
-    from onnx import load_from_string, numpy_helper
-
     from matmul_floor import SHAPES, matmul_graph
+    from onnx import load_from_string, numpy_helper
 
     model = matmul_graph(*SHAPES[2], "u8s8")
     path.write_bytes(model)

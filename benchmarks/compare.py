@@ -13,7 +13,8 @@
 2. Rounds: every route in a fresh process of its own, one at a time, in the same order each
    round, on the same messages with the same threads (spamkit.jobs.measure times them all).
 3. Report: the median of each figure over the rounds, spamkit's ratio to each peer, the
-   targets for the 124M shape, and cross-checks that the routes compute the same thing (token counts, logits).
+   targets for the 124M shape, and cross-checks that the routes compute the same thing (token
+   counts, logits).
 
 transformers and optimum live in --peer-python's venv only (optimum-onnx needs
 transformers<4.58); the book and spamkit routes run in this interpreter's venv.
@@ -123,7 +124,8 @@ def quantize_peer(peer_bin: Path, fp32: Path, out: Path, preset: str) -> None:
                 shutil.copy(f, tmp / f.name)
 
 
-def route_command(route: str, args: argparse.Namespace, paths: dict[str, Path]) -> tuple[list, dict]:
+def route_command(route: str, args: argparse.Namespace,
+                  paths: dict[str, Path]) -> tuple[list, dict]:
     """How to start a route's measuring process, and its route spec."""
     if route in SPAMKIT:
         bench = BenchConfig(bundle=str(paths["bundle"]), threads=args.threads,

@@ -86,7 +86,8 @@ def main() -> None:
                                          providers=["CPUExecutionProvider"]) for k, n in SHAPES]
         for tokens in args.tokens:
             full = [median_seconds(s, k, tokens, args.runs) for s, (k, _) in zip(sessions, SHAPES)]
-            one = [median_seconds(s, k, 1, args.runs) for s, (k, _) in zip(sessions[1:], SHAPES[1:])]
+            one = [median_seconds(s, k, 1, args.runs)
+                   for s, (k, _) in zip(sessions[1:], SHAPES[1:])]
             total = (N_LAYER - 1) * sum(full) + full[0] + sum(one)
             rates = [2 * k * n * tokens / t / 1e12 for (k, n), t in zip(SHAPES, full)]
             print(f"{host_isa().name} {precision} {tokens} tokens: 48 matmuls "

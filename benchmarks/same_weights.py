@@ -32,7 +32,8 @@ def make_checkpoint(out: Path, preset: str, seed: int, data: str) -> None:
     torch.manual_seed(seed)
     model = GPTClassifier(preset_config(preset, num_classes=len(LABELS))).eval()
     ckpt = Checkpoint(model, LABELS, preset, DataConfig(path=data, seed=seed),
-                      training={"init": "random", "seed": seed, "note": "untrained, for benchmarks"})
+                      training={"init": "random", "seed": seed,
+                                "note": "untrained, for benchmarks"})
     save_checkpoint(out, ckpt, metrics={})
 
 

@@ -22,7 +22,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[123, 124, 125, 126, 127])
     parser.add_argument("--json", action="store_true", help="print one JSON object at the end")
-    parser.add_argument("train_args", nargs=argparse.REMAINDER, help="after --: spamkit train flags")
+    parser.add_argument("train_args", nargs=argparse.REMAINDER,
+                        help="after --: spamkit train flags")
     args = parser.parse_args()
     train_args = [a for a in args.train_args if a != "--"]
     results = []

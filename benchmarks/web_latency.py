@@ -70,7 +70,8 @@ def main() -> None:
     args = parser.parse_args()
     texts = load_splits(DataConfig(path=args.data)).test.texts[: args.messages]
     print(f"{len(texts)} SMS messages of the test split, one at a time, {platform.machine()}")
-    print(summary("browser (onnxruntime-web, 1 thread)", browser_ms(args.bundle, texts, args.screenshot)))
+    browser = browser_ms(args.bundle, texts, args.screenshot)
+    print(summary("browser (onnxruntime-web, 1 thread)", browser))
     print(summary("python runtime (onnxruntime, 1 thread)", python_ms(args.bundle, texts, 1)))
     print(summary("python runtime (onnxruntime, default)", python_ms(args.bundle, texts, None)))
 

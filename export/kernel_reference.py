@@ -139,7 +139,10 @@ def _pair_sums(graph: ir.Graph, name: str, a32: ir.Value, w: np.ndarray, za: int
         w = np.concatenate([w, np.zeros((1, n), np.int32)])
     half = w.shape[0] // 2
     col_sums = (za * w.sum(axis=0)).astype(np.int32)
-    c = lambda suffix, array: add_const(graph, f"{name}.{suffix}", array)
+
+    def c(suffix: str, array: np.ndarray) -> ir.Value:
+        return add_const(graph, f"{name}.{suffix}", array)
+
     padding = w.shape[0] - k
     out_shape = ir.Node("", "Shape", [a32], {"end": ir.AttrInt64("end", -1)},
                         name=f"{name}.rows_shape")

@@ -90,7 +90,8 @@ def _weight(node: ir.Node) -> np.ndarray | None:
     bias = node.inputs[2] if len(node.inputs) > 2 else None
     if node.op_type == "Gemm" and attrs.get("alpha", 1.0) == attrs.get("beta", 1.0) == 1.0 \
             and not attrs.get("transA", 0) \
-            and (bias is None or (bias.const_value is not None and len(bias.const_value.shape) == 1)):
+            and (bias is None
+                 or (bias.const_value is not None and len(bias.const_value.shape) == 1)):
         w = node.inputs[1].const_value.numpy()
         return w.T if attrs.get("transB", 0) else w
     return None

@@ -3,7 +3,8 @@
     manifest.json        labels, context length, pad id, vocabulary size, graphs and the device
                          each is meant for, versions, sha256 of every file
     tokenizer.json       the GPT-2 tokenizer (see tokenizer.py)
-    model.onnx           fp32 graph: (input_ids, attention_mask) int64 -> logits float32 [batch, classes]
+    model.onnx           fp32 graph: (input_ids, attention_mask) int64 -> logits float32
+                         [batch, classes]
     model.int8.onnx      the same graph with int8 weights (CPU)
     model.fp16.onnx      the same graph in fp16, same inputs and outputs (CUDA)
     GRAPH.data           each graph's weights, beside it (ONNX Runtime memory-maps them)

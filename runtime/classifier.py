@@ -1,4 +1,5 @@
-"""`Classifier`: load a bundle, tokenize, batch, run ONNX Runtime, return labels or probabilities."""
+"""`Classifier`: load a bundle, tokenize, batch, run ONNX Runtime, return labels or
+probabilities."""
 
 from __future__ import annotations
 

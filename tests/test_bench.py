@@ -99,7 +99,8 @@ def test_bench_prints_a_table_for_people(tiny_bundle):
     assert head.startswith(f"{tiny_bundle}: fp32 graph model.onnx (")
     assert "on cpu, threads 1, batch size 32" in head
     names = [row.split()[0] for row in rows]
-    assert names == ["ISA", "start-up", "batch-1", "throughput", "peak", "messages", "machine", "software"]
+    assert names == ["ISA", "start-up", "batch-1", "throughput", "peak", "messages", "machine",
+                     "software"]
     text = "\n".join(rows)
     for words in ("s from process start to first answer", "p50", "p90", "over 20 messages",
                   "msgs/s: 150 messages", "MB", "ONNX Runtime"):

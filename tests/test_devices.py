@@ -69,8 +69,8 @@ def test_the_fp16_graph_has_fp16_weights_behind_the_same_interface(fp16_export):
     assert out.name == "logits" and out.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
     weights = [w for w in graph.initializer if np.prod(w.dims) >= 64]
     assert weights and all(w.data_type == onnx.TensorProto.FLOAT16 for w in weights)
-    ratio = (bundle / "model.fp16.onnx.data").stat().st_size / (bundle / "model.onnx.data").stat().st_size
-    assert 0.45 < ratio < 0.55
+    fp16, fp32 = ((bundle / f).stat().st_size for f in ("model.fp16.onnx.data", "model.onnx.data"))
+    assert 0.45 < fp16 / fp32 < 0.55
 
 
 def test_fp16_logits_stay_close_to_pytorch_fp32_on_real_messages(tiny_checkpoint, fp16_export):

@@ -96,7 +96,8 @@ def test_an_int8_bundle_ships_only_the_int8_graph(tiny_checkpoint, tmp_path):
 def test_failed_export_leaves_no_bundle(tiny_checkpoint, tmp_path):
     out = tmp_path / "bundle"
     with pytest.raises(SpamkitError, match="no data file"):
-        export_bundle(tiny_checkpoint, out, ExportConfig(int8=True, data=str(tmp_path / "nope.tsv")))
+        missing = ExportConfig(int8=True, data=str(tmp_path / "nope.tsv"))
+        export_bundle(tiny_checkpoint, out, missing)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -108,7 +109,8 @@ def test_first_token_model_exports_and_matches_pytorch(tmp_path):
     train(TrainConfig(preset="tiny", token="first", epochs=1, max_steps=3, compile=False),
           DataConfig(path=str(SMS_FILE)), str(tmp_path / "ckpt"))
     manifest = export_bundle(tmp_path / "ckpt", tmp_path / "bundle", ExportConfig())
-    assert manifest.token == "first" and manifest.verification["fp32_max_abs_logit_diff_vs_torch"] <= 1e-4
+    assert manifest.token == "first"
+    assert manifest.verification["fp32_max_abs_logit_diff_vs_torch"] <= 1e-4
     clf = Classifier.load(tmp_path / "bundle")
     # Reading the first token, a message is judged by its first word alone.
     np.testing.assert_allclose(clf.logits("Free entry now"), clf.logits("Free money!!"), atol=1e-5)

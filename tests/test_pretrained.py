@@ -112,8 +112,9 @@ def test_a_spamkit_classifier_becomes_transformers_gpt2_for_sequence_classificat
 
 def test_train_with_local_weights_through_the_cli(hf_dirs, hf_model, tmp_path):
     out = tmp_path / "ckpt"
-    result = spamkit_cli("train", "--init", "gpt2", "--weights", hf_dirs["bin"] / "pytorch_model.bin",
-                         "--trainable", "head", "--epochs", "1", "--max-steps", "3", "--no-compile",
+    result = spamkit_cli("train", "--init", "gpt2",
+                         "--weights", hf_dirs["bin"] / "pytorch_model.bin", "--trainable", "head",
+                         "--epochs", "1", "--max-steps", "3", "--no-compile",
                          "--out", out, "--data", SMS_FILE)
     assert result.returncode == 0, result.stderr
     assert "loaded tiny GPT-2 weights" in result.stdout

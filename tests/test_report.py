@@ -27,7 +27,8 @@ def test_training_writes_its_curves_beside_the_metrics(tiny_checkpoint):
 
 def test_eval_of_checkpoint_and_bundles_agree(tiny_checkpoint, tiny_bundle, tmp_path):
     reports = {}
-    for name, args in {"checkpoint": [tiny_checkpoint], "fp32": [tiny_bundle, "--precision", "fp32"],
+    for name, args in {"checkpoint": [tiny_checkpoint],
+                       "fp32": [tiny_bundle, "--precision", "fp32"],
                        "int8": [tiny_bundle, "--precision", "int8"]}.items():
         result = spamkit_cli("eval", *args, "--data", SMS_FILE, "--json")
         assert result.returncode == 0, result.stderr
@@ -91,7 +92,8 @@ def assert_one_line_error(result, *words):
 def test_data_with_other_labels_is_refused(tiny_bundle, tmp_path):
     data = tmp_path / "other.csv"
     data.write_text("text,label\n" + "".join(f"message {i},{'ab'[i % 2]}\n" for i in range(50)))
-    assert_one_line_error(spamkit_cli("eval", tiny_bundle, "--data", data), "differ from the model's")
+    result = spamkit_cli("eval", tiny_bundle, "--data", data)
+    assert_one_line_error(result, "differ from the model's")
 
 
 def test_an_empty_split_is_refused(tiny_bundle, tmp_path):

@@ -15,7 +15,8 @@ RUNTIME_DEPS = ("onnxruntime", "numpy", "tiktoken")
 
 
 def _python(code: str) -> str:
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120)
     assert result.returncode == 0, result.stderr
     return result.stdout
 
@@ -60,7 +61,8 @@ def test_an_app_classifies_in_a_process_where_torch_cannot_be_imported(tiny_bund
         "import sys; sys.modules['torch'] = None  # any `import torch` now raises\n"
         "from spamkit.runtime import Classifier\n"
         f"clf = Classifier.load({str(tiny_bundle)!r})\n"
-        "print(clf.device, clf.precision, clf.predict(['Free entry! Win cash now', 'see you at 6']))\n"
+        "print(clf.device, clf.precision,\n"
+        "      clf.predict(['Free entry! Win cash now', 'see you at 6']))\n"
         "print(clf.predict_proba('hello').sum())"
     )
     first, second = out.strip().splitlines()

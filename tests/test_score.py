@@ -90,7 +90,8 @@ def test_one_message_per_line_numbered_from_one(tmp_path, tiny_bundle):
 def test_json_lines_with_numeric_ids(tmp_path, tiny_bundle):
     texts = SMS[10:40] + ["an escaped lone surrogate \ud800 becomes U+FFFD"]
     path = tmp_path / "messages.jsonl"
-    lines = [json.dumps({"n": 1000 + i, "message": t, "meta": {"x": 1}}) for i, t in enumerate(texts)]
+    lines = [json.dumps({"n": 1000 + i, "message": t, "meta": {"x": 1}})
+             for i, t in enumerate(texts)]
     path.write_text("\n".join(lines[:5]) + "\n\n" + "\n".join(lines[5:]) + "\n", encoding="utf-8")
     out = tmp_path / "scores.csv"
 

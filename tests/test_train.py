@@ -159,7 +159,8 @@ def test_tokens_spelled_alike_share_what_they_learn():
 def test_char_ngram_training_writes_a_plain_checkpoint_that_scores_the_same(tmp_path):
     metrics = train(TrainConfig(preset="tiny", char_ngrams=4, epochs=1, max_steps=20, lr=1e-3,
                                 compile=False), DATA, str(tmp_path / "ckpt"))
-    assert set(_weights(tmp_path / "ckpt")) == set(GPTClassifier(preset_config("tiny")).state_dict())
+    expected = GPTClassifier(preset_config("tiny")).state_dict()
+    assert set(_weights(tmp_path / "ckpt")) == set(expected)
     config = json.loads((tmp_path / "ckpt" / "config.json").read_text())
     assert config["training"]["char_ngrams"] == 4
     # The folded table gives the checkpoint the accuracy the training run measured.

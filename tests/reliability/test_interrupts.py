@@ -1,7 +1,7 @@
 """Killing and interrupting `spamkit train`, `spamkit export` and `spamkit score` with real
-signals, as a crash, an OOM kill or a user's Ctrl-C would: whatever moment the signal lands, a directory either is
-absent, or refuses to load, or is the finished result; an interrupted run resumes to the same
-result as an uninterrupted one.
+signals, as a crash, an OOM kill or a user's Ctrl-C would: whatever moment the signal lands, a
+directory either is absent, or refuses to load, or is the finished result; an interrupted run
+resumes to the same result as an uninterrupted one.
 
 Every command runs in its own process (`python -m spamkit`) on the real SMS data, with the
 `tiny` preset, fp32, on the CPU and no torch.compile. Children run with OMP_NUM_THREADS=1: on a

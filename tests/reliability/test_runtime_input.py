@@ -112,7 +112,8 @@ def test_a_hundred_thousand_messages_stream_in_bounded_memory(tiny_bundle):
     assert peak < 10 * 2**20, f"peak traced memory {peak / 2**20:.1f} MiB"
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=300, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(texts=st.lists(st.text(max_size=300), min_size=1, max_size=6))
 def test_fuzz_arbitrary_text(clf, texts):
     p = clf.predict_proba(texts)

@@ -114,9 +114,9 @@ def format_table(r: dict) -> str:
     software = (f"spamkit {m['spamkit']}, ONNX Runtime {r['onnxruntime']} "
                 f"({', '.join(r['providers'])})")
     isa = f"host {r['host_isa']}; graph built for {r['graph_target']}"
-    rows = [("ISA", isa), ("start-up", startup), ("batch-1 latency", latency), ("throughput", throughput),
-            ("peak RSS", rss), ("messages", messages), ("machine", machine),
-            ("software", software)]
+    rows = [("ISA", isa), ("start-up", startup), ("batch-1 latency", latency),
+            ("throughput", throughput), ("peak RSS", rss), ("messages", messages),
+            ("machine", machine), ("software", software)]
     head = (f"{r['bundle']}: {r['precision']} graph {r['graph']} ({r['graph_mb']:.1f} MB) on "
             f"{r['device']}, threads {r['threads']}, batch size {r['batch_size']}")
     width = max(len(name) for name, _ in rows)

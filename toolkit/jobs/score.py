@@ -55,7 +55,8 @@ class ScoreConfig:
 
     def check(self) -> None:
         if self.engine not in ENGINES:
-            raise SpamkitError(f"unknown --engine {self.engine!r}; choose from {', '.join(ENGINES)}")
+            raise SpamkitError(f"unknown --engine {self.engine!r}; "
+                               f"choose from {', '.join(ENGINES)}")
         if self.batch_size < 1 or self.actors < 1:
             raise SpamkitError("--batch-size and --actors must be at least 1")
         if self.engine == "local" and (self.address is not None or self.actors != 1):

@@ -18,7 +18,8 @@ from spamkit.errors import SpamkitError
 from spamkit.training.checkpoint import check_shapes, expected_shapes
 from spamkit.training.model import GPTClassifier
 
-HUB_IDS = {name: f"openai-community/{name}" for name in ("gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl")}
+HUB_IDS = {name: f"openai-community/{name}"
+           for name in ("gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl")}
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
 # Not weights: old checkpoints' causal-mask buffers (the LM head is dropped by name).
@@ -129,7 +130,8 @@ def gpt2_config(path: Path, state: dict[str, torch.Tensor], **overrides) -> GPTC
     else:
         known = {(c.n_layer, c.n_embd): c.n_head for c in PRESETS.values()}
         if (n_layer, n_embd) not in known:
-            raise SpamkitError(f"cannot tell the number of heads of {path}: put its config.json beside it")
+            raise SpamkitError(f"cannot tell the number of heads of {path}: "
+                               "put its config.json beside it")
         n_head = known[(n_layer, n_embd)]
     return GPTConfig(vocab_size=vocab, context_length=context, n_layer=n_layer, n_head=n_head,
                      n_embd=n_embd, **overrides)

@@ -14,8 +14,10 @@ message; callgrind's counters zeroed; one more message (the first after zeroing 
 cost, whatever the graph); counters dumped; --runs messages of --tokens tokens (19: the median
 of `spamkit bench`'s latency messages); counters dumped again. Only those last messages, on the
 main thread, are counted. The u8s8 kernel is the function that a graph of one u8s8 matmul
-(matmul_floor.py's) spends its instructions in. Two processes at a time: about 4 minutes for
-the 124M shape on two cores.
+(matmul_floor.py's) spends its instructions in. Then the same count for one MLP matmul in each
+of matmul_floor.py's precisions: whether any other matmul of ONNX Runtime's is cheaper on AVX2
+than the u8s8 kernel that sets the floor. Two processes at a time: about 5 minutes for the 124M
+shape on two cores.
 
     python benchmarks/avx2_instructions.py --work runs/compare/gpt2-seed123
 """
@@ -146,6 +148,16 @@ def u8s8_kernel(args: argparse.Namespace, tmp: Path) -> str:
     return costs.most_common(1)[0][0]
 
 
+def matmul_instructions(precision: str, args: argparse.Namespace, tmp: Path) -> float:
+    """Instructions per message of matmul_floor's MLP matmul in `precision`: ONNX Runtime's
+    matmul kernels side by side (is another as cheap as u8s8 on AVX2?)."""
+    from matmul_floor import SHAPES, matmul_graph
+
+    graph = tmp / f"matmul-{precision}.onnx"
+    graph.write_bytes(matmul_graph(*SHAPES[2], precision))
+    return sum(per_message(graph, args, tmp / f"matmul-{precision}.out").values())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--work", type=Path, default=Path("runs/compare/gpt2-seed123"))
@@ -163,11 +175,15 @@ def main() -> None:
     missing = [str(p) for p in graphs.values() if not p.is_file()]
     if missing:
         sys.exit(f"avx2_instructions: no {missing[0]}: run `make compare` first")
+    from matmul_floor import PRECISIONS
+
     with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(2) as pool:
         kernel = pool.submit(u8s8_kernel, args, Path(tmp))
+        matmuls = {p: pool.submit(matmul_instructions, p, args, Path(tmp)) for p in PRECISIONS}
         counts = dict(zip(graphs, pool.map(
             lambda route: per_message(graphs[route], args, Path(tmp) / f"{route}.out"), graphs)))
         report(counts, kernel.result(), args)
+        report_matmuls({p: f.result() for p, f in matmuls.items()}, args)
 
 
 def report(counts: dict[str, Counter], kernel: str, args: argparse.Namespace) -> None:
@@ -186,6 +202,19 @@ def report(counts: dict[str, Counter], kernel: str, args: argparse.Namespace) ->
     peer = min((r for r in totals if r.startswith("optimum")), key=totals.get)
     print(f"Floor: spamkit-int8's u8s8 kernel alone is "
           f"{counts['spamkit-int8'][kernel] / totals[peer]:.2f}x {peer}'s whole message.")
+
+
+
+def report_matmuls(counts: dict[str, float], args: argparse.Namespace) -> None:
+    from matmul_floor import SHAPES
+
+    k, n = SHAPES[2]
+    print(f"\nOne MLP matmul ({k} -> {n}) of {args.tokens} tokens in each of ONNX Runtime's "
+          "matmuls (benchmarks/matmul_floor.py's graphs), on AVX2's kernels:")
+    print("| matmul | M instructions | / u8s8 |")
+    print("|---|---:|---:|")
+    for precision, count in counts.items():
+        print(f"| {precision} | {count / 1e6:.2f} | {count / counts['u8s8']:.2f} |")
 
 
 if __name__ == "__main__":

@@ -10,8 +10,11 @@ that do not stay in cache all come on top.
 u8s8 is spamkit's int8 graph (int8 weights; `portable` and `x86-avx2` keep each pair of
 neighbouring same-sign weights within 128, which is the same kernel at the same speed); u8u8
 stores the weights as uint8 with a zero point of 128, the format ONNX Runtime suggests where
-u8s8 saturates. Every line names the host's ISA: the kernels differ by ISA
-(spamkit.runtime.isa).
+u8s8 saturates. nbits8 and nbits4 are ONNX Runtime's other int8 route, MatMulNBits: weights of
+8 or 4 bits in blocks of 32 along K with a scale each, computed in int8 (accuracy_level 4: the
+activations are quantized per block as it runs), the kernels its blockwise quantizer
+(onnxruntime.quantization.matmul_nbits_quantizer) targets. Every line names the host's ISA: the
+kernels differ by ISA (spamkit.runtime.isa).
 
     python benchmarks/matmul_floor.py --tokens 19 48
 """
@@ -29,22 +32,44 @@ from spamkit.runtime.isa import host_isa
 
 N_EMBD, N_LAYER = 768, 12
 SHAPES = ((N_EMBD, 3 * N_EMBD), (N_EMBD, N_EMBD), (N_EMBD, 4 * N_EMBD), (4 * N_EMBD, N_EMBD))
+PRECISIONS = ("u8s8", "u8u8", "nbits8", "nbits4", "fp32")
+NBITS_BLOCK = 32
 RNG = np.random.default_rng(0)
+
+
+def int8_nodes(k: int, n: int, precision: str) -> tuple[list, dict]:
+    """QuantizeLinear + MatMulIntegerToFloat, int8 (u8s8) or uint8 (u8u8) weights."""
+    w = RNG.integers(-127, 128, (k, n)).astype(np.int8)
+    inits = {"w": w, "x_scale": np.float32(0.02), "x_zero": np.uint8(128),
+             "w_scale": RNG.random(n).astype(np.float32) * 1e-3, "b": np.zeros(n, np.float32)}
+    if precision == "u8u8":
+        inits["w"] = (w.astype(np.int16) + 128).astype(np.uint8)
+        inits["w_zero"] = np.full(n, 128, np.uint8)
+    nodes = [helper.make_node("QuantizeLinear", ["x", "x_scale", "x_zero"], ["xq"]),
+             helper.make_node("MatMulIntegerToFloat",
+                              ["xq", "w", "x_scale", "w_scale", "x_zero",
+                               "w_zero" if precision == "u8u8" else "", "b"],
+                              ["y"], domain="com.microsoft")]
+    return nodes, inits
+
+
+def nbits_nodes(k: int, n: int, bits: int) -> tuple[list, dict]:
+    """MatMulNBits: [n, blocks, packed bytes] weights (zero point 2^(bits-1)), int8 compute."""
+    blocks = k // NBITS_BLOCK
+    inits = {"w": RNG.integers(0, 256, (n, blocks, NBITS_BLOCK * bits // 8), dtype=np.uint8),
+             "w_scale": RNG.random(n * blocks).astype(np.float32) * 1e-3,
+             "b": np.zeros(n, np.float32)}
+    node = helper.make_node("MatMulNBits", ["x", "w", "w_scale", "", "", "b"], ["y"],
+                            domain="com.microsoft", K=k, N=n, bits=bits,
+                            block_size=NBITS_BLOCK, accuracy_level=4)
+    return [node], inits
 
 
 def matmul_graph(k: int, n: int, precision: str) -> bytes:
     if precision in ("u8s8", "u8u8"):
-        w = RNG.integers(-127, 128, (k, n)).astype(np.int8)
-        inits = {"w": w, "x_scale": np.float32(0.02), "x_zero": np.uint8(128),
-                 "w_scale": RNG.random(n).astype(np.float32) * 1e-3, "b": np.zeros(n, np.float32)}
-        if precision == "u8u8":
-            inits["w"] = (w.astype(np.int16) + 128).astype(np.uint8)
-            inits["w_zero"] = np.full(n, 128, np.uint8)
-        nodes = [helper.make_node("QuantizeLinear", ["x", "x_scale", "x_zero"], ["xq"]),
-                 helper.make_node("MatMulIntegerToFloat",
-                                  ["xq", "w", "x_scale", "w_scale", "x_zero",
-                                   "w_zero" if precision == "u8u8" else "", "b"],
-                                  ["y"], domain="com.microsoft")]
+        nodes, inits = int8_nodes(k, n, precision)
+    elif precision.startswith("nbits"):
+        nodes, inits = nbits_nodes(k, n, int(precision.removeprefix("nbits")))
     else:
         inits = {"w": RNG.standard_normal((k, n)).astype(np.float32) * 0.02,
                  "b": np.zeros(n, np.float32)}
@@ -75,8 +100,7 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, nargs="+", default=[19, 48])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--runs", type=int, default=400, help="timed runs per matmul")
-    parser.add_argument("--precisions", nargs="+", default=["u8s8", "u8u8", "fp32"],
-                        choices=["u8s8", "u8u8", "fp32"])
+    parser.add_argument("--precisions", nargs="+", default=list(PRECISIONS), choices=PRECISIONS)
     args = parser.parse_args()
     options = ort.SessionOptions()
     options.intra_op_num_threads = args.threads

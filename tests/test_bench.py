@@ -164,7 +164,8 @@ def test_matmul_floor_reports_each_precision_at_each_length_on_this_isa():
     isa = host_isa().name  # the kernels, and so the figures, differ by ISA: each line names it
     assert head.startswith(f"host {host_isa().describe()}")
     assert [line.split(" 48 matmuls ")[0] for line in lines] == [
-        f"{isa} {p} {n} tokens:" for p in ("u8s8", "u8u8", "fp32") for n in (3, 7)]
+        f"{isa} {p} {n} tokens:" for p in ("u8s8", "u8u8", "nbits8", "nbits4", "fp32")
+        for n in (3, 7)]
     assert all(float(line.split("48 matmuls ")[1].split(" ms")[0]) > 0 for line in lines)
 
 
@@ -183,9 +184,16 @@ def test_avx2_instructions_counts_graphs_on_avx2_kernels_from_any_x86_host(tiny_
         [sys.executable, ROOT / "benchmarks" / "avx2_instructions.py", "--work", work,
          "--tokens", "7", "--runs", "4"], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
-    rows = [line.strip("|").split("|") for line in result.stdout.splitlines()
+    graphs, matmuls = result.stdout.split("\n\n")
+    rows = [line.strip("|").split("|") for line in graphs.splitlines()
             if line.startswith("| ") and "graph" not in line]
     assert [row[0].strip() for row in rows] == ["spamkit-int8", "optimum-int8", "optimum-int8-avx2"]
     for _, total, in_kernel, _, ratio in rows:
         assert 0 < float(in_kernel.split()[0]) < float(total)
         assert 0.9 < float(ratio) < 1.1  # the same graph three times: the same work
+    # ONNX Runtime's matmuls side by side on AVX2: u8u8 is the slower kernel (vpmaddwd), fp32
+    # does more still; each is counted against u8s8.
+    ratios = {row[0].strip(): float(row[2]) for row in
+              (line.strip("|").split("|") for line in matmuls.splitlines()[3:])}
+    assert list(ratios) == ["u8s8", "u8u8", "nbits8", "nbits4", "fp32"]
+    assert ratios["u8s8"] == 1.0 and ratios["u8u8"] > 1.1 and ratios["fp32"] > ratios["u8u8"]

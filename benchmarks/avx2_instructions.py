@@ -13,11 +13,10 @@ Graphs: those `make compare` made (spamkit's int8 bundle, optimum's two int8 pre
 message; callgrind's counters zeroed; one more message (the first after zeroing takes a one-off
 cost, whatever the graph); counters dumped; --runs messages of --tokens tokens (19: the median
 of `spamkit bench`'s latency messages); counters dumped again. Only those last messages, on the
-main thread, are counted. The u8s8 kernel is the function that a graph of one u8s8 matmul
-(matmul_floor.py's) spends its instructions in. Then the same count for one MLP matmul in each
-of matmul_floor.py's precisions: whether any other matmul of ONNX Runtime's is cheaper on AVX2
-than the u8s8 kernel that sets the floor. Two processes at a time: about 5 minutes for the 124M
-shape on two cores.
+main thread, are counted. The same count, in one more process, for one MLP matmul in each of
+matmul_floor.py's precisions: whether any other matmul of ONNX Runtime's is cheaper on AVX2
+than the u8s8 kernel that sets the floor (the function the u8s8 one spends its instructions
+in). Two processes at a time: 2-5 minutes for the 124M shape on two cores.
 
     python benchmarks/avx2_instructions.py --work runs/compare/gpt2-seed123
 """
@@ -39,29 +38,37 @@ from pathlib import Path
 import numpy as np
 
 
-def run_messages(graph: str, tokens: int, runs: int, save: str | None) -> None:
-    """In the counted process, on one thread: a warm-up message, one more, then `runs` more,
-    each followed by a handshake on stdin/stdout (where the parent zeroes callgrind's counters,
-    dumps them, dumps them again: the second dump holds the `runs` messages alone)."""
+def run_messages(graphs: list[str], tokens: int, runs: int, save: str | None) -> None:
+    """In the counted process, on one thread, each graph in turn: a warm-up message, one more,
+    then `runs` more, each followed by a handshake on stdin/stdout (where the parent zeroes
+    callgrind's counters, dumps them, dumps them again: the second dump holds the `runs` messages
+    alone). `save`: the first graph's output."""
     import onnxruntime as ort  # only this and numpy here: under valgrind an import takes seconds
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = options.inter_op_num_threads = 1
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+    gc.disable()  # a collection would land in one process's count and not in another's
+    for graph in graphs:
+        session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+        feed = message_feed(session, tokens)
+        for count in (1, 1, runs):  # warm-up, one message that absorbs one-off costs, counted
+            for _ in range(count):
+                outputs = session.run(None, feed)
+            print("ready", flush=True)
+            sys.stdin.readline()
+        if save:
+            np.save(save, outputs[0])
+            save = None
+
+
+def message_feed(session: object, tokens: int) -> dict[str, np.ndarray]:
+    """A message of `tokens` tokens for a classifier graph, or activations for a matmul's."""
     ids = (np.arange(tokens, dtype=np.int64) * 7919) % 50000 + 100  # any ids: same work
     feed = {"input_ids": ids[None], "attention_mask": np.ones((1, tokens), np.int64),
             "position_ids": np.arange(tokens, dtype=np.int64)[None]}
-    feed = {i.name: feed[i.name] if i.name in feed else  # the probe's x: 10.0 quantizes to 255
+    return {i.name: feed[i.name] if i.name in feed else  # the probe's x: 10.0 quantizes to 255
             np.full((1, tokens, i.shape[-1]), 10.0, np.float32) for i in session.get_inputs()}
-    gc.disable()  # a collection would land in one process's count and not in another's
-    for count in (1, 1, runs):  # warm-up, one message that absorbs one-off costs, the counted
-        for _ in range(count):
-            outputs = session.run(None, feed)
-        print("ready", flush=True)
-        sys.stdin.readline()
-    if save:
-        np.save(save, outputs[0])
 
 
 def write_probe(path: Path) -> np.ndarray:
@@ -88,27 +95,28 @@ def compare_graphs(work: Path, target: str) -> dict[str, Path]:
             **{route: work / route / OPTIMUM_INT8_FILE for route in OPTIMUM_INT8}}
 
 
-def counted(graph: Path, tokens: int, runs: int, out: Path, save: Path | None = None) -> Path:
-    """Runs `run_messages` under callgrind; returns the file that counts its `runs` messages
-    on its main thread, which runs every op (one intra-op thread). The others are left out:
-    ONNX Runtime runs a thread of its own beside it, whose count varies between processes."""
+def counted(graphs: list[Path], tokens: int, runs: int, out: Path,
+            save: Path | None = None) -> list[Path]:
+    """Runs `run_messages` under callgrind; returns the files that count each graph's `runs`
+    messages on the main thread, which runs every op (one intra-op thread). The others are left
+    out: ONNX Runtime runs a thread of its own beside it, whose count varies between processes."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
            "PYTHONHASHSEED": "0"}
     cmd = ["valgrind", "--tool=callgrind", "--separate-threads=yes", f"--callgrind-out-file={out}",
-           sys.executable, __file__, "--graph", graph, "--tokens", tokens, "--runs", runs,
-           "--save", save or ""]
+           sys.executable, __file__, "--tokens", tokens, "--runs", runs, "--save", save or "",
+           "--graphs", *graphs]
     with subprocess.Popen(list(map(str, cmd)), env=env, text=True, stdin=subprocess.PIPE,
                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL) as child:
-        for command in ("--zero", "--dump", "--dump"):
+        for command in ("--zero", "--dump", "--dump") * len(graphs):
             if child.stdout.readline().strip() != "ready":
-                sys.exit(f"avx2_instructions: {graph} failed under valgrind")
+                sys.exit(f"avx2_instructions: {graphs} failed under valgrind")
             subprocess.run(["callgrind_control", command, str(child.pid)], check=True,
                            capture_output=True)
             child.stdin.write("\n")
             child.stdin.flush()
     if child.returncode != 0:
-        sys.exit(f"avx2_instructions: {graph} failed under valgrind")
-    return out.with_name(out.name + ".2-01")
+        sys.exit(f"avx2_instructions: {graphs} failed under valgrind")
+    return [out.with_name(f"{out.name}.{2 * i + 2}-01") for i in range(len(graphs))]
 
 
 def per_function(out: Path) -> Counter:
@@ -131,31 +139,29 @@ def per_function(out: Path) -> Counter:
     return costs
 
 
-def per_message(graph: Path, args: argparse.Namespace, out: Path) -> Counter:
-    """Instructions of one message, per function."""
-    costs = per_function(counted(graph, args.tokens, args.runs, out))
-    return Counter({function: c / args.runs for function, c in costs.items()})
+def per_message(graphs: list[Path], args: argparse.Namespace, out: Path,
+                save: Path | None = None) -> list[Counter]:
+    """Instructions of one message, per function, for each graph (all in one process)."""
+    return [Counter({function: c / args.runs for function, c in per_function(file).items()})
+            for file in counted(graphs, args.tokens, args.runs, out, save)]
 
 
-def u8s8_kernel(args: argparse.Namespace, tmp: Path) -> str:
-    """The function that a u8s8 matmul spends its instructions in under valgrind, after
-    checking that it is AVX2's kernel (it clips)."""
-    exact = write_probe(tmp / "probe.onnx")
-    costs = per_function(counted(tmp / "probe.onnx", args.tokens, args.runs, tmp / "probe.out",
-                                 save=tmp / "probe.npy"))
+def matmul_counts(args: argparse.Namespace, tmp: Path) -> tuple[str, dict[str, float]]:
+    """Instructions per message of matmul_floor's MLP matmul in each of its precisions: ONNX
+    Runtime's matmuls side by side (is any as cheap as u8s8 on AVX2?). And the function that
+    the u8s8 one spends them in, after checking that it is AVX2's kernel (it clips)."""
+    from matmul_floor import PRECISIONS, SHAPES, matmul_graph
+
+    exact = write_probe(tmp / "matmul-u8s8.onnx")
+    precisions = ["u8s8", *(p for p in PRECISIONS if p != "u8s8")]
+    for precision in precisions[1:]:
+        (tmp / f"matmul-{precision}.onnx").write_bytes(matmul_graph(*SHAPES[2], precision))
+    costs = per_message([tmp / f"matmul-{p}.onnx" for p in precisions], args,
+                        tmp / "matmul.out", save=tmp / "probe.npy")
     if np.abs(np.load(tmp / "probe.npy")[0, 0] - exact).max() < 1e-3:
         sys.exit("avx2_instructions: valgrind's CPU ran an exact u8s8 kernel, not AVX2's")
-    return costs.most_common(1)[0][0]
-
-
-def matmul_instructions(precision: str, args: argparse.Namespace, tmp: Path) -> float:
-    """Instructions per message of matmul_floor's MLP matmul in `precision`: ONNX Runtime's
-    matmul kernels side by side (is another as cheap as u8s8 on AVX2?)."""
-    from matmul_floor import SHAPES, matmul_graph
-
-    graph = tmp / f"matmul-{precision}.onnx"
-    graph.write_bytes(matmul_graph(*SHAPES[2], precision))
-    return sum(per_message(graph, args, tmp / f"matmul-{precision}.out").values())
+    kernel = costs[0].most_common(1)[0][0]
+    return kernel, {p: sum(c.values()) for p, c in zip(precisions, costs)}
 
 
 def main() -> None:
@@ -164,26 +170,25 @@ def main() -> None:
     parser.add_argument("--target", default="portable", help="spamkit's bundle-TARGET in --work")
     parser.add_argument("--tokens", type=int, default=19)
     parser.add_argument("--runs", type=int, default=2)
-    parser.add_argument("--graph", help=argparse.SUPPRESS)  # these two: the counted process
+    parser.add_argument("--graphs", nargs="+", help=argparse.SUPPRESS)  # the counted process
     parser.add_argument("--save", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.graph:
-        return run_messages(args.graph, args.tokens, args.runs, args.save)
+    if args.graphs:
+        return run_messages(args.graphs, args.tokens, args.runs, args.save)
     if not (shutil.which("valgrind") and shutil.which("callgrind_control")):
         sys.exit("avx2_instructions: needs valgrind (Debian: apt-get install valgrind)")
     graphs = compare_graphs(args.work, args.target)
     missing = [str(p) for p in graphs.values() if not p.is_file()]
     if missing:
         sys.exit(f"avx2_instructions: no {missing[0]}: run `make compare` first")
-    from matmul_floor import PRECISIONS
-
     with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(2) as pool:
-        kernel = pool.submit(u8s8_kernel, args, Path(tmp))
-        matmuls = {p: pool.submit(matmul_instructions, p, args, Path(tmp)) for p in PRECISIONS}
+        matmuls = pool.submit(matmul_counts, args, Path(tmp))
         counts = dict(zip(graphs, pool.map(
-            lambda route: per_message(graphs[route], args, Path(tmp) / f"{route}.out"), graphs)))
-        report(counts, kernel.result(), args)
-        report_matmuls({p: f.result() for p, f in matmuls.items()}, args)
+            lambda route: per_message([graphs[route]], args, Path(tmp) / f"{route}.out")[0],
+            graphs)))
+        kernel, matmul_totals = matmuls.result()
+        report(counts, kernel, args)
+        report_matmuls(matmul_totals, args)
 
 
 def report(counts: dict[str, Counter], kernel: str, args: argparse.Namespace) -> None:

@@ -593,6 +593,29 @@ def test_score_stopped_twice_resumes_to_the_uninterrupted_file(spamkit, tmp_path
     assert not partial.exists()
 
 
+
+def test_score_interrupted_inside_a_batch_says_how_many_rows_its_file_keeps(
+        spamkit, tmp_path, tiny_bundle, sms_20k, sms_20k_scored, hook_dir):
+    """Ctrl-C while a batch's rows are being written (here half-way through the 400th write
+    into the output's folder: the second batch's 142nd row or so): the message counts the
+    complete rows the partial file holds, that batch's first rows among them, and --resume
+    continues after exactly those."""
+    out = tmp_path / "scores" / "scores.csv"
+    out.parent.mkdir()
+    partial = out.with_name("scores.csv.partial")
+    score = ("score", tiny_bundle, sms_20k, "--out", out, *SCORE_FP32, "--batch-size", 256)
+
+    run = run_to_end(spamkit, *score, fault=f"torn:{out.parent}:SIGINT:400", hook=hook_dir)
+    assert run.proc.returncode == 130, run.describe()
+    message = one_error_line(run)
+    kept = int(re.search(r"interrupted after (\d+) of 20000 messages", message).group(1))
+    assert 256 < kept < 512 and rows_in(partial) == kept
+
+    run = run_to_end(spamkit, *score, "--resume")
+    assert run.proc.returncode == 0, run.describe()
+    assert run.out_lines[0] == f"resuming {out} after {kept} of 20000 messages"
+    assert out.read_bytes() == sms_20k_scored.read_bytes()
+
 # 7. Killed half-way through writing the data cache or a manifest -------------------------------
 
 def test_a_kill_while_the_data_is_cached_leaves_nothing_half_written(spamkit, tmp_path,

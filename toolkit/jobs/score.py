@@ -117,7 +117,6 @@ def score_file(bundle: str | Path, source: Source, output: str | Path, cfg: Scor
     else:
         write_bytes_atomic(record, json.dumps(run, indent=1).encode())
     output.parent.mkdir(parents=True, exist_ok=True)
-    written = done
     try:
         with open(partial, "a" if done else "w", encoding="utf-8", newline="") as f:
             rows = Rows(f, kind, manifest.labels)
@@ -126,9 +125,7 @@ def score_file(bundle: str | Path, source: Source, output: str | Path, cfg: Scor
             bar = tqdm(total=index.total, initial=done, unit=" messages", disable=None)
 
             def write(ids: Sequence[str], labels: Sequence[str], probs: np.ndarray) -> None:
-                nonlocal written
                 rows.write(ids, labels, probs)
-                written += len(ids)
                 bar.update(len(ids))
 
             try:
@@ -141,13 +138,16 @@ def score_file(bundle: str | Path, source: Source, output: str | Path, cfg: Scor
             finally:
                 bar.close()
     except BaseException as e:
-        if not written:  # nothing scored: nothing to resume either
+        # Counted in the file, now closed: a signal can land after a batch's rows were written
+        # (the file's buffer flushes as it fills and when it closes) and before any count.
+        kept = _complete_rows(partial, kind)[0] if partial.is_file() else 0
+        if not kept:  # nothing scored: nothing to resume either
             partial.unlink(missing_ok=True)
             record.unlink(missing_ok=True)
         if isinstance(e, KeyboardInterrupt):
-            raise Interrupted(f"interrupted after {written} of {index.total} messages"
+            raise Interrupted(f"interrupted after {kept} of {index.total} messages"
                               + (f", which {partial} keeps: add --resume to the same command "
-                                 "to continue" if written else "")) from None
+                                 "to continue" if kept else "")) from None
         raise
     commit_file(partial, output)
     record.unlink(missing_ok=True)
@@ -216,13 +216,19 @@ def _score_here(bundle: str | Path, source: Source, index: Index, first: int, cf
         write([r.id for r in batch], *score_texts(clf, [r.text for r in batch]))
 
 
-def _cut_to_complete_rows(partial: Path, kind: str, source: Source, index: Index) -> int:
-    """Cut an interrupted run's partial output after its last complete row (its run record has
-    been checked: same input, bundle and options); return how many rows it keeps."""
+def _complete_rows(partial: Path, kind: str) -> tuple[int, int]:
+    """How many complete rows a partial output holds, and the offset just after the last."""
     done, end = 0, 0
     if partial.stat().st_size:
         for row, after in records(Source(partial, kind, "label", "id"), whole_lines_only=True):
             done, end = row.number, after.offset
+    return done, end
+
+
+def _cut_to_complete_rows(partial: Path, kind: str, source: Source, index: Index) -> int:
+    """Cut an interrupted run's partial output after its last complete row (its run record has
+    been checked: same input, bundle and options); return how many rows it keeps."""
+    done, end = _complete_rows(partial, kind)
     if done > index.total:
         raise SpamkitError(f"{partial} has {done} rows, more than the {index.total} messages in "
                            f"{source.path}: it was scoring another input")

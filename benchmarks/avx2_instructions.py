@@ -9,14 +9,14 @@ much of a graph's work is ONNX Runtime's u8s8 matmul kernel, the floor that no g
 the same matmuls can go under on AVX2.
 
 Graphs: those `make compare` made (spamkit's int8 bundle, optimum's two int8 presets), from
---work. Each runs in a process of its own under callgrind, with one intra-op thread: a warm-up
-message; callgrind's counters zeroed; one more message (the first after zeroing takes a one-off
-cost, whatever the graph); counters dumped; --runs messages of --tokens tokens (19: the median
-of `spamkit bench`'s latency messages); counters dumped again. Only those last messages, on the
-main thread, are counted. The same count, in one more process, for one MLP matmul in each of
-matmul_floor.py's precisions: whether any other matmul of ONNX Runtime's is cheaper on AVX2
-than the u8s8 kernel that sets the floor (the function the u8s8 one spends its instructions
-in). Two processes at a time: 2-5 minutes for the 124M shape on two cores.
+--work. They run one after another in a process under callgrind, with one intra-op thread; for
+each, a warm-up message; callgrind's counters zeroed; one more message (the first after zeroing
+takes a one-off cost, whatever the graph); counters dumped; --runs messages of --tokens tokens
+(19: the median of `spamkit bench`'s latency messages); counters dumped again. Only those last
+messages, on the main thread, are counted. The same count, in a second process beside the
+first, for one MLP matmul in each of matmul_floor.py's precisions: whether any other matmul of
+ONNX Runtime's is cheaper on AVX2 than the u8s8 kernel that sets the floor (the function the
+u8s8 one spends its instructions in). About 1.5 minutes for the 124M shape on two quiet cores.
 
     python benchmarks/avx2_instructions.py --work runs/compare/gpt2-seed123
 """
@@ -181,11 +181,10 @@ def main() -> None:
     missing = [str(p) for p in graphs.values() if not p.is_file()]
     if missing:
         sys.exit(f"avx2_instructions: no {missing[0]}: run `make compare` first")
-    with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(2) as pool:
-        matmuls = pool.submit(matmul_counts, args, Path(tmp))
-        counts = dict(zip(graphs, pool.map(
-            lambda route: per_message([graphs[route]], args, Path(tmp) / f"{route}.out")[0],
-            graphs)))
+    with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(1) as pool:
+        matmuls = pool.submit(matmul_counts, args, Path(tmp))  # a process beside the graphs'
+        counts = dict(zip(graphs, per_message(list(graphs.values()), args,
+                                              Path(tmp) / "graphs.out")))
         kernel, matmul_totals = matmuls.result()
         report(counts, kernel, args)
         report_matmuls(matmul_totals, args)

@@ -65,16 +65,21 @@ def nbits_nodes(k: int, n: int, bits: int) -> tuple[list, dict]:
     return [node], inits
 
 
+def fp32_nodes(k: int, n: int) -> tuple[list, dict]:
+    """MatMul + Add, fp32 weights."""
+    inits = {"w": RNG.standard_normal((k, n)).astype(np.float32) * 0.02,
+             "b": np.zeros(n, np.float32)}
+    return [helper.make_node("MatMul", ["x", "w"], ["xw"]),
+            helper.make_node("Add", ["xw", "b"], ["y"])], inits
+
+
 def matmul_graph(k: int, n: int, precision: str) -> bytes:
     if precision in ("u8s8", "u8u8"):
         nodes, inits = int8_nodes(k, n, precision)
     elif precision.startswith("nbits"):
         nodes, inits = nbits_nodes(k, n, int(precision.removeprefix("nbits")))
     else:
-        inits = {"w": RNG.standard_normal((k, n)).astype(np.float32) * 0.02,
-                 "b": np.zeros(n, np.float32)}
-        nodes = [helper.make_node("MatMul", ["x", "w"], ["xw"]),
-                 helper.make_node("Add", ["xw", "b"], ["y"])]
+        nodes, inits = fp32_nodes(k, n)
     graph = helper.make_graph(
         nodes, "matmul", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, "t", k])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, "t", n])],

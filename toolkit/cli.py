@@ -220,16 +220,16 @@ def export(
     keep_fp32: bool = typer.Option(False, "--keep-fp32", help="With --int8 or --fp16, also "
                                    "ship the fp32 graph (without them it is the only graph)."),
     data: str | None = typer.Option(None, "--data", help="Validation data for the checks "
-                                       "(default: where the checkpoint was trained from)."),
+                                    "(default: where the checkpoint was trained from)."),
     force: bool = typer.Option(False, "--force", help="Replace the bundle already in --out; "
                                "anything else there is never replaced."),
     text_input: bool = typer.Option(False, "--text-input", help="Also write, for each graph, "
                                     "a text graph: strings in, logits out, GPT-2's tokenizer "
                                     "inside (needs spamkit[text])."),
     target: str | None = typer.Option(None, "--target", **one_of(("auto", *TARGETS)),
-                                         help="CPUs the int8 graph is for: portable (the "
-                                         "default: correct on all), x86-avx2, x86-vnni, arm64, "
-                                         "or auto (this host's kind); see docs/targets.md."),
+                                      help="CPUs the int8 graph is for: portable (the "
+                                      "default: correct on all), x86-avx2, x86-vnni, arm64, "
+                                      "or auto (this host's kind); see docs/targets.md."),
 ) -> None:
     """Export a checkpoint to a verified ONNX bundle."""
     from spamkit.export.bundle import ExportConfig, export_bundle
@@ -251,13 +251,13 @@ def eval_(
                               help="train, val, test (split as in training), or all "
                               "(every message of --data: for a held-out file of your own)."),
     precision: str | None = typer.Option(None, **one_of(GRAPHS_SMALLEST_FIRST),
-                                            help="Bundle graph: int8, fp16 or fp32."),
+                                         help="Bundle graph: int8, fp16 or fp32."),
     device: str = typer.Option("cpu", **one_of(RUNTIME_DEVICES),
                                help="Where a bundle runs: cpu, cuda or auto."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     plots: Path | None = typer.Option(None, "--plots", help="Write confusion_matrix.png and "
-                                         "precision_recall.png into this directory (needs "
-                                         "matplotlib, of the train extra)."),
+                                      "precision_recall.png into this directory (needs "
+                                      "matplotlib, of the train extra)."),
     digest: str | None = _digest_option(),
 ) -> None:
     """Accuracy, per-class precision/recall/F1 and the confusion matrix on a split."""
@@ -389,14 +389,14 @@ def bench(
     bundle: Path = typer.Argument(..., help="Bundle directory from `spamkit export`."),
     data: str | None = typer.Option(None, "--data", help="Messages to classify. " + DATA_HELP),
     text_column: str | None = typer.Option(None, help="Read --data as `spamkit score` reads "
-                                              "its input, labels not needed: this column of a "
-                                              "CSV/TSV, this field of JSON Lines, any other "
-                                              "file one message per line."),
+                                           "its input, labels not needed: this column of a "
+                                           "CSV/TSV, this field of JSON Lines, any other "
+                                           "file one message per line."),
     device: str = _device_option(),
     precision: str | None = _precision_option(),
     threads: int | None = typer.Option(None, **THREADS, help="ONNX Runtime threads "
-                                          "(default: the CPUs "
-                                          "this process may use)."),
+                                       "(default: the CPUs "
+                                       "this process may use)."),
     messages: int = typer.Option(200, help="Batch-1 latency over the first N messages."),
     throughput_messages: int = typer.Option(1000, help="Throughput of one call on a list of "
                                             "the first N messages."),
@@ -444,11 +444,11 @@ def score(
                                    "Ray)."),
     actors: int = typer.Option(1, min=1, help="Ray actors, each with its own copy of the model."),
     address: str | None = typer.Option(None, help="A running Ray cluster (host:port); "
-                                          "default: start one on this machine."),
+                                       "default: start one on this machine."),
     precision: str | None = typer.Option(None, **one_of(GRAPHS_SMALLEST_FIRST),
-                                            help="Graph to run: int8 or fp32."),
+                                         help="Graph to run: int8 or fp32."),
     threads: int | None = typer.Option(None, **THREADS,
-                                          help="ONNX Runtime threads (per actor)."),
+                                       help="ONNX Runtime threads (per actor)."),
     force: bool = typer.Option(False, "--force", help="Replace the scores file already at "
                                "--out; anything else there (the input above all) is never "
                                "replaced."),
@@ -510,8 +510,8 @@ def push(
     private: bool = typer.Option(False, "--private", help="Create the repository private."),
     message: str | None = typer.Option(None, "--message", help="Commit message."),
     dry_run: Path | None = typer.Option(None, "--dry-run", help="Write the files that would "
-                                           "be uploaded (the bundle and its model card, "
-                                           "README.md) into this new directory instead."),
+                                        "be uploaded (the bundle and its model card, "
+                                        "README.md) into this new directory instead."),
 ) -> None:
     """Publish a bundle to the Hugging Face Hub with a model card, for
     Classifier.load("hf://org/name") and `spamkit classify hf://org/name`

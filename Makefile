@@ -3,6 +3,7 @@
 # `make test`: set up, lint (`make lint`) and run the test suite (what CI runs).
 # `make test-web`: the browser and Node.js tests (`make web-deps` installs what they need).
 # `make test-arm64`: the runtime on an aarch64 CPython under qemu-user (tests/arm64; CI runs it).
+# `make test-avx2`: the int8 target tests on an emulated AVX2-only x86 host (CI runs it).
 # `make mutants`: one-line bugs, one per README guarantee; each must fail its tests.
 # `make compare`: spamkit against the book's PyTorch inference and transformers + optimum.
 PYTHON ?= python3
@@ -36,7 +37,7 @@ CHROMIUM_PACKAGE ?= chromium-headless-shell
 # fetches the CUDA ones, from NuGet), and protobufjs's only checks its version.
 NPM_CI := npm ci --no-audit --no-fund --ignore-scripts
 
-.PHONY: setup demo lint test mutants compare clean web-deps test-web test-arm64
+.PHONY: setup demo lint test mutants compare clean web-deps test-web test-arm64 test-avx2
 
 setup: $(VENV)/.installed
 
@@ -85,6 +86,10 @@ test-web: web-deps
 test-arm64: setup
 	tests/arm64/setup.sh
 	$(PY) -m pytest -q -m arm64 tests/arm64
+# Installs qemu-user-static (apt) where missing; qemu's Haswell CPU and a /proc/cpuinfo without
+# VNNI flags, in a mount namespace of its own (tests/avx2/run.sh).
+test-avx2: setup
+	tests/avx2/run.sh $(PY) -q
 
 # Each mutant in a copy of the tree, its tests run there; MUTANTS_ARGS="-j 2" runs two at once.
 MUTANTS_ARGS ?=

@@ -87,9 +87,10 @@ test-arm64: setup
 	tests/arm64/setup.sh
 	$(PY) -m pytest -q -m arm64 tests/arm64
 # Installs qemu-user-static (apt) where missing; qemu's Haswell CPU and a /proc/cpuinfo without
-# VNNI flags, in a mount namespace of its own (tests/avx2/run.sh).
+# AVX-512 or VNNI flags, in a mount namespace of its own (tests/avx2/emulated_host.sh).
 test-avx2: setup
-	tests/avx2/run.sh $(PY) -q
+	tests/avx2/emulated_host.sh $(PY) -m pytest -q -p no:cacheprovider -p no:xdist \
+		tests/test_targets.py
 
 # Each mutant in a copy of the tree, its tests run there; MUTANTS_ARGS="-j 2" runs two at once.
 MUTANTS_ARGS ?=

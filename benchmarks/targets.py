@@ -8,6 +8,11 @@ writes it, with the figures as JSON, to --out.
 
     python benchmarks/targets.py runs/demo/checkpoint --out runs/targets-mini \
         --data ../shared/data/sms_spam_collection/SMSSpamCollection
+
+On ONNX Runtime's real AVX2 kernels from any x86-64 host (emulated, slow; no reference needed):
+
+    tests/avx2/emulated_host.sh .venv/bin/python benchmarks/targets.py runs/demo/checkpoint \
+        --out runs/targets-demo-avx2 --data ... --kernels
 """
 
 from __future__ import annotations
@@ -78,9 +83,9 @@ def main() -> None:
     parser.add_argument("--targets", nargs="+", default=list(TARGETS), choices=TARGETS)
     parser.add_argument("--limit", type=int, help="only the first N test messages")
     kernels = sorted(set(KERNELS.values()))
-    parser.add_argument("--kernels", nargs="+", default=kernels, choices=kernels,
-                        help="the kernel references to run (pair sums on 8-bit weights of the "
-                             "124M shape take seconds a message)")
+    parser.add_argument("--kernels", nargs="*", default=kernels, choices=kernels,
+                        help="the kernel references to run, none with no value (pair sums on "
+                             "8-bit weights of the 124M shape take seconds a message)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     results = [measure_target(args.checkpoint, args.out / target, target, args.data, args.limit,

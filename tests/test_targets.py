@@ -3,12 +3,14 @@ host it runs on, and the kernel references tell from this host what another one 
 
 import json
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import onnx_ir as ir
 import onnxruntime as ort
 import pytest
-from conftest import SMS_FILE, assert_clean_failure, spamkit_cli
+from conftest import ROOT, SMS_FILE, assert_clean_failure, spamkit_cli
 
 from spamkit.export.bundle import ExportConfig, export_bundle
 from spamkit.export.kernel_reference import (
@@ -242,3 +244,31 @@ def test_a_bundle_before_format_4_is_taken_as_eight_bit(tiny_bundle, tmp_path):
     facts = isa_facts(clf.precision, clf.manifest.int8_target)
     assert facts["graph_target"] == "x86-vnni (8-bit; bundle before format 4)"
     assert ("target_risk" in facts) == (host_isa().kernel == PAIRS16)
+
+
+def test_targets_benchmark_tables_each_target_on_this_host_and_the_avx2_reference(
+        tiny_checkpoint, tiny_bundle, target_bundles, tmp_path):
+    """benchmarks/targets.py on bundles already exported (it exports only what is missing)."""
+    out = tmp_path / "targets"
+    out.mkdir()
+    (out / "portable").symlink_to(tiny_bundle)
+    (out / X86_VNNI).symlink_to(target_bundles[X86_VNNI])
+    result = subprocess.run(
+        [sys.executable, ROOT / "benchmarks" / "targets.py", tiny_checkpoint, "--out", out,
+         "--data", SMS_FILE, "--targets", X86_VNNI, "portable", "--limit", "40",
+         "--kernels", PAIRS16], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    head, _, _, _, *rows = (out / "targets.md").read_text().splitlines()
+    assert head.endswith(f"measured on {host_isa().describe()}")
+    cells = [[cell.strip() for cell in row.strip("|").split("|")] for row in rows]
+    agreement = {(target, route): agree for target, route, agree, _ in cells}
+    here = f"this host ({host_isa().name})"
+    assert list(agreement) == [(X86_VNNI, here), (X86_VNNI, "pairs16 kernels"),
+                               ("portable", here), ("portable", "pairs16 kernels")]
+    # Pair-safe weights: every kernel computes the same products, so the same labels.
+    assert agreement["portable", here] == agreement["portable", "pairs16 kernels"]
+    if host_isa().kernel == PAIRS16:  # here the host's own kernels are the ones referenced
+        assert agreement[X86_VNNI, here] == agreement[X86_VNNI, "pairs16 kernels"]
+    figures = json.loads((out / "targets.json").read_text())
+    assert figures["host_isa"] == host_isa().describe()
+    assert [r["messages"] for r in figures["results"]] == [40, 40]

@@ -104,17 +104,18 @@ def counted(graphs: list[Path], tokens: int, runs: int, out: Path,
     cmd = ["valgrind", "--tool=callgrind", "--separate-threads=yes", f"--callgrind-out-file={out}",
            sys.executable, __file__, "--tokens", tokens, "--runs", runs, "--save", save or "",
            "--graphs", *graphs]
+    failed = f"avx2_instructions: {', '.join(map(str, graphs))} failed under valgrind"
     with subprocess.Popen(list(map(str, cmd)), env=env, text=True, stdin=subprocess.PIPE,
                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL) as child:
         for command in ("--zero", "--dump", "--dump") * len(graphs):
             if child.stdout.readline().strip() != "ready":
-                sys.exit(f"avx2_instructions: {graphs} failed under valgrind")
+                sys.exit(failed)
             subprocess.run(["callgrind_control", command, str(child.pid)], check=True,
                            capture_output=True)
             child.stdin.write("\n")
             child.stdin.flush()
     if child.returncode != 0:
-        sys.exit(f"avx2_instructions: {graphs} failed under valgrind")
+        sys.exit(failed)
     return [out.with_name(f"{out.name}.{2 * i + 2}-01") for i in range(len(graphs))]
 
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs `PYTHON ARGS...` as on an x86 host with AVX2 but no VNNI, from any x86-64 host. CI's CPU
 # varies and has mostly had VNNI, so without this the AVX2 branches of the int8 targets would
-# seldom run (`make test-avx2` runs tests/test_targets.py in it). Two things make the host look AVX2-only:
+# seldom run (`make test-avx2` runs tests/test_targets.py in it). Two things make the host look
+# AVX2-only:
 #   - qemu-user's Haswell CPU: CPUID shows AVX2 without AVX-512 or VNNI, so ONNX Runtime picks
 #     its AVX2 u8s8 kernels (test_pair_saturation_probe checks that they clip pair sums);
 #   - a private mount namespace whose /proc/cpuinfo has the AVX-512, VNNI and AMX flags taken

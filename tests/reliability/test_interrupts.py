@@ -593,7 +593,6 @@ def test_score_stopped_twice_resumes_to_the_uninterrupted_file(spamkit, tmp_path
     assert not partial.exists()
 
 
-
 def test_score_interrupted_inside_a_batch_says_how_many_rows_its_file_keeps(
         spamkit, tmp_path, tiny_bundle, sms_20k, sms_20k_scored, hook_dir):
     """Ctrl-C while a batch's rows are being written (here half-way through the 400th write
@@ -615,6 +614,7 @@ def test_score_interrupted_inside_a_batch_says_how_many_rows_its_file_keeps(
     assert run.proc.returncode == 0, run.describe()
     assert run.out_lines[0] == f"resuming {out} after {kept} of 20000 messages"
     assert out.read_bytes() == sms_20k_scored.read_bytes()
+
 
 # 7. Killed half-way through writing the data cache or a manifest -------------------------------
 

@@ -3,9 +3,10 @@
 # `make test`: set up, lint (`make lint`) and run the test suite (what CI runs).
 # `make test-web`: the browser and Node.js tests (`make web-deps` installs what they need).
 # `make test-arm64`: the runtime on an aarch64 CPython under qemu-user (tests/arm64; CI runs it).
-# `make test-avx2`: the int8 target tests on an emulated AVX2-only x86 host (CI runs it).
+# `make test-avx2`: the int8 target tests on ONNX Runtime's AVX2 kernels (CI runs it).
 # `make mutants`: one-line bugs, one per README guarantee; each must fail its tests.
 # `make compare`: spamkit against the book's PyTorch inference and transformers + optimum.
+# `make compare-avx2`: the same with ONNX Runtime on its AVX2 kernels, on any x86-64 host.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -28,6 +29,8 @@ DEMO := runs/demo
 COMPARE_VENV ?= .venv-compare
 CPY := $(COMPARE_VENV)/bin/python
 COMPARE_ARGS ?=
+# A command that runs `make compare`'s Python, e.g. as on an AVX2-only host (compare-avx2).
+COMPARE_HOST ?=
 # The comparison is a CPU benchmark: CPU-only torch for the peers on every machine.
 COMPARE_TORCH_ARGS ?= --extra-index-url https://download.pytorch.org/whl/cpu
 
@@ -37,7 +40,7 @@ CHROMIUM_PACKAGE ?= chromium-headless-shell
 # fetches the CUDA ones, from NuGet), and protobufjs's only checks its version.
 NPM_CI := npm ci --no-audit --no-fund --ignore-scripts
 
-.PHONY: setup demo lint test mutants compare clean web-deps test-web test-arm64 test-avx2
+.PHONY: setup demo lint test mutants compare compare-avx2 clean web-deps test-web test-arm64 test-avx2
 
 setup: $(VENV)/.installed
 
@@ -71,7 +74,7 @@ PYTEST_WORKERS ?= 2
 test: setup lint
 	command -v valgrind >/dev/null || \
 		{ apt-get update && apt-get install -y --no-install-recommends valgrind; }
-	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile -m "not browser and not node and not arm64"
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile -m "not browser and not node and not arm64 and not avx2"
 
 # npm packages from the lockfiles (node_modules is not committed), and Chromium (apt, as root).
 web-deps: setup
@@ -86,11 +89,11 @@ test-web: web-deps
 test-arm64: setup
 	tests/arm64/setup.sh
 	$(PY) -m pytest -q -m arm64 tests/arm64
-# Installs qemu-user-static (apt) where missing; qemu's Haswell CPU and a /proc/cpuinfo without
-# AVX-512 or VNNI flags, in a mount namespace of its own (tests/avx2/emulated_host.sh).
+# ONNX Runtime's cpuid answered without AVX-512 or VNNI, and a /proc/cpuinfo without their flags
+# in a mount namespace of its own (tests/avx2/native_host.sh; gcc and binutils from apt if missing).
 test-avx2: setup
-	tests/avx2/emulated_host.sh $(PY) -m pytest -q -p no:cacheprovider -p no:xdist \
-		tests/test_targets.py
+	tests/avx2/native_host.sh $(PY) -m pytest -q -p no:cacheprovider -p no:xdist \
+		tests/test_targets.py tests/avx2
 
 # Each mutant in a copy of the tree, its tests run there; MUTANTS_ARGS="-j 2" runs two at once.
 MUTANTS_ARGS ?=
@@ -107,7 +110,10 @@ $(COMPARE_VENV)/.installed: Makefile
 	touch $@
 
 compare: setup $(COMPARE_VENV)/.installed
-	$(PY) benchmarks/compare.py --peer-python $(CPY) $(DATA_ARG) $(COMPARE_ARGS)
+	$(COMPARE_HOST) $(PY) benchmarks/compare.py --peer-python $(CPY) $(DATA_ARG) $(COMPARE_ARGS)
+
+compare-avx2: COMPARE_HOST = tests/avx2/native_host.sh
+compare-avx2: compare
 
 clean:
-	rm -rf $(VENV) $(COMPARE_VENV) runs .arm64
+	rm -rf $(VENV) $(COMPARE_VENV) runs .arm64 .avx2-overlay

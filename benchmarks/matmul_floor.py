@@ -17,6 +17,7 @@ activations are quantized per block as it runs), the kernels its blockwise quant
 kernels differ by ISA (spamkit.runtime.isa).
 
     python benchmarks/matmul_floor.py --tokens 19 48
+    tests/avx2/native_host.sh .venv/bin/python benchmarks/matmul_floor.py --tokens 19 48  # AVX2
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import numpy as np
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
+from spamkit.jobs.measure import cpu_model
 from spamkit.runtime.isa import host_isa
 
 N_EMBD, N_LAYER = 768, 12
@@ -109,7 +111,7 @@ def main() -> None:
     args = parser.parse_args()
     options = ort.SessionOptions()
     options.intra_op_num_threads = args.threads
-    print(f"host {host_isa().describe()}, ONNX Runtime {ort.__version__}")
+    print(f"host {cpu_model()}, {host_isa().describe()}, ONNX Runtime {ort.__version__}")
     for precision in args.precisions:
         sessions = [ort.InferenceSession(matmul_graph(k, n, precision), options,
                                          providers=["CPUExecutionProvider"]) for k, n in SHAPES]

@@ -9,9 +9,10 @@ writes it, with the figures as JSON, to --out.
     python benchmarks/targets.py runs/demo/checkpoint --out runs/targets-mini \
         --data ../shared/data/sms_spam_collection/SMSSpamCollection
 
-On ONNX Runtime's real AVX2 kernels from any x86-64 host (emulated, slow; no reference needed):
+On ONNX Runtime's AVX2 kernels from any x86-64 host (the host's own kernels then sum pairs in
+16 bits, so no reference is needed):
 
-    tests/avx2/emulated_host.sh .venv/bin/python benchmarks/targets.py runs/demo/checkpoint \
+    tests/avx2/native_host.sh .venv/bin/python benchmarks/targets.py runs/demo/checkpoint \
         --out runs/targets-demo-avx2 --data ... --kernels
 """
 

@@ -15,6 +15,7 @@ import pytest
 from conftest import ROOT, SMS_FILE, assert_clean_failure, spamkit_cli
 
 from spamkit.data import read_messages
+from spamkit.jobs.measure import cpu_model
 from spamkit.runtime import Classifier
 from spamkit.runtime.isa import host_isa
 
@@ -162,7 +163,7 @@ def test_matmul_floor_reports_each_precision_at_each_length_on_this_isa():
     assert result.returncode == 0, result.stderr
     head, *lines = result.stdout.splitlines()
     isa = host_isa().name  # the kernels, and so the figures, differ by ISA: each line names it
-    assert head.startswith(f"host {host_isa().describe()}")
+    assert head.startswith(f"host {cpu_model()}, {host_isa().describe()}")
     assert [line.split(" 48 matmuls ")[0] for line in lines] == [
         f"{isa} {p} {n} tokens:" for p in ("u8s8", "u8u8", "nbits8", "nbits4", "fp32")
         for n in (3, 7)]

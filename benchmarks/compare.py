@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from spamkit import __version__
-from spamkit.atomic import atomic_dir
+from spamkit.atomic import atomic_dir, write_bytes_atomic
 from spamkit.data import resolve_data
 from spamkit.jobs.bench import BenchConfig, child_command
 from spamkit.jobs.measure import MeasureConfig, machine_facts, run_child
@@ -199,10 +199,11 @@ def report(args: argparse.Namespace, results: dict, medians: dict, checks: dict,
         return "-" if value is None else FIGURES[name][2].format(value)
 
     lines += table({r: [shown(medians[r][n], n) for n in names] for r in routes}, names)
-    for s in (r for r in SPAMKIT if r in routes):
+    peers = [r for r in routes if r not in SPAMKIT]
+    for s in (r for r in SPAMKIT if r in routes and peers):
         lines += ["", f"{s}: times better than each peer (> 1: spamkit wins)"]
         rows = {}
-        for peer in (r for r in routes if r not in SPAMKIT):
+        for peer in peers:
             # spamkit's list figure is one predict() call on the list as given; it sorts by
             # length itself, so it is held against both orders of the peer's list.
             own = {n: medians[s]["msgs/s" if n == "msgs/s sorted" else n] for n in names}
@@ -298,13 +299,14 @@ def main() -> None:
                 f"({time.monotonic() - t0:.0f} s)")
     medians = {r: median_figures(runs) for r, runs in results.items()}
     checks = cross_checks(args, args.routes)
-    text = report(args, results, medians, checks, header, paths["bundle"])
+    # Saved before the report is made: minutes of measurement never hang on its formatting.
     saved = args.work / f"results-{args.preset}-{datetime.now():%Y%m%d-%H%M%S}.json"
     everything = {"header": header, "args": {k: str(v) for k, v in vars(args).items()},
                   "medians": medians, "checks": checks, "runs": results}
-    saved.write_text(json.dumps(everything, indent=2) + "\n")
-    print(json.dumps(everything, indent=2) if args.json else text)
+    write_bytes_atomic(saved, (json.dumps(everything, indent=2) + "\n").encode())
     log(f"results saved to {saved}")
+    text = report(args, results, medians, checks, header, paths["bundle"])
+    print(json.dumps(everything, indent=2) if args.json else text)
 
 
 if __name__ == "__main__":

@@ -148,6 +148,17 @@ def test_compare_runs_the_book_and_spamkit_routes_on_the_same_weights(tmp_path):
     assert r["checks"]["spamkit-int8 alone vs in the list"]["label_agreement"] == 1.0
 
 
+def test_compare_of_spamkit_routes_alone_saves_and_reports_them(tmp_path):
+    result = subprocess.run(
+        [sys.executable, ROOT / "benchmarks" / "compare.py", "--preset", "tiny", "--rounds", "1",
+         "--routes", "spamkit-int8", "--messages", "8", "--throughput-messages", "40",
+         "--work", tmp_path, "--data", SMS_FILE], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "spamkit-int8" in result.stdout and "times better than each peer" not in result.stdout
+    (saved,) = tmp_path.glob("results-tiny-*.json")
+    assert set(json.loads(saved.read_text())["medians"]) == {"spamkit-int8"}
+
+
 def test_compare_asks_for_the_peer_venv_only_when_a_peer_route_runs(tmp_path):
     result = subprocess.run(
         [sys.executable, ROOT / "benchmarks" / "compare.py", "--routes", "optimum-int8",

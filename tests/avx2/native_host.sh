@@ -42,13 +42,17 @@ ort=$("$py" -c 'import onnxruntime, os; print(os.path.dirname(onnxruntime.__file
 # Remade when the venv's onnxruntime, the shim or the patcher changes.
 source_id=$(stat -c '%n %s %Y' "$ort"/capi/*.so* && cat "$here/cpuid_mask.c" "$here/trap_cpuid.py" |
     sha256sum)
-if [[ ! -f $overlay/source || $(cat "$overlay/source") != "$source_id" ]]; then
-    "$py" "$here/trap_cpuid.py" "$ort" "$overlay"
-    gcc -O2 -Wall -Wextra -Werror -shared -fPIC -o "$overlay/cpuid_mask.so.tmp" \
-        "$here/cpuid_mask.c" -ldl
-    mv "$overlay/cpuid_mask.so.tmp" "$overlay/cpuid_mask.so"
-    printf '%s' "$source_id" >"$overlay/source"
-fi
+mkdir -p "$overlay"
+(  # one builder at a time: a second run waits, then finds the overlay made
+    flock 9
+    if [[ ! -f $overlay/source || $(cat "$overlay/source") != "$source_id" ]]; then
+        "$py" "$here/trap_cpuid.py" "$ort" "$overlay"
+        gcc -O2 -Wall -Wextra -Werror -shared -fPIC -o "$overlay/cpuid_mask.so.tmp" \
+            "$here/cpuid_mask.c" -ldl
+        mv "$overlay/cpuid_mask.so.tmp" "$overlay/cpuid_mask.so"
+        printf '%s' "$source_id" >"$overlay/source"
+    fi
+) 9>"$overlay/.lock"
 overlay=$(realpath "$overlay")
 export AVX2_OVERLAY=$overlay PYTHONPATH=$overlay${PYTHONPATH:+:$PYTHONPATH}
 export LD_PRELOAD=$overlay/cpuid_mask.so${LD_PRELOAD:+:$LD_PRELOAD}

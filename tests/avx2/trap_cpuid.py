@@ -34,6 +34,11 @@ def load_segments(library: Path) -> list[tuple[int, int, int]]:
     return [(int(r[1], 16), int(r[2], 16), int(r[4], 16)) for r in rows if r and r[0] == "LOAD"]
 
 
+def is_elf(path: Path) -> bool:
+    with path.open("rb") as f:
+        return f.read(4) == b"\x7fELF"
+
+
 def trap_cpuid(library: Path) -> int:
     """Rewrites the library in place; returns how many cpuid instructions now trap."""
     data = bytearray(library.read_bytes())
@@ -54,7 +59,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(dir=dest, prefix=".partial-"))
     try:
         copy = shutil.copytree(source, work / "onnxruntime")
-        libraries = [p for p in copy.rglob("*.so*") if p.read_bytes()[:4] == b"\x7fELF"]
+        libraries = [p for p in copy.rglob("*.so*") if is_elf(p)]
         counts = {p.name: trap_cpuid(p) for p in libraries}
         if not any(counts.values()):
             raise SystemExit(f"{source}: no cpuid instruction found in {sorted(counts)}")

@@ -92,17 +92,50 @@ def test_the_javascript_tokenizer_gives_tiktokens_ids(tiny_bundle, tmp_path):
     assert tokenizer.encode_batch(texts) == expected[: len(texts)]  # the Python runtime's ids
 
 
-def test_node_refuses_a_changed_graph_in_one_line(tiny_bundle, tmp_path):
+def change_a_byte(path: Path) -> None:
+    """A change that still parses: the tokenizer's name field (never read, so only the sha256
+    check can notice), else one byte flipped in the middle."""
+    raw = path.read_bytes()
+    if path.name == "tokenizer.json":
+        path.write_bytes(raw.replace(b'"name"', b'"nAme"', 1))
+    else:
+        middle = len(raw) // 2
+        path.write_bytes(raw[:middle] + bytes([raw[middle] ^ 0xFF]) + raw[middle + 1:])
+
+
+def tokenizer_in_a_subfolder(source: Path, bundle: Path) -> Path:
+    """A copy of `source` whose manifest puts its tokenizer at tok/tokenizer.json."""
+    from spamkit.export.manifest import with_checksums, write_manifest
+    from spamkit.runtime.bundle import Manifest
+
+    shutil.copytree(source, bundle)
+    (bundle / "tok").mkdir()
+    (bundle / "tokenizer.json").rename(bundle / "tok" / "tokenizer.json")
+    data = json.loads((bundle / "manifest.json").read_text())
+    data["tokenizer"] = "tok/tokenizer.json"
+    write_manifest(bundle, with_checksums(bundle, Manifest(**data)))
+    return bundle
+
+
+def test_node_reads_the_tokenizer_where_the_manifest_puts_it(tiny_bundle, tmp_path):
+    from spamkit.runtime import Classifier
+
+    bundle = tokenizer_in_a_subfolder(tiny_bundle, tmp_path / "bundle")
+    result = run_node(PROGRAM, bundle, "hello", LONG)
+    assert result.returncode == 0, result.stderr
+    labels = [json.loads(line)["label"] for line in result.stdout.splitlines()]
+    assert labels == Classifier.load(bundle).predict(["hello", LONG])
+
+
+@pytest.mark.parametrize("name", ["tokenizer.json", "model.int8.onnx", "model.int8.onnx.data"])
+def test_node_refuses_any_changed_file_in_one_line(tiny_bundle, tmp_path, name):
     bundle = tmp_path / "bundle"
     shutil.copytree(tiny_bundle, bundle)
-    data = bundle / "model.int8.onnx.data"
-    raw = bytearray(data.read_bytes())
-    raw[len(raw) // 2] ^= 0xFF
-    data.write_bytes(bytes(raw))
+    change_a_byte(bundle / name)
     result = run_node(PROGRAM, bundle, "hello")
     assert result.returncode == 1 and result.stdout == ""
-    assert result.stderr == (f"spamkit-node: error: {data} does not match its checksum: "
-                             "damaged or changed\n")
+    assert result.stderr == (f"spamkit-node: error: {bundle / name} does not match its "
+                             "checksum: damaged or changed\n")
 
 
 def test_node_says_how_to_call_it(tiny_bundle):

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import SMS_FILE, assert_clean_failure, spamkit_cli
-from test_node_port import LONG
+from test_node_port import LONG, change_a_byte, tokenizer_in_a_subfolder
 from webpage import ORT_WEB, classify_in_page, opened, require, served
 
 pytestmark = pytest.mark.browser
@@ -60,19 +60,17 @@ def test_a_user_types_a_message_and_sees_label_probability_and_time(site, tiny_b
     assert took.endswith(" ms") and float(took.removesuffix(" ms")) > 0
 
 
-def test_the_page_refuses_a_graph_changed_after_the_site_was_written(site, tmp_path):
+@pytest.mark.parametrize("name", ["tokenizer.json", "model.int8.onnx", "model.int8.onnx.data"])
+def test_the_page_refuses_any_file_changed_after_the_site_was_written(site, tmp_path, name):
     import shutil
 
     copy = tmp_path / "site"
     shutil.copytree(site, copy)
-    data = next((copy / "bundle").glob("*.onnx.data"))
-    raw = bytearray(data.read_bytes())
-    raw[len(raw) // 2] ^= 0xFF
-    data.write_bytes(bytes(raw))
+    change_a_byte(copy / "bundle" / name)
     with served(copy) as url, opened(url, []) as page:
         status = page.inner_text("#status")
         assert page.is_disabled("#message")
-    assert status == f"spamkit: error: bundle/{data.name} does not match its checksum: damaged " \
+    assert status == f"spamkit: error: bundle/{name} does not match its checksum: damaged " \
                      "or changed"
 
 
@@ -116,3 +114,18 @@ def test_spamkit_web_refuses_a_damaged_bundle_in_one_line(tiny_bundle, tmp_path)
                          "bundle not found", out=out)
     assert_clean_failure(spamkit_cli("web", tiny_bundle, "--out", out, "--digest", "0" * 64),
                          "not the pinned bundle", out=out)
+
+
+def test_a_bundle_with_its_tokenizer_in_a_subfolder_makes_a_working_site(tiny_bundle, tmp_path):
+    from spamkit.runtime import Classifier
+
+    require("onnxruntime-web (npm)", ORT_WEB.is_dir())
+    bundle = tokenizer_in_a_subfolder(tiny_bundle, tmp_path / "bundle")
+    out = tmp_path / "site"
+
+    result = spamkit_cli("web", bundle, "--out", out)
+
+    assert result.returncode == 0, result.stderr
+    with served(out) as url, opened(url, []) as page:
+        [answer] = classify_in_page(page, [SPAM])
+    assert answer["label"] == Classifier.load(bundle).predict(SPAM)

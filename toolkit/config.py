@@ -60,6 +60,10 @@ class GPTConfig:
             raise SpamkitError(f"a classifier needs at least 2 classes, not {self.num_classes}")
         if self.token not in TOKENS:
             raise SpamkitError(f"token must be 'last' or 'first', not {self.token!r}")
+        # Written so that NaN fails too: torch's dropout refuses it only deep inside a forward.
+        if (not isinstance(self.dropout, (int, float)) or isinstance(self.dropout, bool)
+                or not 0 <= self.dropout < 1):
+            raise SpamkitError(f"dropout must be a rate from 0 to below 1, not {self.dropout!r}")
 
     @property
     def parameters(self) -> int:

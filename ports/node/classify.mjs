@@ -36,7 +36,8 @@ async function loadBundle(bundle) {
   } catch (e) {
     throw new Error(`${bundle} is not a readable spamkit bundle: ${e.message}`);
   }
-  const tokenizer = new Tokenizer(JSON.parse(readVerified(bundle, manifest, "tokenizer.json")),
+  const tokenizerFile = manifest.tokenizer ?? "tokenizer.json"; // format 1 has no field
+  const tokenizer = new Tokenizer(JSON.parse(readVerified(bundle, manifest, tokenizerFile)),
     manifest.context_length);
   const { graph, files } = chooseGraph(manifest);
   files.forEach((name) => readVerified(bundle, manifest, name));

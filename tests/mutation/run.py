@@ -35,7 +35,10 @@ from pathlib import Path
 from mutants import MUTANTS, ROOT, Mutant, problems
 
 # What a test run needs from the tree; the data is found through ../shared, linked beside it.
-COPIED = ("toolkit", "export", "runtime", "tests", "benchmarks", "pyproject.toml", "README.md")
+COPIED = ("toolkit", "export", "runtime", "tests", "benchmarks", "ports", "pyproject.toml",
+          "README.md")
+# npm's packages for the page and the Node.js port (`make web-deps`): linked, not copied.
+NODE_MODULES = ("toolkit/web/node_modules", "ports/node/node_modules")
 PACKAGES = {"spamkit": "toolkit", "spamkit.export": "export", "spamkit.runtime": "runtime"}
 TIMEOUT_S = 1800  # one mutant's tests, at most
 
@@ -54,7 +57,7 @@ def copy_tree(source: Path, repo: Path) -> None:
     for name in COPIED:
         if (source / name).is_dir():
             shutil.copytree(source / name, repo / name, ignore=shutil.ignore_patterns(
-                "__pycache__", ".hypothesis", ".pytest_cache"))
+                "__pycache__", ".hypothesis", ".pytest_cache", "node_modules"))
         else:
             shutil.copy2(source / name, repo / name)
 
@@ -64,6 +67,9 @@ def make_copy(snapshot: Path, work: Path) -> Path:
     repo = work / "repo"
     copy_tree(snapshot, repo)
     (work / "shared").symlink_to(ROOT.parent / "shared")  # tests read ../shared/data
+    for modules in NODE_MODULES:
+        if (ROOT / modules).is_dir():
+            (repo / modules).symlink_to(ROOT / modules)
     package = repo / "_import" / "spamkit"
     package.mkdir(parents=True)
     for entry in (repo / "toolkit").iterdir():

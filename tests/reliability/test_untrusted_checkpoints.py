@@ -63,6 +63,8 @@ CHECKPOINT_CASES = {
     "no n_head": (without_model_entry("n_head"), ["no n_head"]),
     "n_layer as text": (with_model(n_layer="2"), ["n_layer must be a whole number"]),
     "n_layer 2.5": (with_model(n_layer=2.5), ["n_layer must be a whole number"]),
+    "dropout NaN": (with_model(dropout=float("nan")), ["dropout must be a rate", "nan"]),
+    "dropout 5": (with_model(dropout=5), ["dropout must be a rate", "5"]),
     "labels not a list": (lambda c: {**c, "labels": "ham,spam"}, ["labels are not a list"]),
     "one layer more than the weights": (with_model(n_layer=3), ["model.safetensors does not "
                                                                 "match", "missing h.2."]),

@@ -94,13 +94,41 @@ def _on_cuda(model) -> bool:
     return next(model.parameters()).is_cuda
 
 
+def refuse_other_settings(out_dir: str | Path, given: dict[str, object]) -> None:
+    """`--resume` continues with the settings the run started with: refuse, in one line, any
+    option given now (`given`: option name -> value) that says otherwise, rather than ignore it."""
+    meta = _read_meta(Path(out_dir) / STATE_DIR)
+    saved = {**meta["train"], **meta["data"]}
+    saved["data"] = saved.pop("path")
+    differ = [name for name, value in given.items() if not _same_setting(name, value,
+                                                                         saved.get(name))]
+    if differ:
+        said = ", ".join(f"--{n.replace('_', '-')} {given[n]} (it has {saved.get(n)})"
+                         for n in differ)
+        raise SpamkitError(f"--resume continues {out_dir} with the settings it started with, "
+                           f"and {said} differs: leave it out, or start afresh with --force")
+
+
+def _same_setting(name: str, given: object, saved: object) -> bool:
+    if name == "data" and given is not None and saved is not None:
+        return Path(str(given)).resolve() == Path(str(saved)).resolve()  # any spelling
+    return given == saved
+
+
+def _read_meta(state_dir: Path) -> dict:
+    try:
+        return read_format_json(state_dir / "state.json", FORMAT, 1, "spamkit training state")
+    except FileNotFoundError:
+        raise SpamkitError(f"nothing to resume in {state_dir.parent}: no {STATE_DIR}/ from an "
+                           "interrupted `spamkit train --out` there") from None
+
+
 def load_state(out_dir: str | Path) -> SavedState:
     state_dir = Path(out_dir) / STATE_DIR
+    meta = _read_meta(state_dir)
     try:
-        meta = read_format_json(state_dir / "state.json", FORMAT, 1, "spamkit training state")
         tensors = load_file(str(state_dir / "tensors.safetensors"))
     except FileNotFoundError:
-        raise SpamkitError(f"nothing to resume in {out_dir}: no {STATE_DIR}/ from an "
-                           "interrupted `spamkit train --out` there") from None
+        raise SpamkitError(f"{state_dir} is damaged: it has no tensors.safetensors") from None
     return SavedState(TrainConfig(**meta["train"]), DataConfig(**meta["data"]),
                       GPTConfig(**meta["model"]), meta, tensors)

@@ -71,6 +71,7 @@ def write_site(bundle: str | os.PathLike[str], out: str | os.PathLike[str], *,
             shutil.copyfile(path, tmp / "vendor" / path.name)
         (tmp / "bundle").mkdir()
         for name in [MANIFEST_FILE, *names]:
+            (tmp / "bundle" / name).parent.mkdir(parents=True, exist_ok=True)  # a/b.json
             shutil.copyfile(bundle / name, tmp / "bundle" / name)
         verify_files(tmp / "bundle", manifest, names)
         if sha256_file(tmp / "bundle" / MANIFEST_FILE) != digest:

@@ -4,9 +4,12 @@ model repository (`spamkit push`), at a branch, tag or commit (default: main).
 huggingface_hub (the `hub` extra) downloads it into its own cache, the one transformers and
 sentence-transformers share ($HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub),
 and it is imported only here, only when a reference is given. Only the files the bundle's
-manifest lists are fetched, and all from one commit. What comes back is an ordinary bundle
-folder: the caller then checks it as it checks any other. With HF_HUB_OFFLINE=1 (or no
-network) a reference loads from the cache alone.
+manifest lists are fetched, and all from one commit: the reference is checked before anything
+is looked up (the Hub's rules for org/name; a revision is a commit or a branch or tag name,
+which huggingface_hub joins to a path in its cache), the snapshot folder must be in the
+repository's `snapshots/` in the cache, and each listed file must be a plain relative path in
+it. What comes back is an ordinary bundle folder: the caller then checks it as it checks any
+other. With HF_HUB_OFFLINE=1 (or no network) a reference loads from the cache alone.
 """
 
 from __future__ import annotations
@@ -22,8 +25,10 @@ from pathlib import Path
 from spamkit.runtime.bundle import (
     MANIFEST_FILE,
     MAX_MANIFEST_BYTES,
+    Manifest,
     check_manifest,
     first_line,
+    hub_blobs,
     load_json,
     read_capped,
 )
@@ -32,8 +37,15 @@ from spamkit.runtime.errors import BundleError
 HUB_SCHEME = "hf://"
 # Where huggingface_hub's snapshot_download warns that no file matched its patterns.
 NO_MATCH_LOGGER = "huggingface_hub._snapshot_download"
-# org/name, then an optional @revision (a branch, tag or commit; refs/pr/1 has slashes).
-REFERENCE = re.compile(r"hf://(?P<repo>[^/@\s]+/[^/@\s]+)(?:@(?P<revision>[^@\s]+))?")
+# The repository, then an optional @revision (refs/pr/1 has slashes); each checked below.
+REFERENCE = re.compile(r"hf://(?P<repo>[^@]*)(?:@(?P<revision>.*))?", re.DOTALL)
+USAGE = "write hf://org/name, or hf://org/name@revision for a branch, tag or commit"
+# The Hub's rules for an org or a name (huggingface_hub's validate_repo_id, ASCII only).
+NAME = re.compile(r"[A-Za-z0-9_.-]+")
+MAX_NAME = 96
+COMMIT = re.compile(r"[0-9a-f]{40}")
+# One /-separated part of a branch or tag name: never empty, never led by ".", no backslash.
+REVISION_PART = re.compile(r"[A-Za-z0-9_+-][A-Za-z0-9_.+-]*")
 
 
 def is_hub_reference(bundle: object) -> bool:
@@ -41,12 +53,68 @@ def is_hub_reference(bundle: object) -> bool:
 
 
 def parse_reference(reference: str) -> tuple[str, str | None]:
-    """(repo id, revision or None) of `hf://org/name[@revision]`; ValueError if malformed."""
+    """(repo id, revision or None) of `hf://org/name[@revision]`; ValueError saying what is
+    wrong with it, before anything is downloaded or looked up in the cache."""
     match = REFERENCE.fullmatch(reference)
-    if match is None:
-        raise ValueError(f"{reference!r} is not a Hub reference: write hf://org/name, or "
-                         "hf://org/name@revision for a branch, tag or commit")
+    problem = ("it does not start with hf://" if match is None
+               else repo_id_problem(match["repo"]) or revision_problem(match["revision"]))
+    if problem:
+        raise ValueError(f"{reference!r} is not a Hub reference: {problem} ({USAGE})")
     return match["repo"], match["revision"]
+
+
+def repo_id_problem(repo_id: str) -> str | None:
+    """What the Hub would refuse in `repo_id` as a model repository, said plainly; None for a
+    valid org/name."""
+    parts = repo_id.split("/")
+    if len(parts) != 2 or not all(parts):
+        return "write org/name"
+    for part in parts:
+        if not NAME.fullmatch(part):
+            return f"{part!r} may hold only letters, digits, '-', '_' and '.'"
+        if part[0] in "-." or part[-1] in "-.":
+            return f"{part!r} starts or ends with '-' or '.'"
+        if len(part) > MAX_NAME:
+            return f"an org or name is at most {MAX_NAME} characters, not {len(part)}"
+    if "--" in repo_id or ".." in repo_id:
+        return f"{repo_id!r} has '--' or '..'"
+    return f"{repo_id!r} ends with '.git'" if repo_id.endswith(".git") else None
+
+
+def revision_problem(revision: str | None) -> str | None:
+    """Why `revision` names no branch, tag or commit (huggingface_hub joins it to a path in its
+    cache: '..', '/' first, '\\' or an empty part could lead anywhere); None if it does."""
+    if revision is None or COMMIT.fullmatch(revision):
+        return None
+    if ".." in revision or not all(REVISION_PART.fullmatch(p) for p in revision.split("/")):
+        return (f"the revision {revision!r} is neither a commit's 40 hex digits nor a branch or "
+                "tag name (letters, digits, '-', '_', '+' and '.' in parts joined by '/', no "
+                "part empty or led by '.', no '..')")
+    return None
+
+
+def check_plain_names(manifest: Manifest, where: str) -> None:
+    """Refuse a manifest naming a file by anything but a plain relative path: in a Hub cache
+    snapshot, '..' (or '.', an empty part, a '\\') leads to another commit or out of it."""
+    for name in manifest.files:
+        parts = name.split("/")
+        if "\\" in name or not all(parts) or any(p in (".", "..") for p in parts):
+            raise BundleError(f"{where} lists {name!r}, which is not a plain relative path (no "
+                              "'..', '.', '\\' or empty part); refused")
+
+
+def refuse_hub_bundle(bundle: str | os.PathLike[str], command: str) -> None:
+    """Refuse to let `command`, which rewrites a bundle, touch one on the Hub or in the Hugging
+    Face cache: a snapshot's files are its commit's, shared by every program that loads it."""
+    if is_hub_reference(str(bundle)):
+        repo, _, revision = str(bundle).removeprefix(HUB_SCHEME).partition("@")
+        copy = f"hf download {repo}{' --revision ' + revision if revision else ''} --local-dir DIR"
+        raise BundleError(f"{command} rewrites the bundle, and {bundle} is on the Hugging Face "
+                          f"Hub: copy it to a folder first ({copy}) and {command} DIR")
+    if hub_blobs(Path(bundle).resolve()) is not None:
+        raise BundleError(f"{command} rewrites the bundle, and {bundle} is a snapshot in the "
+                          f"Hugging Face cache, shared by every program that loads it: copy it "
+                          f"to a folder first (cp -rL {bundle} DIR) and {command} DIR")
 
 
 def resolve_bundle(bundle: str | os.PathLike[str]) -> Path:
@@ -71,18 +139,33 @@ def download_bundle(reference: str) -> Path:
     with _quiet(NO_MATCH_LOGGER):  # a repository without a manifest is reported below
         folder = Path(_from_hub(reference, huggingface_hub.snapshot_download, repo_id,
                                 revision=revision, allow_patterns=[MANIFEST_FILE]))
+    _check_in_cache(reference, folder, repo_id)
     path = folder / MANIFEST_FILE
     if not path.is_file():
         raise BundleError(f"{reference} is not a spamkit bundle: the repository has no "
                           f"{MANIFEST_FILE}")
     manifest = check_manifest(load_json(read_capped(path, MAX_MANIFEST_BYTES), str(path)),
                               str(path))
+    check_plain_names(manifest, f"{reference}: its {MANIFEST_FILE}")  # before any download
     missing = [name for name in manifest.files if not (folder / name).exists()]
     if missing:  # what is there is that commit's: only what is missing is fetched
         # Exact names: a listed file named like a glob pattern must not pull in others.
         _from_hub(reference, huggingface_hub.snapshot_download, repo_id, revision=folder.name,
                   allow_patterns=[glob.escape(name) for name in missing])
     return folder
+
+
+def _check_in_cache(reference: str, folder: Path, repo_id: str) -> None:
+    """Refuse a snapshot folder outside the repository's `snapshots/` in the cache, where a
+    changed refs file (its text is joined to a path) or a snapshot link would lead."""
+    from huggingface_hub import constants
+    from huggingface_hub.file_download import repo_folder_name
+
+    snapshots = (Path(constants.HF_HUB_CACHE) / repo_folder_name(repo_id=repo_id,
+                                                                 repo_type="model") / "snapshots")
+    if folder.resolve().parent != snapshots.resolve():
+        raise BundleError(f"{reference} leads to {folder.resolve()}, outside the Hugging Face "
+                          f"cache's {snapshots}: refused (a changed refs file or snapshot link)")
 
 
 def _from_hub(reference: str, download, repo_id: str, **kwargs) -> str:
@@ -100,8 +183,6 @@ def _from_hub(reference: str, download, repo_id: str, **kwargs) -> str:
                           "(log in with `hf auth login` or set HF_TOKEN)") from None
     except errors.LocalEntryNotFoundError as e:
         raise BundleError(_not_cached(reference, e, constants)) from None
-    except errors.HFValidationError as e:  # a repo id the Hub does not allow: a bad argument
-        raise ValueError(f"{reference}: {first_line(e)}") from None
     except Exception as e:  # noqa: BLE001 - HTTP, connection and file errors of several libraries
         raise BundleError(f"cannot download {reference}: {first_line(e)}") from None
 

@@ -3,7 +3,8 @@ folders: what huggingface_hub's snapshot_download asks of the Hub (repository in
 revision, the tree of a commit, HEAD and GET of a file at a commit), answered as the Hub answers
 (its headers and X-Error-Code values), so that huggingface_hub's own code fills its cache; and
 what HfApi.create_repo and create_commit send, with every file taken inline ("regular" upload
-mode: the Hub's LFS and Xet routes for large files are not stood in for)."""
+mode: the Hub's LFS and Xet routes for large files are not stood in for), refused with the
+Hub's 401 when it was given a token and the request does not carry it."""
 
 from __future__ import annotations
 
@@ -40,6 +41,7 @@ class StandInHub:
     requests: list[str] = field(default_factory=list)  # "METHOD path" of every request
     created: list[dict] = field(default_factory=list)  # the body of each create_repo
     root: Path | None = None  # where commits received are kept (default: a temporary folder)
+    token: str | None = None  # when set, a POST without it (Authorization: Bearer) gets a 401
 
     def start(self) -> str:
         """Serve in a thread; return the endpoint URL (for HF_ENDPOINT)."""
@@ -55,7 +57,7 @@ class StandInHub:
     def downloaded(self, repo_id: str) -> list[str]:
         """The files of `repo_id` whose bytes were sent (GET)."""
         prefix = f"GET /{repo_id}/resolve/"
-        return sorted(r.removeprefix(prefix).split("/", 1)[1] for r in self.requests
+        return sorted(unquote(r.removeprefix(prefix).split("/", 1)[1]) for r in self.requests
                       if r.startswith(prefix))
 
     def receive(self, path: str, body: bytes) -> tuple[int, dict[str, str], bytes]:
@@ -120,10 +122,11 @@ def _json(value: object) -> tuple[int, dict[str, str], bytes]:
     return 200, {"Content-Type": "application/json", "Content-Length": str(len(body))}, body
 
 
-def _error(status: int, code: str) -> tuple[int, dict[str, str], bytes]:
+def _error(status: int, code: str, coded: bool = True) -> tuple[int, dict[str, str], bytes]:
+    """An error as the Hub sends it: its message in the body, and (`coded`) in X-Error-Code."""
     body = json.dumps({"error": code}).encode()
-    return status, {"X-Error-Code": code, "Content-Type": "application/json",
-                    "Content-Length": str(len(body))}, body
+    headers = {"Content-Type": "application/json", "Content-Length": str(len(body))}
+    return status, {"X-Error-Code": code, **headers} if coded else headers, body
 
 
 def _handler(hub: StandInHub) -> type:
@@ -141,8 +144,13 @@ def _handler(hub: StandInHub) -> type:
 
         def _reply(self, method: str, received: bytes = b"") -> None:
             hub.requests.append(f"{method} {urlsplit(self.path).path}")
-            status, headers, body = (hub.receive(self.path, received) if method == "POST"
-                                     else hub.answer(method, self.path))
+            if method == "POST" and hub.token and (
+                    self.headers.get("Authorization") != f"Bearer {hub.token}"):
+                status, headers, body = _error(401, "Invalid credentials in Authorization header",
+                                               coded=False)
+            else:
+                status, headers, body = (hub.receive(self.path, received) if method == "POST"
+                                         else hub.answer(method, self.path))
             self.send_response(status)
             for name, value in headers.items():
                 self.send_header(name, value)

@@ -231,12 +231,13 @@ def test_the_model_card_says_what_the_bundle_is_and_how_to_load_it(tiny_bundle, 
     digest = local_answers(tiny_bundle)["digest"]
     assert f'Classifier.load("hf://me/sms-spam", digest="{digest}")' in body
     assert "spamkit classify hf://me/sms-spam" in body
-    for name, value in manifest["verification"].items():
-        shown = f"{value:.6g}" if isinstance(value, float) else str(value)
-        assert f"| {name} | {shown} |" in body
+    for name, value in manifest["verification"].items():  # names and strings as code
+        shown = (f"{value:.6g}" if isinstance(value, float)
+                 else f"`{value}`" if isinstance(value, str) else str(value))
+        assert f"| `{name}` | {shown} |" in body
 
 
-def test_push_refuses_a_damaged_bundle_and_a_bad_repository_name(tiny_bundle, tmp_path):
+def test_push_refuses_a_damaged_bundle(tiny_bundle, tmp_path):
     bundle = tmp_path / "bundle"
     shutil.copytree(tiny_bundle, bundle)
     tokenizer = bundle / "tokenizer.json"
@@ -244,5 +245,237 @@ def test_push_refuses_a_damaged_bundle_and_a_bad_repository_name(tiny_bundle, tm
     staged = tmp_path / "staged"
     assert_clean_failure(spamkit_cli("push", bundle, "me/sms-spam", "--dry-run", staged),
                          "tokenizer.json does not match its checksum", out=staged)
-    assert_clean_failure(spamkit_cli("push", tiny_bundle, "sms-spam", "--dry-run", staged),
-                         "'sms-spam' is not a Hub repository: write org/name", out=staged)
+
+
+def rename_listed(bundle, old: str, new: str, field: str | None = None) -> None:
+    """List `old` as `new` in the bundle's manifest (`field` names it too), as a hand-edited
+    manifest would; the files themselves are left where they are."""
+    path = bundle / "manifest.json"
+    manifest = json.loads(path.read_text())
+    for key in ("files", "sizes"):
+        manifest[key][new] = manifest[key].pop(old)
+    if field:
+        manifest[field] = new
+    path.write_text(json.dumps(manifest, indent=2))
+
+
+def test_a_commit_cannot_load_a_file_from_another_commits_snapshot(hub, tiny_bundle, tmp_path):
+    env = hub_env(tmp_path, hub)
+    load_and_predict(env, f"hf://{REPO}")  # COMMIT's files are in the cache
+    # The next commit on main lists its tokenizer as the one in COMMIT's snapshot folder.
+    folder = tmp_path / "next"
+    shutil.copytree(tiny_bundle, folder)
+    (folder / "tokenizer.json").unlink()
+    other = f"../{COMMIT}/tokenizer.json"
+    rename_listed(folder, "tokenizer.json", other, field="tokenizer")
+    hub.repos[REPO] = Repo(folder, "89abcdef" * 5)
+    fetched = hub.downloaded(REPO)
+    result = spamkit_cli("classify", f"hf://{REPO}", "see you at 6?", env=env)
+    assert_clean_failure(result, f"hf://{REPO}: its manifest.json lists {other!r}, which is not "
+                         "a plain relative path")
+    # Refused on reading the manifest: nothing it lists was fetched, from any commit.
+    assert hub.downloaded(REPO) == sorted([*fetched, "manifest.json"])
+
+
+def plant_bundle(tmp_path, tiny_bundle, name: str = "outside"):
+    """A bundle folder beside the Hugging Face cache, and the cache's folders of
+    org/good (its refs/ and snapshots/), empty, as a reference to it needs them."""
+    outside = tmp_path / name
+    shutil.copytree(tiny_bundle, outside)
+    repo = tmp_path / "hf" / "hub" / "models--org--good"
+    for sub in ("refs", "snapshots"):
+        (repo / sub).mkdir(parents=True, exist_ok=True)
+    return outside, repo
+
+
+def test_an_offline_revision_cannot_lead_out_of_the_cache(tiny_bundle, tmp_path):
+    outside, _ = plant_bundle(tmp_path, tiny_bundle)
+    # refs/../../../../pointer is tmp_path/pointer; snapshots/../../../../outside, `outside`.
+    (tmp_path / "pointer").write_text("../../../../outside")
+    reference = "hf://org/good@../../../../pointer"
+    offline = hub_env(tmp_path, offline=True)
+    result = spamkit_cli("classify", reference, "see you at 6?", env=offline)
+    assert result.returncode == 2
+    assert_clean_failure(result, repr(reference), "is not a Hub reference", "the revision "
+                         "'../../../../pointer' is neither a commit's 40 hex digits nor a branch")
+    for revision in ["/etc", "a//b", "a\\b", "", ".hidden", "v1/"]:
+        reference = f"hf://org/good@{revision}"
+        error = python(f"""
+from spamkit.runtime import Classifier
+try:
+    Classifier.load({reference!r})
+except ValueError as e:
+    print(e)
+""", offline)
+        assert f"the revision {revision!r} is neither" in error.stdout, (revision, error)
+
+
+def test_a_changed_refs_file_or_snapshot_link_cannot_lead_out_of_the_cache(tiny_bundle,
+                                                                            tmp_path):
+    outside, repo = plant_bundle(tmp_path, tiny_bundle)
+    offline = hub_env(tmp_path, offline=True)
+    # refs/main holds a path, not a commit: snapshots/../../../../outside is `outside`.
+    (repo / "refs" / "main").write_text("../../../../outside")
+    assert_clean_failure(spamkit_cli("classify", "hf://org/good", "hi", env=offline),
+                         "hf://org/good leads to", str(outside), "outside the Hugging Face "
+                         f"cache's {repo / 'snapshots'}")
+    # refs/main holds a commit whose snapshot folder is a link to `outside`.
+    (repo / "refs" / "main").write_text(COMMIT)
+    (repo / "snapshots" / COMMIT).symlink_to(outside)
+    assert_clean_failure(spamkit_cli("classify", "hf://org/good", "hi", env=offline),
+                         "hf://org/good leads to", str(outside), "outside the Hugging Face")
+
+
+@pytest.mark.parametrize("reference, problem", [
+    ("hf://../x", "'..' starts or ends with '-' or '.'"),
+    ("hf://org/sms spam", "'sms spam' may hold only letters, digits, '-', '_' and '.'"),
+    ("hf://org/sms--spam", "'org/sms--spam' has '--' or '..'"),
+    ("hf://org/a/b", "write org/name"),
+])
+def test_a_malformed_reference_is_one_line_saying_what_is_wrong(reference, problem, tmp_path):
+    result = spamkit_cli("classify", reference, "hi", env=hub_env(tmp_path, offline=True))
+    assert result.returncode == 2
+    assert_clean_failure(result, f"{reference!r} is not a Hub reference: {problem}",
+                         "hf://org/name@revision")
+
+
+def cache_state(cache) -> dict:
+    """Every path in the cache, with its link target or its bytes' sha256."""
+    import hashlib
+
+    return {str(p.relative_to(cache)): os.readlink(p) if p.is_symlink()
+            else hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
+            for p in sorted(cache.rglob("*"))}
+
+
+def test_calibrate_refuses_a_bundle_on_the_hub_or_in_its_cache(hub, tmp_path):
+    env = hub_env(tmp_path, hub)
+    load_and_predict(env, f"hf://{REPO}")
+    cache = tmp_path / "hf" / "hub"
+    before = cache_state(cache)
+    snapshot = cache / CACHE_FOLDER / "snapshots" / COMMIT
+    calibrate = ("calibrate", "--target-precision", "0.05", "--data", SMS_FILE)
+    assert_clean_failure(spamkit_cli(*calibrate, f"hf://{REPO}@v1", env=env),
+                         f"hf://{REPO}@v1 is on the Hugging Face Hub: copy it to a folder first "
+                         f"(hf download {REPO} --revision v1 --local-dir DIR)")
+    assert_clean_failure(spamkit_cli(*calibrate, snapshot, env=env),
+                         f"{snapshot} is a snapshot in the Hugging Face cache",
+                         f"copy it to a folder first (cp -rL {snapshot} DIR)")
+    assert cache_state(cache) == before
+
+
+def test_push_refuses_a_bundle_that_lists_a_readme_of_its_own(tiny_bundle, tmp_path):
+    bundle = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle, bundle)
+    (bundle / "tokenizer.json").rename(bundle / "README.md")  # listed, with its sha256
+    rename_listed(bundle, "tokenizer.json", "README.md", field="tokenizer")
+    staged = tmp_path / "staged"
+    assert_clean_failure(spamkit_cli("push", bundle, "me/sms-spam", "--dry-run", staged),
+                         "lists README.md, the model card that push writes", out=staged)
+
+
+def test_push_refuses_a_file_named_by_a_path_that_is_not_plain(tiny_bundle, tmp_path):
+    bundle = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle, bundle)
+    (bundle / "sub").mkdir()
+    rename_listed(bundle, "tokenizer.json", "sub/../tokenizer.json", field="tokenizer")
+    staged = tmp_path / "staged"
+    assert_clean_failure(spamkit_cli("push", bundle, "me/sms-spam", "--dry-run", staged),
+                         "lists 'sub/../tokenizer.json', which is not a plain relative path",
+                         out=staged)
+
+
+def test_the_model_card_shows_what_the_manifest_says_and_renders_none_of_it(tiny_bundle,
+                                                                             tmp_path):
+    from html.parser import HTMLParser
+
+    from markdown_it import MarkdownIt
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle, bundle)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    hostile = ["ham`<img src=x onerror=alert(1)>`", "<script>alert(2)</script> | *spam*"]
+    manifest["labels"] = hostile
+    manifest["threshold"] = {"label": hostile[1], "value": 0.5}
+    manifest["verification"]["<b>x</b>|y"] = "<i>it</i>"
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    staged = tmp_path / "staged"
+    result = spamkit_cli("push", bundle, "me/sms-spam", "--dry-run", staged)
+    assert result.returncode == 0, result.stderr
+    body = (staged / "README.md").read_text().split("\n---\n", 1)[1]  # the Hub reads the front
+
+    class Page(HTMLParser):  # the tags of the page and the text of its <code> elements
+        def __init__(self):
+            super().__init__()
+            self.tags, self.code, self.in_code = set(), [], False
+
+        def handle_starttag(self, tag, attrs):
+            self.tags.add(tag)
+            self.in_code = tag == "code"
+            self.code += [""] if self.in_code else []
+
+        def handle_endtag(self, tag):
+            self.in_code = False
+
+        def handle_data(self, data):
+            if self.in_code:
+                self.code[-1] += data
+
+    page = Page()
+    page.feed(MarkdownIt("commonmark", {"html": True}).enable("table").render(body))
+    assert page.tags <= {"h1", "h2", "p", "ul", "li", "code", "pre", "table", "thead", "tbody",
+                         "tr", "th", "td"}, page.tags
+    assert {*hostile, "<b>x</b>|y", "<i>it</i>"} <= set(page.code), page.code
+
+
+@pytest.mark.parametrize("repo_id, problem", [
+    ("sms-spam", "write org/name"),
+    ("me/sms--spam", "'me/sms--spam' has '--' or '..'"),
+    ("me/-spam", "'-spam' starts or ends with '-' or '.'"),
+    ("me/sms spam", "'sms spam' may hold only letters, digits, '-', '_' and '.'"),
+    ("me/spam.git", "'me/spam.git' ends with '.git'"),
+    ("me/" + "s" * 97, "an org or name is at most 96 characters, not 97"),
+])
+def test_push_to_a_malformed_repository_id_says_what_is_wrong_with_it(repo_id, problem, tmp_path):
+    # Checked first: the folder pushed (here not a bundle) is not even looked at.
+    line = assert_clean_failure(spamkit_cli("push", tmp_path, repo_id, env=hub_env(tmp_path)),
+                                f"{repo_id!r} is not a Hub repository id: {problem}")
+    assert "log in" not in line
+
+
+def test_push_says_log_in_only_when_the_hub_refuses_the_token(tiny_bundle, tmp_path):
+    unreachable = spamkit_cli("push", tiny_bundle, "me/sms-spam", env=hub_env(tmp_path))
+    line = assert_clean_failure(unreachable, "cannot push to me/sms-spam:")
+    assert "log in" not in line
+    hub = StandInHub(root=tmp_path, token="hf_other")
+    hub.start()
+    try:
+        refused = spamkit_cli("push", tiny_bundle, "me/sms-spam", env=hub_env(tmp_path, hub))
+    finally:
+        hub.stop()
+    assert_clean_failure(refused, "cannot push to me/sms-spam: ", "401",
+                         "(log in with `hf auth login` or set HF_TOKEN)")
+    assert hub.repos == {}
+
+
+def test_push_dry_run_refuses_a_folder_that_holds_files(tiny_bundle, tmp_path):
+    staged = tmp_path / "staged"
+    staged.mkdir()
+    (staged / "notes.txt").write_text("mine")
+    assert_clean_failure(spamkit_cli("push", tiny_bundle, "me/sms-spam", "--dry-run", staged),
+                         f"--dry-run {staged} exists and is not an empty directory")
+    assert [p.name for p in staged.iterdir()] == ["notes.txt"]
+
+
+def test_a_listed_file_named_like_a_glob_pattern_is_fetched_alone(hub, tiny_bundle, tmp_path):
+    folder = tmp_path / "globbed"
+    shutil.copytree(tiny_bundle, folder)
+    (folder / "tokenizer.json").rename(folder / "tokenizer[12].json")
+    rename_listed(folder, "tokenizer.json", "tokenizer[12].json", field="tokenizer")
+    # What the name, read as a pattern, would match instead: not the bundle's.
+    shutil.copyfile(folder / "tokenizer[12].json", folder / "tokenizer1.json")
+    hub.repos["spamkit-test/globbed"] = Repo(folder, COMMIT)
+    [online] = load_and_predict(hub_env(tmp_path, hub), "hf://spamkit-test/globbed")
+    assert online["proba"] == local_answers(tiny_bundle)["proba"]
+    listed = json.loads((folder / "manifest.json").read_text())["files"]
+    assert hub.downloaded("spamkit-test/globbed") == sorted(["manifest.json", *listed])

@@ -157,6 +157,7 @@ def config_options(cls: type, param: str) -> Callable:
 @app.command()
 @config_options(TrainConfig, "cfg")
 def train(
+    ctx: typer.Context,
     out: Path = typer.Option(Path("runs/checkpoint"), "--out",
                              help="Checkpoint directory to write."),
     cfg: TrainConfig = TrainConfig(),  # one option per field (config_options)
@@ -177,11 +178,25 @@ def train(
     from spamkit.data import DataConfig
     from spamkit.training.train import train as run_training
 
+    if resume:
+        from spamkit.training.resume import refuse_other_settings
+
+        refuse_other_settings(out, _given_options(ctx, {"out", "resume", "nproc", "force"}))
     if _launch_workers(nproc, cfg, out, data, resume, force):
         return
     data_cfg = DataConfig(path=data, split=split, seed=cfg.seed, text_column=text_column,
                           label_column=label_column)
     run_training(cfg, data_cfg, str(out), resume=resume, force=force)
+
+
+def _given_options(ctx: typer.Context, exclude: set[str]) -> dict:
+    """The options the user gave (on the command line or through the environment), by name,
+    with their values."""
+    def given(name: str) -> bool:
+        source = ctx.get_parameter_source(name)
+        return source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT")
+
+    return {n: v for n, v in sorted(ctx.params.items()) if n not in exclude and given(n)}
 
 
 def _launch_workers(nproc: int, cfg: TrainConfig, out: Path, data: str | None, resume: bool,
@@ -289,7 +304,7 @@ def eval_(
 
 @app.command()
 def calibrate(
-    bundle: Path = typer.Argument(..., help="Bundle directory to calibrate (updated in place)."),
+    bundle: str = typer.Argument(..., help="Bundle directory to calibrate (updated in place)."),
     target_precision: float = typer.Option(..., help="Precision the positive class must reach "
                                            "on the validation split, e.g. 0.99."),
     data: str | None = typer.Option(None, "--data", help="Data file (default: as trained)."),
@@ -303,7 +318,7 @@ def calibrate(
     c = calibrate_bundle(bundle, data, target_precision, label)
     print(f"threshold {c.threshold:.4f} for {c.label}: precision {c.precision:.2%} (target "
           f"{c.target_precision:.2%}), recall {c.recall:.2%} on {c.messages} validation "
-          f"messages; stored in {bundle / 'manifest.json'}")
+          f"messages; stored in {Path(bundle) / 'manifest.json'}")
     print(f"digest {c.digest} (the bundle's new digest: pin it with --digest)")
 
 

@@ -17,6 +17,7 @@ from spamkit.errors import SpamkitError
 from spamkit.export.manifest import write_manifest
 from spamkit.metrics import Report, precision_recall_curve, report
 from spamkit.runtime.bundle import MANIFEST_FILE, read_manifest
+from spamkit.runtime.hub import refuse_hub_bundle
 
 CHECKPOINT_BATCH_SIZE = 32  # messages per PyTorch batch when a checkpoint is scored
 
@@ -137,6 +138,7 @@ def calibrate_bundle(bundle: str | Path, data: str | None, target: float,
     changes the bundle's digest: the result holds the new one."""
     if not 0 < target <= 1:
         raise SpamkitError(f"--target-precision must be in (0, 1], not {target}")
+    refuse_hub_bundle(bundle, "spamkit calibrate")  # its files are a Hub commit's
     read_manifest(bundle)  # only a bundle is updated: anything else is refused before scoring
     model = load_model(bundle)
     if label is None:

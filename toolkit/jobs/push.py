@@ -2,14 +2,18 @@
 that `Classifier.load("hf://org/name")` and `spamkit classify hf://org/name` load it anywhere.
 
 What is published is exactly the bundle's manifest.json, the files it lists (each checked
-against its sha256 first: a damaged bundle is never published) and README.md, the model card:
-labels, the figures the export measured, the bundle's digest and how to use it. One commit
-holds them all. `--dry-run DIR` writes those same files to DIR instead of uploading.
+against its sha256 first: a damaged bundle is never published; each named by a plain relative
+path, as `hf://` loading requires) and README.md, the model card: labels, the figures the export
+measured (every string from the manifest in a code span: shown, never rendered), the bundle's
+digest and how to use it. A bundle that lists a README.md of its own is refused: uploaded, it
+would replace the card; left out, the bundle on the Hub would lack a file. One commit holds
+them all. `--dry-run DIR` writes those same files to DIR instead of uploading.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +22,7 @@ from spamkit import __version__
 from spamkit.atomic import atomic_dir
 from spamkit.errors import SpamkitError
 from spamkit.runtime.bundle import MANIFEST_FILE, Manifest, first_line, open_manifest, verify_files
-from spamkit.runtime.hub import HUB_SCHEME, parse_reference
+from spamkit.runtime.hub import HUB_SCHEME, check_plain_names, repo_id_problem
 
 CARD_FILE = "README.md"
 EXAMPLES = ["WINNER!! Claim your prize now", "see you at 6?"]
@@ -31,11 +35,9 @@ class PushConfig:
     message: str | None = None  # the commit message
 
     def __post_init__(self) -> None:
-        try:
-            parse_reference(HUB_SCHEME + self.repo_id)
-        except ValueError:
-            raise SpamkitError(f"{self.repo_id!r} is not a Hub repository: write org/name") \
-                from None
+        problem = repo_id_problem(self.repo_id)  # before the Hub is asked (it would say "log in")
+        if problem:
+            raise SpamkitError(f"{self.repo_id!r} is not a Hub repository id: {problem}")
 
 
 def push_bundle(bundle: Path, cfg: PushConfig, dry_run: Path | None = None) -> str:
@@ -51,6 +53,10 @@ def push_bundle(bundle: Path, cfg: PushConfig, dry_run: Path | None = None) -> s
 def plan_upload(bundle: Path, repo_id: str) -> dict[str, Path | bytes]:
     """Path in the repository -> the bundle file, or the model card's bytes."""
     manifest, digest = open_manifest(bundle)
+    check_plain_names(manifest, str(bundle / MANIFEST_FILE))  # as `hf://` loading would
+    if CARD_FILE in manifest.files:  # not uploaded, hf:// would miss it; uploaded, no card
+        raise SpamkitError(f"{bundle / MANIFEST_FILE} lists {CARD_FILE}, the model card that "
+                           "push writes (a bundle spamkit export wrote never does); refused")
     verify_files(bundle, manifest, list(manifest.files))
     card = model_card(manifest, digest, repo_id).encode()
     return {CARD_FILE: card, MANIFEST_FILE: bundle / MANIFEST_FILE,
@@ -87,8 +93,9 @@ def upload_plan(files: dict[str, Path | bytes], cfg: PushConfig) -> str:
         api.create_repo(cfg.repo_id, private=cfg.private, exist_ok=True)
         commit = api.create_commit(cfg.repo_id, operations=operations, commit_message=message)
     except Exception as e:  # noqa: BLE001 - HTTP, token and connection errors of several kinds
-        raise SpamkitError(f"cannot push to {cfg.repo_id}: {first_line(e)} (log in with "
-                           "`hf auth login` or set HF_TOKEN)") from None
+        refused = getattr(getattr(e, "response", None), "status_code", None) in (401, 403)
+        hint = " (log in with `hf auth login` or set HF_TOKEN)" if refused else ""
+        raise SpamkitError(f"cannot push to {cfg.repo_id}: {first_line(e)}{hint}") from None
     return commit.commit_url
 
 
@@ -99,14 +106,14 @@ def model_card(m: Manifest, digest: str, repo_id: str) -> str:
              "tags": ["spamkit", "onnx", "gpt2", "text-classification"]}
     # JSON values are YAML too: no YAML writer needed.
     yaml = "\n".join(f"{key}: {json.dumps(value)}" for key, value in front.items())
-    graphs = ", ".join(f"`{file}` ({p}, for {' and '.join(m.devices[p])})"
+    graphs = ", ".join(f"{_code(file)} ({p}, for {' and '.join(m.devices[p])})"
                        for p, file in m.graphs.items())
     lines = [
         f"---\n{yaml}\n---\n", f"# {repo_id}\n",
-        (f"A spamkit bundle: a GPT-2-style text classifier (preset `{m.preset}`, classifying "
-         f"from the {m.token} token of each message) exported to ONNX by spamkit "
-         f"{m.spamkit_version}. It runs on ONNX Runtime, without PyTorch.\n"),
-        f"- Labels: {', '.join(f'`{label}`' for label in m.labels)}",
+        (f"A spamkit bundle: a GPT-2-style text classifier (preset {_code(m.preset)}, "
+         f"classifying from the {m.token} token of each message) exported to ONNX by spamkit "
+         f"{_code(m.spamkit_version)}. It runs on ONNX Runtime, without PyTorch.\n"),
+        f"- Labels: {', '.join(_code(label) for label in m.labels)}",
         f"- Graphs: {graphs}",
         f"- Context: {m.context_length} tokens of GPT-2's tokenizer",
         f"- Digest: `{digest}` (the sha256 of manifest.json, which holds every file's sha256)",
@@ -115,7 +122,8 @@ def model_card(m: Manifest, digest: str, repo_id: str) -> str:
         ("Figures `spamkit export` measured on ONNX Runtime before writing the bundle"
          + (f" (data split: {_settings(m.data)})" if m.data else "") + ":\n"),
         "| check | value |", "|---|---|",
-        *(f"| {name} | {_figure(value)} |" for name, value in m.verification.items()), "",
+        *(f"| {_cell(name)} | {_figure(value)} |" for name, value in m.verification.items()),
+        "",
         "## How to use\n", _usage(repo_id, digest, m.labels),
     ]
     return "\n".join(lines)
@@ -124,17 +132,31 @@ def model_card(m: Manifest, digest: str, repo_id: str) -> str:
 def _threshold_lines(m: Manifest) -> list[str]:
     if m.threshold is None:
         return []
-    return [(f"- Threshold: `{m.threshold['label']}` whenever its probability reaches "
+    return [(f"- Threshold: {_code(m.threshold['label'])} whenever its probability reaches "
              f"{m.threshold['value']:.4f} (set by `spamkit calibrate`)")]
 
 
 def _settings(data: dict) -> str:
-    return ", ".join(f"{key} {value}" for key, value in data.items())
+    return ", ".join(f"{_code(key)} {_code(str(value))}" for key, value in data.items())
 
 
 def _figure(value: object) -> str:
-    text = f"{value:.6g}" if isinstance(value, float) else str(value)
-    return text.replace("|", "\\|")
+    if isinstance(value, str):
+        return _cell(value)
+    return f"{value:.6g}" if isinstance(value, float) else str(value)  # int, bool or None
+
+
+def _code(text: str) -> str:
+    """`text` as a Markdown code span, which shows it as it is (HTML included): fenced by more
+    backticks than it holds in a row, and spaced from a backtick or space at either end."""
+    fence = "`" * (max(map(len, re.findall("`+", text)), default=0) + 1)
+    pad = " " if text[:1] in ("`", " ") or text[-1:] in ("`", " ") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def _cell(text: str) -> str:
+    """`text` in a table cell: a code span whose '|' does not end the cell."""
+    return _code(text).replace("|", "\\|")
 
 
 def _usage(repo_id: str, digest: str, labels: list[str]) -> str:

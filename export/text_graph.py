@@ -31,7 +31,12 @@ from spamkit.runtime.bundle import (
     TEXT_GRAPH_FILES,
     Manifest,
 )
-from spamkit.runtime.text_graph import as_text_tensor, cut_texts, extensions_library
+from spamkit.runtime.text_graph import (
+    NUL_BYTES,
+    as_text_tensor,
+    cut_texts,
+    extensions_library,
+)
 from spamkit.runtime.tokenizer import EOT, Tokenizer
 from spamkit.tokenizer import data_gym_byte_decoder
 
@@ -135,7 +140,11 @@ def bpe_tables(tokenizer: Tokenizer) -> tuple[str, str]:
     spell = {b: c for c, b in data_gym_byte_decoder().items()}
     vocab = {"".join(spell[b] for b in token): rank for token, rank in ranks.items()}
     vocab[EOT] = tokenizer.eot_id
-    merges = ["#version: 0.2"]
+    # NUL comes in as NUL_BYTES: merged before anything else, into NUL's id (bytes that valid
+    # UTF-8 never holds, so no other text meets these merges).
+    nul = "".join(spell[b] for b in NUL_BYTES)
+    vocab |= {nul[:2]: ranks[b"\0"], nul: ranks[b"\0"]}
+    merges = ["#version: 0.2", f"{nul[0]} {nul[1]}", f"{nul[:2]} {nul[2]}"]
     for token, rank in sorted(ranks.items(), key=lambda kv: kv[1]):
         if len(token) > 1:
             first, second = _last_merge(token, rank, ranks)

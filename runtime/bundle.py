@@ -15,9 +15,10 @@
 
 Nothing a bundle says is trusted. Reading a manifest checks every field (types, ranges, names,
 unknown keys refused) and that every listed file is there with its recorded size; loading a
-graph checks it and the tokenizer against their sha256 first, so a damaged or edited file is
-refused before ONNX Runtime reads a byte of it. (Hashing only what is loaded keeps start-up
-fast: an int8 app never pays for hashing the fp32 graph beside it.)
+graph checks it, every file its external data names (which must be listed) and the tokenizer
+against their sha256 first, so a damaged or edited file is refused before ONNX Runtime reads a
+byte of it. (Hashing only what is loaded keeps start-up fast: an int8 app never pays for
+hashing the fp32 graph beside it.)
 
 A bundle's digest is the sha256 of its manifest.json bytes. The manifest holds every other
 file's sha256, so the digest covers the whole bundle: `Classifier.load(bundle, digest=...)`
@@ -30,11 +31,13 @@ import hashlib
 import json
 import math
 import os
+import posixpath
 import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from spamkit.runtime.errors import BundleError
+from spamkit.runtime.external_data import external_data_locations
 from spamkit.runtime.isa import ISAS, TARGETS
 
 MANIFEST_FILE = "manifest.json"
@@ -71,6 +74,7 @@ GRAPHS_SMALLEST_FIRST = ("int8", "fp16", "fp32")
 # Sane bounds on what a manifest may claim: far beyond any real bundle, small enough that
 # nothing downstream (tokenizer, batching, printing) is ever asked for something absurd.
 MAX_MANIFEST_BYTES = 1 << 20
+MAX_GRAPH_BYTES = 2 << 30  # protobuf's own limit on a message, so on an ONNX graph
 MAX_LABELS = 1000
 MAX_CONTEXT = 1 << 20
 MAX_VOCAB = 1 << 24
@@ -122,10 +126,6 @@ class Manifest:
         """The graph file for `precision` and any external-data files beside it."""
         graph = self.graph_file(precision, graph_format)
         return [name for name in self.files if name == graph or name.startswith(graph + ".")]
-
-    def text_graph_files(self, precision: str) -> list[str]:
-        """The text graph for `precision` and the files of the graph whose weights it reads."""
-        return [self.text_graphs[precision], *self.graph_files(precision)]
 
 
 def sha256_file(path: Path) -> str:
@@ -328,6 +328,25 @@ def verify_files(bundle: str | os.PathLike[str], manifest: Manifest, names: list
     for name in names:
         if sha256_file(Path(bundle) / name) != manifest.files[name]:
             raise _changed(Path(bundle) / name)
+
+
+def verify_graph(bundle: Path, manifest: Manifest, name: str) -> None:
+    """Check the ONNX graph `name` and every file its tensors' external data names (ONNX Runtime
+    reads them too) against their sha256; a file the manifest does not list is refused."""
+    path = bundle / name
+    try:
+        locations = external_data_locations(read_verified(bundle, manifest, name,
+                                                          MAX_GRAPH_BYTES))
+    except ValueError as e:
+        raise BundleError(f"{path} is not an ONNX graph: {e}") from None
+    # Resolved as ONNX Runtime resolves them: from the graph's folder.
+    files = [posixpath.normpath(posixpath.join(posixpath.dirname(name), location))
+             for location in locations]
+    for location, file in zip(locations, files, strict=True):
+        if file not in manifest.files:
+            raise BundleError(f"{path} reads its weights from {_show(location)}, which the "
+                              "manifest does not list; refused")
+    verify_files(bundle, manifest, files)
 
 
 def read_verified(bundle: Path, manifest: Manifest, name: str, limit: int) -> bytes:

@@ -38,6 +38,7 @@ from spamkit.runtime.bundle import (
     open_manifest,
     read_verified,
     verify_files,
+    verify_graph,
 )
 from spamkit.runtime.device import (
     Device,
@@ -75,6 +76,8 @@ def make_session(
     if options is None:
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # Fatal only: ONNX Runtime's errors reach the user once, in spamkit's one-line error.
+        options.log_severity_level = 4
         if graph.suffix == ORT_SUFFIX:
             # Optimized when export wrote it, and checked as it is: it runs as written, as ONNX
             # Runtime Mobile's minimal build (which cannot optimize) runs it.
@@ -96,19 +99,24 @@ def _open_graph(bundle: Path, manifest: Manifest, precision: str, providers: lis
                 threads: int | None, options: ort.SessionOptions | None,
                 kind: str = "onnx") -> ort.InferenceSession:
     """A session on the bundle's `precision` graph of `kind` ("onnx", its "ort" copy or its
-    "text" graph), checked against its sha256 first."""
+    "text" graph), checked with every file it reads against their sha256 first."""
     if kind == "text":
         if precision not in manifest.text_graphs:
             raise BundleError(f"{bundle} has no {precision} text graph: export it with "
                               "--text-input")
+        verify_graph(bundle, manifest, manifest.text_graphs[precision])
         graph = bundle / manifest.text_graphs[precision]
-        verify_files(bundle, manifest, manifest.text_graph_files(precision))
         session = make_session(graph, providers, threads, options, extensions_library())
         check_text_graph(session, len(manifest.labels), graph)
         return session
-    if kind == "ort" and precision not in manifest.ort_graphs:
-        raise BundleError(f"{bundle} has no ORT-format {precision} graph (export it with --ort)")
-    verify_files(bundle, manifest, manifest.graph_files(precision, kind))
+    if kind == "ort":
+        if precision not in manifest.ort_graphs:
+            raise BundleError(f"{bundle} has no ORT-format {precision} graph (export it with "
+                              "--ort)")
+        # ORT's format holds the weights inside: there is no external data to follow.
+        verify_files(bundle, manifest, manifest.graph_files(precision, kind))
+    else:
+        verify_graph(bundle, manifest, manifest.graph_file(precision))
     graph = bundle / manifest.graph_file(precision, kind)
     session = make_session(graph, providers, threads, options)
     check_graph(session, len(manifest.labels), graph)
@@ -376,9 +384,10 @@ class Classifier:
 
     def predict_proba(self, texts: str | Iterable[str]) -> np.ndarray:
         """Class probabilities (softmax of the logits), columns in the order of `labels`."""
-        z = self.logits(texts)
+        # In float64: two finite float32 logits can lie further apart than float32 reaches.
+        z = self.logits(texts).astype(np.float64)
         e = np.exp(z - z.max(axis=-1, keepdims=True))
-        return e / e.sum(axis=-1, keepdims=True)
+        return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
 
     def predict(self, texts: str | Iterable[str]) -> str | list[str]:
         """The label for each text: one string for a string, a list for a list (or any

@@ -25,6 +25,9 @@ CHARS_PER_TOKEN = 4
 # The outputs a text graph gives, beside its input `text` string [batch].
 TEXT_OUTPUTS = {LOGITS: "tensor(float)", INPUT_IDS: "tensor(int64)",
                 ATTENTION_MASK: "tensor(int64)"}
+# onnxruntime-extensions reads a string only up to its first NUL, so each NUL goes in as U+D800's
+# bytes (never in UTF-8 text), which the text graph's BPE tables read as NUL's own id.
+NUL_BYTES = b"\xed\xa0\x80"
 
 
 def extensions_library() -> str:
@@ -80,4 +83,8 @@ def text_batches(texts: Sequence[str], batch_size: int, batch_tokens: int
 
 
 def as_text_tensor(texts: Sequence[str]) -> np.ndarray:
-    return np.array(texts, dtype=object).reshape(len(texts))
+    """The (cut) messages as a text graph's input: UTF-8, each NUL sent as NUL_BYTES."""
+    encoded = [t.encode("utf-8").replace(b"\0", NUL_BYTES) for t in texts]
+    # ONNX Runtime reads each item of a bytes array as a C string: one spare byte ends them all.
+    width = max(map(len, encoded), default=0) + 1
+    return np.array(encoded, dtype=f"S{width}").reshape(len(texts))

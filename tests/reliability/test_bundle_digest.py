@@ -7,10 +7,12 @@ import json
 import re
 import shutil
 
+import onnx
 import pytest
 from conftest import SMS_FILE, assert_clean_failure, spamkit_cli
 
 from spamkit.runtime import BundleError, Classifier
+from spamkit.runtime.bundle import sha256_file
 
 SPAM = "WINNER!! You have won a 1 week FREE membership. Call 09061701461 to claim now"
 HAM = "Ok, see you at 6 then. Bring the charger please"
@@ -62,6 +64,27 @@ def test_a_pinned_load_refuses_a_manifest_whose_labels_were_swapped(bundle):
         Classifier.load(bundle, digest=pinned)
     assert str(e.value) == (f"{bundle} is not the pinned bundle: its digest is "
                             f"{digest_of(bundle)}, not {pinned}")
+
+
+def test_a_graph_reading_its_weights_from_an_unlisted_file_is_refused_under_the_pin(bundle):
+    """Before: the int8 graph's weights moved to unlisted.bin, which no load hashed; with only
+    the graph re-hashed into the manifest, the pinned digest kept answering however
+    unlisted.bin's bytes were changed."""
+    graph = bundle / "model.int8.onnx"
+    onnx.save(onnx.load(graph), graph, save_as_external_data=True, location="unlisted.bin")
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["files"]["model.int8.onnx"] = sha256_file(graph)
+    manifest["sizes"]["model.int8.onnx"] = graph.stat().st_size
+    (bundle / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    pinned = digest_of(bundle)
+    weights = bytearray((bundle / "unlisted.bin").read_bytes())
+    weights[len(weights) // 2:] = bytes(len(weights) - len(weights) // 2)
+    (bundle / "unlisted.bin").write_bytes(weights)
+    result = spamkit_cli("classify", bundle, SPAM, HAM, "--digest", pinned)
+    assert_clean_failure(result, f"{graph} reads its weights from 'unlisted.bin', which the "
+                                 "manifest does not list; refused")
+    with pytest.raises(BundleError, match="unlisted.bin"):
+        Classifier.load(bundle, digest=pinned)
 
 
 def test_the_digest_is_of_the_manifest_bytes_read_once(bundle):

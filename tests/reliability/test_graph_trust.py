@@ -5,6 +5,7 @@ onnx.helper and re-checksummed into the manifest the way an attacker would."""
 
 import json
 import shutil
+import warnings
 
 import numpy as np
 import onnx
@@ -47,6 +48,11 @@ def edit_graph(bundle, edit, classes: int | str = 2) -> None:
     (bundle / "model.onnx.data").unlink()
     onnx.save(model, bundle / "model.onnx", save_as_external_data=True,
               location="model.onnx.data")
+    rechecksum(bundle)
+
+
+def rechecksum(bundle) -> None:
+    """Every file's sha256 and size into the manifest, as an attacker would write them."""
     data = json.loads((bundle / "manifest.json").read_text())
     write_manifest(bundle, with_checksums(bundle, Manifest(**data)))
     read_manifest(bundle)  # every checksum agrees: only the graph checks stand in the way
@@ -166,15 +172,100 @@ def test_score_jsonl_refuses_a_nan_graph_and_writes_nothing(bundle, trigger, tmp
     assert not (out.parent / "scores.jsonl.partial").exists()
 
 
+def double_context(bundle) -> None:
+    """Claim twice the context the graphs' position tables hold."""
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["context_length"] = 2 * manifest["context_length"]
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+
+
 @pytest.mark.parametrize("precision", ["fp32", "int8"])
 def test_a_context_length_beyond_the_graphs_is_a_bundle_error_naming_the_message(bundle,
                                                                                 precision):
     """The manifest may claim more context than the graph's position table holds; nothing at
     load can tell, but the first longer message fails as a BundleError, not ONNX Runtime's."""
-    manifest = json.loads((bundle / "manifest.json").read_text())
-    manifest["context_length"] = 2 * manifest["context_length"]
-    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    double_context(bundle)
     clf = Classifier.load(bundle, precision=precision)
     assert clf.predict(TEXTS)  # short messages fit either way
     with pytest.raises(BundleError, match=rf"{precision} graph failed on texts\[1\]"):
         clf.predict(["hi", "many words " * 400])
+
+
+def test_a_graph_failing_is_one_line_without_onnx_runtimes_own_log(bundle):
+    """Before: ONNX Runtime's red `[E:onnxruntime:...] Non-zero status code` log line came
+    first on stderr, spamkit's one line after it."""
+    double_context(bundle)
+    result = spamkit_cli("classify", bundle, "--precision", "fp32", "hi", "many words " * 400)
+    assert_clean_failure(result, "fp32 graph failed on texts[1]")
+
+
+def test_a_graph_reading_another_graphs_weights_has_them_hashed(bundle):
+    """The int8 graph replaced by the fp32 one, which reads model.onnx.data: before, loading
+    it hashed model.int8.onnx and model.int8.onnx.data, never the file it reads."""
+    shutil.copy(bundle / "model.onnx", bundle / "model.int8.onnx")
+    rechecksum(bundle)
+    with open(bundle / "model.onnx.data", "r+b") as f:
+        f.write(bytes(64))  # the token embedding's first rows, zeroed
+    with pytest.raises(BundleError, match=r"model\.onnx\.data does not match its checksum"):
+        Classifier.load(bundle, precision="int8")
+
+
+def unlisted_zeros(name: str):
+    """A float32 [2] tensor of zeros whose data ONNX Runtime reads from unlisted.bin."""
+    tensor = numpy_helper.from_array(np.zeros(2, np.float32), name)
+    tensor.ClearField("raw_data")
+    tensor.data_location = TensorProto.EXTERNAL
+    for key, value in (("location", "unlisted.bin"), ("offset", "0"), ("length", "8")):
+        entry = tensor.external_data.add()
+        entry.key, entry.value = key, value
+    return tensor
+
+
+def constant_from_unlisted(graph):
+    """logits = raw + a Constant node's value."""
+    graph.node.extend([helper.make_node("Constant", [], ["zeros"], value=unlisted_zeros("z")),
+                       helper.make_node("Add", ["raw", "zeros"], ["logits"])])
+
+
+def branch_from_unlisted(graph):
+    """logits = raw + (an If node's branch, whose initializer it is)."""
+    def branch(name):
+        out = helper.make_tensor_value_info(f"{name}_out", TensorProto.FLOAT, [2])
+        return helper.make_graph([helper.make_node("Identity", [name], [f"{name}_out"])], name,
+                                 [], [out], [unlisted_zeros(name)])
+    constant(graph, "yes", True, np.bool_)
+    graph.node.extend([
+        helper.make_node("If", ["yes"], ["zeros"], then_branch=branch("then"),
+                         else_branch=branch("else")),
+        helper.make_node("Add", ["raw", "zeros"], ["logits"])])
+
+
+@pytest.mark.parametrize("edit", [constant_from_unlisted, branch_from_unlisted])
+def test_weights_from_an_unlisted_file_are_refused_wherever_the_graph_holds_them(bundle, edit):
+    """Before: ONNX Runtime read unlisted.bin, which nothing hashed."""
+    edit_graph(bundle, edit)
+    (bundle / "unlisted.bin").write_bytes(bytes(8))  # after the manifest: not in it
+    with pytest.raises(BundleError) as refused:
+        Classifier.load(bundle, precision="fp32")
+    assert str(refused.value) == (f"{bundle / 'model.onnx'} reads its weights from "
+                                  "'unlisted.bin', which the manifest does not list; refused")
+
+
+def huge_logits(graph):
+    """logits = 0 * raw + [3e38, -3e38]: finite float32, but further apart than float32 goes."""
+    constant(graph, "zero", 0.0, np.float32)
+    constant(graph, "huge", [3e38, -3e38], np.float32)
+    graph.node.extend([helper.make_node("Mul", ["raw", "zero"], ["nothing"]),
+                       helper.make_node("Add", ["nothing", "huge"], ["logits"])])
+
+
+def test_huge_logits_give_probabilities_without_a_warning(bundle):
+    """Before: numpy's `RuntimeWarning: overflow encountered in subtract` on stderr."""
+    edit_graph(bundle, huge_logits)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        proba = Classifier.load(bundle, precision="fp32").predict_proba(TEXTS)
+    np.testing.assert_array_equal(proba, [[1, 0]] * len(TEXTS))
+    result = spamkit_cli("classify", bundle, "--precision", "fp32", *TEXTS)
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    assert result.stdout.splitlines()[0].startswith("ham\t1.000\t")

@@ -170,6 +170,36 @@ def test_a_chunked_body_over_the_limit_is_refused_as_it_arrives(server):
     assert status == 413 and b"40000-byte limit" in data
 
 
+def test_a_declared_length_over_the_limit_is_refused_before_the_body_comes(server):
+    """Content-Length says 1 GB and no byte of the body is sent: the 413 comes at once."""
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+    try:
+        conn.putrequest("POST", "/v1/classify")
+        conn.putheader("Content-Type", "application/json")
+        conn.putheader("Content-Length", str(10**9))
+        conn.endheaders()
+        response = conn.getresponse()
+        assert response.status == 413 and b"40000-byte limit" in response.read()
+    finally:
+        conn.close()
+
+
+def test_a_request_at_every_limit_is_answered(server, classifier):
+    """16 messages (--max-messages), one of exactly 2000 characters (--max-chars)."""
+    texts = [*sms_texts(15), "y" * 2000]
+    status, _, body = server.post({"texts": texts})
+    assert status == 200, body
+    assert [a["label"] for a in body["results"]] == classifier.predict(texts)
+
+
+@pytest.mark.parametrize("method", ["OPTIONS", "GET", "PUT"])
+def test_other_methods_on_classify_are_405_naming_post(server, method):
+    """No CORS: OPTIONS is told what the path allows, as any other method but POST is."""
+    status, head, body = server.request(method, "/v1/classify")
+    assert status == 405 and head["allow"] == "POST", (status, head, body)
+    assert json.loads(body) == {"detail": "Method Not Allowed"}
+
+
 def test_metrics_count_outcomes_messages_and_latency(server):
     before = server.metrics()
     server.post({"texts": sms_texts(3)})
@@ -264,17 +294,22 @@ def test_start_up_failures_are_one_line(tiny_bundle, tmp_path):
         port = taken.getsockname()[1]
         result = spamkit_cli("serve", tiny_bundle, "--port", port)
         assert_clean_failure(result, f"cannot listen on 127.0.0.1:{port}")
+        # The pin is checked as the bundle loads, before the port is bound (a pin ignored
+        # would fail on the port instead, not serve on).
+        result = spamkit_cli("serve", tiny_bundle, "--port", port, "--digest", "0" * 64)
+        assert_clean_failure(result, "is not the pinned bundle", "0" * 64)
     assert_clean_failure(spamkit_cli("serve", tmp_path / "nothing"), "nothing")
 
 
-def test_without_the_serve_extra_the_command_says_how_to_get_it(tiny_bundle):
-    """FastAPI made unimportable, as in an install without `spamkit[serve]`."""
-    code = ("import sys\nsys.modules['fastapi'] = None\nsys.argv = ['spamkit', 'serve', "
+@pytest.mark.parametrize("module", ["fastapi", "httptools"])
+def test_without_the_serve_extra_the_command_says_how_to_get_it(tiny_bundle, module):
+    """A module of the extra made unimportable, as in an install without `spamkit[serve]`."""
+    code = (f"import sys\nsys.modules[{module!r}] = None\nsys.argv = ['spamkit', 'serve', "
             f"{str(tiny_bundle)!r}]\nfrom spamkit.cli import main\nmain()\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             timeout=120, check=False)
     line = assert_clean_failure(result)
-    assert line == 'spamkit: error: this needs fastapi (for spamkit serve), which is not ' \
+    assert line == f'spamkit: error: this needs {module} (for spamkit serve), which is not ' \
                    'installed: pip install "spamkit[serve]"'
 
 

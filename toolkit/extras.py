@@ -26,6 +26,7 @@ EXTRAS = {
     "starlette": ("spamkit serve", SERVE_INSTALL),
     "pydantic": ("spamkit serve", SERVE_INSTALL),
     "uvicorn": ("spamkit serve", SERVE_INSTALL),
+    "httptools": ("spamkit serve", SERVE_INSTALL),
     "onnxruntime_extensions": ("text graphs", 'pip install "spamkit[text]"'),
     "huggingface_hub": ("the Hugging Face Hub", 'pip install "spamkit[hub]"'),
 }

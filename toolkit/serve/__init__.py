@@ -1,3 +1,3 @@
 """`spamkit serve`: a bundle behind HTTP, with dynamic micro-batching (the `serve` extra:
-FastAPI and uvicorn, which only `app` and `server` import; the CLI imports `config` alone
-until the command runs)."""
+FastAPI and uvicorn with httptools, which only `app`, `protocol` and `server` import; the CLI
+imports `config` alone until the command runs)."""

@@ -5,7 +5,8 @@ One worker, so ONNX Runtime never runs more than one graph at a time: its intra-
 (`--threads`) are all the cores it takes. The micro-batch goes through
 `Classifier.predict_proba`, which sorts it by length into runs of its own `batch_tokens`, so
 a message's answer is the one `Classifier.predict_proba` gives it alone (the int8 graph is
-batch-invariant)."""
+batch-invariant). A micro-batch that fails is run again request by request: each request gets
+its own answer, or the error its own messages give."""
 
 from __future__ import annotations
 
@@ -144,10 +145,9 @@ class Batcher:
         self.metrics.record_batch(len(batch))
         try:
             proba = self.classifier.predict_proba([it.job.texts[it.index] for it in batch])
-        except Exception as e:  # noqa: BLE001 - a failing graph fails its requests, not the worker
+        except Exception:  # noqa: BLE001 - one request's failing message fails it alone
             for job in {it.job: None for it in batch}:
-                job.dropped = True
-                _settle(job.future, error=e)
+                self._run_alone(job)
             return
         for it, row in zip(batch, proba):
             job = it.job
@@ -155,6 +155,17 @@ class Batcher:
             job.left -= 1
             if job.left == 0:
                 _settle(job.future, result=job.proba)
+
+    def _run_alone(self, job: Job) -> None:
+        """A request of a failed micro-batch, all its messages on their own: its answer, or the
+        error Classifier.predict_proba gives it alone (so naming its own texts[i])."""
+        if job.dropped:
+            return
+        job.dropped = True  # its messages still queued are not run again
+        try:
+            _settle(job.future, result=self.classifier.predict_proba(job.texts))
+        except Exception as e:  # noqa: BLE001 - the request's own failure, for its own answer
+            _settle(job.future, error=e)
 
 
 def _settle(future: asyncio.Future, result: object = None,

@@ -25,5 +25,11 @@ class ServeConfig:
                                       "504; SIGTERM's graceful stop waits about this long at "
                                       "most.", min=0.001)
     max_body_bytes: int = option(1 << 20, "Largest request body (413 beyond).", min=1)
+    max_header_bytes: int = option(1 << 15, "Longest request line and headers together, in "
+                                   "bytes (431 beyond).", min=1)
+    read_timeout_s: float = option(10.0, "A request must arrive whole (line, headers and body) "
+                                   "within this of its first byte, or of the connection for its "
+                                   "first: a slower client is answered 408, or dropped once its "
+                                   "body has started.", min=0.001)
     max_messages: int = option(256, "Most messages in one request (413 beyond).", min=1)
     max_chars: int = option(20_000, "Longest message, in characters (422 beyond).", min=1)

@@ -18,7 +18,8 @@ class ClassifyGuard:
         self.metrics = metrics
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http" or scope["path"] != CLASSIFY:
+        # Other methods on the path go to the router, which answers 405 with Allow: POST.
+        if scope["type"] != "http" or scope["path"] != CLASSIFY or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
         start, status = time.perf_counter(), [500]
@@ -32,10 +33,10 @@ class ClassifyGuard:
         try:
             body = await self._read_body(scope, receive)
             if not _is_json(scope):
-                await _reply(send_status, 415, "send the body as Content-Type: application/json")
+                await reply(send_status, 415, "send the body as Content-Type: application/json")
             elif body is None:
-                await _reply(send_status, 413, f"the request body is over the "
-                             f"{self.max_body_bytes}-byte limit")
+                await reply(send_status, 413, f"the request body is over the "
+                            f"{self.max_body_bytes}-byte limit")
             else:
                 await self.app(scope, _replay(body, receive), send_status)
         finally:
@@ -81,7 +82,7 @@ def _replay(body: bytes, receive):
     return replay
 
 
-async def _reply(send, status: int, detail: str) -> None:
+async def reply(send, status: int, detail: str) -> None:
     body = json.dumps({"detail": detail}).encode()
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"),

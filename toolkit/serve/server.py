@@ -16,6 +16,7 @@ from spamkit.errors import SpamkitError
 from spamkit.runtime.classifier import Classifier
 from spamkit.serve.app import build_app
 from spamkit.serve.config import ServeConfig
+from spamkit.serve.protocol import bounded_protocol
 
 # Past the request timeout, uvicorn's graceful stop cancels what is left; this is the margin
 # for the answers already computed to leave.
@@ -39,6 +40,7 @@ def serve_bundle(bundle: Path, config: ServeConfig, listen: Listen, device: str 
     sock = bind(listen)
     server = uvicorn.Server(uvicorn.Config(
         app, log_level="info", access_log=False, lifespan="on", backlog=BACKLOG,
+        http=bounded_protocol(config), ws="none",  # no upgrade past the protocol's limits
         timeout_graceful_shutdown=config.request_timeout_s + SHUTDOWN_MARGIN_S))
     host, port = sock.getsockname()[:2]
     print(f"spamkit: serving {bundle} ({classifier.precision} on {classifier.device}) at "

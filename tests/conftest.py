@@ -88,28 +88,50 @@ def serve():
         server.server_close()
 
 
-@pytest.fixture(scope="session")
-def tiny_checkpoint(tmp_path_factory) -> Path:
+def train_tiny_checkpoint(out: Path) -> None:
     """The `tiny` preset trained for a few dozen steps on the real balanced split."""
     from spamkit.config import TrainConfig
     from spamkit.data import DataConfig
     from spamkit.training.train import train
 
-    out = tmp_path_factory.mktemp("train") / "checkpoint"
     # On the CPU wherever the suite runs, so every test sees the same model.
     cfg = TrainConfig(preset="tiny", epochs=2, max_steps=60, compile=False, lr=1e-3, device="cpu")
     train(cfg, DataConfig(path=str(SMS_FILE)), str(out))
+
+
+def export_tiny_bundle(checkpoint: Path, out: Path) -> None:
+    """fp32 + int8 bundle of the tiny checkpoint."""
+    from spamkit.export.bundle import ExportConfig, export_bundle
+
+    export_bundle(checkpoint, out, ExportConfig(int8=True, keep_fp32=True))
+
+
+# `make mutants` builds the two once, unmutated, for the mutants whose file their building never
+# imports (tests/mutation/run.py): such a mutant cannot change them, and each copy saves the time.
+PREBUILT = os.environ.get("SPAMKIT_TEST_PREBUILT")
+
+
+def prebuilt_or_built(name: str, tmp_path_factory, build) -> Path:
+    """A fresh copy of the prebuilt `name`, or `build(path)` where there is none."""
+    import shutil
+
+    out = tmp_path_factory.mktemp(name) / name
+    if PREBUILT:
+        shutil.copytree(Path(PREBUILT) / name, out)
+    else:
+        build(out)
     return out
 
 
 @pytest.fixture(scope="session")
-def tiny_bundle(tiny_checkpoint, tmp_path_factory) -> Path:
-    """fp32 + int8 bundle of the tiny checkpoint."""
-    from spamkit.export.bundle import ExportConfig, export_bundle
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    return prebuilt_or_built("checkpoint", tmp_path_factory, train_tiny_checkpoint)
 
-    out = tmp_path_factory.mktemp("export") / "bundle"
-    export_bundle(tiny_checkpoint, out, ExportConfig(int8=True, keep_fp32=True))
-    return out
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tiny_checkpoint, tmp_path_factory) -> Path:
+    return prebuilt_or_built("bundle", tmp_path_factory,
+                             lambda out: export_tiny_bundle(tiny_checkpoint, out))
 
 
 @pytest.fixture(scope="session")

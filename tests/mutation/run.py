@@ -8,12 +8,15 @@ before the editable install's finder, here and in every process a test starts. B
 run, a fresh process in the copy prints where spamkit, spamkit.export and spamkit.runtime come
 from, and the run stops unless that is the copy.
 
-First, an unmutated copy runs the tests of all mutants together (the control): a test that fails
-without a mutant would count any mutant as caught. Exit status: 0 when every mutant is caught,
+First, the unmutated tree builds conftest's tiny checkpoint and bundle once; a mutant whose file
+that building never imported gets copies of them (SPAMKIT_TEST_PREBUILT) instead of training
+and exporting its own, which it could not change. Then an unmutated copy runs the tests of all
+mutants together (the control): a test that fails without a mutant would count any mutant as
+caught. Exit status: 0 when every mutant is caught,
 1 when one survives (or its tests could not run), 2 when the list itself is stale.
 
     python tests/mutation/run.py                  # all mutants, one at a time
-    python tests/mutation/run.py -j 2             # two at a time (each trains a tiny model)
+    python tests/mutation/run.py -j 2             # two at a time
     python tests/mutation/run.py --only "no streaming" --keep
 """
 
@@ -112,12 +115,50 @@ def apply(m: Mutant, repo: Path) -> None:
     path.write_text(text.replace(m.original, m.replacement), encoding="utf-8")
 
 
-def run_tests(repo: Path, tests: tuple[str, ...], log: Path) -> tuple[int, str]:
+# Builds conftest's tiny checkpoint and bundle into argv[1] and lists every file of the tree
+# (argv[2]) that building them imported: a mutant in any other file cannot change them.
+PREBUILD = """
+import json, sys
+from pathlib import Path
+from conftest import export_tiny_bundle, train_tiny_checkpoint
+out, root = Path(sys.argv[1]), Path(sys.argv[2])
+train_tiny_checkpoint(out / "checkpoint")
+export_tiny_bundle(out / "checkpoint", out / "bundle")
+files = {Path(m.__file__).resolve() for m in list(sys.modules.values())
+         if getattr(m, "__file__", None)}
+imported = sorted(str(f.relative_to(root)) for f in files if f.is_relative_to(root))
+(out / "imported.json").write_text(json.dumps(imported))
+"""
+
+
+@dataclass(frozen=True)
+class Prebuilt:
+    folder: Path
+    imported: frozenset[str]  # the tree's files that building them imported
+
+    def serves(self, m: Mutant | None) -> bool:
+        return m is None or m.file not in self.imported
+
+
+def prebuild(snapshot: Path, work: Path) -> Prebuilt:
+    """conftest's tiny checkpoint and bundle, built once by the unmutated tree."""
+    repo = make_copy(snapshot, work)
+    folder = work / "fixtures"
+    env = {**copy_env(repo), "SPAMKIT_CACHE": str(work / "cache")}
+    subprocess.run([sys.executable, "-c", PREBUILD, str(folder), str(repo)], cwd=repo / "tests",
+                   env=env, check=True, timeout=TIMEOUT_S, capture_output=True)
+    imported = json.loads((folder / "imported.json").read_text(encoding="utf-8"))
+    return Prebuilt(folder, frozenset(imported))
+
+
+def run_tests(repo: Path, tests: tuple[str, ...], log: Path,
+              prebuilt: Path | None) -> tuple[int, str]:
     """pytest's exit status and its first FAILED/ERROR line (or its last line)."""
     cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-rfE", "-p", "no:cacheprovider",
            *tests]
+    env = copy_env(repo) | ({"SPAMKIT_TEST_PREBUILT": str(prebuilt)} if prebuilt else {})
     try:
-        result = subprocess.run(cmd, cwd=repo, env=copy_env(repo), capture_output=True,
+        result = subprocess.run(cmd, cwd=repo, env=env, capture_output=True,
                                 text=True, timeout=TIMEOUT_S, check=False)
     except subprocess.TimeoutExpired:
         return -1, f"timed out after {TIMEOUT_S} s"
@@ -127,7 +168,8 @@ def run_tests(repo: Path, tests: tuple[str, ...], log: Path) -> tuple[int, str]:
     return result.returncode, (failed or lines[-1:] or ["no output"])[0]
 
 
-def run_mutant(m: Mutant | None, snapshot: Path, work: Path, tests: tuple[str, ...]) -> Outcome:
+def run_mutant(m: Mutant | None, snapshot: Path, work: Path, tests: tuple[str, ...],
+               prebuilt: Prebuilt) -> Outcome:
     """One mutant in a copy of its own (None: the unmutated control)."""
     name = m.name if m else "control (no mutant)"
     t0 = time.monotonic()
@@ -136,7 +178,8 @@ def run_mutant(m: Mutant | None, snapshot: Path, work: Path, tests: tuple[str, .
     if m:
         apply(m, repo)
     print(f"[{name}] spamkit from {where}", flush=True)
-    code, line = run_tests(repo, tests, work / "pytest.log")
+    code, line = run_tests(repo, tests, work / "pytest.log",
+                           prebuilt.folder if prebuilt.serves(m) else None)
     seconds = time.monotonic() - t0
     if code == 0:
         status = "passed" if m is None else "SURVIVED"
@@ -184,10 +227,11 @@ def main() -> int:
     snapshot = base / "snapshot"
     try:
         copy_tree(ROOT, snapshot)
+        prebuilt = prebuild(snapshot, base / "prebuilt")
         outcomes = []
         if not args.no_control:
             every = tuple(dict.fromkeys(t for m in chosen for t in m.tests))
-            outcomes.append(run_mutant(None, snapshot, base / "control", every))
+            outcomes.append(run_mutant(None, snapshot, base / "control", every, prebuilt))
             if outcomes[0].status != "passed":
                 print(f"the unmutated tests fail; see {base / 'control' / 'pytest.log'}",
                       file=sys.stderr)
@@ -195,7 +239,8 @@ def main() -> int:
                 return 1
         with ThreadPoolExecutor(max_workers=args.jobs) as pool:
             outcomes += list(pool.map(
-                lambda im: run_mutant(im[1], snapshot, base / f"m{im[0]:02d}", im[1].tests),
+                lambda im: run_mutant(im[1], snapshot, base / f"m{im[0]:02d}", im[1].tests,
+                                      prebuilt),
                 enumerate(chosen)))
     finally:
         if args.keep:

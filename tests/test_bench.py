@@ -15,6 +15,8 @@ import pytest
 from conftest import ROOT, SMS_FILE, assert_clean_failure, spamkit_cli
 
 from spamkit.data import read_messages
+from spamkit.errors import SpamkitError
+from spamkit.jobs.bench import BenchConfig
 from spamkit.jobs.measure import cpu_model
 from spamkit.runtime import Classifier
 from spamkit.runtime.isa import host_isa
@@ -122,6 +124,18 @@ def test_bench_prints_a_table_for_people(tiny_bundle):
 def test_bad_options_fail_with_one_line(tiny_bundle, args, words):
     result = spamkit_cli("bench", tiny_bundle, "--data", SMS_FILE, *args)
     assert_clean_failure(result, *words)
+
+
+@pytest.mark.parametrize("options, words", [
+    ({"threads": 0}, "threads must be an integer from 1"),
+    ({"threads": 1, "precision": "int4"}, "precision must be one of"),
+    ({"threads": 1, "device": "gpu"}, "device must be one of"),
+    ({"threads": 1, "batch_size": 0}, "batch_size must be an integer of at least 1"),
+])
+def test_a_bench_config_refuses_what_the_measuring_process_would(tmp_path, options, words):
+    """Through the API too, before a process is started for it (or the bundle is read)."""
+    with pytest.raises(SpamkitError, match=words):
+        BenchConfig(str(tmp_path / "bundle"), **options)
 
 
 def test_a_missing_bundle_is_named_before_anything_runs(tmp_path):

@@ -12,6 +12,8 @@ import json
 import os
 import re
 import shutil
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -344,6 +346,20 @@ def test_export_of_a_checkpoint_whose_config_cannot_build_a_model(tiny_checkpoin
     assert_clean_failure(result, checkpoint, out=out)
 
 
+def test_export_of_a_checkpoint_with_more_labels_than_classes_names_both(
+        tiny_checkpoint, tmp_path):
+    checkpoint = tmp_path / "checkpoint"
+    shutil.copytree(tiny_checkpoint, checkpoint)
+    config = json.loads((checkpoint / "config.json").read_text())
+    config["labels"] = ["ham", "spam", "phishing"]  # the model has two classes
+    (checkpoint / "config.json").write_text(json.dumps(config))
+    out = tmp_path / "bundle"
+
+    result = spamkit_cli("export", checkpoint, "--out", out, "--data", SMS_FILE)
+
+    assert_clean_failure(result, "config.json lists 3 labels for 2 classes", out=out)
+
+
 def test_export_of_a_missing_checkpoint_names_it(tmp_path):
     checkpoint = tmp_path / "runs" / "no-such-checkpoint"
     out = tmp_path / "bundle"
@@ -387,6 +403,17 @@ def test_classify_with_an_altered_bundle_file_is_refused(tiny_bundle, tmp_path, 
 
     assert_clean_failure(result, bundle / name, "checksum")
     assert result.stdout == ""
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+def test_answers_that_cannot_be_written_are_one_error_line(tiny_bundle):
+    """stdout on a full disk: the write's OSError, said in one line, not a traceback."""
+    with open("/dev/full", "w") as full:
+        result = subprocess.run([sys.executable, "-m", "spamkit", "classify", str(tiny_bundle),
+                                 "hello"], stdout=full, stderr=subprocess.PIPE, text=True,
+                                timeout=600)
+
+    assert_clean_failure(result, "No space left on device")
 
 
 # -----------------------------------------------------------------------------

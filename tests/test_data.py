@@ -211,6 +211,22 @@ def test_sms_line_without_a_tab_names_the_line(tmp_path):
         read_messages(path)
 
 
+def test_sms_line_with_an_empty_label_names_the_line(tmp_path):
+    """A tab with nothing but spaces before it: no label, though the line splits."""
+    path = tmp_path / "mine.txt"
+    path.write_text("ham\thello\nspam\tWIN NOW\n \tlabel lost\n")
+    with pytest.raises(SpamkitError, match="mine.txt, line 3: expected 'label<TAB>text'"):
+        read_messages(path)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".tsv"])
+def test_a_table_row_without_a_label_names_the_line(tmp_path, suffix):
+    path = write_table(tmp_path / f"mine{suffix}", ["text", "label"],
+                       [["hello", "ham"], ["WIN NOW", "spam"], ["label lost", " "]])
+    with pytest.raises(SpamkitError, match=f"mine{suffix}, line 4: missing label"):
+        read_messages(path)
+
+
 def test_too_few_messages_for_a_split():
     texts, labels = ["a", "b", "c", "d"], ["ham", "spam", "ham", "spam"]
     with pytest.raises(SpamkitError, match="the val split is empty"):

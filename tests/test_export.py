@@ -101,6 +101,14 @@ def test_failed_export_leaves_no_bundle(tiny_checkpoint, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_an_unknown_int8_target_is_refused_before_any_work(tiny_checkpoint, tmp_path):
+    """The CLI offers only the known targets; the API checks the name itself."""
+    out = tmp_path / "bundle"
+    with pytest.raises(SpamkitError, match="--target must be one of auto, .*not 'x86-avx3'"):
+        export_bundle(tiny_checkpoint, out, ExportConfig(int8=True, target="x86-avx3"))
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_first_token_model_exports_and_matches_pytorch(tmp_path):
     from spamkit.config import TrainConfig
     from spamkit.data import DataConfig

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import SMS_FILE
+from onnx import helper, numpy_helper
 from webpage import NODE_PORT, ROOT, node
 
 from spamkit.runtime.tokenizer import EOT
@@ -103,17 +104,21 @@ def change_a_byte(path: Path) -> None:
         path.write_bytes(raw[:middle] + bytes([raw[middle] ^ 0xFF]) + raw[middle + 1:])
 
 
-def tokenizer_in_a_subfolder(source: Path, bundle: Path) -> Path:
-    """A copy of `source` whose manifest puts its tokenizer at tok/tokenizer.json."""
+def rechecksum(bundle: Path, **fields: object) -> None:
+    """The manifest, with `fields` changed, made to agree with the files again."""
     from spamkit.export.manifest import with_checksums, write_manifest
     from spamkit.runtime.bundle import Manifest
 
+    data = json.loads((bundle / "manifest.json").read_text())
+    write_manifest(bundle, with_checksums(bundle, Manifest(**{**data, **fields})))
+
+
+def tokenizer_in_a_subfolder(source: Path, bundle: Path) -> Path:
+    """A copy of `source` whose manifest puts its tokenizer at tok/tokenizer.json."""
     shutil.copytree(source, bundle)
     (bundle / "tok").mkdir()
     (bundle / "tokenizer.json").rename(bundle / "tok" / "tokenizer.json")
-    data = json.loads((bundle / "manifest.json").read_text())
-    data["tokenizer"] = "tok/tokenizer.json"
-    write_manifest(bundle, with_checksums(bundle, Manifest(**data)))
+    rechecksum(bundle, tokenizer="tok/tokenizer.json")
     return bundle
 
 
@@ -144,15 +149,88 @@ def test_node_says_how_to_call_it(tiny_bundle):
     assert result.stderr.startswith("spamkit-node: error: usage: classify.mjs BUNDLE")
 
 
-def test_node_refuses_a_bundle_format_newer_than_it_reads(tiny_bundle, tmp_path):
+# A manifest field out of the format's bounds, and what the Node port (and the page) says of it.
+MANIFEST_CASES = {
+    "a newer format": ({"format_version": 99}, "is bundle format 99; this reads 4 and older"),
+    "a label twice": ({"labels": ["spam", "spam"]}, "labels must be 2 or more distinct names"),
+    "a threshold for another label": ({"threshold": {"label": "phishing", "value": 0.5}},
+                                      "threshold must name one of the labels and a probability"),
+    "a threshold above one": ({"threshold": {"label": "spam", "value": 1.5}},
+                              "threshold must name one of the labels and a probability"),
+}
+
+
+@pytest.mark.parametrize("case", MANIFEST_CASES)
+def test_node_refuses_a_manifest_out_of_the_format_in_one_line(tiny_bundle, tmp_path, case):
+    fields, why = MANIFEST_CASES[case]
     bundle = tmp_path / "bundle"
     shutil.copytree(tiny_bundle, bundle)
     manifest = json.loads((bundle / "manifest.json").read_text())
-    (bundle / "manifest.json").write_text(json.dumps({**manifest, "format_version": 99}))
+    (bundle / "manifest.json").write_text(json.dumps({**manifest, **fields}))
     result = run_node(PROGRAM, bundle, "hello")
     assert result.returncode == 1 and result.stdout == ""
     assert result.stderr == (f"spamkit-node: error: {bundle} is not a readable spamkit bundle: "
-                             "manifest.json is bundle format 99; this reads 4 and older\n")
+                             f"manifest.json {why}\n")
+
+
+def test_node_refuses_a_rechecksummed_tokenizer_with_another_regex(tiny_bundle, tmp_path):
+    bundle = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle, bundle)
+    tokenizer = json.loads((bundle / "tokenizer.json").read_text())
+    (bundle / "tokenizer.json").write_text(json.dumps({**tokenizer, "pat_str": r"\S+|\s+"}))
+    rechecksum(bundle)
+    result = run_node(PROGRAM, bundle, "hello")
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr == "spamkit-node: error: tokenizer.json is not a GPT-2 tokenizer\n"
+
+
+def with_logits(source: Path, bundle: Path, nodes: list, constants: dict) -> Path:
+    """A copy of `source` whose int8 graph (the one Node runs) computes its logits from the
+    model's own ("raw") through `nodes`, with `constants` (name: value), its width left
+    open, and the manifest re-checksummed: only the port's checks of the logits stand."""
+    import onnx
+
+    shutil.copytree(source, bundle)
+    model = onnx.load(bundle / "model.int8.onnx")
+    graph = model.graph
+    for n in graph.node:
+        n.output[:] = ["raw" if o == "logits" else o for o in n.output]
+    graph.node.extend(nodes)
+    graph.initializer.extend(numpy_helper.from_array(np.array(value), name)
+                             for name, value in constants.items())
+    graph.output[0].type.tensor_type.shape.dim[1].dim_param = "classes"
+    (bundle / "model.int8.onnx.data").unlink()
+    onnx.save(model, bundle / "model.int8.onnx", save_as_external_data=True,
+              location="model.int8.onnx.data")
+    rechecksum(bundle)
+    return bundle
+
+
+# Logits the graph may not answer: NaN for every message, or one column for two labels.
+LOGIT_CASES = {
+    "NaN": ([helper.make_node("Mul", ["raw", "nan"], ["logits"])],
+            {"nan": np.float32(np.nan)}, "a NaN or infinite logit for texts[0]"),
+    "one column": ([helper.make_node("Slice", ["raw", "c0", "c1", "c1"], ["logits"])],
+                   {"c0": np.array([0]), "c1": np.array([1])}, "logits of shape [1,1], not [1, 2]"),
+}
+
+
+@pytest.mark.parametrize("case", LOGIT_CASES)
+def test_node_refuses_logits_that_are_not_one_finite_number_per_label(tiny_bundle, tmp_path,
+                                                                       case):
+    nodes, constants, what = LOGIT_CASES[case]
+    bundle = with_logits(tiny_bundle, tmp_path / "bundle", nodes, constants)
+    result = run_node(PROGRAM, bundle, "hello")
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr == f"spamkit-node: error: the graph gave {what}\n"
+
+
+def test_node_refuses_a_jsonl_line_that_is_not_a_string_before_reading_the_bundle(tmp_path):
+    texts = tmp_path / "in.jsonl"
+    texts.write_text('"hello"\n{"text": "free prize"}\n', encoding="utf-8")
+    result = run_node(PROGRAM, tmp_path / "bundle", "--jsonl", texts)
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr == f"spamkit-node: error: {texts} line 2 is not a JSON string\n"
 
 
 def test_node_decides_with_a_calibrated_threshold_as_python_does(tiny_bundle, tmp_path):

@@ -8,11 +8,13 @@ import numpy as np
 import onnx
 import pytest
 from conftest import SMS_FILE
+from onnx import numpy_helper
 from onnxruntime.tools.reduced_build_config_parser import parse_config
 
 from spamkit.data import DataConfig, load_splits
 from spamkit.errors import SpamkitError
-from spamkit.export.bundle import ExportConfig
+from spamkit.export import ort_format
+from spamkit.export.bundle import ExportConfig, export_bundle
 from spamkit.runtime import BundleError, Classifier
 from spamkit.runtime.bundle import read_manifest
 
@@ -43,6 +45,30 @@ def test_a_changed_ort_graph_is_refused_and_the_onnx_graph_still_loads(tiny_ort_
     with pytest.raises(BundleError, match="model.int8.ort does not match its checksum"):
         Classifier.load(bundle, graph_format="ort")
     assert Classifier.load(bundle).predict("see you at 6?") in ("ham", "spam")
+
+
+def test_an_ort_graph_that_computes_otherwise_is_refused_by_export(tiny_checkpoint, tmp_path,
+                                                                 monkeypatch):
+    """As if ONNX Runtime's converter changed what the graph computes (one bias moved): export
+    runs both graphs on the validation messages, refuses, and writes nothing."""
+    convert = ort_format.convert_to_ort
+
+    def convert_a_changed_graph(onnx_graph, ort_graph):
+        model = onnx.load(onnx_graph)
+        bias = next(t for t in model.graph.initializer
+                    if t.data_type == onnx.TensorProto.FLOAT and len(t.dims) == 1)
+        bias.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(bias) + 0.5, bias.name))
+        changed = tmp_path / "changed" / onnx_graph.name
+        changed.parent.mkdir()
+        onnx.save(model, changed, save_as_external_data=True, location=f"{changed.name}.data")
+        convert(changed, ort_graph)
+
+    monkeypatch.setattr(ort_format, "convert_to_ort", convert_a_changed_graph)
+    out = tmp_path / "bundle"
+    with pytest.raises(SpamkitError, match=r"the ORT-format int8 graph disagrees with the .onnx "
+                                           r"graph: max \|logit diff\| .*; no bundle written"):
+        export_bundle(tiny_checkpoint, out, ExportConfig(int8=True, ort=True))
+    assert not out.exists()
 
 
 def test_required_operators_config_covers_every_operator_of_the_graph(tiny_ort_bundle):

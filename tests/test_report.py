@@ -89,6 +89,21 @@ def assert_one_line_error(result, *words):
         assert word in lines[0], lines[0]
 
 
+@pytest.mark.parametrize("options, words", [
+    (("--target-precision", "0.9", "--label", "phishing"),
+     "--label 'phishing' is not one of the model's labels ['ham', 'spam']"),
+    (("--target-precision", "0"), "--target-precision must be in (0, 1], not 0.0"),
+    (("--target-precision", "1.5"), "--target-precision must be in (0, 1], not 1.5"),
+], ids=["another-label", "zero", "above-one"])
+def test_calibrate_refuses_what_it_cannot_store_and_changes_nothing(tiny_bundle, tmp_path,
+                                                                   options, words):
+    bundle = shutil.copytree(tiny_bundle, tmp_path / "bundle")
+    before = (bundle / "manifest.json").read_bytes()
+    result = spamkit_cli("calibrate", bundle, "--data", SMS_FILE, *options)
+    assert_one_line_error(result, words)
+    assert (bundle / "manifest.json").read_bytes() == before
+
+
 def test_data_with_other_labels_is_refused(tiny_bundle, tmp_path):
     data = tmp_path / "other.csv"
     data.write_text("text,label\n" + "".join(f"message {i},{'ab'[i % 2]}\n" for i in range(50)))

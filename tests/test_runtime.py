@@ -10,6 +10,7 @@ import pytest
 
 from spamkit.errors import SpamkitError
 from spamkit.runtime import Classifier
+from spamkit.runtime.batching import length_sorted_batches
 
 RUNTIME_DEPS = ("onnxruntime", "numpy", "tiktoken")
 
@@ -91,6 +92,17 @@ def test_results_come_back_in_the_callers_order(tiny_bundle, precision, cap):
     together = clf.logits(texts)
     one_by_one = np.stack([clf.logits(t) for t in texts])
     np.testing.assert_allclose(together, one_by_one, atol=1e-5)
+
+
+def test_no_batch_holds_more_padded_tokens_than_the_cap():
+    """A message longer than the cap runs alone; every other batch stays within it."""
+    lengths = [3, 50, 7, 7, 12, 1, 30, 31, 200, 16, 16, 16, 16, 5]
+    batches = list(length_sorted_batches(lengths, batch_size=32, batch_tokens=64))
+    assert sorted(i for rows in batches for i in rows) == list(range(len(lengths)))
+    for rows in batches:
+        widest = max(lengths[i] for i in rows)
+        assert len(rows) == 1 or len(rows) * widest <= 64, [lengths[i] for i in rows]
+    assert [8] in batches  # the 200-token message, alone
 
 
 def test_a_non_string_is_a_type_error_naming_its_index(tiny_bundle):

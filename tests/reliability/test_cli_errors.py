@@ -61,6 +61,14 @@ def test_a_bad_option_is_one_usage_line_and_exit_2(tmp_path, case):
     assert list(tmp_path.iterdir()) == []  # nothing written
 
 
+def test_a_line_separator_in_an_argument_is_still_one_error_line(tmp_path):
+    """U+2028 is a line break to str.splitlines (and to editors and log viewers) but no
+    control character, so click's message keeps it: the error line must not."""
+    result = spamkit_cli("data", "free\u2028prize", cwd=tmp_path)
+    assert_clean_failure(result, "unexpected extra argument", "free prize")
+    assert result.returncode == 2
+
+
 def test_help_lists_the_choices(tmp_path):
     result = spamkit_cli("train", "--help", env={"COLUMNS": "200"})
     assert result.returncode == 0, result.stderr

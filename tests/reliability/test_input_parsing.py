@@ -46,6 +46,21 @@ def test_a_malformed_csv_is_refused_naming_the_line(tmp_path, tiny_bundle, conte
     nothing_written(out)
 
 
+@pytest.mark.parametrize("ident", [None, True, ["a"], {"n": 1}],
+                         ids=["null", "true", "list", "object"])
+def test_a_json_id_that_is_neither_string_nor_number_is_refused_naming_the_line(
+        tmp_path, tiny_bundle, ident):
+    path = tmp_path / "inbox.jsonl"
+    path.write_text(json.dumps({"id": 7, "text": "hello"}) + "\n"
+                    + json.dumps({"id": ident, "text": "free prize"}) + "\n", encoding="utf-8")
+    out = tmp_path / "scores.csv"
+
+    result = spamkit_cli("score", tiny_bundle, path, "--out", out, "--id-column", "id")
+
+    assert_clean_failure(result, "inbox.jsonl, line 2", "no string or number field 'id'")
+    nothing_written(out)
+
+
 def test_the_sms_collection_as_a_tsv_scores_every_message(tmp_path, tiny_bundle):
     # 5,574 messages; some start with a quote that a quoting reader would carry to the next
     # line's, merging messages.

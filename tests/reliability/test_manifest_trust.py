@@ -256,6 +256,7 @@ TOKENIZER_CASES = {
                                   "not base64"),
     "a rank that is a number": (_ranks(lambda r: r.__setitem__(300, 7)), "base64 strings"),
     "a rank repeated": (_ranks(lambda r: r.__setitem__(0xE0, r[300])), "repeats"),
+    "an empty rank": (_ranks(lambda r: r.__setitem__(300, "")), "holds an empty one"),
     "a single byte dropped": (_ranks(lambda r: r.pop(0xE0)), "lacks a single byte"),
     "another regex": (_with("pat_str", ""), "pat_str"),
     "no end-of-text token": (_with("special_tokens", {"<|x|>": 50256}), "special_tokens"),
@@ -264,6 +265,8 @@ TOKENIZER_CASES = {
     "ids beyond the model's vocabulary": (_with("special_tokens", {"<|endoftext|>": 60000}),
                                           "beyond the model's vocabulary of 50257"),
     "an id beyond 2**31": (_with("special_tokens", {"<|endoftext|>": 2**40}), "special_tokens"),
+    "two special tokens with one id": (
+        _with("special_tokens", {"<|endoftext|>": 50256, "<|fim_prefix|>": 50256}), "distinct"),
 }
 
 

@@ -2,6 +2,7 @@
 wrong kind of container a TypeError) that says what is allowed, before any work is done, and
 `spamkit classify` says the same in one line."""
 
+import dataclasses
 import os
 import time
 
@@ -79,6 +80,17 @@ def test_a_classifier_built_directly_checks_its_arguments_too(tiny_bundle, clf):
     session = make_session(tiny_bundle / "model.onnx", ["CPUExecutionProvider"])
     with pytest.raises(ValueError, match="batch_size"):
         Classifier(session, clf.tokenizer, clf.manifest, "cpu", "fp32", batch_size=0)
+
+
+def test_a_threshold_without_a_calibrated_label_needs_two_classes(clf):
+    """Which of three labels a bare threshold is for cannot be guessed: not the second one."""
+    three = dataclasses.replace(clf.manifest, labels=["ham", "spam", "phishing"])
+    with pytest.raises(ValueError, match="threshold= needs a calibrated bundle or a two-class "
+                                         "model"):
+        Classifier(clf.session, clf.tokenizer, three, "cpu", "fp32", threshold=0.5)
+    calibrated = dataclasses.replace(three, threshold={"label": "phishing", "value": 0.9})
+    clf3 = Classifier(clf.session, clf.tokenizer, calibrated, "cpu", "fp32", threshold=0.5)
+    assert (clf3.threshold_label, clf3.threshold) == ("phishing", 0.5)
 
 
 def test_a_dict_is_refused_saying_to_pass_its_values(clf):

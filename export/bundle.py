@@ -11,7 +11,7 @@ import numpy as np
 from spamkit import __version__
 from spamkit.atomic import atomic_dir
 from spamkit.data import Splits, load_splits
-from spamkit.errors import SpamkitError
+from spamkit.errors import Interrupted, SpamkitError
 from spamkit.export.cross_isa import TARGET_KERNELS, reference_agreement
 from spamkit.export.manifest import with_checksums, write_manifest
 from spamkit.export.onnx_graph import OPSET, export_onnx, saved_files
@@ -20,12 +20,15 @@ from spamkit.export.quantize import quantize_int8
 from spamkit.export.targets import DEFAULT_TARGET, SCHEMES, resolve_target
 from spamkit.export.text_graph import check_text_graphs, write_text_graphs
 from spamkit.export.verify import compare_logits
-from spamkit.outputs import BUNDLE, check_output
+from spamkit.outputs import BUNDLE, check_output, exclusive_output
 from spamkit.runtime.bundle import (
     GRAPH_DEVICES,
     GRAPH_FILES,
+    MANIFEST_FILE,
+    MAX_MANIFEST_BYTES,
     TOKENIZER_FILE,
     Manifest,
+    read_capped,
 )
 from spamkit.runtime.classifier import Classifier, make_session
 from spamkit.runtime.isa import host_isa
@@ -70,7 +73,36 @@ class ExportConfig:
 
 def export_bundle(checkpoint: str | Path, out: str | Path, cfg: ExportConfig) -> Manifest:
     target = _int8_target(cfg)
-    check_output(out, BUNDLE, force=cfg.force, inputs=[checkpoint, cfg.data])
+    out = Path(out)
+    with exclusive_output(out):  # no other spamkit run writes `out` until this one ends
+        check_output(out, BUNDLE, force=cfg.force, inputs=[checkpoint, cfg.data])
+        before = _manifest_bytes(out)
+        try:
+            return _export(checkpoint, out, cfg, target)
+        except KeyboardInterrupt:
+            raise Interrupted(_interrupted(out, before)) from None
+
+
+def _manifest_bytes(bundle: Path) -> bytes | None:
+    try:
+        return read_capped(bundle / MANIFEST_FILE, MAX_MANIFEST_BYTES)
+    except SpamkitError:
+        return None
+
+
+def _interrupted(out: Path, before: bytes | None) -> str:
+    """What Ctrl-C left at `out`, told by its manifest (`before`: as it was at the start): the
+    whole new bundle, or nothing of it."""
+    now = _manifest_bytes(out)
+    if now is not None and now != before:
+        return f"interrupted after the bundle was written to {out}"
+    kept = f"the bundle in {out} is untouched" if before else f"nothing was written to {out}"
+    return f"interrupted before the bundle was complete: {kept}"
+
+
+def _export(checkpoint: str | Path, out: Path, cfg: ExportConfig, target: str | None
+            ) -> Manifest:
+    """The work of export_bundle, once `out` is this run's."""
     if cfg.text_input:
         _refuse_without_extensions()
     ckpt = load_checkpoint(checkpoint)
@@ -162,7 +194,8 @@ def _add_text_graphs(bundle: Path, manifest: Manifest, tokenizer, sample: list[s
     sample and on the messages whose reading the contract spells out."""
     text_graphs = write_text_graphs(bundle, manifest.graphs, tokenizer, tokenizer.pad_id)
     manifest = replace(manifest, text_graphs=text_graphs)
-    edge_cases = ["", " ", "<|endoftext|>", "free <|endoftext|> entry", "7" * 70_000]
+    edge_cases = ["", " ", "<|endoftext|>", "free <|endoftext|> entry", "7" * 70_000, "\0",
+                  "see you at 6?\0FREE PRIZE CALL NOW WINNER", "a\n\n\0 \0\0<|endoftext|>"]
     figures = check_text_graphs(bundle, manifest, tokenizer, [*sample, *edge_cases])
     return replace(manifest, verification={**manifest.verification, **figures})
 

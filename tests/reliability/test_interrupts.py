@@ -467,6 +467,29 @@ def test_leftover_tmp_dir_never_loads(spamkit, tmp_path, tiny_checkpoint, hook_d
             load(tmp)
 
 
+@pytest.mark.parametrize("before", ["new", "bundle"])
+def test_ctrl_c_during_export_says_what_out_holds(spamkit, tmp_path, tiny_checkpoint,
+                                                  tiny_bundle, hook_dir, before):
+    """Ctrl-C while the graphs are written (right after the fp32 check): exit 130 and one line
+    saying that nothing was written, or that the bundle already there is untouched."""
+    bundle = tmp_path / "bundle"
+    force = ()
+    if before == "bundle":
+        shutil.copytree(tiny_bundle, bundle)
+        force = ("--force",)
+    files = {p.name: p.read_bytes() for p in bundle.iterdir()} if bundle.exists() else None
+    run = run_to_end(spamkit, "export", tiny_checkpoint, "--out", bundle, *EXPORT, *force,
+                     fault="write:tokenizer.json:SIGINT:1", hook=hook_dir)
+    assert run.proc.returncode == 130, run.describe()
+    kept = (f"the bundle in {bundle} is untouched" if files
+            else f"nothing was written to {bundle}")
+    assert one_error_line(run) == ("spamkit: error: interrupted before the bundle was "
+                                   f"complete: {kept}")
+    assert ({p.name: p.read_bytes() for p in bundle.iterdir()} if bundle.exists() else None
+            ) == files
+    assert not leftovers(tmp_path)
+
+
 # 3. Ctrl-C, then --resume: the same result as never stopping ----------------------------------
 
 def resume_to_the_reference(spamkit, out: Path, reference: Path, first_epoch: int,
@@ -657,3 +680,27 @@ def test_a_kill_while_calibrate_writes_the_manifest_keeps_a_loadable_bundle(
                        "0.9")
     assert again.proc.returncode == 0, again.describe()
     assert Classifier.load(bundle).threshold == read_manifest(bundle).threshold["value"]
+
+
+def test_resume_refuses_settings_other_than_the_runs_own(spamkit, tmp_path, hook_dir):
+    """Options given with --resume are never ignored: another value is refused, naming it; the
+    run's own command with --resume added (as the Ctrl-C message says) continues."""
+    out = tmp_path / "run"
+    original = (*TRAIN, "--epochs", 2, "--out", out)
+    run = run_to_end(spamkit, *original, fault="write:state.json:SIGINT:2", hook=hook_dir)
+    assert run.proc.returncode == 130, run.describe()
+    state = {p.name: p.read_bytes() for p in (out / "training-state").iterdir()}
+
+    other = tmp_path / "other.tsv"
+    shutil.copy(SMS_FILE, other)
+    for option, value, saved in [("--epochs", 3, 2), ("--lr", 0.01, 0.0005),
+                                 ("--data", other, SMS_FILE)]:
+        run = run_to_end(spamkit, "train", "--resume", "--out", out, option, value)
+        assert run.proc.returncode == 1, run.describe()
+        line = one_error_line(run)
+        assert f"{option} {value} (it has {saved})" in line, line
+    assert {p.name: p.read_bytes() for p in (out / "training-state").iterdir()} == state
+
+    resumed = run_to_end(spamkit, *original, "--resume")
+    assert resumed.proc.returncode == 0, resumed.describe()
+    assert_complete_checkpoint(out, 2)

@@ -101,6 +101,28 @@ def test_export_over_a_bundle_needs_force_then_replaces_it(tmp_path, tiny_checkp
     no_leftovers(tmp_path)
 
 
+@pytest.mark.parametrize("what", ["a bare claim", "a bundle and a note"])
+def test_force_never_takes_a_users_folder_for_a_bundle(tmp_path, tiny_checkpoint, tiny_bundle,
+                                                       what):
+    """A folder is a bundle only when its manifest reads as one and it holds what that
+    manifest lists, nothing more: the format's name alone, or a bundle the user has put a file
+    of their own into, is not one --force may delete."""
+    folder = users_folder(tmp_path / "work")
+    if what == "a bare claim":
+        (folder / "manifest.json").write_text('{"format": "spamkit-bundle"}\n')
+    else:
+        shutil.copytree(tiny_bundle, folder, dirs_exist_ok=True)
+        shutil.rmtree(folder / "photos")
+        (folder / "budget.csv").unlink()
+    before = snapshot(folder)
+
+    result = spamkit_cli("export", tiny_checkpoint, "--out", folder, "--force")
+
+    refused(result, str(folder), "not a spamkit bundle")
+    assert snapshot(folder) == before
+    no_leftovers(tmp_path)
+
+
 def test_export_into_an_empty_folder(tmp_path, tiny_checkpoint):
     out = tmp_path / "empty"
     out.mkdir()
@@ -140,6 +162,23 @@ def test_train_into_a_users_folder_is_refused_before_training(tmp_path, extra):
     assert "training" not in result.stdout  # refused before any work
     assert snapshot(folder) == before
     no_leftovers(tmp_path)
+
+
+@pytest.mark.parametrize("what", ["a bare claim", "a checkpoint and a note"])
+def test_force_never_takes_a_users_folder_for_a_checkpoint(tmp_path, tiny_checkpoint, what):
+    folder = users_folder(tmp_path / "work")
+    if what == "a bare claim":
+        (folder / "config.json").write_text('{"format": "spamkit-checkpoint"}\n')
+    else:
+        shutil.copytree(tiny_checkpoint, folder, dirs_exist_ok=True)
+        shutil.rmtree(folder / "photos")
+        (folder / "budget.csv").unlink()
+    before = snapshot(folder)
+
+    result = spamkit_cli(*TRAIN, "--out", folder, "--force")
+
+    refused(result, str(folder), "not a spamkit checkpoint")
+    assert snapshot(folder) == before
 
 
 def test_train_over_its_data_or_weights_is_refused(tmp_path):

@@ -4,8 +4,9 @@ The input is read and scored `batch_size` messages at a time, so memory does not
 file. Rows (id, label, the probability of each class) are written in input order to
 OUTPUT.partial beside OUTPUT, which is renamed to OUTPUT once every message is scored; `--resume`
 continues a partial file after its last complete row, and only when OUTPUT.partial.json (written
-when the run started) shows the same input content, bundle and options. Torch-free: a bundle is
-all it needs.
+when the run started) shows the same input content, bundle and options. The three names are
+the run's alone while it runs (spamkit.outputs.exclusive_output): a second run given the same
+OUTPUT is refused. Torch-free: a bundle is all it needs.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import csv
 import itertools
 import json
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -21,11 +23,11 @@ from typing import TextIO
 import numpy as np
 from tqdm import tqdm
 
-from spamkit.atomic import commit_file, write_bytes_atomic
+from spamkit.atomic import OutputChanged, commit_checked, write_bytes_atomic
 from spamkit.config import ENGINES
 from spamkit.errors import Interrupted, SpamkitError
 from spamkit.jsonfile import peek_format_json
-from spamkit.outputs import SCORES, check_not_input, check_output
+from spamkit.outputs import SCORES, check_not_input, check_output, exclusive_output, is_artifact
 from spamkit.records import Index, Source, records
 from spamkit.runtime import Classifier
 from spamkit.runtime.bundle import open_manifest, sha256_file
@@ -101,6 +103,13 @@ def score_file(bundle: str | Path, source: Source, output: str | Path, cfg: Scor
     kind = OUTPUT_KINDS.get(output.suffix.lower())
     if kind is None:
         raise SpamkitError(f"{output}: the output's name must end in .csv or .jsonl")
+    # Held until this run ends, however it ends: a second run would mix its rows into ours.
+    with exclusive_output(output):
+        return _score_file(bundle, source, output, kind, cfg)
+
+
+def _score_file(bundle: str | Path, source: Source, output: Path, kind: str,
+                cfg: ScoreConfig) -> int:
     partial, record = _partial_files(output)
     _check_outputs(output, bundle, source, cfg)
     # A bad bundle is refused before the input is read, and before any Ray actor loads it.
@@ -116,9 +125,11 @@ def score_file(bundle: str | Path, source: Source, output: str | Path, cfg: Scor
         print(f"resuming {output} after {done} of {index.total} messages", flush=True)
     else:
         write_bytes_atomic(record, json.dumps(run, indent=1).encode())
-    output.parent.mkdir(parents=True, exist_ok=True)
+    # Opened before the try: a file that cannot be opened as this run's is never deleted.
+    opened = open(partial, "a" if done else "w", encoding="utf-8", newline="",
+                  opener=_partial_opener)
     try:
-        with open(partial, "a" if done else "w", encoding="utf-8", newline="") as f:
+        with opened as f:
             rows = Rows(f, kind, manifest.labels)
             if not done:
                 rows.header()
@@ -149,9 +160,33 @@ def score_file(bundle: str | Path, source: Source, output: str | Path, cfg: Scor
                               + (f", which {partial} keeps: add --resume to the same command "
                                  "to continue" if kept else "")) from None
         raise
-    commit_file(partial, output)
+    _commit(partial, output, index.total, cfg)
     record.unlink(missing_ok=True)
     return index.total
+
+
+def _partial_opener(path: str, flags: int) -> int:
+    """Open OUTPUT.partial itself, never through a link; a new run creates it (a file that
+    appeared there since the checks is refused, not truncated)."""
+    if not flags & os.O_APPEND:
+        flags |= os.O_EXCL
+    return os.open(path, flags | os.O_NOFOLLOW, 0o666)
+
+
+def _commit(partial: Path, output: Path, total: int, cfg: ScoreConfig) -> None:
+    """Rename the complete partial file to `output`, replacing only a scores file that
+    --force allows, as it is at that moment (a file of the user's that appeared there while
+    scoring is kept, and so are the rows)."""
+    def owned(found: Path) -> list[str] | None:
+        return [] if cfg.force and is_artifact(found, SCORES) else None
+
+    try:
+        commit_checked(partial, output, owned)
+    except OutputChanged:
+        raise SpamkitError(f"--out {output} changed while this run was scoring (it holds "
+                           "what this run may not replace) and is kept as it is; all "
+                           f"{total} rows are in {partial}: move {output} away, then add "
+                           "--resume to the same command to finish") from None
 
 
 def _partial_files(output: Path) -> tuple[Path, Path]:
@@ -166,6 +201,9 @@ def _check_outputs(output: Path, bundle: str | Path, source: Source, cfg: ScoreC
     partial, record = _partial_files(output)
     check_not_input(partial, [source.path])
     check_not_input(record, [source.path])
+    if partial.is_symlink():
+        raise SpamkitError(f"{partial} is a link: spamkit score writes that name only as a file "
+                           "of its own; remove the link, or choose another --out")
     if cfg.resume and not partial.is_file():
         raise SpamkitError(f"nothing to resume: no {partial} from an interrupted spamkit score")
     if not cfg.resume and partial.exists():

@@ -23,13 +23,13 @@ from spamkit.config import SIZES
 from spamkit.data import DataConfig
 from spamkit.errors import SpamkitError
 from spamkit.jsonfile import read_format_json
+from spamkit.outputs import CHECKPOINT_FILES
 from spamkit.training.model import GPTClassifier, GPTConfig
 
 FORMAT = "spamkit-checkpoint"
 FORMAT_VERSION = 1
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.safetensors"
-METRICS_FILE = "metrics.json"
+# Named in spamkit.outputs, which tells a checkpoint folder from a user's without torch.
+CONFIG_FILE, WEIGHTS_FILE, METRICS_FILE, CURVES_FILE = CHECKPOINT_FILES
 
 
 @dataclass

@@ -20,8 +20,10 @@ from spamkit.config import GPTConfig, TrainConfig
 from spamkit.data import DataConfig
 from spamkit.errors import SpamkitError
 from spamkit.jsonfile import read_format_json
+from spamkit.outputs import STATE_FILES, TRAINING_STATE
 
-STATE_DIR = "training-state"
+# Named in spamkit.outputs, which tells a training state from a user's folder without torch.
+STATE_DIR, (STATE_JSON, TENSORS_FILE) = TRAINING_STATE, STATE_FILES
 FORMAT = "spamkit-training-state"
 
 
@@ -55,8 +57,8 @@ def save_state(out_dir: str | Path, cfg: TrainConfig, data: DataConfig, model_cf
     }
     tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
     with atomic_dir(Path(out_dir) / STATE_DIR) as tmp:
-        save_file(tensors, str(tmp / "tensors.safetensors"))
-        (tmp / "state.json").write_text(json.dumps(meta, indent=1))
+        save_file(tensors, str(tmp / TENSORS_FILE))
+        (tmp / STATE_JSON).write_text(json.dumps(meta, indent=1))
 
 
 @dataclass
@@ -117,7 +119,7 @@ def _same_setting(name: str, given: object, saved: object) -> bool:
 
 def _read_meta(state_dir: Path) -> dict:
     try:
-        return read_format_json(state_dir / "state.json", FORMAT, 1, "spamkit training state")
+        return read_format_json(state_dir / STATE_JSON, FORMAT, 1, "spamkit training state")
     except FileNotFoundError:
         raise SpamkitError(f"nothing to resume in {state_dir.parent}: no {STATE_DIR}/ from an "
                            "interrupted `spamkit train --out` there") from None
@@ -127,8 +129,8 @@ def load_state(out_dir: str | Path) -> SavedState:
     state_dir = Path(out_dir) / STATE_DIR
     meta = _read_meta(state_dir)
     try:
-        tensors = load_file(str(state_dir / "tensors.safetensors"))
+        tensors = load_file(str(state_dir / TENSORS_FILE))
     except FileNotFoundError:
-        raise SpamkitError(f"{state_dir} is damaged: it has no tensors.safetensors") from None
+        raise SpamkitError(f"{state_dir} is damaged: it has no {TENSORS_FILE}") from None
     return SavedState(TrainConfig(**meta["train"]), DataConfig(**meta["data"]),
                       GPTConfig(**meta["model"]), meta, tensors)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import os
@@ -21,13 +22,13 @@ from spamkit import plots
 from spamkit.config import TrainConfig, preset_config
 from spamkit.data import DataConfig, Examples, load_splits
 from spamkit.errors import Interrupted, SpamkitError
-from spamkit.outputs import CHECKPOINT, check_output
+from spamkit.outputs import CHECKPOINT, check_output, exclusive_output
 from spamkit.runtime.classifier import pad_batch
 from spamkit.runtime.tokenizer import Tokenizer
 from spamkit.tokenizer import gpt2_tokenizer
 from spamkit.training import distributed
 from spamkit.training.char_ngrams import CharNgramEmbedding
-from spamkit.training.checkpoint import Checkpoint, save_checkpoint
+from spamkit.training.checkpoint import CURVES_FILE, Checkpoint, save_checkpoint
 from spamkit.training.distributed import Ranks
 from spamkit.training.lora import add_lora, merge_lora
 from spamkit.training.model import GPTClassifier
@@ -270,9 +271,16 @@ def train(cfg: TrainConfig, data_cfg: DataConfig, out_dir: str, resume: bool = F
     them, and only rank 0 prints and writes.
 
     `out_dir` must be new, an empty directory, or (with `force`) a checkpoint or unfinished run
-    to replace: anything else there is refused before training starts."""
-    if not resume and os.environ.get("RANK", "0") == "0":  # torchrun's other ranks write nothing
-        check_output(out_dir, CHECKPOINT, force=force, inputs=[data_cfg.path, cfg.weights])
+    to replace: anything else there is refused before training starts. It is this run's alone
+    until the run ends: another spamkit run that asks for it meanwhile is refused."""
+    writer = os.environ.get("RANK", "0") == "0"  # torchrun's other ranks write nothing
+    with exclusive_output(out_dir) if writer else contextlib.nullcontext():
+        if writer and not resume:
+            check_output(out_dir, CHECKPOINT, force=force, inputs=[data_cfg.path, cfg.weights])
+        return _train(cfg, data_cfg, out_dir, resume)
+
+
+def _train(cfg: TrainConfig, data_cfg: DataConfig, out_dir: str, resume: bool) -> dict:
     saved = load_state(out_dir) if resume else None
     if saved:
         cfg, data_cfg = saved.train, saved.data
@@ -567,5 +575,5 @@ def save_results(run: Run, metrics: dict) -> None:
     ckpt = Checkpoint(model.cpu().eval(), run.labels, preset_name(model.config), run.data_cfg,
                       training)
     save_checkpoint(run.out_dir, ckpt, metrics)  # replaces out_dir, training state included
-    plots.training_curves(run.progress.history, Path(run.out_dir) / "curves.png")
-    print(f"checkpoint written to {run.out_dir} (training curves in curves.png)")
+    plots.training_curves(run.progress.history, Path(run.out_dir) / CURVES_FILE)
+    print(f"checkpoint written to {run.out_dir} (training curves in {CURVES_FILE})")

@@ -14,6 +14,14 @@ As a transformers pipeline answers, and with scikit-learn's `classes_`:
     clf(["a", "b"], top_k=None)  # per text, every class, most probable first
     clf.classes_  # array(['ham', 'spam']): the columns of clf.predict_proba(texts)
 
+Typed for `mypy --strict` (`predict` answers a str for a str, a list for a list), with a batch
+size per call, labels yielded as an endless stream goes, a bare Hub id, and pickling as what
+loads it again (the bundle's path or reference and digest: Ray and multiprocessing send it so):
+
+    labels = clf.predict(texts, batch_size=64)
+    for label in clf.iter_predict(line.rstrip("\n") for line in sys.stdin): ...
+    clf = Classifier.load("org/name")  # hf://org/name, where no folder org/name is here
+
 ONNX Runtime's own providers and session options, as given (leave `device` out):
 
     options = onnxruntime.SessionOptions(); options.intra_op_num_threads = 2

@@ -7,8 +7,9 @@ import itertools
 import math
 import numbers
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any, overload
 
 import numpy as np
 
@@ -49,7 +50,7 @@ from spamkit.runtime.device import (
     runs_on_cuda,
 )
 from spamkit.runtime.errors import BundleError
-from spamkit.runtime.hub import resolve_bundle
+from spamkit.runtime.hub import locate_bundle
 from spamkit.runtime.isa import warn_target_risk
 from spamkit.runtime.pipeline import TOP_K_NOT_GIVEN, check_top_k, pipeline_results
 from spamkit.runtime.text_graph import (
@@ -123,6 +124,25 @@ def _open_graph(bundle: Path, manifest: Manifest, precision: str, providers: lis
     return session
 
 
+def _place_graph(bundle: Path, manifest: Manifest, device: str | None, providers: object,
+                 precision: str | None, threads: int | None,
+                 options: ort.SessionOptions | None, kind: str
+                 ) -> tuple[ort.InferenceSession, str, str]:
+    """(session, the device it runs on, its graph's precision) for load's arguments: on CUDA
+    where asked and it starts, else (device="auto") on the CPU."""
+    providers, running = place_session(device, providers)
+    graph = choose_graph(manifest, bundle, running, precision)
+    session = _open_graph(bundle, manifest, graph, providers, threads, options, kind)
+    if running == "cuda" and not runs_on_cuda(session, device or "cuda"):
+        running = "cpu"
+        graph = choose_graph(manifest, bundle, running, precision)
+        session = _open_graph(bundle, manifest, graph, ["CPUExecutionProvider"], threads,
+                              options, kind)
+    if graph == "int8":
+        warn_target_risk(manifest.int8_target)
+    return session, running, graph
+
+
 def check_graph(session: ort.InferenceSession, classes: int, graph: Path) -> None:
     """Refuse a graph that the runtime could not call: int64 input_ids and attention_mask
     [batch, sequence] in, float32 logits [batch, classes] out (where the graph fixes the
@@ -165,9 +185,8 @@ def load_tokenizer(bundle: Path, manifest: Manifest) -> Tokenizer:
 def check_options(batch_size: object, batch_tokens: object, threshold: object) -> None:
     """ValueError unless batch_size and batch_tokens are ints >= 1, and threshold is None or a
     probability (numpy's numbers included)."""
-    for name, value in (("batch_size", batch_size), ("batch_tokens", batch_tokens)):
-        if not _is_int(value) or value < 1:
-            raise ValueError(f"{name} must be an integer of at least 1, not {value!r}")
+    check_count("batch_size", batch_size)
+    check_count("batch_tokens", batch_tokens)
     if threshold is not None and not (isinstance(threshold, numbers.Real)
                                       and not isinstance(threshold, bool)
                                       and math.isfinite(threshold) and 0 <= threshold <= 1):
@@ -199,12 +218,19 @@ def check_load_options(threads: object, precision: object, device: object = "cpu
                          "graph_format='onnx'")
 
 
+def check_count(name: str, value: object) -> None:
+    """ValueError unless `value` is an int of at least 1 (numpy's included)."""
+    if not _is_int(value) or value < 1:
+        raise ValueError(f"{name} must be an integer of at least 1, not {value!r}")
+
+
 def _is_int(value: object) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 class Classifier:
-    """A text classifier backed by one ONNX Runtime session. Safe to share between threads."""
+    """A text classifier backed by one ONNX Runtime session. Safe to share between threads;
+    pickled (multiprocessing, Ray) as what loads it again, see `__reduce__`."""
 
     def __init__(
         self,
@@ -245,6 +271,8 @@ class Classifier:
                 raise ValueError("threshold= needs a calibrated bundle or a two-class model")
             self.threshold_label = self.labels[1]
         self.threshold = float(threshold) if threshold is not None else stored.get("value")
+        # How `load` loaded it (None when built around a session here): what a pickle holds.
+        self._reload: dict[str, Any] | None = None
 
     @classmethod
     def load(
@@ -265,6 +293,7 @@ class Classifier:
         """Load a bundle: a folder, or "hf://org/name[@revision]" for one published on the
         Hugging Face Hub (huggingface_hub downloads it into its cache: `pip install
         'spamkit[hub]'`; with HF_HUB_OFFLINE=1 it loads from the cache alone, see runtime/hub.py).
+        A bare "org/name[@revision]" that is no path here is that Hub reference.
         `device` is "cpu" (the default), "cuda" (an error where ONNX Runtime cannot run on a GPU)
         or "auto" (CUDA when it can, else the CPU with a warning; `.device` says which).
         `providers` and `session_options` go to ONNX Runtime as given (see place_session):
@@ -290,68 +319,88 @@ class Classifier:
         if text_graph:
             extensions_library()  # before any hashing: a missing extra says so at once
         threads = None if threads is None else int(threads)
-        bundle = resolve_bundle(bundle)
-        manifest, found = open_manifest(bundle, digest)
-        tokenizer = load_tokenizer(bundle, manifest)
-        providers, running = place_session(device, providers)
-        graph = choose_graph(manifest, bundle, running, precision)
-        kind = "text" if text_graph else graph_format
-        session = _open_graph(bundle, manifest, graph, providers, threads, session_options,
-                              kind)
-        if running == "cuda" and not runs_on_cuda(session, device or "cuda"):
-            running = "cpu"
-            graph = choose_graph(manifest, bundle, running, precision)
-            session = _open_graph(bundle, manifest, graph, ["CPUExecutionProvider"], threads,
-                                  session_options, kind)
-        if graph == "int8":
-            warn_target_risk(manifest.int8_target)
-        return cls(session, tokenizer, manifest, running, graph, batch_size, threshold,
-                   batch_tokens, found, bundle, text_graph)
+        folder, source = locate_bundle(bundle)
+        manifest, found = open_manifest(folder, digest)
+        tokenizer = load_tokenizer(folder, manifest)
+        session, running, graph = _place_graph(folder, manifest, device, providers, precision,
+                                               threads, session_options,
+                                               "text" if text_graph else graph_format)
+        clf = cls(session, tokenizer, manifest, running, graph, batch_size, threshold,
+                  batch_tokens, found, folder, text_graph)
+        # What was chosen, not asked: the other process runs the same graph on the same device.
+        clf._reload = {"source": source, "device": running if providers is None else None,
+                       "providers": None if providers is None else list(providers),
+                       "precision": graph, "threads": threads, "text_graph": text_graph,
+                       "graph_format": graph_format, "session_options": session_options}
+        return clf
 
-    def logits(self, texts: str | Iterable[str]) -> np.ndarray:
-        """Class logits, [n, classes] (or [classes] for a single string).
+    def logits(self, texts: str | Iterable[str], batch_size: int | None = None) -> np.ndarray:
+        """Class logits.
 
         `texts` may be any iterable of str, a generator or a pandas Series included: it is read
-        and tokenized `chunk_size` messages at a time, so memory stays bounded whatever the
-        input's size. A dict or a DataFrame is a TypeError (iterating one gives its keys or
-        column names, not texts): pass its values or its text column.
+        and tokenized `chunk_size` messages (as many batches at any batch_size) at a time, so
+        memory stays bounded whatever the input's size.
 
-        A graph that answers anything but finite float32 logits, one row per message and one
-        column per label, is a BundleError naming the message."""
+        Args:
+            texts: one message, or an iterable of them (not a dict or a DataFrame: iterating
+                one gives its keys or column names; pass its values or its text column).
+            batch_size: messages per batch for this call (default: the one loaded with).
+
+        Returns:
+            float32 [n, classes] (or [classes] for a single string).
+
+        Raises:
+            TypeError: a message is not a str, or `texts` is a dict, a DataFrame or bytes.
+            ValueError: batch_size is not an integer of at least 1.
+            BundleError: the graph answers anything but finite float32 logits, one row per
+                message and one column per label (naming the message)."""
         if isinstance(texts, str):
-            return self.logits([texts])[0]
+            return self.logits([texts], batch_size)[0]
+        empty = np.empty((0, len(self.labels)), dtype=np.float32)
+        return np.concatenate([empty, *self._logit_chunks(texts, batch_size)])
+
+    def _logit_chunks(self, texts: Iterable[str], batch_size: int | None
+                      ) -> Iterator[np.ndarray]:
+        """The logits of `texts` a chunk at a time, each as soon as it is read; bad arguments
+        are refused at once, before any text is read."""
         refuse_container(texts)
-        parts = [np.empty((0, len(self.labels)), dtype=np.float32)]
-        it = iter(texts)
-        for start in itertools.count(0, self.chunk_size):
-            chunk = list(itertools.islice(it, self.chunk_size))
+        if batch_size is not None:
+            check_count("batch_size", batch_size)
+        return self._run_chunks(iter(texts), self.batch_size if batch_size is None
+                                else int(batch_size))
+
+    def _run_chunks(self, it: Iterator[str], batch_size: int) -> Iterator[np.ndarray]:
+        """Read, tokenize and run `it` chunk by chunk, yielding each chunk's logits."""
+        size = self.chunk_size // self.batch_size * batch_size  # the same batches per chunk
+        for start in itertools.count(0, size):
+            chunk = list(itertools.islice(it, size))
             if not chunk:
-                break
+                return
             for i, t in enumerate(chunk, start):
                 if not isinstance(t, str):
                     raise TypeError(f"texts[{i}] is {type(t).__name__}, not str")
             if self.text_graph:
-                parts.append(self._text_logits(cut_texts(chunk, self.tokenizer.max_chars), start))
+                yield self._text_logits(cut_texts(chunk, self.tokenizer.max_chars), start,
+                                        batch_size)
             else:
-                parts.append(self._logits(self.tokenizer.encode_batch(chunk), start))
-        return np.concatenate(parts)
+                yield self._logits(self.tokenizer.encode_batch(chunk), start, batch_size)
 
-    def _text_logits(self, texts: list[str], start: int) -> np.ndarray:
+    def _text_logits(self, texts: list[str], start: int, batch_size: int) -> np.ndarray:
         """Logits of a chunk of (cut) messages through the text graph."""
         out = np.empty((len(texts), len(self.labels)), dtype=np.float32)
-        for rows in text_batches(texts, self.batch_size, self.batch_tokens):
+        for rows in text_batches(texts, batch_size, self.batch_tokens):
             indices = [start + i for i in rows]
             feed = {TEXT: as_text_tensor([texts[i] for i in rows])}
             out[rows] = self._checked(feed, indices)
         return out
 
-    def _logits(self, ids: list[list[int]], start: int) -> np.ndarray:
+    def _logits(self, ids: list[list[int]], start: int, batch_size: int) -> np.ndarray:
         """Logits of a chunk of messages, the first being texts[start]."""
         out = np.empty((len(ids), len(self.labels)), dtype=np.float32)
         # Results go back to the caller's order. Right padding never changes a message's logits
         # (causal attention).
         lengths = [len(x) for x in ids]
-        for rows in length_sorted_batches(lengths, self.batch_size, self.batch_tokens):
+        for rows in length_sorted_batches(lengths, batch_size, self.batch_tokens):
             out[rows] = self._run([ids[i] for i in rows], [start + i for i in rows])
         return out
 
@@ -382,32 +431,116 @@ class Classifier:
                               "trained model")
         return out
 
-    def predict_proba(self, texts: str | Iterable[str]) -> np.ndarray:
-        """Class probabilities (softmax of the logits), columns in the order of `labels`."""
-        # In float64: two finite float32 logits can lie further apart than float32 reaches.
-        z = self.logits(texts).astype(np.float64)
-        e = np.exp(z - z.max(axis=-1, keepdims=True))
-        return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
+    def predict_proba(self, texts: str | Iterable[str], batch_size: int | None = None
+                      ) -> np.ndarray:
+        """Class probabilities (softmax of the logits), columns in the order of `labels`.
 
-    def predict(self, texts: str | Iterable[str]) -> str | list[str]:
-        """The label for each text: one string for a string, a list for a list (or any
-        iterable of str; a dict or a DataFrame is a TypeError, see `logits`)."""
+        Args:
+            texts: one message, or an iterable of them, as `logits` takes them.
+            batch_size: messages per batch for this call (default: the one loaded with).
+
+        Returns:
+            float32 [n, classes] (or [classes] for a single string).
+
+        Raises:
+            TypeError, ValueError, BundleError: as `logits`."""
+        return softmax(self.logits(texts, batch_size))
+
+    # A str is an Iterable[str] too: mypy picks the first overload that fits (as typeshed's
+    # own str/Iterable[str] overloads do), so the overlap it warns of is the point.
+    @overload
+    def predict(  # type: ignore[overload-overlap]
+            self, texts: str, batch_size: int | None = None) -> str: ...
+
+    @overload
+    def predict(self, texts: Iterable[str], batch_size: int | None = None) -> list[str]: ...
+
+    def predict(self, texts: str | Iterable[str], batch_size: int | None = None
+                ) -> str | list[str]:
+        """The label for each text (a calibrated threshold applies, see `decide`).
+
+        Args:
+            texts: one message, or an iterable of them, as `logits` takes them.
+            batch_size: messages per batch for this call (default: the one loaded with).
+
+        Returns:
+            One label for a string, a list of labels for an iterable.
+
+        Raises:
+            TypeError, ValueError, BundleError: as `logits`."""
         if isinstance(texts, str):
-            return self.predict([texts])[0]
-        return self.decide_labels(self.predict_proba(texts))
+            return self.predict([texts], batch_size)[0]
+        return list(self.iter_predict(texts, batch_size))
 
-    def __call__(self, texts: str | Iterable[str], top_k: int | None = TOP_K_NOT_GIVEN) -> list:
+    def iter_predict(self, texts: Iterable[str], batch_size: int | None = None
+                     ) -> Iterator[str]:
+        """The label for each text, yielded as its chunk is classified: a generator that never
+        ends (a queue, a socket's lines) gets its first labels once `chunk_size` messages
+        are read, and memory stays bounded as in `logits`.
+
+        Args:
+            texts: an iterable of messages (not a single str), as `logits` takes them.
+            batch_size: messages per batch for this call (default: the one loaded with).
+
+        Returns:
+            An iterator of labels, in the order of `texts`.
+
+        Raises:
+            TypeError: `texts` is a single str (call `predict` on it), or as `logits`, at once.
+            ValueError: as `logits`, at once.
+            BundleError: as `logits`, when the chunk that holds the message is reached."""
+        if isinstance(texts, str):
+            raise TypeError("texts is one str, whose iteration gives its characters: call "
+                            "predict(text), or pass [text]")
+        chunks = self._logit_chunks(texts, batch_size)
+        return (label for z in chunks for label in self.decide_labels(softmax(z)))
+
+    @overload
+    def __call__(self, texts: str, top_k: int | None = ..., *,  # type: ignore[overload-overlap]
+                 batch_size: int | None = None) -> list[dict[str, Any]]: ...
+
+    @overload
+    def __call__(self, texts: Iterable[str], *,
+                 batch_size: int | None = None) -> list[dict[str, Any]]: ...
+
+    @overload
+    def __call__(self, texts: Iterable[str], top_k: int | None, *,
+                 batch_size: int | None = None) -> list[list[dict[str, Any]]]: ...
+
+    def __call__(self, texts: str | Iterable[str], top_k: object = TOP_K_NOT_GIVEN, *,
+                 batch_size: int | None = None) -> list[Any]:
         """Classify as a transformers text-classification pipeline does, in its shapes:
         `clf("text")` -> [{"label": "spam", "score": 0.98}], `clf(["a", "b"])` -> one such dict
         per text; with top_k (None: every class), each text's classes most probable first:
         `clf("text", top_k=None)` -> [{"label": "spam", ...}, {"label": "ham", ...}], and a list
         of texts gives one such list per text. The label without top_k is what `predict`
         answers (a calibrated threshold applies), its score that label's probability; scores are
-        `predict_proba`'s (softmax)."""
+        `predict_proba`'s (softmax). `batch_size` is as in `predict`."""
         check_top_k(top_k)
         single = isinstance(texts, str)
-        proba = self.predict_proba([texts] if single else texts)
+        proba = self.predict_proba([texts] if single else texts, batch_size)
         return pipeline_results(self.labels, proba, self.decide(proba), top_k, single)
+
+    def __reduce__(self) -> tuple[Any, tuple[str, dict[str, Any]]]:
+        """Pickled (for multiprocessing, Ray, Spark) as what loads it again: its bundle's path,
+        or hf:// reference at its commit, pinned to its digest, and the options it answers by;
+        never the session. Unpickling loads the bundle again, verified, and refuses one that
+        changed since it was loaded (BundleError).
+
+        Raises:
+            TypeError: it was not made by `load`, or was loaded with session_options (an
+                onnxruntime.SessionOptions cannot be pickled)."""
+        if self._reload is None:
+            raise TypeError("only a Classifier from Classifier.load can be pickled: one built "
+                            "around a session of its own cannot be loaded again")
+        options = dict(self._reload)
+        if options.pop("session_options") is not None:
+            raise TypeError("a Classifier loaded with session_options cannot be pickled: "
+                            "onnxruntime.SessionOptions does not pickle; load it in the other "
+                            "process with its own options")
+        options.update(digest=self.digest, batch_size=self.batch_size,
+                       batch_tokens=self.batch_tokens, threshold=self.threshold)
+        return _load_again, (options.pop("source"), options)
 
     @property
     def classes_(self) -> np.ndarray:
@@ -437,6 +570,19 @@ class Classifier:
         others = proba.copy()
         others[:, positive] = -1.0
         return np.where(proba[:, positive] >= self.threshold, positive, others.argmax(axis=-1))
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    """Probabilities (float32) of logits `z` along their last axis."""
+    # In float64: two finite float32 logits can lie further apart than float32 reaches.
+    z = z.astype(np.float64)
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
+
+
+def _load_again(source: str, options: dict[str, Any]) -> Classifier:
+    """A pickled Classifier, loaded again in this process (see Classifier.__reduce__)."""
+    return Classifier.load(source, **options)
 
 
 def refuse_container(texts: object) -> None:

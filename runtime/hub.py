@@ -9,7 +9,8 @@ is looked up (the Hub's rules for org/name; a revision is a commit or a branch o
 which huggingface_hub joins to a path in its cache), the snapshot folder must be in the
 repository's `snapshots/` in the cache, and each listed file must be a plain relative path in
 it. What comes back is an ordinary bundle folder: the caller then checks it as it checks any
-other. With HF_HUB_OFFLINE=1 (or no network) a reference loads from the cache alone.
+other. With HF_HUB_OFFLINE=1 (or no network) a reference loads from the cache alone. A bare
+`org/name[@revision]` that is no path here is read as `hf://org/name[@revision]`.
 """
 
 from __future__ import annotations
@@ -117,10 +118,39 @@ def refuse_hub_bundle(bundle: str | os.PathLike[str], command: str) -> None:
                           f"to a folder first (cp -rL {bundle} DIR) and {command} DIR")
 
 
-def resolve_bundle(bundle: str | os.PathLike[str]) -> Path:
-    """The local folder of `bundle`: itself, or for an `hf://` reference the Hub cache's copy
-    (downloaded first if it is not there)."""
-    return download_bundle(bundle) if is_hub_reference(bundle) else Path(bundle)
+def hub_reference(bundle: str | os.PathLike[str]) -> str | None:
+    """The hf:// reference `bundle` names: itself if it is one; for a bare Hub id (org/name or
+    org/name@revision, as transformers takes one) that is no path here, that id after hf://;
+    None for anything else, a path."""
+    if is_hub_reference(bundle):
+        return str(bundle)
+    if not isinstance(bundle, str) or os.path.lexists(bundle):
+        return None
+    try:  # checked as the same id after hf:// is, so both take one road
+        parse_reference(HUB_SCHEME + bundle)
+    except ValueError:
+        return None
+    return HUB_SCHEME + bundle
+
+
+def locate_bundle(bundle: str | os.PathLike[str]) -> tuple[Path, str]:
+    """(the local folder of `bundle`, what names that very bundle in another process or on
+    another machine): a folder is itself, and its absolute path; an hf:// reference or a bare
+    Hub id is the Hub cache's copy (downloaded first if it is not there), and the reference at
+    that snapshot's commit."""
+    reference = hub_reference(bundle)
+    if reference is None:
+        return Path(bundle), os.path.abspath(bundle)
+    try:
+        folder = download_bundle(reference)
+    except (BundleError, ImportError) as e:
+        if reference == bundle:
+            raise
+        # A mistyped folder reads as an org/name too: say both.
+        raise BundleError(f"bundle not found: {bundle} is not a directory, nor a bundle on the "
+                          f"Hugging Face Hub ({e})") from None
+    repo_id, _ = parse_reference(reference)
+    return folder, f"{HUB_SCHEME}{repo_id}@{folder.name}"  # a snapshot is named for its commit
 
 
 def download_bundle(reference: str) -> Path:

@@ -1,17 +1,23 @@
 """The Python API as people who know scikit-learn, transformers and ONNX Runtime reach for it:
 `classes_`, `clf(texts, top_k=...)` in the pipeline's shapes, a repr that says what was loaded,
-and ONNX Runtime's own providers and session options, on a real bundle."""
+ONNX Runtime's own providers and session options, types that `mypy --strict` accepts, a
+batch size per call and labels yielded as an endless stream goes, on a real bundle."""
 
 from __future__ import annotations
 
+import itertools
+import subprocess
+import sys
+import textwrap
 import typing
+from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 import pytest
 
 from spamkit.runtime import Classifier
-from spamkit.runtime.bundle import GRAPH_FILES, RUNTIME_DEVICES
+from spamkit.runtime.bundle import GRAPH_FILES, INPUT_IDS, RUNTIME_DEVICES
 from spamkit.runtime.device import Device, Precision
 
 SPAM = "WINNER!! You have been selected to receive a £900 prize reward! Call 09061701461"
@@ -174,3 +180,129 @@ def test_cuda_provider_with_its_options_runs_the_bundle_on_the_gpu(tiny_bundle):
     cpu = Classifier.load(tiny_bundle, precision="fp32")
     np.testing.assert_allclose(gpu.predict_proba([SPAM, HAM]), cpu.predict_proba([SPAM, HAM]),
                                atol=1e-4)
+
+
+ROOT = Path(__file__).resolve().parents[1]
+# What a user's app writes, checked by `mypy --strict` against spamkit's own type hints.
+USER_CODE = """
+    import itertools
+    from collections.abc import Iterator
+    from typing import Any
+
+    from spamkit.runtime import Classifier
+
+    clf = Classifier.load("bundle", batch_size=8)
+    label: str = clf.predict("WINNER!! Claim your prize")
+    labels: list[str] = clf.predict(["see you at 6?", "free entry"], batch_size=2)
+    stream: Iterator[str] = clf.iter_predict(line for line in open("inbox.txt"))
+    first: list[str] = list(itertools.islice(clf.iter_predict(iter(["a", "b"])), 1))
+    one: list[dict[str, Any]] = clf("hi")
+    each: list[dict[str, Any]] = clf(["hi", "ho"])
+    ranked: list[list[dict[str, Any]]] = clf(["hi", "ho"], top_k=None)
+    spam_probability: float = float(clf.predict_proba(["hi"], batch_size=1)[0, 1])
+"""
+
+
+def mypy_strict(code: str, tmp_path: Path) -> subprocess.CompletedProcess:
+    """`mypy --strict` on `code` as an app beside an installed spamkit sees it: the package
+    (py.typed) is found as installed, and only the app's own errors are reported."""
+    installed = tmp_path / "site" / "spamkit"  # spamkit's folders as the wheel lays them out
+    if not installed.exists():
+        installed.mkdir(parents=True)
+        for name in ("__init__.py", "py.typed"):
+            (installed / name).symlink_to(ROOT / "toolkit" / name)
+        (installed / "runtime").symlink_to(ROOT / "runtime")
+    app = tmp_path / "app.py"
+    app.write_text(textwrap.dedent(code))
+    return subprocess.run([sys.executable, "-m", "mypy", "--strict", "--follow-imports=silent",
+                           "--cache-dir", str(tmp_path / "cache"), "--no-error-summary",
+                           str(app)], capture_output=True, text=True, timeout=300,
+                          env={"MYPYPATH": str(tmp_path / "site"), "PATH": ""}, cwd=tmp_path)
+
+
+def test_mypy_strict_accepts_what_each_call_answers_and_catches_a_wrong_type(tmp_path):
+    result = mypy_strict(USER_CODE, tmp_path)
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+
+    wrong = mypy_strict(USER_CODE + "    count: int = clf.predict(\"hi\")\n", tmp_path)
+    assert wrong.returncode == 1
+    assert 'Incompatible types in assignment (expression has type "str", variable has type ' \
+        '"int")' in wrong.stdout
+
+
+def batch_sizes(clf: Classifier) -> list[int]:
+    """Record the batch sizes the session of `clf` is run on from here on (it still runs)."""
+    session, seen = clf.session, []
+
+    class Recording:
+        def run(self, names, feed):
+            seen.append(len(feed[INPUT_IDS]))
+            return session.run(names, feed)
+
+    clf.session = Recording()
+    return seen
+
+
+MESSAGES = [SPAM, HAM, "free entry in 2 a wkly comp", "call me when you get this", "ok"] * 2
+
+
+@pytest.mark.parametrize("method", ["predict", "predict_proba", "logits", "iter_predict"])
+def test_a_call_runs_batches_of_its_own_batch_size(tiny_bundle, method):
+    clf = Classifier.load(tiny_bundle, threads=1, precision="fp32", batch_tokens=10_000)
+    seen = batch_sizes(clf)
+
+    def answer(**kwargs):
+        out = getattr(clf, method)(MESSAGES, **kwargs)
+        return list(out) if method == "iter_predict" else out
+
+    default = answer()
+    assert seen == [len(MESSAGES)]  # one batch: loaded with batch_size=32
+
+    small = answer(batch_size=3)
+
+    assert seen[1:] == [3, 3, 3, 1]
+    if method in ("predict", "iter_predict"):
+        assert small == default
+    else:
+        np.testing.assert_allclose(small, default, atol=1e-5)
+    answer()
+    assert seen[5:] == [len(MESSAGES)]  # the next call's default is still the loaded one
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.5, True, "8"])
+@pytest.mark.parametrize("method", ["predict", "predict_proba", "logits", "iter_predict"])
+def test_a_bad_batch_size_is_refused_as_load_refuses_it_before_a_text_is_read(
+        tiny_bundle, clf, method, bad):
+    with pytest.raises(ValueError) as at_load:
+        Classifier.load(tiny_bundle, batch_size=bad)
+    read = []
+
+    def texts():
+        read.append(HAM)
+        yield HAM
+
+    with pytest.raises(ValueError) as at_call:
+        getattr(clf, method)(texts(), batch_size=bad)
+    assert str(at_call.value) == str(at_load.value) and read == []
+
+
+def test_iter_predict_answers_an_endless_stream_as_it_goes(clf):
+    read = []
+
+    def endless():  # a queue, a socket's lines: it never ends
+        for i in itertools.count():
+            assert i < 2 * clf.chunk_size, "iter_predict read on without answering"
+            read.append(MESSAGES[i % len(MESSAGES)])
+            yield read[-1]
+
+    labels = clf.iter_predict(endless(), batch_size=2)
+    first = list(itertools.islice(labels, 5))
+
+    assert first == clf.predict(MESSAGES[:5])
+    assert 5 <= len(read) <= clf.chunk_size  # at most a chunk read ahead of the answers
+    assert list(itertools.islice(labels, 5)) == clf.predict(MESSAGES[5:10])
+
+
+def test_iter_predict_refuses_a_single_string_at_once(clf):
+    with pytest.raises(TypeError, match=r"texts is one str.*call predict\(text\)"):
+        clf.iter_predict("WINNER!! Claim your prize")

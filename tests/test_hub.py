@@ -479,3 +479,54 @@ def test_a_listed_file_named_like_a_glob_pattern_is_fetched_alone(hub, tiny_bund
     assert online["proba"] == local_answers(tiny_bundle)["proba"]
     listed = json.loads((folder / "manifest.json").read_text())["files"]
     assert hub.downloaded("spamkit-test/globbed") == sorted(["manifest.json", *listed])
+
+
+# An app that loads a bundle by the name it was given, pickles it as Ray or multiprocessing
+# would, or loads such a pickle (argv[2]: "load" or "unpickle").
+BY_NAME = """
+import json, pickle, sys
+from spamkit.runtime import Classifier
+if sys.argv[2] == "load":
+    clf = Classifier.load(sys.argv[1])
+    open("clf.pickle", "wb").write(pickle.dumps(clf))
+else:
+    clf = pickle.loads(open(sys.argv[1], "rb").read())
+print(json.dumps({{"proba": clf.predict_proba({messages!r}).tolist(), "digest": clf.digest,
+                  "bundle": str(clf.bundle)}}))
+"""
+
+
+def by_name(app, env: dict, name: str, how: str = "load") -> dict:
+    """What the app in folder `app` answers for MESSAGES after loading `name` `how`."""
+    result = subprocess.run([sys.executable, "-c", BY_NAME.format(messages=MESSAGES), name, how],
+                            capture_output=True, text=True, timeout=300, cwd=app,
+                            env={**os.environ, **env})
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_a_bare_org_name_is_a_hub_id_where_no_such_folder_is(hub, tiny_bundle, tmp_path):
+    app = tmp_path / "app"
+    app.mkdir()
+    local = local_answers(tiny_bundle)
+    snapshot = tmp_path / "hf" / "hub" / CACHE_FOLDER / "snapshots" / COMMIT
+
+    online = by_name(app, hub_env(tmp_path, hub), REPO)
+
+    assert online == {**local, "bundle": str(snapshot)}  # as hf://org/name loads it
+    # Pickled as the reference at the commit it loaded: any process loads the same files.
+    assert f"hf://{REPO}@{COMMIT}".encode() in (app / "clf.pickle").read_bytes()
+    hub.stop()
+    offline = hub_env(tmp_path, offline=True)
+    assert by_name(app, offline, "clf.pickle", "unpickle") == online
+    # A folder of that name is the folder, never the Hub (here another bundle).
+    shutil.copytree(tiny_bundle, app / REPO)
+    manifest = json.loads((app / REPO / "manifest.json").read_text())
+    manifest["threshold"] = {"label": "spam", "value": 0.5}
+    (app / REPO / "manifest.json").write_text(json.dumps(manifest))
+    assert by_name(app, offline, REPO)["bundle"] == REPO
+    # Neither a folder nor on the Hub (offline, not cached): both said, in one line.
+    assert_clean_failure(spamkit_cli("classify", "spamkit-test/nothing", "hi", env=offline),
+                         "bundle not found: spamkit-test/nothing is not a directory, nor a "
+                         "bundle on the Hugging Face Hub (hf://spamkit-test/nothing is not in "
+                         "the Hugging Face cache")

@@ -33,6 +33,7 @@ MANIFEST = "tests/reliability/test_manifest_trust.py"
 DIGEST = "tests/reliability/test_bundle_digest.py"
 GRAPH = "tests/reliability/test_graph_trust.py"
 CHECKPOINTS = "tests/reliability/test_untrusted_checkpoints.py"
+EXCLUSIVE = "tests/reliability/test_exclusive_outputs.py"
 
 MUTANTS = [
     Mutant(
@@ -208,6 +209,576 @@ MUTANTS = [
         ("tests/test_text_graph.py::test_edge_cases_read_alike",
          "tests/test_text_graph.py::test_any_text_gets_the_same_ids_and_logits",
          "tests/test_tokenizer.py::test_endoftext_in_a_message_is_the_end_of_text_token"),
+    ),
+    # Exclusive outputs (issue 28)
+    Mutant(
+        "the final swap deletes what it did not check", "toolkit/atomic.py",
+        "_put(tmp, target, owned_files)",
+        "_put(tmp, target, lambda p: [f.relative_to(p).as_posix() for f in p.rglob('*') "
+        "if not f.is_dir()] if p.is_dir() else [])",  # everything found there, as rmtree did
+        (f"{EXCLUSIVE}::test_a_file_put_in_an_empty_out_during_export_is_kept",
+         f"{EXCLUSIVE}::test_a_file_put_in_a_bundle_being_replaced_is_kept_with_the_bundle",
+         f"{EXCLUSIVE}::test_atomic_dir_replaces_only_an_empty_folder_it_finds_still_empty"),
+    ),
+    Mutant(
+        "two runs share one output", "toolkit/outputs.py",
+        "fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)",
+        "fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)",
+        (f"{EXCLUSIVE}::test_a_second_score_to_the_same_out_is_refused_and_the_first_ends_"
+         "intact",
+         f"{EXCLUSIVE}::test_a_second_export_to_the_same_out_is_refused_while_the_first_runs",
+         f"{EXCLUSIVE}::test_a_second_train_cannot_resume_the_run_a_first_is_training"),
+    ),
+    Mutant(
+        "--force trusts a manifest's format field", "toolkit/outputs.py",
+        "BUNDLE: _bundle_files,",
+        "BUNDLE: lambda p: peek_format_json(p / MANIFEST_FILE, 'spamkit-bundle') and "
+        "{f.relative_to(p).as_posix() for f in p.rglob('*')},",
+        (f"{USER_FILES}::test_force_never_takes_a_users_folder_for_a_bundle",),
+    ),
+    Mutant(
+        "score's rename replaces what appeared at --out", "toolkit/jobs/score.py",
+        "return [] if cfg.force and is_artifact(found, SCORES) else None",
+        "return []",
+        (f"{EXCLUSIVE}::test_a_file_put_at_out_while_score_runs_is_kept_and_so_are_the_rows",),
+    ),
+    Mutant(
+        "a link at OUT.partial is followed", "toolkit/jobs/score.py",
+        "    if partial.is_symlink():",
+        "    if False:",
+        (f"{EXCLUSIVE}::test_score_refuses_a_link_at_its_partial_name",),
+    ),
+    Mutant(
+        "Ctrl-C during export says nothing", "export/bundle.py",
+        "except KeyboardInterrupt:",
+        "except ZeroDivisionError:",
+        (f"{INTERRUPTS}::test_ctrl_c_during_export_says_what_out_holds",),
+    ),
+    # Graph files and text graphs (issue 28)
+    Mutant(
+        "a NUL ends the text graph's message", "runtime/text_graph.py",
+        'encoded = [t.encode("utf-8").replace(b"\\0", NUL_BYTES) for t in texts]',
+        'encoded = [t.encode("utf-8") for t in texts]',
+        ("tests/test_text_graph.py::test_a_nul_does_not_end_the_message",
+         "tests/test_text_graph.py::test_edge_cases_read_alike"),
+    ),
+    Mutant(
+        "a graph's external data hashed by its name, not followed", "runtime/classifier.py",
+        "verify_graph(bundle, manifest, manifest.graph_file(precision))",
+        "verify_files(bundle, manifest, manifest.graph_files(precision))",
+        (f"{DIGEST}::test_a_graph_reading_its_weights_from_an_unlisted_file_is_refused_under_the_"
+         "pin",
+         f"{GRAPH}::test_a_graph_reading_another_graphs_weights_has_them_hashed"),
+    ),
+    Mutant(
+        "external data in node attributes and subgraphs not followed", "runtime/external_data.py",
+        "ATTRIBUTE: {5: TENSOR, 6: GRAPH, 10: TENSOR, 11: GRAPH, 22: SPARSE, 23: SPARSE},",
+        "ATTRIBUTE: {},",
+        (f"{GRAPH}::test_weights_from_an_unlisted_file_are_refused_wherever_the_graph_holds_them",),
+    ),
+    Mutant(
+        "a text graph's external data hashed by name, not followed", "runtime/classifier.py",
+        "verify_graph(bundle, manifest, manifest.text_graphs[precision])",
+        "verify_files(bundle, manifest, [manifest.text_graphs[precision], "
+        "*manifest.graph_files(precision)])",
+        ("tests/test_text_graph.py::test_a_text_graph_reading_another_graphs_weights_has_them_"
+         "hashed",),
+    ),
+    Mutant(
+        "export's text-graph ids check skipped", "export/text_graph.py",
+        "if not (np.array_equal(ids, want_ids) and np.array_equal(mask, want_mask)):",
+        "if False:",
+        ("tests/test_text_graph.py::test_export_refuses_a_text_graph_that_differs[ids]",),
+    ),
+    Mutant(
+        "export's text-graph logits check skipped", "export/text_graph.py",
+        "if not worst <= TEXT_TOLERANCE:",
+        "if False:",
+        ("tests/test_text_graph.py::test_export_refuses_a_text_graph_that_differs[logits]",),
+    ),
+    Mutant(
+        "ONNX Runtime logs its errors beside spamkit's", "runtime/classifier.py",
+        "options.log_severity_level = 4",
+        "options.log_severity_level = 2",
+        (f"{GRAPH}::test_a_graph_failing_is_one_line_without_onnx_runtimes_own_log",),
+    ),
+    Mutant(
+        "the softmax overflows float32", "runtime/classifier.py",
+        "    z = z.astype(np.float64)",
+        "    z = z",
+        (f"{GRAPH}::test_huge_logits_give_probabilities_without_a_warning",),
+    ),
+    # Hub and push (issue 28)
+    Mutant(
+        "a Hub manifest may name another commit's file", "runtime/hub.py",
+        'check_plain_names(manifest, f"{reference}: its {MANIFEST_FILE}")',
+        "None",
+        ("tests/test_hub.py::test_a_commit_cannot_load_a_file_from_another_commits_snapshot",),
+    ),
+    Mutant(
+        "an hf:// revision is not checked", "runtime/hub.py",
+        'else repo_id_problem(match["repo"]) or revision_problem(match["revision"]))',
+        'else repo_id_problem(match["repo"]))',
+        ("tests/test_hub.py::test_an_offline_revision_cannot_lead_out_of_the_cache",),
+    ),
+    Mutant(
+        "an hf:// repository id is not checked", "runtime/hub.py",
+        'repo_id_problem(match["repo"]) or revision_problem(match["revision"])',
+        'revision_problem(match["revision"])',
+        ("tests/test_hub.py::test_a_malformed_reference_is_one_line_saying_what_is_wrong",),
+    ),
+    Mutant(
+        "a cached snapshot outside the cache loads", "runtime/hub.py",
+        "if folder.resolve().parent != snapshots.resolve():",
+        "if False:",
+        ("tests/test_hub.py::test_a_changed_refs_file_or_snapshot_link_cannot_lead_out_of_the_"
+         "cache",),
+    ),
+    Mutant(
+        "calibrate rewrites a snapshot in the Hugging Face cache", "runtime/hub.py",
+        "if hub_blobs(Path(bundle).resolve()) is not None:",
+        "if False:",
+        ("tests/test_hub.py::test_calibrate_refuses_a_bundle_on_the_hub_or_in_its_cache",),
+    ),
+    Mutant(
+        "a Hub repository without a manifest passes for a bundle", "runtime/hub.py",
+        "if not path.is_file():",
+        "if False:",
+        ("tests/test_hub.py::test_what_is_not_there_on_the_hub_is_named",),
+    ),
+    Mutant(
+        "a revision the Hub lacks is a download failure", "runtime/hub.py",
+        "except errors.RevisionNotFoundError:",
+        "except errors.EntryNotFoundError:",
+        ("tests/test_hub.py::test_what_is_not_there_on_the_hub_is_named",),
+    ),
+    Mutant(
+        "a repository the Hub lacks is a download failure", "runtime/hub.py",
+        "except errors.RepositoryNotFoundError:",
+        "except errors.GatedRepoError:",
+        ("tests/test_hub.py::test_what_is_not_there_on_the_hub_is_named",),
+    ),
+    Mutant(
+        "offline and not cached does not name HF_HUB_OFFLINE", "runtime/hub.py",
+        "if constants.HF_HUB_OFFLINE:",
+        "if False:",
+        ("tests/test_hub.py::test_offline_and_not_in_the_cache_is_one_line_naming_hf_hub_offline_"
+         "and_the_cache",),
+    ),
+    Mutant(
+        "a listed file's name read as a glob pattern", "runtime/hub.py",
+        "allow_patterns=[glob.escape(name) for name in missing]",
+        "allow_patterns=missing",
+        ("tests/test_hub.py::test_a_listed_file_named_like_a_glob_pattern_is_fetched_alone",),
+    ),
+    Mutant(
+        "push sends a malformed repository id to the Hub", "toolkit/jobs/push.py",
+        "problem = repo_id_problem(self.repo_id)",
+        "problem = None",
+        ("tests/test_hub.py::test_push_to_a_malformed_repository_id_says_what_is_wrong_with_it",),
+    ),
+    Mutant(
+        "push publishes a damaged bundle", "toolkit/jobs/push.py",
+        "verify_files(bundle, manifest, list(manifest.files))",
+        "verify_files(bundle, manifest, [])",
+        ("tests/test_hub.py::test_push_refuses_a_damaged_bundle",),
+    ),
+    Mutant(
+        "push names a file by a path that is not plain", "toolkit/jobs/push.py",
+        "check_plain_names(manifest, str(bundle / MANIFEST_FILE))",
+        "None",
+        ("tests/test_hub.py::test_push_refuses_a_file_named_by_a_path_that_is_not_plain",),
+    ),
+    Mutant(
+        "a bundle's README.md replaces the model card", "toolkit/jobs/push.py",
+        "if CARD_FILE in manifest.files:",
+        "if False:",
+        ("tests/test_hub.py::test_push_refuses_a_bundle_that_lists_a_readme_of_its_own",),
+    ),
+    Mutant(
+        "a label's backticks end its code span in the model card", "toolkit/jobs/push.py",
+        'fence = "`" * (max(map(len, re.findall("`+", text)), default=0) + 1)',
+        'fence = "`"',
+        ("tests/test_hub.py::test_the_model_card_shows_what_the_manifest_says_and_renders_none_"
+         "of_it",),
+    ),
+    Mutant(
+        "a figure's text rendered raw in the model card", "toolkit/jobs/push.py",
+        "return _cell(value)",
+        "return value",
+        ("tests/test_hub.py::test_the_model_card_shows_what_the_manifest_says_and_renders_none_"
+         "of_it",),
+    ),
+    Mutant(
+        "push --dry-run writes into a folder that holds files", "toolkit/jobs/push.py",
+        "if out.exists() and not (out.is_dir() and not any(out.iterdir())):",
+        "if False:",
+        ("tests/test_hub.py::test_push_dry_run_refuses_a_folder_that_holds_files",),
+    ),
+    Mutant(
+        "push says log in whatever failed", "toolkit/jobs/push.py",
+        'refused = getattr(getattr(e, "response", None), "status_code", None) in (401, 403)',
+        "refused = True",
+        ("tests/test_hub.py::test_push_says_log_in_only_when_the_hub_refuses_the_token",),
+    ),
+    Mutant(
+        "a failed push is a traceback", "toolkit/jobs/push.py",
+        "except Exception as e:  # noqa: BLE001 - HTTP, token and connection errors of several",
+        "except ImportError as e:  # noqa: BLE001 - HTTP, token and connection errors of several",
+        ("tests/test_hub.py::test_push_says_log_in_only_when_the_hub_refuses_the_token",),
+    ),
+    # serve (issue 28)
+    Mutant(
+        "serve reads an endless header whole", "toolkit/serve/protocol.py",
+        "if not self.head_done and self.head_bytes > self.limits.max_header_bytes:",
+        "if False:",
+        ("tests/test_serve_hostile.py::test_endless_headers_are_cut_off_and_memory_stays_flat",),
+    ),
+    Mutant(
+        "serve lets a head over the limit through", "toolkit/serve/protocol.py",
+        "if size <= self.limits.max_header_bytes:",
+        "if True:",
+        ("tests/test_serve_hostile.py::test_a_head_over_the_limit_is_431_json",),
+    ),
+    Mutant(
+        "serve waits for a slow client forever", "toolkit/serve/protocol.py",
+        "if self.deadline is None:",
+        "if False:",
+        ("tests/test_serve_hostile.py::test_a_slow_client_is_dropped_after_the_read_timeout"
+         "[a header a line at a time]",),
+    ),
+    Mutant(
+        "serve times a kept-alive connection, not each request", "toolkit/serve/protocol.py",
+        "self._disarm()  # the next request's clock starts with its first byte",
+        "pass",
+        ("tests/test_serve_hostile.py::test_a_kept_alive_connection_is_timed_per_request_not_"
+         "per_connection",),
+    ),
+    Mutant(
+        "serve's plain-text 400 for malformed HTTP", "toolkit/serve/protocol.py",
+        'self._refuse(400, "the request is not valid HTTP/1.1")',
+        "super().send_400_response(msg)",
+        ("tests/test_serve_hostile.py::test_malformed_http_is_a_json_400",),
+    ),
+    Mutant(
+        "one failing request fails its micro-batch", "toolkit/serve/batcher.py",
+        "self._run_alone(job)",
+        '_settle(job.future, error=RuntimeError("the batch failed"))',
+        ("tests/test_serve_hostile.py::test_a_failing_message_fails_only_its_own_request",),
+    ),
+    Mutant(
+        "serve labels without the calibrated threshold", "toolkit/serve/app.py",
+        "classifier.decide_labels(proba)",
+        "[classifier.labels[i] for i in proba.argmax(axis=1)]",
+        ("tests/test_serve_hostile.py::test_the_served_label_follows_the_calibrated_threshold",),
+    ),
+    Mutant(
+        "serve's 500 sends the traceback", "toolkit/serve/app.py",
+        'f"classification failed: {first_line(exc)}"',
+        'f"classification failed: {\'\'.join(__import__(\'traceback\').format_exception(exc))}"',
+        ("tests/test_serve_hostile.py::test_a_500_says_one_line_and_logs_one_traceback",),
+    ),
+    Mutant(
+        "serve answers OPTIONS and GET on classify 415", "toolkit/serve/guard.py",
+        'scope["path"] != CLASSIFY or scope["method"] != "POST":',
+        'scope["path"] != CLASSIFY:',
+        ("tests/test_serve.py::test_other_methods_on_classify_are_405_naming_post",),
+    ),
+    Mutant(
+        "serve waits for a body its Content-Length puts over the limit", "toolkit/serve/guard.py",
+        "if length is not None and length.isdigit() and int(length) > self.max_body_bytes:",
+        "if False:",
+        ("tests/test_serve.py::test_a_declared_length_over_the_limit_is_refused_before_the_body_"
+         "comes",),
+    ),
+    Mutant(
+        "serve reads a chunked body over the limit whole", "toolkit/serve/guard.py",
+        "if size > self.max_body_bytes:",
+        "if False:",
+        ("tests/test_serve.py::test_a_chunked_body_over_the_limit_is_refused_as_it_arrives",),
+    ),
+    Mutant(
+        "serve takes any content type for JSON", "toolkit/serve/guard.py",
+        'return kind == b"application/json" or kind.endswith(b"+json")',
+        "return True",
+        ("tests/test_serve.py::test_every_refusal_is_one_json_line_and_the_server_goes_on"
+         "[form encoding]",),
+    ),
+    Mutant(
+        "serve refuses --max-messages itself", "toolkit/serve/app.py",
+        "if len(texts) > config.max_messages:",
+        "if len(texts) >= config.max_messages:",
+        ("tests/test_serve.py::test_a_request_at_every_limit_is_answered",),
+    ),
+    Mutant(
+        "serve refuses a message of --max-chars", "toolkit/serve/app.py",
+        "if len(text) > config.max_chars:",
+        "if len(text) >= config.max_chars:",
+        ("tests/test_serve.py::test_a_request_at_every_limit_is_answered",),
+    ),
+    Mutant(
+        "serve's queue never full", "toolkit/serve/batcher.py",
+        "if depth + len(job.texts) > self.config.max_queue:",
+        "if False:",
+        ("tests/test_serve.py::test_a_full_queue_is_503_with_retry_after_and_the_rest_are_"
+         "answered",),
+    ),
+    Mutant(
+        "serve waits past the request timeout", "toolkit/serve/batcher.py",
+        "return await asyncio.wait_for(job.future, self.config.request_timeout_s)",
+        "return await job.future",
+        ("tests/test_serve.py::test_a_request_past_its_timeout_is_504",),
+    ),
+    Mutant(
+        "serve ignores --digest", "toolkit/serve/server.py",
+        "digest=digest)",
+        "digest=None)",
+        ("tests/test_serve.py::test_start_up_failures_are_one_line",),
+    ),
+    Mutant(
+        "serve answers a body that is not JSON 422", "toolkit/serve/app.py",
+        'if any(e["type"] == "json_invalid" or',
+        "if any(False or",
+        ("tests/test_serve.py::test_every_refusal_is_one_json_line_and_the_server_goes_on"
+         "[not JSON]",),
+    ),
+    Mutant(
+        "serve ignores unknown keys", "toolkit/serve/app.py",
+        'model_config = ConfigDict(extra="forbid")',
+        'model_config = ConfigDict(extra="ignore")',
+        ("tests/test_serve.py::test_every_refusal_is_one_json_line_and_the_server_goes_on"
+         "[a misspelt key]",),
+    ),
+    # Classifier API (issue 32)
+    Mutant(
+        "a pickled Classifier loads again without its digest", "runtime/classifier.py",
+        "options.update(digest=self.digest, batch_size=self.batch_size,",
+        "options.update(digest=None, batch_size=self.batch_size,",
+        ("tests/test_classifier_pickle.py::test_a_bundle_changed_after_pickling_is_refused_in_"
+         "the_other_process",),
+    ),
+    Mutant(
+        "iter_predict reads all its input before its first label", "runtime/classifier.py",
+        "        chunks = self._logit_chunks(texts, batch_size)",
+        "        chunks = [self.logits(texts, batch_size)]",
+        ("tests/test_api.py::test_iter_predict_answers_an_endless_stream_as_it_goes",),
+    ),
+    Mutant(
+        "a call's batch_size is ignored", "runtime/classifier.py",
+        "length_sorted_batches(lengths, batch_size, self.batch_tokens)",
+        "length_sorted_batches(lengths, self.batch_size, self.batch_tokens)",
+        ("tests/test_api.py::test_a_call_runs_batches_of_its_own_batch_size",),
+    ),
+    Mutant(
+        "a bare org/name is taken to the Hub though such a folder is here", "runtime/hub.py",
+        "if not isinstance(bundle, str) or os.path.lexists(bundle):",
+        "if not isinstance(bundle, str):",
+        ("tests/test_hub.py::test_a_bare_org_name_is_a_hub_id_where_no_such_folder_is",),
+    ),
+    # Held out, then folded in (issue 29)
+    Mutant(
+        "tokenizer special ids may repeat", "runtime/tokenizer.py",
+        "if len(set(ids)) != len(ids) or any(i < len(ranks) for i in ids):",
+        "if any(i < len(ranks) for i in ids):",
+        (f"{MANIFEST}::test_a_tampered_and_rechecksummed_tokenizer_is_refused_in_one_line"
+         "[two special tokens with one id]",),
+    ),
+    Mutant(
+        "tokenizer ranks may hold an empty byte sequence", "runtime/tokenizer.py",
+        'if len(decoded) != len(ranks) or b"" in decoded:',
+        "if len(decoded) != len(ranks):",
+        (f"{MANIFEST}::test_a_tampered_and_rechecksummed_tokenizer_is_refused_in_one_line"
+         "[an empty rank]",),
+    ),
+    Mutant(
+        "bytes taken as a list of texts", "runtime/classifier.py",
+        "if isinstance(texts, (bytes, bytearray)):",
+        "if False:",
+        (f"{RUNTIME_INPUT}::test_bytes_in_place_of_a_list_is_a_type_error",),
+    ),
+    Mutant(
+        "threshold= on a many-class model picks its second label", "runtime/classifier.py",
+        "            if len(self.labels) != 2:",
+        "            if False:",
+        ("tests/reliability/test_runtime_arguments.py::test_a_threshold_without_a_calibrated_"
+         "label_needs_two_classes",),
+    ),
+    Mutant(
+        "a precision the bundle lacks is opened", "runtime/device.py",
+        "    if precision not in manifest.graphs:",
+        "    if False:",
+        ("tests/test_runtime.py::test_asking_for_a_graph_the_bundle_lacks_names_what_it_has",),
+    ),
+    Mutant(
+        "batches past the token cap", "runtime/batching.py",
+        "(len(rows) + 1) * lengths[i] > batch_tokens",
+        "False",
+        ("tests/test_runtime.py::test_no_batch_holds_more_padded_tokens_than_the_cap",),
+    ),
+    Mutant(
+        "a bad option's error spread over lines", "toolkit/cli.py",
+        "print(f\"spamkit: error: {' '.join(e.format_message().split())}\", file=sys.stderr)",
+        'print(f"spamkit: error: {e.format_message()}", file=sys.stderr)',
+        ("tests/reliability/test_cli_errors.py::test_a_line_separator_in_an_argument_is_still_"
+         "one_error_line",),
+    ),
+    Mutant(
+        "an OSError ends in a traceback", "toolkit/cli.py",
+        "    except OSError as e:",
+        "    except NotImplementedError as e:",
+        ("tests/test_cli.py::test_answers_that_cannot_be_written_are_one_error_line",),
+    ),
+    Mutant(
+        "export keeps an ORT graph that differs from the .onnx", "export/ort_format.py",
+        "        if not diff == 0:",
+        "        if False:",
+        ("tests/test_ort_format.py::test_an_ort_graph_that_computes_otherwise_is_refused_by_"
+         "export",),
+    ),
+    Mutant(
+        "a NaN difference passes export's parity check", "export/bundle.py",
+        "    if not check.max_diff <= allowed:",
+        "    if check.max_diff > allowed:",
+        ("tests/test_devices.py::test_a_model_whose_weights_overflow_fp16_is_refused_at_export",),
+    ),
+    Mutant(
+        "export's comparison with PyTorch drops NaN", "export/verify.py",
+        "worst = float(np.max(np.abs(got - want), initial=0.0))",
+        "worst = float(np.nanmax(np.abs(got - want), initial=0.0))",
+        ("tests/test_devices.py::test_a_model_whose_weights_overflow_fp16_is_refused_at_export",),
+    ),
+    Mutant(
+        "an unknown int8 target taken by the API", "export/targets.py",
+        "    if name not in TARGETS:",
+        "    if False:",
+        ("tests/test_export.py::test_an_unknown_int8_target_is_refused_before_any_work",),
+    ),
+    Mutant(
+        "an SMS line with an empty label", "toolkit/data.py",
+        "if not tab or not label.strip():",
+        "if not tab:",
+        ("tests/test_data.py::test_sms_line_with_an_empty_label_names_the_line",),
+    ),
+    Mutant(
+        "a table row without a label", "toolkit/data.py",
+        "        if not record.id.strip():",
+        "        if False:",
+        ("tests/test_data.py::test_a_table_row_without_a_label_names_the_line",),
+    ),
+    Mutant(
+        "a zip member over 8 MiB unpacked", "toolkit/data.py",
+        "    if len(data) > MAX_SMS_BYTES:",
+        "    if False:",
+        (f"{PARSING}::test_a_zip_bomb_given_to_data_is_refused_unpacked",),
+    ),
+    Mutant(
+        "a JSON id that is neither string nor number", "toolkit/records.py",
+        "if not isinstance(ident, (str, int, float)) or isinstance(ident, bool):",
+        "if False:",
+        (f"{PARSING}::test_a_json_id_that_is_neither_string_nor_number_is_refused_naming_the_"
+         "line",),
+    ),
+    Mutant(
+        "bench's options checked only in the measuring process", "toolkit/jobs/bench.py",
+        "            check_load_options(self.threads, self.precision, self.device)",
+        "            pass",
+        ("tests/test_bench.py::test_a_bench_config_refuses_what_the_measuring_process_would",),
+    ),
+    Mutant(
+        "calibrate a label the model lacks", "toolkit/jobs/evaluate.py",
+        "    if label not in model.labels:",
+        "    if False:",
+        ("tests/test_report.py::test_calibrate_refuses_what_it_cannot_store_and_changes_nothing"
+         "[another-label]",),
+    ),
+    Mutant(
+        "a precision target outside (0, 1]", "toolkit/jobs/evaluate.py",
+        "    if not 0 < target <= 1:",
+        "    if False:",
+        ("tests/test_report.py::test_calibrate_refuses_what_it_cannot_store_and_changes_nothing"
+         "[zero]",),
+    ),
+    Mutant(
+        "checkpoint labels that do not match its classes", "toolkit/training/checkpoint.py",
+        "    if len(labels) != model_cfg.num_classes:",
+        "    if False:",
+        ("tests/test_cli.py::test_export_of_a_checkpoint_with_more_labels_than_classes_names_"
+         "both",),
+    ),
+    Mutant(
+        "the page and Node port take repeated labels", "toolkit/web/static/preprocess.js",
+        " || new Set(m.labels).size !== m.labels.length) {",
+        ") {",
+        ("tests/test_node_port.py::test_node_refuses_a_manifest_out_of_the_format_in_one_line"
+         "[a label twice]",),
+    ),
+    Mutant(
+        "the page and Node port take any threshold", "toolkit/web/static/preprocess.js",
+        "if (t != null && (!m.labels.includes(t.label) || !(t.value >= 0 && t.value <= 1))) {",
+        "if (false) {",
+        ("tests/test_node_port.py::test_node_refuses_a_manifest_out_of_the_format_in_one_line"
+         "[a threshold for another label]",),
+    ),
+    Mutant(
+        "the page and Node port answer a NaN logit", "toolkit/web/static/preprocess.js",
+        "if (!z.every(Number.isFinite)) throw",
+        "if (false) throw",
+        ("tests/test_node_port.py::test_node_refuses_logits_that_are_not_one_finite_number_per_"
+         "label[NaN]",),
+    ),
+    Mutant(
+        "the page and Node port read logits of another shape", "toolkit/web/static/preprocess.js",
+        "if (logits.dims.length !== 2 || logits.dims[0] !== rows.length || "
+        "logits.dims[1] !== classes) {",
+        "if (false) {",
+        ("tests/test_node_port.py::test_node_refuses_logits_that_are_not_one_finite_number_per_"
+         "label[one column]",),
+    ),
+    Mutant(
+        "the page and Node port take another tokenizer regex", "toolkit/web/static/preprocess.js",
+        "if (!data || data.pat_str !== GPT2_PAT_STR || !Array.isArray(data.ranks) ||",
+        "if (!data || !Array.isArray(data.ranks) ||",
+        ("tests/test_node_port.py::test_node_refuses_a_rechecksummed_tokenizer_with_another_"
+         "regex",),
+    ),
+    Mutant(
+        "the Node port reads a --jsonl line that is no string", "ports/node/classify.mjs",
+        'if (typeof text !== "string") throw',
+        "if (false) throw",
+        ("tests/test_node_port.py::test_node_refuses_a_jsonl_line_that_is_not_a_string_before_"
+         "reading_the_bundle",),
+    ),
+    # CLI, training and web (issue 28)
+    Mutant(
+        "dropout taken from a checkpoint unchecked", "toolkit/config.py",
+        "or not 0 <= self.dropout < 1):",
+        "or False):",
+        (f"{CHECKPOINTS}::test_a_damaged_checkpoint_config_is_refused_before_building",),
+    ),
+    Mutant(
+        "train --resume ignores the options given", "toolkit/cli.py",
+        'refuse_other_settings(out, _given_options(ctx, {"out", "resume", "nproc", "force"}))',
+        "pass",
+        (f"{INTERRUPTS}::test_resume_refuses_settings_other_than_the_runs_own",),
+    ),
+    Mutant(
+        "web site without the bundle's subfolders", "toolkit/web/site.py",
+        "(tmp / \"bundle\" / name).parent.mkdir(parents=True, exist_ok=True)",
+        "pass",
+        ("tests/test_web.py::test_a_bundle_with_its_tokenizer_in_a_subfolder_makes_a_working_"
+         "site",),
+    ),
+    Mutant(
+        "the page skips the tokenizer's sha256", "toolkit/web/static/app.js",
+        "for (const name of names) {",
+        "for (const name of names.slice(1)) {",
+        ("tests/test_web.py::test_the_page_refuses_any_file_changed_after_the_site_was_written",),
+    ),
+    Mutant(
+        "the Node port skips the tokenizer's sha256", "ports/node/classify.mjs",
+        "JSON.parse(readVerified(bundle, manifest, tokenizerFile))",
+        "JSON.parse(readFileSync(path.join(bundle, tokenizerFile)))",
+        ("tests/test_node_port.py::test_node_refuses_any_changed_file_in_one_line",),
     ),
 ]
 

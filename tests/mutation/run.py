@@ -38,8 +38,8 @@ from pathlib import Path
 from mutants import MUTANTS, ROOT, Mutant, problems
 
 # What a test run needs from the tree; the data is found through ../shared, linked beside it.
-COPIED = ("toolkit", "export", "runtime", "tests", "benchmarks", "ports", "pyproject.toml",
-          "README.md")
+COPIED = ("toolkit", "export", "runtime", "tests", "benchmarks", "ports", "deploy", "Dockerfile",
+          "pyproject.toml", "README.md")
 # npm's packages for the page and the Node.js port (`make web-deps`): linked, not copied.
 NODE_MODULES = ("toolkit/web/node_modules", "ports/node/node_modules")
 PACKAGES = {"spamkit": "toolkit", "spamkit.export": "export", "spamkit.runtime": "runtime"}
@@ -151,11 +151,12 @@ def prebuild(snapshot: Path, work: Path) -> Prebuilt:
     return Prebuilt(folder, frozenset(imported))
 
 
-def run_tests(repo: Path, tests: tuple[str, ...], log: Path,
-              prebuilt: Path | None) -> tuple[int, str]:
+def run_tests(repo: Path, tests: tuple[str, ...], log: Path, prebuilt: Path | None,
+              workers: int) -> tuple[int, str]:
     """pytest's exit status and its first FAILED/ERROR line (or its last line)."""
+    spread = ["-n", str(workers), "--dist", "loadfile"] if workers > 1 else ["-p", "no:xdist"]
     cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-rfE", "-p", "no:cacheprovider",
-           *tests]
+           *spread, *tests]
     env = copy_env(repo) | ({"SPAMKIT_TEST_PREBUILT": str(prebuilt)} if prebuilt else {})
     try:
         result = subprocess.run(cmd, cwd=repo, env=env, capture_output=True,
@@ -169,8 +170,9 @@ def run_tests(repo: Path, tests: tuple[str, ...], log: Path,
 
 
 def run_mutant(m: Mutant | None, snapshot: Path, work: Path, tests: tuple[str, ...],
-               prebuilt: Prebuilt) -> Outcome:
-    """One mutant in a copy of its own (None: the unmutated control)."""
+               prebuilt: Prebuilt, workers: int = 1) -> Outcome:
+    """One mutant in a copy of its own (None: the unmutated control, which may spread its
+    tests over `workers` processes)."""
     name = m.name if m else "control (no mutant)"
     t0 = time.monotonic()
     repo = make_copy(snapshot, work)
@@ -179,7 +181,7 @@ def run_mutant(m: Mutant | None, snapshot: Path, work: Path, tests: tuple[str, .
         apply(m, repo)
     print(f"[{name}] spamkit from {where}", flush=True)
     code, line = run_tests(repo, tests, work / "pytest.log",
-                           prebuilt.folder if prebuilt.serves(m) else None)
+                           prebuilt.folder if prebuilt.serves(m) else None, workers)
     seconds = time.monotonic() - t0
     if code == 0:
         status = "passed" if m is None else "SURVIVED"
@@ -231,7 +233,8 @@ def main() -> int:
         outcomes = []
         if not args.no_control:
             every = tuple(dict.fromkeys(t for m in chosen for t in m.tests))
-            outcomes.append(run_mutant(None, snapshot, base / "control", every, prebuilt))
+            outcomes.append(run_mutant(None, snapshot, base / "control", every, prebuilt,
+                                       workers=args.jobs))
             if outcomes[0].status != "passed":
                 print(f"the unmutated tests fail; see {base / 'control' / 'pytest.log'}",
                       file=sys.stderr)

@@ -1,25 +1,30 @@
-"""The HTTP API: POST /v1/classify, /healthz, /readyz, /metrics, and FastAPI's OpenAPI schema
-(/openapi.json, /docs). Every refusal is JSON `{"detail": "..."}` with a 4xx or 5xx status."""
+"""The HTTP API: POST /v1/classify, KServe's Open Inference Protocol (/v2/...), Hugging Face
+text-embeddings-inference's /predict and /info, /healthz, /readyz, /metrics, and FastAPI's
+OpenAPI schema (/openapi.json, /docs). Every refusal is one JSON line with a 4xx or 5xx
+status, in the shape of the route's protocol (serve.errors)."""
 
 from __future__ import annotations
 
-import asyncio
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, StrictStr
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from spamkit import __version__
 from spamkit.runtime.bundle import first_line
-from spamkit.runtime.classifier import Classifier
-from spamkit.serve.batcher import Batcher, QueueFull
+from spamkit.runtime.classifier import Classifier, softmax
+from spamkit.serve.access import AccessLog
+from spamkit.serve.batcher import Batcher
 from spamkit.serve.config import ServeConfig
+from spamkit.serve.errors import EXPECTED, error_body, protocol_of
 from spamkit.serve.guard import CLASSIFY, ClassifyGuard
-from spamkit.serve.metrics import Metrics
-
-PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
+from spamkit.serve.infer import run_texts
+from spamkit.serve.kserve import add_kserve_routes
+from spamkit.serve.metrics import CONTENT_TYPE, Metrics, outcome_of
+from spamkit.serve.tei import add_tei_routes
 
 
 class ClassifyRequest(BaseModel):
@@ -41,7 +46,14 @@ class Problem(BaseModel):
 
 
 def build_app(classifier: Classifier, config: ServeConfig) -> FastAPI:
-    """The service for one loaded classifier; its lifespan runs the inference worker."""
+    """The service for one loaded classifier; its lifespan runs the inference worker.
+
+    Args:
+        classifier: the loaded bundle, shared by every route through one micro-batcher.
+        config: the limits, batching, names and logging of `spamkit serve`.
+
+    Returns:
+        The ASGI application."""
     metrics = Metrics(config.max_batch, lambda: batcher.depth())
     batcher = Batcher(classifier, config, metrics)
 
@@ -54,8 +66,12 @@ def build_app(classifier: Classifier, config: ServeConfig) -> FastAPI:
     app = FastAPI(title="spamkit", version=__version__, lifespan=lifespan,
                   description=f"Classifies messages as {', '.join(classifier.labels)}.")
     app.add_middleware(ClassifyGuard, max_body_bytes=config.max_body_bytes, metrics=metrics)
+    if config.access_log:
+        app.add_middleware(AccessLog)  # added last, so outside the guard: its refusals too
     add_error_handlers(app)
     add_classify_route(app, classifier, config, batcher)
+    add_kserve_routes(app, classifier, config, batcher)
+    add_tei_routes(app, classifier, config, batcher)
     add_probes(app, classifier, batcher, metrics)
     return app
 
@@ -67,30 +83,11 @@ def add_classify_route(app: FastAPI, classifier: Classifier, config: ServeConfig
     @app.post(CLASSIFY, response_model=ClassifyResponse, responses=problems)
     async def classify(body: ClassifyRequest, request: Request) -> JSONResponse:
         """Each message's label and class probabilities, in the order given."""
-        texts = body.texts
-        request.state.messages = len(texts)
-        check_texts(texts, config)
-        try:
-            proba = await batcher.classify(texts)
-        except QueueFull as e:
-            raise HTTPException(503, f"busy: {e}", headers={"Retry-After": "1"}) from None
-        except asyncio.TimeoutError:  # TimeoutError itself from Python 3.11
-            raise HTTPException(504, f"not answered within {config.request_timeout_s:g} s "
-                                "(--request-timeout-s)") from None
+        proba = softmax(await run_texts(body.texts, "texts", request, config, batcher))
         names = classifier.labels
         results = [{"label": label, "probabilities": dict(zip(names, row))}
                    for label, row in zip(classifier.decide_labels(proba), proba.tolist())]
         return JSONResponse({"results": results})
-
-
-def check_texts(texts: list[str], config: ServeConfig) -> None:
-    if len(texts) > config.max_messages:
-        raise HTTPException(413, f"{len(texts)} messages in one request; at most "
-                            f"{config.max_messages}")
-    for i, text in enumerate(texts):
-        if len(text) > config.max_chars:
-            raise HTTPException(422, f"texts[{i}] has {len(text)} characters; at most "
-                                f"{config.max_chars}")
 
 
 def add_probes(app: FastAPI, classifier: Classifier, batcher: Batcher, metrics: Metrics) -> None:
@@ -109,32 +106,47 @@ def add_probes(app: FastAPI, classifier: Classifier, batcher: Batcher, metrics: 
                              "labels": classifier.labels, "precision": classifier.precision,
                              "device": classifier.device})
 
-    @app.get("/metrics", response_class=PlainTextResponse)
-    async def prometheus() -> PlainTextResponse:
-        """Requests and messages by outcome, latency and batch-size histograms, queue depth."""
-        return PlainTextResponse(metrics.render(), media_type=PROMETHEUS_TEXT)
+    @app.get("/metrics", response_class=Response)
+    async def prometheus() -> Response:
+        """Requests and messages by outcome, latency and batch-size histograms, queue depth,
+        and the process's CPU, memory and open files (process_*)."""
+        return Response(metrics.render(), media_type=CONTENT_TYPE)
 
 
 def add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(StarletteHTTPException)
+    async def refused(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return refusal(request, exc.status_code, str(exc.detail), exc.headers)
+
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = exc.errors()
         # An empty body is reported as a missing one.
         if any(e["type"] == "json_invalid" or e["loc"] == ("body",) and e["type"] == "missing"
                for e in errors):
-            return JSONResponse({"detail": "the request body is not JSON"}, status_code=400)
-        return JSONResponse({"detail": "; ".join(map(describe_error, errors))}, status_code=422)
+            return refusal(request, 400, "the request body is not JSON")
+        expected = EXPECTED[protocol_of(request.url.path)]
+        return refusal(request, 422, "; ".join(describe_error(e, expected) for e in errors))
 
     @app.exception_handler(Exception)
     async def failed(request: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse({"detail": f"classification failed: {first_line(exc)}"},
-                            status_code=500)
+        return refusal(request, 500, f"classification failed: {first_line(exc)}")
 
 
-def describe_error(error: dict) -> str:
-    """`texts[2]: Input should be a valid string` from one of pydantic's errors."""
+def refusal(request: Request, status: int, message: str,
+            headers: dict[str, str] | None = None) -> JSONResponse:
+    """`message` with `status` in the shape of the request's protocol; the metrics count it
+    by spamkit's status, whatever status the protocol answers it with."""
+    request.state.outcome = outcome_of(status)
+    status, body = error_body(request.url.path, status, message)
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def describe_error(error: dict, expected: str = EXPECTED["spamkit"]) -> str:
+    """`texts[2]: Input should be a valid string` from one of pydantic's errors; `expected`
+    is what the body should have been, for a body that is not an object at all."""
     if len(error["loc"]) == 1:  # ("body",): not an object at all
-        return 'the body must be a JSON object: {"texts": [...]}'
+        return f"the body must be a JSON object: {expected}"
     where = ""
     for part in error["loc"][1:]:  # [0] is "body"
         where += f"[{part}]" if isinstance(part, int) else f".{part}" if where else str(part)

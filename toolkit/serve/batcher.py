@@ -2,9 +2,9 @@
 takes as many as fit a micro-batch and runs them through the Classifier together.
 
 One worker, so ONNX Runtime never runs more than one graph at a time: its intra-op threads
-(`--threads`) are all the cores it takes. The micro-batch goes through
-`Classifier.predict_proba`, which sorts it by length into runs of its own `batch_tokens`, so
-a message's answer is the one `Classifier.predict_proba` gives it alone (the int8 graph is
+(`--threads`) are all the cores it takes. The micro-batch goes through `Classifier.logits`,
+which sorts it by length into runs of its own `batch_tokens`, so a message's answer is the one
+`Classifier.logits` gives it alone (the probabilities are their softmax; the int8 graph is
 batch-invariant). A micro-batch that fails is run again request by request: each request gets
 its own answer, or the error its own messages give."""
 
@@ -29,12 +29,12 @@ class QueueFull(Exception):
 
 @dataclass(eq=False)
 class Job:
-    """One request: its messages, their probabilities as they come, and who is waiting."""
+    """One request: its messages, their logits as they come, and who is waiting."""
 
     texts: list[str]
     future: asyncio.Future
     arrived: float  # time.monotonic()
-    proba: np.ndarray | None = None
+    logits: np.ndarray | None = None
     left: int = 0
     dropped: bool = False  # answered already (timed out): its messages are not run
 
@@ -69,13 +69,13 @@ class Batcher:
             return len(self._queue) + (self._carry is not None)
 
     async def classify(self, texts: list[str]) -> np.ndarray:
-        """Class probabilities of `texts`, in order. QueueFull when they do not fit the queue,
+        """Class logits of `texts`, in order. QueueFull when they do not fit the queue,
         TimeoutError past the request timeout (their messages then are never run)."""
         loop = asyncio.get_running_loop()
         job = Job(texts, loop.create_future(), time.monotonic(), left=len(texts))
-        job.proba = np.empty((len(texts), len(self.classifier.labels)), dtype=np.float32)
+        job.logits = np.empty((len(texts), len(self.classifier.labels)), dtype=np.float32)
         if not texts:
-            return job.proba
+            return job.logits
         self._put(job)
         try:
             return await asyncio.wait_for(job.future, self.config.request_timeout_s)
@@ -144,26 +144,26 @@ class Batcher:
         """Classify a micro-batch and hand each finished request its answer."""
         self.metrics.record_batch(len(batch))
         try:
-            proba = self.classifier.predict_proba([it.job.texts[it.index] for it in batch])
+            logits = self.classifier.logits([it.job.texts[it.index] for it in batch])
         except Exception:  # noqa: BLE001 - one request's failing message fails it alone
             for job in {it.job: None for it in batch}:
                 self._run_alone(job)
             return
-        for it, row in zip(batch, proba):
+        for it, row in zip(batch, logits):
             job = it.job
-            job.proba[it.index] = row
+            job.logits[it.index] = row
             job.left -= 1
             if job.left == 0:
-                _settle(job.future, result=job.proba)
+                _settle(job.future, result=job.logits)
 
     def _run_alone(self, job: Job) -> None:
         """A request of a failed micro-batch, all its messages on their own: its answer, or the
-        error Classifier.predict_proba gives it alone (so naming its own texts[i])."""
+        error Classifier.logits gives it alone (so naming its own texts[i])."""
         if job.dropped:
             return
         job.dropped = True  # its messages still queued are not run again
         try:
-            _settle(job.future, result=self.classifier.predict_proba(job.texts))
+            _settle(job.future, result=self.classifier.logits(job.texts))
         except Exception as e:  # noqa: BLE001 - the request's own failure, for its own answer
             _settle(job.future, error=e)
 

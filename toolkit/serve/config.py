@@ -1,11 +1,17 @@
-"""The limits and batching settings of `spamkit serve`, each with its option's help. Free of
-FastAPI and uvicorn, so the CLI can show them without the serve extra."""
+"""The settings of `spamkit serve` (limits, batching, names, logging), each with its option's
+help. Free of FastAPI and uvicorn, so the CLI can show them without the serve extra."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from spamkit.config import option
+from spamkit.errors import SpamkitError
+
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")  # uvicorn's
+# One path segment of /v2/models/{name}, as KServe's model names are.
+MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 @dataclass(frozen=True)
@@ -33,3 +39,16 @@ class ServeConfig:
                                    "body has started.", min=0.001)
     max_messages: int = option(256, "Most messages in one request (413 beyond).", min=1)
     max_chars: int = option(20_000, "Longest message, in characters (422 beyond).", min=1)
+    model_name: str = option("spamkit", "The model's name in KServe's /v2/models/NAME paths and "
+                             "text-embeddings-inference's /info (letters, digits, . _ -).")
+    log_level: str = option("info", "Log level: " + ", ".join(LOG_LEVELS) + " (uvicorn's).",
+                            choices=LOG_LEVELS)
+    access_log: bool = option(False, "One JSON line per request on stderr (method, path, "
+                              "status, seconds) at the info level.",
+                              flag="--access-log/--no-access-log")
+
+    def __post_init__(self) -> None:
+        # Checked here so that a name no route could match is one line at start-up.
+        if not MODEL_NAME.fullmatch(self.model_name):
+            raise SpamkitError(f"--model-name {self.model_name!r} is not one path segment of "
+                               "letters, digits, '.', '_' and '-'")

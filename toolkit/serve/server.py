@@ -14,6 +14,7 @@ import uvicorn
 
 from spamkit.errors import SpamkitError
 from spamkit.runtime.classifier import Classifier
+from spamkit.serve import access
 from spamkit.serve.app import build_app
 from spamkit.serve.config import ServeConfig
 from spamkit.serve.protocol import bounded_protocol
@@ -39,9 +40,10 @@ def serve_bundle(bundle: Path, config: ServeConfig, listen: Listen, device: str 
     app = build_app(classifier, config)
     sock = bind(listen)
     server = uvicorn.Server(uvicorn.Config(
-        app, log_level="info", access_log=False, lifespan="on", backlog=BACKLOG,
+        app, log_level=config.log_level, access_log=False, lifespan="on", backlog=BACKLOG,
         http=bounded_protocol(config), ws="none",  # no upgrade past the protocol's limits
         timeout_graceful_shutdown=config.request_timeout_s + SHUTDOWN_MARGIN_S))
+    access.configure(config.log_level)  # uvicorn's access log is off: ours has the latency
     host, port = sock.getsockname()[:2]
     print(f"spamkit: serving {bundle} ({classifier.precision} on {classifier.device}) at "
           f"http://{host}:{port}", file=sys.stderr, flush=True)

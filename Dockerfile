@@ -8,20 +8,27 @@
 #
 # Options after the image name go to `spamkit serve` (e.g. --threads 2 --max-batch 32).
 # `docker stop` sends SIGTERM: the server stops accepting, answers what is in flight, exits 0.
-FROM python:3.12-slim
+# Any base with python3 and its venv module (tests/container/debian_base.sh makes one from
+# Debian's packages where no registry can be reached): --build-arg BASE_IMAGE=...
+ARG BASE_IMAGE=python:3.12-slim
+FROM ${BASE_IMAGE}
 
+# spamkit in a virtual environment: the same steps on python:slim and on a Debian python3
+# (whose system pip refuses installs, PEP 668).
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
-    PIP_DISABLE_PIP_VERSION_CHECK=1
+    PIP_DISABLE_PIP_VERSION_CHECK=1 PATH=/opt/spamkit/bin:$PATH
 
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY toolkit toolkit
 COPY runtime runtime
 COPY export export
-RUN pip install ".[cpu,serve]" && rm -rf /src \
-    && useradd --system --uid 10001 --create-home spamkit
+# A numeric user, so Kubernetes' runAsNonRoot can check it is not root (deploy/kubernetes.yaml).
+RUN python3 -m venv /opt/spamkit && pip install "./[cpu,serve]" && rm -rf /src \
+    && groupadd --system --gid 10001 spamkit \
+    && useradd --system --no-log-init --uid 10001 --gid 10001 --create-home spamkit
 
-USER spamkit
+USER 10001:10001
 WORKDIR /home/spamkit
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=60s --retries=3 \

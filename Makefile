@@ -70,10 +70,9 @@ lint: setup
 
 # Two workers, a test file each at a time (pytest-xdist): most tests use one core.
 PYTEST_WORKERS ?= 2
-# valgrind (apt, as root, where missing): benchmarks/avx2_instructions.py runs graphs under it.
+# Installs nothing as root: a test that needs a system tool (valgrind) skips, naming its Debian
+# package, where the tool is missing (.ci/run installs them first).
 test: setup lint
-	command -v valgrind >/dev/null || \
-		{ apt-get update && apt-get install -y --no-install-recommends valgrind; }
 	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile -m "not browser and not node and not arm64 and not avx2"
 
 # npm packages from the lockfiles (node_modules is not committed), and Chromium (apt, as root).
@@ -95,9 +94,10 @@ test-avx2: setup
 	tests/avx2/native_host.sh $(PY) -m pytest -q -p no:cacheprovider -p no:xdist \
 		tests/test_targets.py tests/avx2
 
-# Each mutant in a copy of the tree, its tests run there; MUTANTS_ARGS="-j 2" runs two at once.
-MUTANTS_ARGS ?=
-mutants: setup
+# Each mutant in a copy of the tree, its tests run there, two at a time; some are the page's and
+# the Node port's (web-deps).
+MUTANTS_ARGS ?= -j 2
+mutants: setup web-deps
 	$(PY) tests/mutation/run.py $(MUTANTS_ARGS)
 
 $(COMPARE_VENV)/.installed: Makefile

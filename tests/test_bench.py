@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -195,6 +196,8 @@ def test_matmul_floor_reports_each_precision_at_each_length_on_this_isa():
     assert all(float(line.split("48 matmuls ")[1].split(" ms")[0]) > 0 for line in lines)
 
 
+@pytest.mark.skipif(shutil.which("valgrind") is None,
+                    reason="needs valgrind: apt-get install valgrind (Debian package valgrind)")
 def test_avx2_instructions_counts_graphs_on_avx2_kernels_from_any_x86_host(tiny_bundle, tmp_path):
     """benchmarks/avx2_instructions.py, with the tiny int8 graph in each route's place: it exits
     0 only where valgrind's CPU ran AVX2's u8s8 kernel (its probe's pair sums clipped)."""

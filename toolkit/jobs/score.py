@@ -21,13 +21,14 @@ from pathlib import Path
 from typing import TextIO
 
 import numpy as np
-from tqdm import tqdm
 
 from spamkit.atomic import OutputChanged, commit_checked, write_bytes_atomic
 from spamkit.config import ENGINES
 from spamkit.errors import Interrupted, SpamkitError
+from spamkit.extras import require
 from spamkit.jsonfile import peek_format_json
 from spamkit.outputs import SCORES, check_not_input, check_output, exclusive_output, is_artifact
+from spamkit.progress import progress_bar
 from spamkit.records import Index, Source, records
 from spamkit.runtime import Classifier
 from spamkit.runtime.bundle import open_manifest, sha256_file
@@ -63,6 +64,8 @@ class ScoreConfig:
             raise SpamkitError("--batch-size and --actors must be at least 1")
         if self.engine == "local" and (self.address is not None or self.actors != 1):
             raise SpamkitError("--actors and --address are for --engine ray")
+        if self.engine == "ray":  # before the input is read, however large
+            require("ray", "--engine ray")
 
 
 def score_texts(clf: Classifier, texts: list[str]) -> tuple[list[str], np.ndarray]:
@@ -133,7 +136,7 @@ def _score_file(bundle: str | Path, source: Source, output: Path, kind: str,
             rows = Rows(f, kind, manifest.labels)
             if not done:
                 rows.header()
-            bar = tqdm(total=index.total, initial=done, unit=" messages", disable=None)
+            bar = progress_bar(total=index.total, initial=done, unit=" messages")
 
             def write(ids: Sequence[str], labels: Sequence[str], probs: np.ndarray) -> None:
                 rows.write(ids, labels, probs)

@@ -56,10 +56,8 @@ def read_pieces(pieces: dict[str, np.ndarray], source: Source) -> dict[str, np.n
 def score_on_ray(bundle: str | Path, source: Source, index: Index, first: int,
                  cfg: ScoreConfig, write: Write) -> None:
     """Score records `first`... of `source` on Ray and `write` them in input order."""
-    try:
-        import ray
-    except ImportError:
-        raise SpamkitError("--engine ray needs Ray: pip install 'spamkit[ray]'") from None
+    import ray  # ScoreConfig.check has made sure it is installed
+
     if first > index.total:
         return
     source = Source(source.path.resolve(), source.kind, source.text_field, source.id_field)

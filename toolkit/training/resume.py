@@ -25,6 +25,9 @@ from spamkit.outputs import STATE_FILES, TRAINING_STATE
 # Named in spamkit.outputs, which tells a training state from a user's folder without torch.
 STATE_DIR, (STATE_JSON, TENSORS_FILE) = TRAINING_STATE, STATE_FILES
 FORMAT = "spamkit-training-state"
+# Options of `spamkit train` that say where and how the run runs, not what it computes: free to
+# differ on --resume.
+NOT_SETTINGS = ("threads", "quiet")
 
 
 @dataclass
@@ -102,8 +105,8 @@ def refuse_other_settings(out_dir: str | Path, given: dict[str, object]) -> None
     meta = _read_meta(Path(out_dir) / STATE_DIR)
     saved = {**meta["train"], **meta["data"]}
     saved["data"] = saved.pop("path")
-    differ = [name for name, value in given.items() if not _same_setting(name, value,
-                                                                         saved.get(name))]
+    differ = [name for name, value in given.items()
+              if name not in NOT_SETTINGS and not _same_setting(name, value, saved.get(name))]
     if differ:
         said = ", ".join(f"--{n.replace('_', '-')} {given[n]} (it has {saved.get(n)})"
                          for n in differ)

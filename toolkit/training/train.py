@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import importlib.util
 import math
 import os
 import time
@@ -16,13 +17,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import DistributedSampler
-from tqdm import tqdm
 
-from spamkit import plots
 from spamkit.config import TrainConfig, preset_config
 from spamkit.data import DataConfig, Examples, load_splits
 from spamkit.errors import Interrupted, SpamkitError
+from spamkit.extras import EXTRAS
 from spamkit.outputs import CHECKPOINT, check_output, exclusive_output
+from spamkit.progress import progress_bar
 from spamkit.runtime.classifier import pad_batch
 from spamkit.runtime.tokenizer import Tokenizer
 from spamkit.tokenizer import gpt2_tokenizer
@@ -258,8 +259,31 @@ class Schedule:
     total_steps: float  # what the learning-rate schedule decays over
 
 
+def use_threads(threads: int | None) -> None:
+    """Run this process's torch CPU work on `threads` threads, intra- and inter-op.
+
+    Args:
+        threads: how many; None leaves torch's default (OMP_NUM_THREADS, else every CPU).
+    """
+    if threads is None:
+        return
+    torch.set_num_threads(threads)
+    # Settable once per process, before its first parallel work: a later run in the same
+    # process (an app's, a test's) keeps the count already set.
+    with contextlib.suppress(RuntimeError):
+        torch.set_num_interop_threads(threads)
+
+
+def curves_missing() -> str | None:
+    """Why the checkpoint will have no training curves (matplotlib, of the plots extra, is not
+    installed), or None when it will have them."""
+    if importlib.util.find_spec("matplotlib") is not None:
+        return None
+    return f"matplotlib is not installed: {EXTRAS['matplotlib'][1]}"
+
+
 def train(cfg: TrainConfig, data_cfg: DataConfig, out_dir: str, resume: bool = False,
-          force: bool = False) -> dict:
+          force: bool = False, threads: int | None = None) -> dict:
     """Train, keep the epoch `cfg.keep` picks (best validation accuracy, or the last), write the
     checkpoint.
 
@@ -272,7 +296,11 @@ def train(cfg: TrainConfig, data_cfg: DataConfig, out_dir: str, resume: bool = F
 
     `out_dir` must be new, an empty directory, or (with `force`) a checkpoint or unfinished run
     to replace: anything else there is refused before training starts. It is this run's alone
-    until the run ends: another spamkit run that asks for it meanwhile is refused."""
+    until the run ends: another spamkit run that asks for it meanwhile is refused.
+
+    `threads`: torch's CPU threads in this process (None: torch's default). Where the run
+    runs, not what it computes: it is no setting of the run, saved or compared on resume."""
+    use_threads(threads)
     writer = os.environ.get("RANK", "0") == "0"  # torchrun's other ranks write nothing
     with exclusive_output(out_dir) if writer else contextlib.nullcontext():
         if writer and not resume:
@@ -385,18 +413,24 @@ def cache_frozen_trunk(run: Run) -> str:
 
 
 def announce_run(run: Run, cache_note: str) -> None:
-    """The opening line: what trains, on what, how."""
+    """The opening line: what trains, on what, how; and a note when the checkpoint will have
+    no training curves."""
     if not run.ranks.master:
         return
     cfg, model = run.run_cfg, run.model
     n_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    threads = torch.get_num_threads()  # what torch runs on, however it was set
     print(
         f"training {preset_name(model.config)} ({n_trainable / 1e6:.2f}M trainable "
         f"parameters, {cfg.trainable}) on {len(run.data['train'].ids)} messages, "
-        f"{len(run.labels)} classes {run.labels}, on {describe(cfg.device)}, precision "
-        f"{cfg.precision}, compile {'on' if cfg.compile else 'off'}" + cache_note
-        + (f", {run.ranks.world} processes" if run.ranks.world > 1 else "")
-    )
+        f"{len(run.labels)} classes {run.labels}, on {describe(cfg.device)}, {threads} CPU "
+        f"thread{'s' if threads > 1 else ''}{' per process' if run.ranks.world > 1 else ''}, "
+        f"precision {cfg.precision}, compile {'on' if cfg.compile else 'off'}" + cache_note
+        + (f", {run.ranks.world} processes" if run.ranks.world > 1 else ""), flush=True)
+    missing = curves_missing()
+    if missing:
+        print(f"note: the checkpoint will have no training curves ({CURVES_FILE}): {missing}",
+              flush=True)
 
 
 def plan_schedule(run: Run) -> Schedule:
@@ -444,8 +478,8 @@ def train_epoch(run: Run, schedule: Schedule, epoch: int, t0: float
         # draws the masks an uninterrupted one would.
         torch.manual_seed(run.cfg.seed + epoch * run.ranks.world + run.ranks.rank)
     loss_sum, correct, count = 0.0, 0, 0
-    bar = tqdm(total=schedule.steps_per_epoch, desc=f"epoch {epoch}", leave=False,
-               disable=None if run.ranks.master else True)
+    bar = progress_bar(run.ranks.master, total=schedule.steps_per_epoch, desc=f"epoch {epoch}",
+                       leave=False)
     first_step_seconds = None
     for i, (inputs, mask, labels) in enumerate(batches(
         run.data["train"], schedule.local_batch, run.pad_id, list(schedule.sampler), run.pad_to
@@ -575,5 +609,10 @@ def save_results(run: Run, metrics: dict) -> None:
     ckpt = Checkpoint(model.cpu().eval(), run.labels, preset_name(model.config), run.data_cfg,
                       training)
     save_checkpoint(run.out_dir, ckpt, metrics)  # replaces out_dir, training state included
+    if curves_missing():  # said before training; the checkpoint is whole without them
+        print(f"checkpoint written to {run.out_dir} (no training curves)")
+        return
+    from spamkit import plots  # matplotlib: the plots extra
+
     plots.training_curves(run.progress.history, Path(run.out_dir) / CURVES_FILE)
     print(f"checkpoint written to {run.out_dir} (training curves in {CURVES_FILE})")

@@ -1,9 +1,10 @@
-"""Check an exported graph against the PyTorch model it came from, on real messages."""
+"""Check an exported graph against the model it came from (spamkit's PyTorch model, or
+transformers' own for a transformers classifier), on real messages."""
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,20 +21,45 @@ BATCH_SIZES = (1, 2, 5, 16)
 
 @dataclass(frozen=True)
 class LogitCheck:
-    max_diff: float  # largest |ONNX - PyTorch| (NaN if either gave NaN)
-    max_logit: float  # largest |PyTorch logit|: the scale a rounding error is judged against
+    max_diff: float  # largest |ONNX - reference| (NaN if either gave NaN)
+    max_logit: float  # largest |reference logit|: the scale a rounding error is judged against
+
+
+@dataclass(frozen=True)
+class Reference:
+    """What a graph's logits are checked against: `name`, for messages, and `logits(ids,
+    batches, pad_id)`, which gives the [messages, classes] logits of `ids` once for each way
+    the reference computes them (`batches` and `pad_id`: how the graph is run)."""
+
+    name: str
+    logits: Callable[[list[list[int]], list[list[int]], int], list[np.ndarray]]
+
+
+def torch_reference(model: GPTClassifier) -> Reference:
+    """spamkit's PyTorch model in fp32, run on the very batches the graph is.
+
+    Args:
+        model: the model the graph was exported from.
+
+    Returns:
+        The reference export checks the graphs of `model` against.
+    """
+    def logits(ids: list[list[int]], batches: list[list[int]], pad_id: int) -> list[np.ndarray]:
+        return [model_logits(model.eval().float(), ids, pad_id, batches)]
+
+    return Reference("PyTorch", logits)
 
 
 def compare_logits(
-    model: GPTClassifier, graph: Path, tokenizer: Tokenizer, texts: list[str]
+    reference: Reference, graph: Path, tokenizer: Tokenizer, texts: list[str]
 ) -> LogitCheck:
-    """ONNX (on the CPU) against PyTorch fp32 over the logits of `texts`, run in batches of
+    """ONNX (on the CPU) against `reference` over the logits of `texts`, run in batches of
     several sizes so that padding and batch shape are exercised too."""
     session = ort.InferenceSession(str(graph), providers=["CPUExecutionProvider"])
     ids = tokenizer.encode_batch(texts)
     batches = list(mixed_batches(len(ids)))
-    want = model_logits(model.eval().float(), ids, tokenizer.pad_id, batches)
-    got = np.empty_like(want)
+    want = np.stack(reference.logits(ids, batches, tokenizer.pad_id))  # [ways, messages, classes]
+    got = np.empty_like(want[0])
     for rows in batches:
         input_ids, mask = pad_batch([ids[i] for i in rows], tokenizer.pad_id)
         got[rows] = session.run([LOGITS], {INPUT_IDS: input_ids, ATTENTION_MASK: mask})[0]

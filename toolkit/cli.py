@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import json
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -19,7 +18,9 @@ from spamkit import __version__
 from spamkit.config import ENGINES, SPLIT_NAMES, SPLITS, TrainConfig
 from spamkit.errors import Interrupted, SpamkitError
 from spamkit.extras import missing_extra, require
+from spamkit.jsonout import json_output
 from spamkit.outputs import CHECKPOINT, check_output
+from spamkit.progress import quiet_output
 from spamkit.runtime.bundle import GRAPHS_SMALLEST_FIRST, RUNTIME_DEVICES
 from spamkit.runtime.isa import TARGETS
 from spamkit.serve.config import ServeConfig
@@ -91,6 +92,11 @@ def _device_option():
 def _precision_option():
     return typer.Option(None, **one_of(GRAPHS_SMALLEST_FIRST), help="Graph to run: int8, fp16 "
                         "or fp32 (default: the smallest meant for the device).")
+
+
+def _quiet_option(result: str = "nothing on success"):
+    return typer.Option(False, "--quiet", help="No progress bars, stage or info lines: print "
+                        f"{result}; warnings and errors still show.")
 
 
 def _digest_option():
@@ -173,6 +179,12 @@ def train(
                               "the global batch."),
     force: bool = typer.Option(False, "--force", help="Replace the checkpoint (or unfinished "
                                "run) already in --out; anything else there is never replaced."),
+    threads: int | None = typer.Option(None, **THREADS, help="PyTorch's CPU threads in each "
+                                       "training process (default: $OMP_NUM_THREADS, else the "
+                                       "CPUs this process may use, shared among --nproc "
+                                       "processes). Not a setting of the run: --resume may "
+                                       "change it."),
+    quiet: bool = _quiet_option(),
 ) -> None:
     """Fine-tune a GPT classifier and write a checkpoint directory."""
     from spamkit.data import DataConfig
@@ -182,11 +194,29 @@ def train(
         from spamkit.training.resume import refuse_other_settings
 
         refuse_other_settings(out, _given_options(ctx, {"out", "resume", "nproc", "force"}))
-    if _launch_workers(nproc, cfg, out, data, resume, force):
-        return
-    data_cfg = DataConfig(path=data, split=split, seed=cfg.seed, text_column=text_column,
-                          label_column=label_column)
-    run_training(cfg, data_cfg, str(out), resume=resume, force=force)
+    threads = _training_threads(threads, nproc)
+    if nproc > 1:  # torchrun starts its workers with it (and then has no notice to print)
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+    with quiet_output(quiet):
+        if _launch_workers(nproc, cfg, out, data, resume, force):
+            return
+        data_cfg = DataConfig(path=data, split=split, seed=cfg.seed, text_column=text_column,
+                              label_column=label_column)
+        run_training(cfg, data_cfg, str(out), resume=resume, force=force, threads=threads)
+
+
+def _training_threads(threads: int | None, nproc: int) -> int:
+    """--threads, else OMP_NUM_THREADS (per process: torchrun sets it in each worker it
+    starts), else the CPUs this process may use, shared among the --nproc processes (torch
+    would give every process all of them)."""
+    if threads is not None:
+        return threads
+    given = os.environ.get("OMP_NUM_THREADS", "")
+    if given.isdigit() and int(given) > 0:
+        return int(given)
+    from spamkit.jobs.measure import usable_cpus
+
+    return max(1, usable_cpus() // nproc)
 
 
 def _given_options(ctx: typer.Context, exclude: set[str]) -> dict:
@@ -226,7 +256,10 @@ def _launch_workers(nproc: int, cfg: TrainConfig, out: Path, data: str | None, r
 
 @app.command()
 def export(
-    checkpoint: Path = typer.Argument(..., help="Checkpoint directory from `spamkit train`."),
+    checkpoint: str = typer.Argument(..., metavar="MODEL", help="Checkpoint directory from "
+                                     "`spamkit train`, or a transformers "
+                                     "GPT2ForSequenceClassification folder (save_pretrained, "
+                                     "with its tokenizer) or hf://org/name[@revision] of one."),
     out: Path = typer.Option(..., "--out", help="Bundle directory to write."),
     int8: bool = typer.Option(False, "--int8", help="Also write the int8 graph for CPUs."),
     fp16: bool = typer.Option(False, "--fp16", help="Also write the fp16 graph for GPUs."),
@@ -235,7 +268,8 @@ def export(
     keep_fp32: bool = typer.Option(False, "--keep-fp32", help="With --int8 or --fp16, also "
                                    "ship the fp32 graph (without them it is the only graph)."),
     data: str | None = typer.Option(None, "--data", help="Validation data for the checks "
-                                    "(default: where the checkpoint was trained from)."),
+                                    "(default: where the checkpoint was trained from; for a "
+                                    "transformers model, the SMS Spam Collection)."),
     force: bool = typer.Option(False, "--force", help="Replace the bundle already in --out; "
                                "anything else there is never replaced."),
     text_input: bool = typer.Option(False, "--text-input", help="Also write, for each graph, "
@@ -245,17 +279,25 @@ def export(
                                       help="CPUs the int8 graph is for: portable (the "
                                       "default: correct on all), x86-avx2, x86-vnni, arm64, "
                                       "or auto (this host's kind); see docs/targets.md."),
+    quiet: bool = _quiet_option("only the bundle's digest"),
 ) -> None:
-    """Export a checkpoint to a verified ONNX bundle."""
+    """Export a checkpoint, or a transformers GPT-2 classifier, to a verified ONNX bundle."""
+    if text_input:
+        require("onnxruntime_extensions", "--text-input")
+    require("torch", "spamkit export")  # named, rather than the first of the train extra missing
     from spamkit.export.bundle import ExportConfig, export_bundle
     from spamkit.runtime.bundle import open_manifest
 
-    manifest = export_bundle(checkpoint, out, ExportConfig(int8=int8, fp16=fp16, ort=ort,
-                                                           keep_fp32=keep_fp32, data=data,
-                                                           force=force, text_input=text_input,
-                                                           target=target))
+    with quiet_output(quiet):
+        manifest = export_bundle(checkpoint, out, ExportConfig(
+            int8=int8, fp16=fp16, ort=ort, keep_fp32=keep_fp32, data=data, force=force,
+            text_input=text_input, target=target))
+    digest = open_manifest(out)[1]
+    if quiet:
+        print(digest)
+        return
     print(f"bundle written to {out}: {', '.join(manifest.files)}")
-    print(f"digest {open_manifest(out)[1]} (pin this bundle with --digest)")
+    print(f"digest {digest} (pin this bundle with --digest)")
 
 
 @app.command("eval")
@@ -272,8 +314,9 @@ def eval_(
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     plots: Path | None = typer.Option(None, "--plots", help="Write confusion_matrix.png and "
                                       "precision_recall.png into this directory (needs "
-                                      "matplotlib, of the train extra)."),
+                                      "spamkit[plots])."),
     digest: str | None = _digest_option(),
+    quiet: bool = _quiet_option("only the report"),
 ) -> None:
     """Accuracy, per-class precision/recall/F1 and the confusion matrix on a split."""
     import numpy as np
@@ -282,9 +325,10 @@ def eval_(
 
     if plots:
         require("matplotlib", "--plots")  # before the scoring, not after it
-    loaded = load_model(model, precision, device, digest)
-    examples = examples_for(loaded, data, split)
-    rep, probs = score_examples(loaded, examples)
+    with quiet_output(quiet):
+        loaded = load_model(model, precision, device, digest)
+        examples = examples_for(loaded, data, split)
+        rep, probs = score_examples(loaded, examples)
     if plots:
         from spamkit import plots as figures
 
@@ -292,8 +336,8 @@ def eval_(
         curves = pr_curves(rep.labels, np.array(examples.labels), probs)
         figures.precision_recall(curves, plots / "precision_recall.png")
     if as_json:
-        print(json.dumps({"model": str(model), "split": split, **loaded.isa, **rep.to_json()},
-                         indent=2))
+        print(json_output({"model": str(model), "split": split, **loaded.isa, **rep.to_json()},
+                          indent=2))
     else:
         print(f"{model} on the {split} split")
         if loaded.isa:
@@ -310,12 +354,17 @@ def calibrate(
     data: str | None = typer.Option(None, "--data", help="Data file (default: as trained)."),
     label: str | None = typer.Option(None, help="Positive class (default: the second of two, "
                                         "e.g. spam)."),
+    quiet: bool = _quiet_option("only the bundle's new digest"),
 ) -> None:
     """Pick the spam-probability threshold that meets a precision target; store it in the bundle.
     Rewriting the manifest changes the bundle's digest: the new one is printed."""
     from spamkit.jobs.evaluate import calibrate_bundle
 
-    c = calibrate_bundle(bundle, data, target_precision, label)
+    with quiet_output(quiet):
+        c = calibrate_bundle(bundle, data, target_precision, label)
+    if quiet:
+        print(c.digest)
+        return
     print(f"threshold {c.threshold:.4f} for {c.label}: precision {c.precision:.2%} (target "
           f"{c.target_precision:.2%}), recall {c.recall:.2%} on {c.messages} validation "
           f"messages; stored in {Path(bundle) / 'manifest.json'}")
@@ -357,8 +406,8 @@ def classify(
         probs = clf.predict_proba(batch)
         for text, p, label in zip(batch, probs, clf.decide_labels(probs)):
             if as_json:
-                scores = {name: round(float(x), 6) for name, x in zip(clf.labels, p)}
-                print(json.dumps({"text": text, "label": label, "probabilities": scores}))
+                scores = {name: float(x) for name, x in zip(clf.labels, p)}
+                print(json_output({"text": text, "label": label, "probabilities": scores}))
             else:
                 print(f"{label}\t{p.max():.3f}\t{text}")
         sys.stdout.flush()  # each answer leaves as soon as it is known
@@ -419,6 +468,7 @@ def bench(
     batch_size: int = typer.Option(32, min=1, help="Classifier batch size for the list."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     digest: str | None = _digest_option(),
+    quiet: bool = _quiet_option("only the result"),
 ) -> None:
     """Start-up, batch-1 latency, throughput and peak memory of a bundle, measured in a fresh
     process on real messages (no torch involved)."""
@@ -433,11 +483,12 @@ def bench(
     threads = usable_cpus() if threads is None else threads
     cfg = BenchConfig(bundle=str(bundle), threads=threads, device=device, precision=precision,
                       batch_size=batch_size, digest=digest)
-    measure = MeasureConfig(data=str(resolve_data(data)), text_column=text_column,
-                            messages=messages, warmup=warmup,
-                            throughput_messages=throughput_messages)
-    result = run_bench(cfg, measure)
-    print(json.dumps(result, indent=2) if as_json else format_table(result))
+    with quiet_output(quiet):
+        measure = MeasureConfig(data=str(resolve_data(data)), text_column=text_column,
+                                messages=messages, warmup=warmup,
+                                throughput_messages=throughput_messages)
+        result = run_bench(cfg, measure)
+    print(json_output(result, indent=2) if as_json else format_table(result))
 
 
 @app.command()
@@ -454,7 +505,7 @@ def score(
                                 "left OUT.partial, after its last complete row."),
     engine: str = typer.Option("local", **one_of(ENGINES),
                                help="local (this process) or ray (Ray Data actors; needs "
-                               "the ray extra)."),
+                               "spamkit[ray])."),
     batch_size: int = typer.Option(1024, min=1, help="Messages scored together (one actor call on "
                                    "Ray)."),
     actors: int = typer.Option(1, min=1, help="Ray actors, each with its own copy of the model."),
@@ -468,6 +519,7 @@ def score(
                                "--out; anything else there (the input above all) is never "
                                "replaced."),
     digest: str | None = _digest_option(),
+    quiet: bool = _quiet_option(),
 ) -> None:
     """Score a file of any size: one row per message, in order (no torch involved)."""
     from spamkit.jobs.score import ScoreConfig, score_file
@@ -476,8 +528,9 @@ def score(
     cfg = ScoreConfig(engine=engine, batch_size=batch_size, precision=precision,
                       threads=threads, actors=actors, address=address, resume=resume,
                       digest=digest, force=force)
-    n = score_file(bundle, Source.of(input, text_column, id_column), out, cfg)
-    print(f"{n} messages scored into {out}")
+    with quiet_output(quiet):
+        n = score_file(bundle, Source.of(input, text_column, id_column), out, cfg)
+        print(f"{n} messages scored into {out}")
 
 
 def label_options(command) -> None:
@@ -496,6 +549,20 @@ def label_options(command) -> None:
                 param.metavar = "TEXT"
 
 
+def _literal_help(command) -> None:
+    """Help shows square brackets as written (`spamkit[text]`, `hf://org/name[@revision]`):
+    typer's rich help would read them as markup and drop them."""
+    from rich.markup import escape
+
+    for sub in getattr(command, "commands", {}).values():
+        _literal_help(sub)
+    if command.help:
+        command.help = escape(command.help)
+    for param in command.params:
+        if getattr(param, "help", None):
+            param.help = escape(param.help)
+
+
 @app.command()
 @config_options(ServeConfig, "limits")
 def serve(
@@ -509,8 +576,8 @@ def serve(
     threads: int | None = typer.Option(None, **THREADS, help="ONNX Runtime threads."),
     digest: str | None = _digest_option(),
 ) -> None:
-    """Serve a bundle over HTTP (POST /v1/classify) with dynamic micro-batching; SIGTERM stops
-    it gracefully (no torch involved)."""
+    """Serve a bundle over HTTP (POST /v1/classify, KServe's /v2 and text-embeddings-inference's
+    /predict) with dynamic micro-batching; SIGTERM stops it gracefully (no torch involved)."""
     from spamkit.serve.server import Listen, serve_bundle  # a missing extra: one line (main)
 
     serve_bundle(bundle, limits, Listen(host, port), device=device, precision=precision,
@@ -530,7 +597,7 @@ def push(
 ) -> None:
     """Publish a bundle to the Hugging Face Hub with a model card, for
     Classifier.load("hf://org/name") and `spamkit classify hf://org/name`
-    (the hub extra; log in with `hf auth login` or set HF_TOKEN)."""
+    (needs spamkit[hub]; log in with `hf auth login` or set HF_TOKEN)."""
     from spamkit.jobs.push import PushConfig, push_bundle
 
     where = push_bundle(bundle, PushConfig(repo_id, private, message), dry_run)
@@ -543,6 +610,8 @@ def push(
 def main() -> None:
     command = typer.main.get_command(app)
     label_options(command)
+    if app.rich_markup_mode == "rich":  # typer's default, where rich is installed
+        _literal_help(command)
     try:
         code = command(standalone_mode=False, prog_name="spamkit")
     except getattr(click_errors, "NoArgsIsHelpError", ()) as e:  # plain `spamkit`: its help
@@ -556,7 +625,7 @@ def main() -> None:
     except typer.Abort:
         print("spamkit: error: aborted", file=sys.stderr)
         sys.exit(1)
-    except ModuleNotFoundError as e:  # an extra this command needs is not installed
+    except ImportError as e:  # an extra this command needs is not installed
         missing = missing_extra(e)
         if missing is None:
             raise

@@ -34,6 +34,14 @@ DIGEST = "tests/reliability/test_bundle_digest.py"
 GRAPH = "tests/reliability/test_graph_trust.py"
 CHECKPOINTS = "tests/reliability/test_untrusted_checkpoints.py"
 EXCLUSIVE = "tests/reliability/test_exclusive_outputs.py"
+DEPLOY = "tests/test_deploy.py"
+HF_CLASSIFIER = "tests/test_hf_classifier.py"
+HF_CONFIG = (f"{HF_CLASSIFIER}::test_a_config_spamkit_would_compute_otherwise_is_refused_"
+             "naming_the_field")
+HF_TOKENIZER = (f"{HF_CLASSIFIER}::test_a_tokenizer_that_is_not_gpt2s_is_refused_naming_"
+                "the_file_and_field")
+HF_FOLDER = (f"{HF_CLASSIFIER}::test_a_folder_spamkit_cannot_read_exactly_is_refused_naming_"
+             "the_field")
 
 MUTANTS = [
     Mutant(
@@ -480,8 +488,8 @@ MUTANTS = [
     ),
     Mutant(
         "serve answers OPTIONS and GET on classify 415", "toolkit/serve/guard.py",
-        'scope["path"] != CLASSIFY or scope["method"] != "POST":',
-        'scope["path"] != CLASSIFY:',
+        'or scope["method"] != "POST"):',
+        "):",
         ("tests/test_serve.py::test_other_methods_on_classify_are_405_naming_post",),
     ),
     Mutant(
@@ -505,13 +513,13 @@ MUTANTS = [
          "[form encoding]",),
     ),
     Mutant(
-        "serve refuses --max-messages itself", "toolkit/serve/app.py",
+        "serve refuses --max-messages itself", "toolkit/serve/infer.py",
         "if len(texts) > config.max_messages:",
         "if len(texts) >= config.max_messages:",
         ("tests/test_serve.py::test_a_request_at_every_limit_is_answered",),
     ),
     Mutant(
-        "serve refuses a message of --max-chars", "toolkit/serve/app.py",
+        "serve refuses a message of --max-chars", "toolkit/serve/infer.py",
         "if len(text) > config.max_chars:",
         "if len(text) >= config.max_chars:",
         ("tests/test_serve.py::test_a_request_at_every_limit_is_answered",),
@@ -574,6 +582,350 @@ MUTANTS = [
         "if not isinstance(bundle, str) or os.path.lexists(bundle):",
         "if not isinstance(bundle, str):",
         ("tests/test_hub.py::test_a_bare_org_name_is_a_hub_id_where_no_such_folder_is",),
+    ),
+    # Container and Kubernetes example (issue 32)
+    Mutant(
+        "the Kubernetes readiness probe asks /healthz", "deploy/kubernetes.yaml",
+        "path: /readyz", "path: /healthz",
+        (f"{DEPLOY}::test_replicas_behind_a_service_are_ready_on_readyz_and_alive_on_healthz",),
+    ),
+    Mutant(
+        "the pod may run as root", "deploy/kubernetes.yaml",
+        "runAsNonRoot: true", "runAsNonRoot: false",
+        (f"{DEPLOY}::test_the_pod_runs_as_the_images_non_root_user_with_a_read_only_root",),
+    ),
+    Mutant(
+        "the image's user is a name the kubelet cannot check", "Dockerfile",
+        "USER 10001:10001", "USER spamkit",
+        (f"{DEPLOY}::test_the_pod_runs_as_the_images_non_root_user_with_a_read_only_root",),
+    ),
+    Mutant(
+        "a pod runs fewer threads than its CPUs", "deploy/kubernetes.yaml",
+        'args: ["--threads", "2",', 'args: ["--threads", "1",',
+        (f"{DEPLOY}::test_each_pod_runs_as_many_onnx_runtime_threads_as_it_has_whole_cpus",),
+    ),
+    Mutant(
+        "SIGKILL cuts the graceful stop short", "deploy/kubernetes.yaml",
+        "terminationGracePeriodSeconds: 30", "terminationGracePeriodSeconds: 15",
+        (f"{DEPLOY}::test_the_grace_period_lets_prestop_and_the_graceful_stop_finish",),
+    ),
+    Mutant(
+        "a misspelt Kubernetes field", "deploy/kubernetes.yaml",
+        "automountServiceAccountToken: false", "automountServiceAccountTokens: false",
+        (f"{DEPLOY}::test_the_kubernetes_example_is_valid_against_the_kubernetes_schemas"
+         "[1.30.0]",),
+    ),
+    Mutant(
+        "a shell is PID 1 and SIGTERM never reaches spamkit", "Dockerfile",
+        'ENTRYPOINT ["spamkit", "serve", "/bundle", "--host", "0.0.0.0", "--port", "8000"]',
+        "ENTRYPOINT spamkit serve /bundle --host 0.0.0.0 --port 8000",
+        (f"{DEPLOY}::test_hadolint_finds_nothing_to_say_about_the_dockerfile",),
+    ),
+    # Hugging Face classifiers (issue 30)
+    Mutant(
+        "another activation exported as GPT-2's", "toolkit/training/hf_classifier.py",
+        "    if activation not in ACTIVATIONS:", "    if False:",
+        (f"{HF_CONFIG}[activation]",),
+    ),
+    Mutant(
+        "attention scaled by layer exported as GPT-2's", "toolkit/training/hf_classifier.py",
+        '    "scale_attn_by_inverse_layer_idx": (',
+        '    "scale_attn_by_inverse_layer_idx-unchecked": (',
+        (f"{HF_CONFIG}[attention scaled by layer]",),
+    ),
+    Mutant(
+        "upcast attention exported as GPT-2's", "toolkit/training/hf_classifier.py",
+        '    "reorder_and_upcast_attn": (', '    "reorder_and_upcast_attn-unchecked": (',
+        (f"{HF_CONFIG}[attention upcast]",),
+    ),
+    Mutant(
+        "cross-attention exported as GPT-2's", "toolkit/training/hf_classifier.py",
+        '    "add_cross_attention": (', '    "add_cross_attention-unchecked": (',
+        (f"{HF_CONFIG}[cross-attention]",),
+    ),
+    Mutant(
+        "unscaled attention exported as GPT-2's", "toolkit/training/hf_classifier.py",
+        '    "scale_attn_weights": (', '    "scale_attn_weights-unchecked": (',
+        (f"{HF_CONFIG}[unscaled attention]",),
+    ),
+    Mutant(
+        "another layer-norm epsilon exported as GPT-2's", "toolkit/training/hf_classifier.py",
+        '    "layer_norm_epsilon": (', '    "layer_norm_epsilon-unchecked": (',
+        (f"{HF_CONFIG}[another epsilon]",),
+    ),
+    Mutant(
+        "a multi-label head exported as single-label", "toolkit/training/hf_classifier.py",
+        '    if config.get("problem_type") not in SINGLE_LABEL:', "    if False:",
+        (f"{HF_CONFIG}[multi-label]",),
+    ),
+    Mutant(
+        "a language model refused without saying how to train one",
+        "toolkit/training/hf_classifier.py",
+        "        if any(a in LANGUAGE_MODELS for a in architectures):", "        if False:",
+        (f"{HF_CLASSIFIER}::test_a_language_model_is_refused_saying_how_to_train_a_classifier_"
+         "from_it",),
+    ),
+    Mutant(
+        "a folder that is neither taken for a checkpoint", "toolkit/training/hf_classifier.py",
+        '    if not isinstance(data, dict) or "format" in data:', "    if True:",
+        (f"{HF_CLASSIFIER}::test_a_folder_that_is_neither_says_what_was_expected[no config]",
+         f"{HF_CLASSIFIER}::test_a_folder_that_is_neither_says_what_was_expected[other config]"),
+    ),
+    Mutant(
+        "another vocabulary or merges taken for GPT-2's", "toolkit/training/hf_tokenizer.py",
+        "    if found == want:", "    if True:",
+        (f"{HF_TOKENIZER}[merges in another order]", f"{HF_TOKENIZER}[another vocabulary]"),
+    ),
+    Mutant(
+        "a prefix space taken for GPT-2's pre-tokenizer", "toolkit/training/hf_tokenizer.py",
+        'pre.get("add_prefix_space") is False and ', "",
+        (f"{HF_TOKENIZER}[a prefix space]",),
+    ),
+    Mutant(
+        "an added plain token taken for GPT-2's", "toolkit/training/hf_tokenizer.py",
+        "        if vocab.get(content) != token_id and special is not True:", "        if False:",
+        (f"{HF_TOKENIZER}[an added plain word]",),
+    ),
+    Mutant(
+        "a folder without a tokenizer exported", "toolkit/training/hf_tokenizer.py",
+        "    if not checked:", "    if False:",
+        (f"{HF_TOKENIZER}[no tokenizer]",),
+    ),
+    Mutant(
+        "a config without id2label read", "toolkit/training/hf_classifier.py",
+        "    if not isinstance(id2label, dict) or not id2label:", "    if False:",
+        (f"{HF_FOLDER}[no id2label]",),
+    ),
+    Mutant(
+        "id2label with a gap read", "toolkit/training/hf_classifier.py",
+        "    if sorted(by_id) != list(range(len(id2label))) or not all(",
+        "    if False and not all(",
+        (f"{HF_FOLDER}[id2label with a gap]",),
+    ),
+    Mutant(
+        "a pad_token_id beyond the vocabulary read", "toolkit/training/hf_classifier.py",
+        "    if pad is not None and (not isinstance(pad, int)",
+        "    if False and (not isinstance(pad, int)",
+        (f"{HF_FOLDER}[a pad_token_id beyond the vocabulary]",),
+    ),
+    Mutant(
+        "weights without a score head read", "toolkit/training/hf_classifier.py",
+        "    if missing:\n", "    if False:\n",
+        (f"{HF_FOLDER}[no score head]",),
+    ),
+    Mutant(
+        "tokenizer_config.json's prefix space or BOS token taken for GPT-2's",
+        "toolkit/training/hf_tokenizer.py",
+        "        if data.get(field):", "        if False:",
+        (f"{HF_FOLDER}[a prefix space in tokenizer_config.json]", f"{HF_FOLDER}[a BOS token]"),
+    ),
+    Mutant(
+        "a normalizer taken for GPT-2's tokenizer", "toolkit/training/hf_tokenizer.py",
+        '    if data.get("normalizer") is not None:', "    if False:",
+        (f"{HF_FOLDER}[a normalizer]",),
+    ),
+    Mutant(
+        "a tokenizer model other than BPE taken for GPT-2's", "toolkit/training/hf_tokenizer.py",
+        '    if not isinstance(model, dict) or model.get("type") != "BPE":',
+        "    if not isinstance(model, dict):",
+        (f"{HF_FOLDER}[not BPE]",),
+    ),
+    Mutant(
+        "a transformers model checked against spamkit's own PyTorch model", "export/sources.py",
+        "    return Source(hf.checkpoint, transformers_reference(hf))",
+        "    return Source(hf.checkpoint, torch_reference(hf.checkpoint.model))",
+        (f"{HF_CLASSIFIER}::test_a_model_transformers_reads_otherwise_is_refused_by_the_parity_"
+         "check",),
+    ),
+    # CLI conveniences (issue 32)
+    Mutant(
+        "train --threads is not applied", "toolkit/training/train.py",
+        "torch.set_num_threads(threads)", "pass",
+        ("tests/test_train_threads.py::test_train_runs_torch_on_the_threads_asked_for"
+         "[--threads]",),
+    ),
+    Mutant(
+        "every --nproc process gets every CPU", "toolkit/cli.py",
+        "return max(1, usable_cpus() // nproc)", "return max(1, usable_cpus())",
+        ("tests/test_train_threads.py::test_under_nproc_each_process_gets_its_share_of_the_cpus",),
+    ),
+    Mutant(
+        "train --resume compares --threads with the run's settings", "toolkit/training/resume.py",
+        "if name not in NOT_SETTINGS and not _same_setting(", "if not _same_setting(",
+        ("tests/test_train_threads.py::test_resume_may_run_on_other_threads",),
+    ),
+    Mutant(
+        "a missing extra's ImportError is a traceback", "toolkit/cli.py",
+        "except ImportError as e:  # an extra this command needs is not installed",
+        "except ModuleNotFoundError as e:",
+        ("tests/test_extras.py::test_each_missing_extra_is_one_line_naming_it[classify hf://]",),
+    ),
+    Mutant(
+        "matplotlib named as the train extra's", "toolkit/extras.py",
+        "\"matplotlib\": (\"plots\", 'pip install \"spamkit[plots]\"'),",
+        "\"matplotlib\": (\"plots\", TRAIN_INSTALL),",
+        ("tests/test_extras.py::test_each_missing_extra_is_one_line_naming_it[eval --plots]",),
+    ),
+    Mutant(
+        "score --engine ray finds Ray missing only after reading the input",
+        "toolkit/jobs/score.py",
+        'if self.engine == "ray":  # before the input is read, however large', "if False:",
+        ("tests/test_extras.py::test_each_missing_extra_is_one_line_naming_it"
+         "[score --engine ray]",),
+    ),
+    Mutant(
+        "push finds huggingface_hub missing only after reading the bundle", "toolkit/jobs/push.py",
+        "if dry_run is None:  # before the bundle is read and hashed", "if False:",
+        ("tests/test_extras.py::test_each_missing_extra_is_one_line_naming_it[push]",),
+    ),
+    Mutant(
+        "training without matplotlib fails at its end", "toolkit/training/train.py",
+        'if importlib.util.find_spec("matplotlib") is not None:', "if True:",
+        ("tests/test_extras.py::test_training_without_the_plots_extra_says_so_and_skips_the_"
+         "curves",),
+    ),
+    Mutant(
+        "help drops [extra] as markup", "toolkit/cli.py",
+        'if app.rich_markup_mode == "rich":', "if False:",
+        ("tests/test_cli_output.py::test_help_shows_the_extra_to_install_as_written[export]",),
+    ),
+    Mutant(
+        "--quiet hides nothing", "toolkit/progress.py",
+        "    if not quiet:\n        yield", "    if True:\n        yield",
+        ("tests/test_cli_output.py::test_quiet_export_prints_the_digest_alone",),
+    ),
+    Mutant(
+        "export's stage lines wait in the buffer", "toolkit/progress.py",
+        'print(f"{text}...", flush=True)', 'print(f"{text}...")',
+        ("tests/test_cli_output.py::test_export_says_each_stage_as_it_starts",),
+    ),
+    Mutant(
+        "--json without its format", "toolkit/jsonout.py",
+        '{"format": JSON_FORMAT, **rounded(obj)}', "rounded(obj)",
+        ("tests/test_cli_output.py::test_every_json_output_starts_with_its_format_and_rounds_to_"
+         "six_decimals[classify]",),
+    ),
+    Mutant(
+        "--json floats unrounded", "toolkit/jsonout.py",
+        "return round(value, DECIMALS)", "return value",
+        ("tests/test_cli_output.py::test_every_json_output_starts_with_its_format_and_rounds_to_"
+         "six_decimals[eval]",),
+    ),
+    # serve protocols (issue 32)
+    Mutant(
+        "KServe labels without the calibrated threshold", "toolkit/serve/kserve.py",
+        '"data": classifier.decide_labels(proba)},',
+        '"data": [classifier.labels[i] for i in proba.argmax(axis=1)]},',
+        ("tests/test_serve_protocols.py::"
+         "test_kserve_labels_follow_the_calibrated_threshold",),
+    ),
+    Mutant(
+        "KServe probabilities column-major", "toolkit/serve/kserve.py",
+        '"data": proba.ravel().tolist()}}',
+        '"data": proba.T.ravel().tolist()}}',
+        ("tests/test_serve_protocols.py::"
+         "test_kserve_inference_answers_the_documented_request_as_the_classifier",),
+    ),
+    Mutant(
+        "KServe serves any model name", "toolkit/serve/kserve.py",
+        "if model != name:",
+        "if False:",
+        ("tests/test_serve_protocols.py::"
+         "test_kserve_health_and_metadata",),
+    ),
+    Mutant(
+        "KServe takes any input name", "toolkit/serve/kserve.py",
+        "if len(inputs) != 1 or inputs[0].name != INPUT:",
+        "if len(inputs) != 1:",
+        ("tests/test_serve_protocols.py::"
+         "test_kserve_refusals_are_the_protocols_error_object[an unknown input]",),
+    ),
+    Mutant(
+        "KServe takes any datatype", "toolkit/serve/kserve.py",
+        'if tensor.datatype != "BYTES":',
+        "if False:",
+        ("tests/test_serve_protocols.py::"
+         "test_kserve_refusals_are_the_protocols_error_object"
+         "[a datatype other than BYTES]",),
+    ),
+    Mutant(
+        "KServe takes a shape that is not its data's", "toolkit/serve/kserve.py",
+        "if tensor.shape != [len(tensor.data)]:",
+        "if False:",
+        ("tests/test_serve_protocols.py::"
+         "test_kserve_refusals_are_the_protocols_error_object"
+         "[a shape that is not the data's]",),
+    ),
+    Mutant(
+        "KServe errors in spamkit's shape", "toolkit/serve/errors.py",
+        'return KSERVE_STATUS.get(status, status), {"error": message}',
+        'return status, {"detail": message}',
+        ("tests/test_serve_protocols.py::"
+         "test_kserve_refusals_are_the_protocols_error_object[an unknown output]",),
+    ),
+    Mutant(
+        "KServe's body limit not applied", "toolkit/serve/guard.py",
+        'and path.endswith("/infer"))',
+        "and False)",
+        ("tests/test_serve_protocols.py::"
+         "test_kserve_refusals_are_the_protocols_error_object"
+         "[a body over the byte limit]",),
+    ),
+    Mutant(
+        "TEI puts the most probable label first", "toolkit/serve/tei.py",
+        "key=lambda j: (j != decided, -scores[j])",
+        "key=lambda j: -scores[j]",
+        ("tests/test_serve_protocols.py::"
+         "test_tei_puts_the_calibrated_label_first",),
+    ),
+    Mutant(
+        "TEI ignores raw_scores", "toolkit/serve/tei.py",
+        "scores = logits if body.raw_scores else proba",
+        "scores = proba",
+        ("tests/test_serve_protocols.py::"
+         "test_tei_predict_answers_the_documented_requests_as_the_classifier",),
+    ),
+    Mutant(
+        "TEI takes a pair of texts as one", "toolkit/serve/tei.py",
+        "        if len(inputs) == 1:",
+        "        if True:",
+        ("tests/test_serve_protocols.py::"
+         "test_tei_refusals_are_its_error_response[a pair of texts]",),
+    ),
+    Mutant(
+        "TEI's full queue is 503", "toolkit/serve/errors.py",
+        "TEI_STATUS = {503: 429, 500: 424}",
+        "TEI_STATUS = {500: 424}",
+        ("tests/test_serve_protocols.py::"
+         "test_tei_refusals_are_its_error_response[a full queue]",),
+    ),
+    Mutant(
+        "metrics without the process series", "toolkit/serve/metrics.py",
+        "        ProcessCollector(registry=registry)",
+        "        pass",
+        ("tests/test_serve_protocols.py::"
+         "test_metrics_come_from_prometheus_client_with_the_process_series",),
+    ),
+    Mutant(
+        "metrics count a protocol's status, not what it means", "toolkit/serve/guard.py",
+        'state.get("outcome") or outcome_of(status[0])',
+        "outcome_of(status[0])",
+        ("tests/test_serve_protocols.py::"
+         "test_metrics_come_from_prometheus_client_with_the_process_series",),
+    ),
+    Mutant(
+        "the access log ignores --log-level", "toolkit/serve/access.py",
+        "LOGGER.setLevel(LOG_LEVELS[level])",
+        "LOGGER.setLevel(logging.INFO)",
+        ("tests/test_serve_protocols.py::"
+         "test_the_access_log_follows_the_log_level[warning-False]",),
+    ),
+    Mutant(
+        "--model-name unchecked", "toolkit/serve/config.py",
+        "if not MODEL_NAME.fullmatch(self.model_name):",
+        "if False:",
+        ("tests/test_serve_protocols.py::"
+         "test_a_model_name_that_is_not_one_path_segment_is_refused",),
     ),
     # Held out, then folded in (issue 29)
     Mutant(

@@ -167,9 +167,8 @@ def download_bundle(reference: str) -> Path:
     # (a snapshot folder is named for its commit). snapshot_download, not hf_hub_download: it
     # fails at once without a network, where hf_hub_download retries, warning each time.
     with _quiet(NO_MATCH_LOGGER):  # a repository without a manifest is reported below
-        folder = Path(_from_hub(reference, huggingface_hub.snapshot_download, repo_id,
-                                revision=revision, allow_patterns=[MANIFEST_FILE]))
-    _check_in_cache(reference, folder, repo_id)
+        folder = fetch_snapshot(reference, repo_id, revision=revision,
+                                allow_patterns=[MANIFEST_FILE])
     path = folder / MANIFEST_FILE
     if not path.is_file():
         raise BundleError(f"{reference} is not a spamkit bundle: the repository has no "
@@ -182,6 +181,17 @@ def download_bundle(reference: str) -> Path:
         # Exact names: a listed file named like a glob pattern must not pull in others.
         _from_hub(reference, huggingface_hub.snapshot_download, repo_id, revision=folder.name,
                   allow_patterns=[glob.escape(name) for name in missing])
+    return folder
+
+
+def fetch_snapshot(reference: str, repo_id: str, **kwargs) -> Path:
+    """The snapshot folder that huggingface_hub's snapshot_download (its arguments in `kwargs`)
+    gives for `repo_id`, refused unless it lies in the repository's `snapshots/` in the cache;
+    its failures as one-line BundleErrors."""
+    import huggingface_hub
+
+    folder = Path(_from_hub(reference, huggingface_hub.snapshot_download, repo_id, **kwargs))
+    _check_in_cache(reference, folder, repo_id)
     return folder
 
 

@@ -20,7 +20,13 @@ from pathlib import Path
 
 import pytest
 from conftest import SCORE_FP32, SMS_FILE, spamkit_cli
-from test_interrupts import FAULT_HOOK, TIMEOUT, Spamkit, child_env, one_error_line
+from test_interrupts import (  # noqa: F401 - hook_dir and spamkit are fixtures used here
+    TIMEOUT,
+    Spamkit,
+    hook_dir,
+    one_error_line,
+    spamkit,
+)
 
 from spamkit.atomic import atomic_dir
 from spamkit.errors import SpamkitError
@@ -33,36 +39,19 @@ TRAIN = ("train", "--preset", "tiny", "--no-compile", "--precision", "fp32", "--
 SMS_LINES = [line.split("\t", 1)[1] for line in SMS_FILE.read_text("utf-8").split("\n") if line]
 
 
-@pytest.fixture(scope="module")
-def hook_dir(tmp_path_factory) -> Path:
-    d = tmp_path_factory.mktemp("fault-hook")
-    (d / "sitecustomize.py").write_text(FAULT_HOOK)
-    return d
-
-
 @pytest.fixture
-def start(tmp_path, hook_dir):
-    """Start `spamkit ARGS` in tmp_path, stopped at `stop` (a FAULT_HOOK spec without its
-    signal) if given; anything still running at teardown is killed."""
-    started: list[Spamkit] = []
-
+def start(spamkit, hook_dir):  # noqa: F811 - the imported fixtures
+    """Start `spamkit ARGS` as test_interrupts' `spamkit` does, stopped at `stop` (a
+    FAULT_HOOK spec without its signal) if given."""
     def run(*args, stop: str | None = None) -> Spamkit:
-        fault = None
-        if stop is not None:
-            where, nth = stop.rsplit(":", 1)
-            fault = f"{where}:SIGSTOP:{nth}"
-        child = Spamkit(args, child_env(tmp_path / "cache", fault=fault, hook=hook_dir),
-                        tmp_path)
-        started.append(child)
-        if stop is not None:
-            wait_until_stopped(child)
+        if stop is None:
+            return spamkit(*args)
+        where, nth = stop.rsplit(":", 1)
+        child = spamkit(*args, fault=f"{where}:SIGSTOP:{nth}", hook=hook_dir)
+        wait_until_stopped(child)
         return child
 
-    yield run
-    for child in started:
-        if child.proc.poll() is None:
-            child.proc.kill()
-            child.proc.wait()
+    return run
 
 
 def wait_until_stopped(run: Spamkit) -> None:

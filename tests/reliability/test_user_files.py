@@ -101,19 +101,27 @@ def test_export_over_a_bundle_needs_force_then_replaces_it(tmp_path, tiny_checkp
     no_leftovers(tmp_path)
 
 
+def claim_or_copy(path: Path, what: str, marker: str, fmt: str, artifact: Path) -> Path:
+    """A user's folder whose `marker` file merely claims `fmt` ("a bare claim"), or a copy of
+    `artifact` holding one note of the user's besides."""
+    folder = users_folder(path)
+    if what == "a bare claim":
+        (folder / marker).write_text(f'{{"format": "{fmt}"}}\n')
+    else:
+        shutil.copytree(artifact, folder, dirs_exist_ok=True)
+        shutil.rmtree(folder / "photos")
+        (folder / "budget.csv").unlink()
+    return folder
+
+
 @pytest.mark.parametrize("what", ["a bare claim", "a bundle and a note"])
 def test_force_never_takes_a_users_folder_for_a_bundle(tmp_path, tiny_checkpoint, tiny_bundle,
                                                        what):
     """A folder is a bundle only when its manifest reads as one and it holds what that
     manifest lists, nothing more: the format's name alone, or a bundle the user has put a file
     of their own into, is not one --force may delete."""
-    folder = users_folder(tmp_path / "work")
-    if what == "a bare claim":
-        (folder / "manifest.json").write_text('{"format": "spamkit-bundle"}\n')
-    else:
-        shutil.copytree(tiny_bundle, folder, dirs_exist_ok=True)
-        shutil.rmtree(folder / "photos")
-        (folder / "budget.csv").unlink()
+    folder = claim_or_copy(tmp_path / "work", what, "manifest.json", "spamkit-bundle",
+                           tiny_bundle)
     before = snapshot(folder)
 
     result = spamkit_cli("export", tiny_checkpoint, "--out", folder, "--force")
@@ -166,13 +174,8 @@ def test_train_into_a_users_folder_is_refused_before_training(tmp_path, extra):
 
 @pytest.mark.parametrize("what", ["a bare claim", "a checkpoint and a note"])
 def test_force_never_takes_a_users_folder_for_a_checkpoint(tmp_path, tiny_checkpoint, what):
-    folder = users_folder(tmp_path / "work")
-    if what == "a bare claim":
-        (folder / "config.json").write_text('{"format": "spamkit-checkpoint"}\n')
-    else:
-        shutil.copytree(tiny_checkpoint, folder, dirs_exist_ok=True)
-        shutil.rmtree(folder / "photos")
-        (folder / "budget.csv").unlink()
+    folder = claim_or_copy(tmp_path / "work", what, "config.json", "spamkit-checkpoint",
+                           tiny_checkpoint)
     before = snapshot(folder)
 
     result = spamkit_cli(*TRAIN, "--out", folder, "--force")

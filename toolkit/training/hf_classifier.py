@@ -19,7 +19,7 @@ import torch
 from spamkit.data import DataConfig
 from spamkit.errors import SpamkitError
 from spamkit.extras import require
-from spamkit.runtime.hub import _check_in_cache, _from_hub, parse_reference
+from spamkit.runtime.hub import fetch_snapshot, parse_reference
 from spamkit.training.checkpoint import Checkpoint, check_shapes, expected_shapes
 from spamkit.training.hf_tokenizer import (
     MERGES_TXT,
@@ -112,12 +112,7 @@ def hub_folder(reference: str) -> Path:
     except ValueError as e:
         raise SpamkitError(str(e)) from None
     require("huggingface_hub", f"exporting {reference}")
-    import huggingface_hub
-
-    folder = Path(_from_hub(reference, huggingface_hub.snapshot_download, repo_id,
-                            revision=revision, allow_patterns=MODEL_FILES))
-    _check_in_cache(reference, folder, repo_id)
-    return folder
+    return fetch_snapshot(reference, repo_id, revision=revision, allow_patterns=MODEL_FILES)
 
 
 def load_hf_classifier(folder: Path) -> HFClassifier:

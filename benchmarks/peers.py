@@ -3,11 +3,14 @@
     python benchmarks/peers.py SPEC_JSON STARTED     (run by compare.py; see spamkit.jobs.measure)
 
 - book: the book's inference (chapter 6's classify_review): spamkit's GPTClassifier in PyTorch
-  eager mode, every message padded to 120 tokens (the longest message of the book's training
-  split), the class read at the last position, padding included.
+  eager mode with the Hugging Face folder's weights (read by spamkit.training.hf_classifier,
+  which checks that the model computes what transformers does), every message padded to 120
+  tokens (the longest message of the book's training split), the class read at the last
+  position, padding included.
 - optimum-fp32, optimum-int8: transformers' GPT2ForSequenceClassification exported by optimum
-  and run by ONNX Runtime through optimum's ORTModelForSequenceClassification, with the model
-  directory's own Hugging Face tokenizer: what a transformers user would deploy.
+  from the same folder and run by ONNX Runtime through optimum's
+  ORTModelForSequenceClassification, with the folder's own Hugging Face tokenizer: what a
+  transformers user would deploy.
 
 Lists are classified in batches of `batch_size` in the order given (the peers do not sort by
 length themselves; compare.py also times them on a length-sorted list). Each route imports its
@@ -31,7 +34,7 @@ BOOK_PAD_ID = 50256  # <|endoftext|>, the book's pad_token_id
 @dataclass(frozen=True)
 class PeerConfig:
     route: str  # book, optimum-fp32, optimum-int8, optimum-int8-avx2
-    model: str  # a spamkit checkpoint (book) or an optimum ONNX directory
+    model: str  # a transformers GPT2ForSequenceClassification folder (book) or optimum's export
     threads: int
     batch_size: int = 32
     file_name: str = "model.onnx"  # optimum's graph in `model`
@@ -50,13 +53,14 @@ def book_route(cfg: PeerConfig) -> Callable[[], object]:
     import torch
 
     from spamkit.tokenizer import gpt2_tokenizer
-    from spamkit.training.checkpoint import WEIGHTS_FILE, load_checkpoint
+    from spamkit.training.hf_classifier import CLASSIFIER, load_hf_classifier
+    from spamkit.training.pretrained import find_weights
 
     torch.set_num_threads(cfg.threads)
 
     class Book:
         def __init__(self) -> None:
-            self.model = load_checkpoint(cfg.model).model.eval()
+            self.model = load_hf_classifier(Path(cfg.model)).checkpoint.model.eval()
             self.tokenizer = gpt2_tokenizer(self.model.config.context_length)
 
         def logits(self, texts: list[str]) -> np.ndarray:
@@ -73,7 +77,8 @@ def book_route(cfg: PeerConfig) -> Callable[[], object]:
             return [len(x) for x in self.tokenizer.encode_batch(texts)]
 
         def facts(self) -> dict:
-            return {"graph": WEIGHTS_FILE, "graph_mb": file_mb(Path(cfg.model) / WEIGHTS_FILE),
+            weights = find_weights(CLASSIFIER, cfg.model)
+            return {"graph": weights.name, "graph_mb": file_mb(weights),
                     "threads": cfg.threads, "batch_size": cfg.batch_size,
                     "torch": torch.__version__}
 
@@ -95,6 +100,8 @@ def optimum_route(cfg: PeerConfig) -> Callable[[], object]:
                 cfg.model, file_name=cfg.file_name, session_options=options,
                 provider="CPUExecutionProvider")
             self.tokenizer = transformers.AutoTokenizer.from_pretrained(cfg.model)
+            if self.tokenizer.pad_token is None:  # saved unset, as GPT-2's own: as the model pads
+                self.tokenizer.pad_token_id = self.model.config.pad_token_id
 
         def encode(self, texts: list[str]) -> dict:
             return self.tokenizer(texts, padding=True, truncation=True, return_tensors="pt")

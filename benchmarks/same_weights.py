@@ -1,19 +1,22 @@
 """One set of random GPT-2 weights for every route of benchmarks/compare.py.
 
+    python benchmarks/same_weights.py hf OUT --preset gpt2 --seed 123
+        a seeded random transformers GPT2ForSequenceClassification folder (save_pretrained) with
+        GPT-2's tokenizer: what compare.py runs every route from (run in spamkit's venv, whose
+        transformers writes it)
     python benchmarks/same_weights.py checkpoint OUT --preset gpt2 --seed 123 --data FILE
-        a seeded random spamkit checkpoint (run in spamkit's venv; export it with spamkit export)
-    python benchmarks/same_weights.py hf CHECKPOINT OUT --bpe-dir DIR
-        the same weights as a Hugging Face GPT2ForSequenceClassification directory with GPT-2's
-        tokenizer (run in the peers' venv, whose transformers optimum reads)
+        the same weights as a spamkit checkpoint (for spamkit's own commands)
 
-Random weights give near-even logits, so predictions say nothing about spam; the point is that
-every route computes the same function on the same messages, which compare.py checks.
+Both come from spamkit's GPTClassifier initialised after torch.manual_seed(seed), so a preset and
+seed name the same weights in either form. Random weights give near-even logits, so predictions
+say nothing about spam; the point is that every route computes the same function on the same
+messages, which compare.py checks.
 """
 
 from __future__ import annotations
 
 import argparse
-import shutil
+import json
 from pathlib import Path
 
 import torch
@@ -21,67 +24,69 @@ import torch
 from spamkit.atomic import atomic_dir
 
 LABELS = ["ham", "spam"]
+PAD_ID = 50256  # <|endoftext|>, as the usual transformers recipe pads GPT-2
 
 
-def make_checkpoint(out: Path, preset: str, seed: int, data: str) -> None:
+def seeded_model(preset: str, seed: int):
+    """spamkit's classifier of `preset`'s shape, initialised after torch.manual_seed(seed)."""
     from spamkit.config import preset_config
-    from spamkit.data import DataConfig
-    from spamkit.training.checkpoint import Checkpoint, save_checkpoint
     from spamkit.training.model import GPTClassifier
 
     torch.manual_seed(seed)
-    model = GPTClassifier(preset_config(preset, num_classes=len(LABELS))).eval()
-    ckpt = Checkpoint(model, LABELS, preset, DataConfig(path=data, seed=seed),
+    return GPTClassifier(preset_config(preset, num_classes=len(LABELS))).eval()
+
+
+def make_checkpoint(out: Path, preset: str, seed: int, data: str) -> None:
+    from spamkit.data import DataConfig
+    from spamkit.training.checkpoint import Checkpoint, save_checkpoint
+
+    ckpt = Checkpoint(seeded_model(preset, seed), LABELS, preset,
+                      DataConfig(path=data, seed=seed),
                       training={"init": "random", "seed": seed,
                                 "note": "untrained, for benchmarks"})
     save_checkpoint(out, ckpt, metrics={})
 
 
-def make_hf(checkpoint: Path, out: Path, bpe_dir: Path) -> None:
+def make_hf(out: Path, preset: str, seed: int) -> None:
     from transformers import GPT2Config, GPT2ForSequenceClassification, GPT2TokenizerFast
 
-    from spamkit.training.checkpoint import load_checkpoint
+    from spamkit.tokenizer import gpt2_bpe_files
     from spamkit.training.pretrained import to_hf_names
 
-    ckpt = load_checkpoint(checkpoint)
-    shape = ckpt.config
+    model = seeded_model(preset, seed)
+    shape = model.config
     config = GPT2Config(vocab_size=shape.vocab_size, n_positions=shape.context_length,
                         n_layer=shape.n_layer, n_head=shape.n_head, n_embd=shape.n_embd,
-                        num_labels=shape.num_classes, pad_token_id=50256,
-                        id2label=dict(enumerate(ckpt.labels)),
-                        label2id={name: i for i, name in enumerate(ckpt.labels)})
-    model = GPT2ForSequenceClassification(config).eval()
-    model.load_state_dict(to_hf_names(ckpt.model.state_dict()), strict=True)
+                        num_labels=len(LABELS), pad_token_id=PAD_ID,
+                        id2label=dict(enumerate(LABELS)),
+                        label2id={name: i for i, name in enumerate(LABELS)})
+    hf = GPT2ForSequenceClassification(config).eval()
+    hf.load_state_dict(to_hf_names(model.state_dict()), strict=True)
+    vocab, merges = gpt2_bpe_files()
     with atomic_dir(out) as tmp:
-        # OpenAI's files under Hugging Face's names: encoder.json is vocab.json, vocab.bpe is
-        # merges.txt.
-        shutil.copy(bpe_dir / "encoder.json", tmp / "vocab.json")
-        shutil.copy(bpe_dir / "vocab.bpe", tmp / "merges.txt")
-        tokenizer = GPT2TokenizerFast(vocab_file=str(tmp / "vocab.json"),
-                                      merges_file=str(tmp / "merges.txt"),
-                                      model_max_length=shape.context_length)
+        # OpenAI's files under Hugging Face's names, read back by transformers' tokenizer.
+        (tmp / "vocab.json").write_text(json.dumps(vocab))
+        (tmp / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n")
+        tokenizer = GPT2TokenizerFast.from_pretrained(tmp, model_max_length=shape.context_length)
         tokenizer.pad_token = tokenizer.eos_token
         tokenizer.save_pretrained(tmp)
-        model.save_pretrained(tmp)
+        hf.save_pretrained(tmp)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="step", required=True)
-    ck = sub.add_parser("checkpoint")
-    ck.add_argument("out", type=Path)
-    ck.add_argument("--preset", default="gpt2")
-    ck.add_argument("--seed", type=int, default=123)
-    ck.add_argument("--data", required=True)
-    hf = sub.add_parser("hf")
-    hf.add_argument("checkpoint", type=Path)
-    hf.add_argument("out", type=Path)
-    hf.add_argument("--bpe-dir", type=Path, required=True)
+    steps = {"hf": sub.add_parser("hf"), "checkpoint": sub.add_parser("checkpoint")}
+    for step in steps.values():
+        step.add_argument("out", type=Path)
+        step.add_argument("--preset", default="gpt2")
+        step.add_argument("--seed", type=int, default=123)
+    steps["checkpoint"].add_argument("--data", required=True)
     args = parser.parse_args()
     if args.step == "checkpoint":
         make_checkpoint(args.out, args.preset, args.seed, args.data)
     else:
-        make_hf(args.checkpoint, args.out, args.bpe_dir)
+        make_hf(args.out, args.preset, args.seed)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ writes it, with the figures as JSON, to --out.
 On ONNX Runtime's AVX2 kernels from any x86-64 host (the host's own kernels then sum pairs in
 16 bits, so no reference is needed):
 
-    tests/avx2/native_host.sh .venv/bin/python benchmarks/targets.py runs/demo/checkpoint \
+    tools/native_host.sh .venv/bin/python benchmarks/targets.py runs/demo/checkpoint \
         --out runs/targets-demo-avx2 --data ... --kernels
 """
 

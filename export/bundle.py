@@ -32,8 +32,9 @@ from spamkit.runtime.bundle import (
     Manifest,
     read_capped,
 )
-from spamkit.runtime.classifier import Classifier, make_session
+from spamkit.runtime.classifier import Classifier
 from spamkit.runtime.isa import host_isa
+from spamkit.runtime.session import make_session
 from spamkit.runtime.text_graph import extensions_library
 from spamkit.tokenizer import gpt2_tokenizer
 
@@ -122,7 +123,7 @@ def _export(checkpoint: str | Path, out: Path, cfg: ExportConfig, target: str | 
     ckpt, reference = source.checkpoint, source.reference
     _refuse_fixed_padding(checkpoint, ckpt.training)
     tokenizer = gpt2_tokenizer(ckpt.config.context_length)
-    data_cfg = replace(ckpt.data, path=cfg.data) if cfg.data else ckpt.data
+    data_cfg = ckpt.data.with_path(cfg.data)
     splits = load_splits(data_cfg)
     sample = _even_sample(splits.val.texts, VERIFY_MESSAGES)
 

@@ -29,7 +29,8 @@ from onnxruntime.tools.ort_format_model import create_config_from_models
 from spamkit.errors import SpamkitError
 from spamkit.export.quiet import quiet
 from spamkit.runtime.bundle import ORT_SUFFIX, Manifest
-from spamkit.runtime.classifier import Classifier, make_session
+from spamkit.runtime.classifier import Classifier
+from spamkit.runtime.session import make_session
 from spamkit.runtime.tokenizer import Tokenizer
 
 OPTIMIZATION = "basic"

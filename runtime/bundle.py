@@ -86,6 +86,8 @@ THRESHOLD_KEYS = ("label", "value", "target_precision", "val_precision", "val_re
 
 @dataclass(frozen=True)
 class Manifest:
+    """A bundle's manifest.json, every field checked (`read_manifest` gives one)."""
+
     labels: list[str]
     context_length: int
     pad_id: int
@@ -129,6 +131,16 @@ class Manifest:
 
 
 def sha256_file(path: Path) -> str:
+    """The sha256 of a file, read in pieces (a graph may be gigabytes).
+
+    Args:
+        path: the file.
+
+    Returns:
+        The digest in hex, as a manifest's `files` records it.
+
+    Raises:
+        OSError: the file cannot be read."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while chunk := f.read(1 << 20):
@@ -137,7 +149,16 @@ def sha256_file(path: Path) -> str:
 
 
 def parse_digest(digest: str) -> str:
-    """A bundle digest as `spamkit export` prints it (64 hex digits, "sha256:" allowed)."""
+    """A bundle digest as `spamkit export` prints it, in the form `open_manifest` compares.
+
+    Args:
+        digest: 64 hex digits, either case, "sha256:" before them allowed.
+
+    Returns:
+        The 64 hex digits, lower case.
+
+    Raises:
+        ValueError: it is anything else."""
     if isinstance(digest, str):
         hex_digits = digest.strip().lower().removeprefix("sha256:")
         if SHA256.fullmatch(hex_digits):
@@ -147,13 +168,34 @@ def parse_digest(digest: str) -> str:
 
 
 def read_manifest(bundle: str | os.PathLike[str]) -> Manifest:
+    """The bundle's manifest, checked, as `open_manifest` gives it.
+
+    Args:
+        bundle: the bundle's folder.
+
+    Returns:
+        Its Manifest.
+
+    Raises:
+        BundleError: as `open_manifest`."""
     return open_manifest(bundle)[0]
 
 
 def open_manifest(bundle: str | os.PathLike[str], digest: str | None = None
                   ) -> tuple[Manifest, str]:
     """The bundle's manifest, checked, and its digest: the sha256 of the very bytes parsed.
-    With `digest`, any other bundle is refused."""
+
+    Args:
+        bundle: the bundle's folder.
+        digest: a pinned digest (see `parse_digest`), or None.
+
+    Returns:
+        (manifest, digest in hex).
+
+    Raises:
+        ValueError: `digest` is not a digest.
+        BundleError: no bundle there, another bundle than the pinned one, a malformed
+            manifest, or a listed file missing, outside the bundle or of another size."""
     expected = None if digest is None else parse_digest(digest)
     bundle = Path(bundle)
     if not bundle.is_dir():
@@ -172,7 +214,17 @@ def open_manifest(bundle: str | os.PathLike[str], digest: str | None = None
 
 
 def read_capped(path: Path, limit: int) -> bytes:
-    """A file's bytes, refusing one over `limit` bytes without reading it all."""
+    """A file's bytes, refusing one over `limit` bytes without reading it all.
+
+    Args:
+        path: the file.
+        limit: the most bytes it may hold.
+
+    Returns:
+        Its bytes.
+
+    Raises:
+        BundleError: it cannot be read, is over `limit`, or changed while it was read."""
     try:
         with open(path, "rb") as f:
             size = os.fstat(f.fileno()).st_size
@@ -187,8 +239,17 @@ def read_capped(path: Path, limit: int) -> bytes:
 
 
 def load_json(raw: bytes, where: str) -> object:
-    """Strict JSON: no NaN or Infinity, no repeated keys, and no failure that is not a
-    BundleError (nesting too deep for the parser included)."""
+    """Strict JSON: no NaN or Infinity, no repeated keys.
+
+    Args:
+        raw: the file's bytes.
+        where: what to call it in an error (its path).
+
+    Returns:
+        The parsed value.
+
+    Raises:
+        BundleError: for any failure (nesting too deep for the parser included)."""
     try:
         return json.loads(raw, parse_constant=_refuse_constant, object_pairs_hook=_unique_keys)
     except RecursionError:
@@ -214,7 +275,18 @@ def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
 
 
 def check_manifest(data: object, where: str) -> Manifest:
-    """A Manifest from parsed JSON whose every field has been checked."""
+    """A Manifest from parsed JSON whose every field has been checked.
+
+    Args:
+        data: the parsed manifest.json.
+        where: what to call it in an error (its path).
+
+    Returns:
+        The Manifest (a format 1 one with its `devices` filled in).
+
+    Raises:
+        BundleError: not a manifest, a newer format, or a field unknown, missing, malformed or
+            disagreeing with another."""
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise BundleError(f"{where} is not a spamkit bundle manifest")
     version = data.get("format_version")
@@ -324,7 +396,15 @@ def _check_file(bundle: Path, root: Path, blobs: Path | None, name: str,
 
 
 def verify_files(bundle: str | os.PathLike[str], manifest: Manifest, names: list[str]) -> None:
-    """Check the named files against their recorded sha256."""
+    """Check the named files against their recorded sha256.
+
+    Args:
+        bundle: the bundle's folder.
+        manifest: its manifest, which lists every one of `names`.
+        names: the files to check.
+
+    Raises:
+        BundleError: a file does not match its checksum."""
     for name in names:
         if sha256_file(Path(bundle) / name) != manifest.files[name]:
             raise _changed(Path(bundle) / name)
@@ -332,7 +412,16 @@ def verify_files(bundle: str | os.PathLike[str], manifest: Manifest, names: list
 
 def verify_graph(bundle: Path, manifest: Manifest, name: str) -> None:
     """Check the ONNX graph `name` and every file its tensors' external data names (ONNX Runtime
-    reads them too) against their sha256; a file the manifest does not list is refused."""
+    reads them too) against their sha256.
+
+    Args:
+        bundle: the bundle's folder.
+        manifest: its manifest.
+        name: the graph's file, as the manifest lists it.
+
+    Raises:
+        BundleError: a file does not match its checksum, the graph is no ONNX graph, or it reads
+            weights from a file the manifest does not list."""
     path = bundle / name
     try:
         locations = external_data_locations(read_verified(bundle, manifest, name,

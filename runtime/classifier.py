@@ -1,5 +1,5 @@
-"""`Classifier`: load a bundle, tokenize, batch, run ONNX Runtime, return labels or
-probabilities."""
+"""`Classifier`: load a bundle, tokenize, batch, run the graph's session (runtime/session.py
+makes it), return labels or probabilities."""
 
 from __future__ import annotations
 
@@ -27,10 +27,8 @@ from spamkit.runtime.bundle import (
     ATTENTION_MASK,
     GRAPH_FILES,
     GRAPH_FORMATS,
-    GRAPH_INPUTS,
     INPUT_IDS,
     LOGITS,
-    ORT_SUFFIX,
     RUNTIME_DEVICES,
     TEXT,
     Manifest,
@@ -38,129 +36,19 @@ from spamkit.runtime.bundle import (
     load_json,
     open_manifest,
     read_verified,
-    verify_files,
-    verify_graph,
 )
-from spamkit.runtime.device import (
-    Device,
-    Precision,
-    check_session_options,
-    choose_graph,
-    place_session,
-    runs_on_cuda,
-)
+from spamkit.runtime.device import Device, Precision, check_session_options
 from spamkit.runtime.errors import BundleError
 from spamkit.runtime.hub import locate_bundle
-from spamkit.runtime.isa import warn_target_risk
 from spamkit.runtime.pipeline import TOP_K_NOT_GIVEN, check_top_k, pipeline_results
-from spamkit.runtime.text_graph import (
-    as_text_tensor,
-    check_text_graph,
-    cut_texts,
-    extensions_library,
-    text_batches,
-)
+from spamkit.runtime.session import open_session
+from spamkit.runtime.text_graph import as_text_tensor, cut_texts, extensions_library, text_batches
 from spamkit.runtime.tokenizer import Tokenizer
 
 # A batch stops at this many (padded) tokens by default: ONNX Runtime's working memory grows
 # with the tokens in flight, and more of them barely speed up the matmuls (docs/performance.md).
 BATCH_TOKENS = 128
-MAX_TOKENIZER_BYTES = 64 << 20  # GPT-2's is 1.6 MB
-
-
-def make_session(
-    graph: Path, providers: list, threads: int | None = None,
-    options: ort.SessionOptions | None = None, custom_ops: str | None = None,
-) -> ort.InferenceSession:
-    """A session on `graph`: with the caller's `options` as given, else spamkit's own;
-    `custom_ops` is a custom-op library to register (a text graph's)."""
-    if options is None:
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # Fatal only: ONNX Runtime's errors reach the user once, in spamkit's one-line error.
-        options.log_severity_level = 4
-        if graph.suffix == ORT_SUFFIX:
-            # Optimized when export wrote it, and checked as it is: it runs as written, as ONNX
-            # Runtime Mobile's minimal build (which cannot optimize) runs it.
-            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-            options.add_session_config_entry("session.load_model_format", "ORT")
-        if threads:
-            options.intra_op_num_threads = threads
-    if custom_ops:
-        options.register_custom_ops_library(custom_ops)
-    try:
-        # ONNX Runtime (>= 1.20) itself refuses external-data paths that leave the graph's
-        # directory; any refusal is reported as a bad bundle.
-        return ort.InferenceSession(str(graph), sess_options=options, providers=providers)
-    except Exception as e:  # noqa: BLE001 - ORT raises its own Fail/InvalidGraph types
-        raise BundleError(f"ONNX Runtime cannot load {graph}: {first_line(e)}") from None
-
-
-def _open_graph(bundle: Path, manifest: Manifest, precision: str, providers: list,
-                threads: int | None, options: ort.SessionOptions | None,
-                kind: str = "onnx") -> ort.InferenceSession:
-    """A session on the bundle's `precision` graph of `kind` ("onnx", its "ort" copy or its
-    "text" graph), checked with every file it reads against their sha256 first."""
-    if kind == "text":
-        if precision not in manifest.text_graphs:
-            raise BundleError(f"{bundle} has no {precision} text graph: export it with "
-                              "--text-input")
-        verify_graph(bundle, manifest, manifest.text_graphs[precision])
-        graph = bundle / manifest.text_graphs[precision]
-        session = make_session(graph, providers, threads, options, extensions_library())
-        check_text_graph(session, len(manifest.labels), graph)
-        return session
-    if kind == "ort":
-        if precision not in manifest.ort_graphs:
-            raise BundleError(f"{bundle} has no ORT-format {precision} graph (export it with "
-                              "--ort)")
-        # ORT's format holds the weights inside: there is no external data to follow.
-        verify_files(bundle, manifest, manifest.graph_files(precision, kind))
-    else:
-        verify_graph(bundle, manifest, manifest.graph_file(precision))
-    graph = bundle / manifest.graph_file(precision, kind)
-    session = make_session(graph, providers, threads, options)
-    check_graph(session, len(manifest.labels), graph)
-    return session
-
-
-def _place_graph(bundle: Path, manifest: Manifest, device: str | None, providers: object,
-                 precision: str | None, threads: int | None,
-                 options: ort.SessionOptions | None, kind: str
-                 ) -> tuple[ort.InferenceSession, str, str]:
-    """(session, the device it runs on, its graph's precision) for load's arguments: on CUDA
-    where asked and it starts, else (device="auto") on the CPU."""
-    providers, running = place_session(device, providers)
-    graph = choose_graph(manifest, bundle, running, precision)
-    session = _open_graph(bundle, manifest, graph, providers, threads, options, kind)
-    if running == "cuda" and not runs_on_cuda(session, device or "cuda"):
-        running = "cpu"
-        graph = choose_graph(manifest, bundle, running, precision)
-        session = _open_graph(bundle, manifest, graph, ["CPUExecutionProvider"], threads,
-                              options, kind)
-    if graph == "int8":
-        warn_target_risk(manifest.int8_target)
-    return session, running, graph
-
-
-def check_graph(session: ort.InferenceSession, classes: int, graph: Path) -> None:
-    """Refuse a graph that the runtime could not call: int64 input_ids and attention_mask
-    [batch, sequence] in, float32 logits [batch, classes] out (where the graph fixes the
-    classes, they must be the manifest's)."""
-    inputs = {i.name: i for i in session.get_inputs()}
-    logits = next((o for o in session.get_outputs() if o.name == LOGITS), None)
-    if sorted(inputs) != sorted(GRAPH_INPUTS) or logits is None:
-        outputs = [o.name for o in session.get_outputs()]
-        raise BundleError(f"{graph} takes {sorted(inputs)} and gives {outputs}, not "
-                          f"{list(GRAPH_INPUTS)} -> {[LOGITS]}")
-    expected = [*((inputs[n], "tensor(int64)") for n in GRAPH_INPUTS), (logits, "tensor(float)")]
-    for node, dtype in expected:
-        if node.type != dtype or len(node.shape) != 2:
-            raise BundleError(f"{graph}: {node.name} is {node.type} of rank {len(node.shape)}, "
-                              f"not {dtype} of rank 2")
-    if isinstance(logits.shape[1], int) and logits.shape[1] != classes:
-        raise BundleError(f"{graph} gives {logits.shape[1]} logits per message, but the manifest "
-                          f"names {classes} labels")
+MAX_TOKENIZER_BYTES = 64 << 20  # far above GPT-2's: a huge file is refused unread
 
 
 def load_tokenizer(bundle: Path, manifest: Manifest) -> Tokenizer:
@@ -230,7 +118,23 @@ def _is_int(value: object) -> bool:
 
 class Classifier:
     """A text classifier backed by one ONNX Runtime session. Safe to share between threads;
-    pickled (multiprocessing, Ray) as what loads it again, see `__reduce__`."""
+    pickled (multiprocessing, Ray) as what loads it again, see `__reduce__`.
+
+    Make one with `Classifier.load`. The constructor takes a session made elsewhere (export
+    checks the graphs it writes so); such a classifier cannot be pickled.
+
+    Args:
+        session: an ONNX Runtime session on a graph of the bundle (see spamkit.runtime.session).
+        tokenizer: the bundle's tokenizer.
+        manifest: the bundle's manifest (labels, stored threshold).
+        device: where `session` runs, "cpu" or "cuda".
+        precision: the graph's precision, "int8", "fp16" or "fp32".
+        batch_size, threshold, batch_tokens, digest, text_graph: as `load` takes them.
+        bundle: the bundle's folder, or None.
+
+    Raises:
+        ValueError: batch_size, batch_tokens or threshold out of range, or a threshold for a
+            model of more than two classes that has no calibrated label."""
 
     def __init__(
         self,
@@ -290,29 +194,31 @@ class Classifier:
         text_graph: bool = False,
         graph_format: str = "onnx",
     ) -> Classifier:
-        """Load a bundle: a folder, or "hf://org/name[@revision]" for one published on the
-        Hugging Face Hub (huggingface_hub downloads it into its cache: `pip install
-        'spamkit[hub]'`; with HF_HUB_OFFLINE=1 it loads from the cache alone, see runtime/hub.py).
-        A bare "org/name[@revision]" that is no path here is that Hub reference.
-        `device` is "cpu" (the default), "cuda" (an error where ONNX Runtime cannot run on a GPU)
-        or "auto" (CUDA when it can, else the CPU with a warning; `.device` says which).
-        `providers` and `session_options` go to ONNX Runtime as given (see place_session):
-        providers replace what `device` would pick, e.g. [("CoreMLExecutionProvider", {...}),
-        "CPUExecutionProvider"]; leave `device` out with them. `session_options`, an
-        onnxruntime.SessionOptions, replaces spamkit's own (threads= then cannot be used).
-        `precision` picks a graph ("int8", "fp16", "fp32"); by default the smallest one meant
-        for the device: int8 on a CPU, fp16 on a GPU, else fp32. `threads` caps ONNX Runtime's
-        intra-op threads (1 to this machine's CPUs; default: one per physical core).
-        `threshold` (0 to 1) overrides the probability threshold `spamkit calibrate` stored for
-        the positive class (for a two-class model without one, the second label, e.g. "spam").
-        A batch holds at most `batch_size` messages and `batch_tokens` padded tokens.
-        `digest` pins the bundle: any bundle whose digest (`spamkit export` prints it; it is
-        the sha256 of manifest.json) is not this one is refused. `.digest` is the loaded one.
-        `text_graph` runs the precision's text graph (export --text-input; the `text` extra),
-        which tokenizes in the graph with the same ids, batched by characters; `graph_format=
-        "ort"` runs its ORT-format copy (export --ort) on the CPU, as ONNX Runtime Mobile would.
+        """Load a bundle, every file it reads checked, into a session on the device asked for.
 
-        Bad arguments are a ValueError; a bad bundle, whatever it claims, a BundleError."""
+        Args:
+            bundle: a folder, or "hf://org/name[@revision]" or a bare org/name on the Hub.
+            device: "cpu" (default), "cuda" (else refused), "auto" (CUDA if it starts, else CPU).
+            threads: ONNX Runtime's intra-op threads, 1 to the CPUs (default: one per core).
+            precision: "int8", "fp16" or "fp32"; default: the smallest meant for the device.
+            batch_size: at most this many messages per batch (a call may give its own).
+            threshold: the positive label (calibrate's, else the second) wins at this probability.
+            batch_tokens: at most this many padded tokens per batch.
+            digest: the sha256 of manifest.json, as `spamkit export` printed it: pins the bundle.
+            providers: ONNX Runtime's providers, as given: they decide the device (leave it out).
+            session_options: an onnxruntime.SessionOptions, as given (then threads is refused).
+            text_graph: run the precision's text graph (export --text-input; the `text` extra).
+            graph_format: "onnx", or "ort" for its ORT-format copy (export --ort; CPU only).
+
+        Returns:
+            The classifier; `.device`, `.precision` and `.digest` say what was loaded.
+
+        Raises:
+            ValueError, TypeError: an argument out of range, of the wrong type, or two that
+                contradict each other (threads with session_options, device with providers).
+            BundleError: the bundle is missing, damaged, not the pinned one, or lacks the graph.
+            SpamkitError: device="cuda" where ONNX Runtime cannot run on a GPU.
+            ImportError: an extra is missing (`hub` for the Hub, `text` for text_graph)."""
         check_load_options(threads, precision, device, graph_format, text_graph)
         check_options(batch_size, batch_tokens, threshold)
         check_session_options(session_options, threads)
@@ -322,7 +228,7 @@ class Classifier:
         folder, source = locate_bundle(bundle)
         manifest, found = open_manifest(folder, digest)
         tokenizer = load_tokenizer(folder, manifest)
-        session, running, graph = _place_graph(folder, manifest, device, providers, precision,
+        session, running, graph = open_session(folder, manifest, device, providers, precision,
                                                threads, session_options,
                                                "text" if text_graph else graph_format)
         clf = cls(session, tokenizer, manifest, running, graph, batch_size, threshold,
@@ -509,13 +415,22 @@ class Classifier:
 
     def __call__(self, texts: str | Iterable[str], top_k: object = TOP_K_NOT_GIVEN, *,
                  batch_size: int | None = None) -> list[Any]:
-        """Classify as a transformers text-classification pipeline does, in its shapes:
-        `clf("text")` -> [{"label": "spam", "score": 0.98}], `clf(["a", "b"])` -> one such dict
-        per text; with top_k (None: every class), each text's classes most probable first:
-        `clf("text", top_k=None)` -> [{"label": "spam", ...}, {"label": "ham", ...}], and a list
-        of texts gives one such list per text. The label without top_k is what `predict`
-        answers (a calibrated threshold applies), its score that label's probability; scores are
-        `predict_proba`'s (softmax). `batch_size` is as in `predict`."""
+        """Classify as a transformers text-classification pipeline does, in its shapes.
+
+        Args:
+            texts: one message, or an iterable of them, as `logits` takes them.
+            top_k: left out, `predict`'s label per text (a calibrated threshold applies);
+                an int, that many classes per text, most probable first; None, every class.
+            batch_size: messages per batch for this call (default: the one loaded with).
+
+        Returns:
+            Without top_k, one {"label", "score"} dict per text (`clf("text")` ->
+            [{"label": "spam", "score": 0.98}]); with it, per text a list of such dicts, and a
+            single string gives its list alone. Scores are `predict_proba`'s.
+
+        Raises:
+            TypeError, ValueError: top_k is not an int of at least 1 (or None), or as `logits`.
+            BundleError: as `logits`."""
         check_top_k(top_k)
         single = isinstance(texts, str)
         proba = self.predict_proba([texts] if single else texts, batch_size)
@@ -563,7 +478,13 @@ class Classifier:
     def decide(self, proba: np.ndarray) -> np.ndarray:
         """Class index for each row of `predict_proba`'s output. With a threshold, the
         positive label wins whenever its probability reaches it; otherwise (and without one)
-        the most probable label does."""
+        the most probable label does.
+
+        Args:
+            proba: float [n, classes], columns in the order of `labels`.
+
+        Returns:
+            int [n]: each row's class index (`labels[i]` is its label)."""
         if self.threshold is None or len(proba) == 0:
             return proba.argmax(axis=-1)
         positive = self.labels.index(self.threshold_label)

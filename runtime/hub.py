@@ -50,12 +50,21 @@ REVISION_PART = re.compile(r"[A-Za-z0-9_+-][A-Za-z0-9_.+-]*")
 
 
 def is_hub_reference(bundle: object) -> bool:
+    """Whether `bundle` is an hf:// reference (checked or not: see `parse_reference`)."""
     return isinstance(bundle, str) and bundle.startswith(HUB_SCHEME)
 
 
 def parse_reference(reference: str) -> tuple[str, str | None]:
-    """(repo id, revision or None) of `hf://org/name[@revision]`; ValueError saying what is
-    wrong with it, before anything is downloaded or looked up in the cache."""
+    """Read `hf://org/name[@revision]`, before anything is downloaded or looked up.
+
+    Args:
+        reference: the reference.
+
+    Returns:
+        (repo id "org/name", revision or None for main).
+
+    Raises:
+        ValueError: it is no valid reference, saying what is wrong with it."""
     match = REFERENCE.fullmatch(reference)
     problem = ("it does not start with hf://" if match is None
                else repo_id_problem(match["repo"]) or revision_problem(match["revision"]))
@@ -65,8 +74,13 @@ def parse_reference(reference: str) -> tuple[str, str | None]:
 
 
 def repo_id_problem(repo_id: str) -> str | None:
-    """What the Hub would refuse in `repo_id` as a model repository, said plainly; None for a
-    valid org/name."""
+    """What the Hub would refuse in `repo_id` as a model repository.
+
+    Args:
+        repo_id: "org/name".
+
+    Returns:
+        The problem, said plainly, or None for a valid org/name."""
     parts = repo_id.split("/")
     if len(parts) != 2 or not all(parts):
         return "write org/name"
@@ -84,7 +98,13 @@ def repo_id_problem(repo_id: str) -> str | None:
 
 def revision_problem(revision: str | None) -> str | None:
     """Why `revision` names no branch, tag or commit (huggingface_hub joins it to a path in its
-    cache: '..', '/' first, '\\' or an empty part could lead anywhere); None if it does."""
+    cache: '..', '/' first, '\\' or an empty part could lead anywhere).
+
+    Args:
+        revision: a commit, branch or tag name, or None (main).
+
+    Returns:
+        The problem, said plainly, or None if it is a revision."""
     if revision is None or COMMIT.fullmatch(revision):
         return None
     if ".." in revision or not all(REVISION_PART.fullmatch(p) for p in revision.split("/")):
@@ -96,7 +116,14 @@ def revision_problem(revision: str | None) -> str | None:
 
 def check_plain_names(manifest: Manifest, where: str) -> None:
     """Refuse a manifest naming a file by anything but a plain relative path: in a Hub cache
-    snapshot, '..' (or '.', an empty part, a '\\') leads to another commit or out of it."""
+    snapshot, '..' (or '.', an empty part, a '\\') leads to another commit or out of it.
+
+    Args:
+        manifest: the manifest.
+        where: what to call it in an error.
+
+    Raises:
+        BundleError: a listed name is not a plain relative path."""
     for name in manifest.files:
         parts = name.split("/")
         if "\\" in name or not all(parts) or any(p in (".", "..") for p in parts):
@@ -106,7 +133,14 @@ def check_plain_names(manifest: Manifest, where: str) -> None:
 
 def refuse_hub_bundle(bundle: str | os.PathLike[str], command: str) -> None:
     """Refuse to let `command`, which rewrites a bundle, touch one on the Hub or in the Hugging
-    Face cache: a snapshot's files are its commit's, shared by every program that loads it."""
+    Face cache: a snapshot's files are its commit's, shared by every program that loads it.
+
+    Args:
+        bundle: the bundle's folder or hf:// reference.
+        command: the command, as the error names it (e.g. "spamkit calibrate").
+
+    Raises:
+        BundleError: it is on the Hub or in its cache, saying how to copy it to a folder."""
     if is_hub_reference(str(bundle)):
         repo, _, revision = str(bundle).removeprefix(HUB_SCHEME).partition("@")
         copy = f"hf download {repo}{' --revision ' + revision if revision else ''} --local-dir DIR"
@@ -119,9 +153,15 @@ def refuse_hub_bundle(bundle: str | os.PathLike[str], command: str) -> None:
 
 
 def hub_reference(bundle: str | os.PathLike[str]) -> str | None:
-    """The hf:// reference `bundle` names: itself if it is one; for a bare Hub id (org/name or
-    org/name@revision, as transformers takes one) that is no path here, that id after hf://;
-    None for anything else, a path."""
+    """The hf:// reference `bundle` names, if any.
+
+    Args:
+        bundle: a folder, an hf:// reference, or a bare Hub id (org/name[@revision], as
+            transformers takes one).
+
+    Returns:
+        The reference itself; for a bare Hub id that is no path here, that id after hf://;
+        None for anything else (a path)."""
     if is_hub_reference(bundle):
         return str(bundle)
     if not isinstance(bundle, str) or os.path.lexists(bundle):
@@ -134,10 +174,20 @@ def hub_reference(bundle: str | os.PathLike[str]) -> str | None:
 
 
 def locate_bundle(bundle: str | os.PathLike[str]) -> tuple[Path, str]:
-    """(the local folder of `bundle`, what names that very bundle in another process or on
-    another machine): a folder is itself, and its absolute path; an hf:// reference or a bare
-    Hub id is the Hub cache's copy (downloaded first if it is not there), and the reference at
-    that snapshot's commit."""
+    """Where `bundle` is on this machine, and what names that very bundle elsewhere.
+
+    Args:
+        bundle: a folder, an hf:// reference, or a bare Hub id that is no path here.
+
+    Returns:
+        (local folder, name for another process or machine): a folder is itself, and its
+        absolute path; a Hub bundle is the Hub cache's copy (downloaded first if it is not
+        there), and the reference at that snapshot's commit.
+
+    Raises:
+        ValueError: a malformed hf:// reference.
+        ImportError: an hf:// reference without huggingface_hub (the `hub` extra).
+        BundleError: as `download_bundle`; for a bare id, any failure, said with "no folder"."""
     reference = hub_reference(bundle)
     if reference is None:
         return Path(bundle), os.path.abspath(bundle)
@@ -155,8 +205,19 @@ def locate_bundle(bundle: str | os.PathLike[str]) -> tuple[Path, str]:
 
 def download_bundle(reference: str) -> Path:
     """The cached snapshot folder holding the bundle `reference` names, with every file its
-    manifest lists; BundleError when it cannot be had (offline and not cached, no such
-    repository or revision, not a spamkit bundle)."""
+    manifest lists (only the missing ones are downloaded).
+
+    Args:
+        reference: "hf://org/name[@revision]".
+
+    Returns:
+        The snapshot folder, named for its commit.
+
+    Raises:
+        ValueError: `reference` is malformed.
+        ImportError: huggingface_hub is not installed (the `hub` extra).
+        BundleError: it cannot be had (offline and not cached, no such repository or
+            revision, not a spamkit bundle, a manifest naming a file outside the snapshot)."""
     repo_id, revision = parse_reference(reference)
     try:
         import huggingface_hub
@@ -185,9 +246,18 @@ def download_bundle(reference: str) -> Path:
 
 
 def fetch_snapshot(reference: str, repo_id: str, **kwargs) -> Path:
-    """The snapshot folder that huggingface_hub's snapshot_download (its arguments in `kwargs`)
-    gives for `repo_id`, refused unless it lies in the repository's `snapshots/` in the cache;
-    its failures as one-line BundleErrors."""
+    """The snapshot folder that huggingface_hub's snapshot_download gives for `repo_id`.
+
+    Args:
+        reference: what to call it in an error.
+        repo_id: "org/name".
+        **kwargs: snapshot_download's own arguments (revision, allow_patterns, ...).
+
+    Returns:
+        The snapshot folder, in the repository's `snapshots/` in the cache.
+
+    Raises:
+        BundleError: the download fails (one line), or the folder lies elsewhere."""
     import huggingface_hub
 
     folder = Path(_from_hub(reference, huggingface_hub.snapshot_download, repo_id, **kwargs))

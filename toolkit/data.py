@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import urllib.request
 import zipfile
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from http.client import HTTPException
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from spamkit.atomic import write_bytes_atomic
 from spamkit.config import SPLITS
 from spamkit.errors import SpamkitError
 from spamkit.records import KINDS, Source, records
+from spamkit.runtime.bundle import sha256_file
 
 UCI_URL = "https://archive.ics.uci.edu/static/public/228/sms+spam+collection.zip"
 SMS_SHA256 = "7d039a24a6083ed9ef0f806ebad56bbb976e3aeb8de05669173bfdc4996c239d"
@@ -31,6 +33,8 @@ URL_ENV = "SPAMKIT_DATA_URL"
 CACHE_ENV = "SPAMKIT_CACHE"
 
 SMS_NAME = "SMSSpamCollection"
+# In the cache: the data file `spamkit data --data FILE` was given, for every later command.
+REMEMBERED_FILE = "data-file.json"
 DOWNLOAD_TIMEOUT_S = 30
 # The UCI archive is ~200 KB and its SMSSpamCollection ~480 KB: a download or zip member larger
 # than this is not that file, and is not read any further (a zip bomb stops here).
@@ -55,6 +59,7 @@ class Splits:
     train: Examples
     val: Examples
     test: Examples
+    sha256: str | None = None  # of the data file they were split from
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,13 @@ class DataConfig:
     seed: int = 123
     text_column: str = "text"
     label_column: str = "label"
+    # The data file's sha256 once a model was trained on it: "as trained" must be that file.
+    sha256: str | None = None
+
+    def with_path(self, path: str | None) -> DataConfig:
+        """This split of the file `path` when one is given (the user's choice: no sha256 to
+        match), else this config as it is."""
+        return replace(self, path=path, sha256=None) if path else self
 
 
 # -----------------------------------------------------------------------------
@@ -127,9 +139,12 @@ def _download(url: str, cache_dir: Path) -> Path:
 def resolve_data(
     path: str | None = None, *, cache_dir: Path | None = None, url: str | None = None
 ) -> Path:
-    """Return a local data file: --data, else $SPAMKIT_DATA, else the cache, else download."""
+    """Return a local data file: --data, else $SPAMKIT_DATA, else the file `spamkit data
+    --data` remembered, else the cached download, else download."""
     cache_dir = cache_dir or _default_cache_dir()
     given, origin = (path, "--data") if path else (os.environ.get(DATA_ENV), DATA_ENV)
+    if not given:
+        given, origin = remembered_data(cache_dir), "remembered by `spamkit data --data`"
     if given:
         local = Path(given).expanduser()
         if not local.is_file():
@@ -141,6 +156,51 @@ def resolve_data(
     if cached.is_file():  # only ever written after its checksum matched
         return cached
     return _download(url or os.environ.get(URL_ENV) or UCI_URL, cache_dir)
+
+
+def remembered_data(cache_dir: Path | None = None) -> str | None:
+    """The data file `spamkit data --data` last recorded, if any."""
+    record = (cache_dir or _default_cache_dir()) / REMEMBERED_FILE
+    try:
+        path = json.loads(record.read_bytes()).get("path")
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, AttributeError):
+        path = None
+    if not isinstance(path, str) or not path:
+        raise SpamkitError(f"{record} is damaged: record the data file again with "
+                           "`spamkit data --data FILE`, or forget it with `spamkit data --forget`")
+    return path
+
+
+def remember_data(path: Path, cache_dir: Path | None = None) -> None:
+    """Record `path` (made absolute) for every later command that is given no --data."""
+    record = (cache_dir or _default_cache_dir()) / REMEMBERED_FILE
+    text = json.dumps({"path": str(Path(path).expanduser().absolute())}) + "\n"
+    write_bytes_atomic(record, text.encode())
+
+
+def forget_data(cache_dir: Path | None = None) -> bool:
+    """Forget the remembered data file; whether there was one."""
+    record = (cache_dir or _default_cache_dir()) / REMEMBERED_FILE
+    try:
+        record.unlink()
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def data_file(cfg: DataConfig) -> tuple[Path, str]:
+    """The data file `cfg` names (resolve_data) and its sha256, which must be the one `cfg`
+    records when a model was trained on it."""
+    path = resolve_data(cfg.path)
+    found = sha256_file(path)
+    if cfg.sha256 is not None and found != cfg.sha256:
+        raise SpamkitError(
+            f"{path} is not the data file the model was trained on (sha256 {found[:12]}..., "
+            f"the model's {cfg.sha256[:12]}...): give that file with --data"
+        )
+    return path, found
 
 
 # -----------------------------------------------------------------------------
@@ -253,6 +313,8 @@ def split_examples(texts: list[str], label_names: list[str], split: str, seed: i
 
 
 def load_splits(cfg: DataConfig) -> Splits:
-    path = resolve_data(cfg.path)
+    """The splits `cfg` describes, of the file it names (and, if it records one, the file with
+    its sha256)."""
+    path, sha256 = data_file(cfg)
     texts, label_names = read_messages(path, cfg.text_column, cfg.label_column)
-    return split_examples(texts, label_names, cfg.split, cfg.seed)
+    return replace(split_examples(texts, label_names, cfg.split, cfg.seed), sha256=sha256)

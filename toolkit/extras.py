@@ -1,6 +1,7 @@
 """Which pip extra brings each optional module, so that a command run without it says, in one
 line, what to install: the base install (`pip install spamkit`) has neither torch nor ONNX
-Runtime, and each command imports what it needs only when it runs."""
+Runtime nor the command's own libraries (the cli extra), and each command imports what it
+needs only when it runs."""
 
 from __future__ import annotations
 
@@ -11,9 +12,13 @@ from spamkit.errors import SpamkitError
 ORT_INSTALL = 'pip install "spamkit[cpu]" (or "spamkit[gpu]" on a machine with CUDA)'
 TRAIN_INSTALL = 'pip install "spamkit[train]"'
 SERVE_INSTALL = 'pip install "spamkit[serve]"'
+CLI_INSTALL = 'pip install "spamkit[cli]"'
 
 # top-level module -> (what uses it, how to install it)
 EXTRAS = {
+    "typer": ("the spamkit command", CLI_INSTALL),
+    "platformdirs": ("the spamkit command", CLI_INSTALL),
+    "tqdm": ("the spamkit command", CLI_INSTALL),
     "onnxruntime": ("running a bundle", ORT_INSTALL),
     "torch": ("training, export and checkpoints", TRAIN_INSTALL),
     "safetensors": ("training, export and checkpoints", TRAIN_INSTALL),

@@ -1,4 +1,4 @@
-"""The AVX2-only host of `make test-avx2` (tests/avx2/native_host.sh) hides what it says and
+"""The AVX2-only host of `make test-avx2` (tools/native_host.sh) hides what it says and
 nothing else: a trapped cpuid answers without AVX-512, a real illegal instruction still ends the
 process. (test_targets.py's probe checks that ONNX Runtime then runs its AVX2 kernels.)"""
 
@@ -14,7 +14,7 @@ import pytest
 pytestmark = [
     pytest.mark.avx2,
     pytest.mark.skipif("AVX2_OVERLAY" not in os.environ,
-                       reason="runs inside tests/avx2/native_host.sh (make test-avx2)"),
+                       reason="runs inside tools/native_host.sh (make test-avx2)"),
 ]
 
 # cpuid leaf 7 with UD0 (0F FF) where cpuid (0F A2) was, as trap_cpuid.py leaves it; stores EBX.

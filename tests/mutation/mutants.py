@@ -271,7 +271,7 @@ MUTANTS = [
          "tests/test_text_graph.py::test_edge_cases_read_alike"),
     ),
     Mutant(
-        "a graph's external data hashed by its name, not followed", "runtime/classifier.py",
+        "a graph's external data hashed by its name, not followed", "runtime/session.py",
         "verify_graph(bundle, manifest, manifest.graph_file(precision))",
         "verify_files(bundle, manifest, manifest.graph_files(precision))",
         (f"{DIGEST}::test_a_graph_reading_its_weights_from_an_unlisted_file_is_refused_under_the_"
@@ -285,7 +285,7 @@ MUTANTS = [
         (f"{GRAPH}::test_weights_from_an_unlisted_file_are_refused_wherever_the_graph_holds_them",),
     ),
     Mutant(
-        "a text graph's external data hashed by name, not followed", "runtime/classifier.py",
+        "a text graph's external data hashed by name, not followed", "runtime/session.py",
         "verify_graph(bundle, manifest, manifest.text_graphs[precision])",
         "verify_files(bundle, manifest, [manifest.text_graphs[precision], "
         "*manifest.graph_files(precision)])",
@@ -305,7 +305,7 @@ MUTANTS = [
         ("tests/test_text_graph.py::test_export_refuses_a_text_graph_that_differs[logits]",),
     ),
     Mutant(
-        "ONNX Runtime logs its errors beside spamkit's", "runtime/classifier.py",
+        "ONNX Runtime logs its errors beside spamkit's", "runtime/session.py",
         "options.log_severity_level = 4",
         "options.log_severity_level = 2",
         (f"{GRAPH}::test_a_graph_failing_is_one_line_without_onnx_runtimes_own_log",),
@@ -926,6 +926,143 @@ MUTANTS = [
         "if False:",
         ("tests/test_serve_protocols.py::"
          "test_a_model_name_that_is_not_one_path_segment_is_refused",),
+    ),
+    # The data file given once (issue 32)
+    Mutant(
+        "the recorded data file is not looked for", "toolkit/data.py",
+        '    if not given:\n        given, origin = remembered_data(cache_dir), "remembered',
+        '    if False:\n        given, origin = remembered_data(cache_dir), "remembered',
+        ("tests/test_data_remembered.py::test_a_file_given_once_is_used_by_every_later_command",),
+    ),
+    Mutant(
+        "as trained takes any data file", "toolkit/data.py",
+        "    if cfg.sha256 is not None and found != cfg.sha256:",
+        "    if False:",
+        ("tests/test_data_remembered.py::"
+         "test_eval_as_trained_refuses_another_file_and_takes_it_when_named",
+         "tests/reliability/test_interrupts.py::"
+         "test_resume_refuses_a_data_file_changed_since_the_run_started"),
+    ),
+    Mutant(
+        "a named data file is checked against the training data's sha256", "toolkit/data.py",
+        "        return replace(self, path=path, sha256=None) if path else self",
+        "        return replace(self, path=path) if path else self",
+        ("tests/test_data_remembered.py::"
+         "test_eval_as_trained_refuses_another_file_and_takes_it_when_named",),
+    ),
+    # The runtime-only install and onnxruntime-web from npm (issue 32)
+    Mutant(
+        "the wasm back in the wheel", "pyproject.toml",
+        '"spamkit.web" = ["static/*", "package-lock.json"]',
+        '"spamkit.web" = ["static/*", "package-lock.json", '
+        '"node_modules/onnxruntime-web/dist/ort-wasm-simd-threaded.wasm"]',
+        ("tests/test_slim_install.py::"
+         "test_the_cpu_install_is_onnxruntime_numpy_tiktoken_and_5_mb_of_spamkit",),
+    ),
+    Mutant(
+        "typer back in the base install", "pyproject.toml",
+        '    "tiktoken>=0.7",\n]', '    "tiktoken>=0.7",\n    "typer>=0.12",\n]',
+        ("tests/test_slim_install.py::"
+         "test_the_cpu_install_is_onnxruntime_numpy_tiktoken_and_5_mb_of_spamkit",),
+    ),
+    Mutant(
+        "the spamkit command without its cli extra is a traceback", "toolkit/__main__.py",
+        "except ImportError as e:  # typer or tqdm: an install without the cli extra",
+        "except NotImplementedError as e:",
+        ("tests/test_slim_install.py::"
+         "test_the_spamkit_command_without_the_cli_extra_says_what_to_install[spamkit --help]",),
+    ),
+    Mutant(
+        "a changed onnxruntime-web package in the cache is used", "toolkit/web/ort_web.py",
+        "    if not matches(data, pin):", "    if False:",
+        ("tests/test_web_download.py::test_a_changed_package_in_the_cache_is_refused_in_one_line",),
+    ),
+    Mutant(
+        "an onnxruntime-web download is kept unchecked", "toolkit/web/ort_web.py",
+        "        if not matches(tmp.read_bytes(), pin):", "        if False:",
+        ("tests/test_web_download.py::"
+         "test_a_download_that_is_not_the_pinned_package_is_refused_and_not_kept",),
+    ),
+    Mutant(
+        "no network for onnxruntime-web is a traceback", "toolkit/web/ort_web.py",
+        "except (OSError, ValueError, HTTPException) as e:", "except ValueError as e:",
+        ("tests/test_web_download.py::"
+         "test_offline_without_the_package_says_what_to_do_in_one_line",),
+    ),
+    Mutant(
+        "a pinned package without a file the page loads makes a broken page",
+        "toolkit/web/ort_web.py", "    if missing:\n", "    if False:\n",
+        ("tests/test_web_download.py::"
+         "test_a_pinned_package_without_a_file_the_page_loads_is_refused",),
+    ),
+    # train --init of a transformers classifier (issue 30)
+    Mutant(
+        "an unknown --init taken for a folder", "toolkit/config.py",
+        "    if init in INITS or is_hub_reference(init) or Path(init).expanduser().is_dir():",
+        "    if True:",
+        ("tests/reliability/test_cli_errors.py::test_a_bad_option_is_one_usage_line_and_exit_2"
+         "[train --init gpt3]",),
+    ),
+    Mutant(
+        "--weights beside a classifier's --init ignored", "toolkit/config.py",
+        "        if self.weights:\n", "        if False:\n",
+        ("tests/test_train_init_hf.py::test_what_would_start_over_is_refused_in_one_line"
+         "[--weights besides]",),
+    ),
+    Mutant(
+        "--token first read from a classifier of the last token", "toolkit/config.py",
+        '        if self.token != "last":', "        if False:",
+        ("tests/test_train_init_hf.py::test_what_would_start_over_is_refused_in_one_line"
+         "[the first token]",),
+    ),
+    Mutant(
+        "--init of a folder without config.json read", "toolkit/training/hf_classifier.py",
+        "    if not (folder / CONFIG_FILE).is_file():", "    if False:",
+        ("tests/test_train_init_hf.py::test_what_would_start_over_is_refused_in_one_line"
+         "[no config.json]",),
+    ),
+    Mutant(
+        "--init of a spamkit checkpoint read as a transformers one",
+        "toolkit/training/hf_classifier.py",
+        "    if folder_kind(folder) == SPAMKIT:", "    if False:",
+        ("tests/test_train_init_hf.py::test_a_spamkit_checkpoint_is_not_taken_for_a_transformers_"
+         "classifier",),
+    ),
+    Mutant(
+        "a classifier trained on data of other labels", "toolkit/training/train.py",
+        "    if sorted(labels) != sorted(splits.labels):", "    if False:",
+        ("tests/test_train_init_hf.py::test_what_would_start_over_is_refused_in_one_line"
+         "[other labels]",),
+    ),
+    Mutant(
+        "a --preset other than the weights' shape ignored", "toolkit/training/train.py",
+        "    if cfg.preset and shape != cfg.preset:", "    if False:",
+        ("tests/test_train_init_hf.py::test_what_would_start_over_is_refused_in_one_line"
+         "[another preset]",),
+    ),
+    Mutant(
+        "a resumed run counts the classes in the data's order", "toolkit/training/resume.py",
+        '        "labels": labels,', '        "labels": None,',
+        ("tests/test_train_init_hf.py::test_an_interrupted_run_resumes_in_the_classifiers_label_"
+         "order",),
+    ),
+    # make compare from one Hugging Face folder (issue 30)
+    Mutant(
+        "compare takes an --hf-dir without config.json", "benchmarks/compare.py",
+        '    if args.hf_dir is not None and not (args.hf_dir / "config.json").is_file():',
+        "    if False:",
+        ("tests/test_bench.py::test_compare_refuses_an_hf_dir_that_save_pretrained_did_not_write",),
+    ),
+    Mutant(
+        "compare measures on after a failed export", "benchmarks/compare.py",
+        "    if done.returncode:", "    if False:",
+        ("tests/test_bench.py::test_compare_stops_on_a_folder_spamkit_export_refuses",),
+    ),
+    Mutant(
+        "compare measures a rewritten folder's stale exports", "benchmarks/compare.py",
+        "    if (exports / MADE_FROM).is_file() and (exports / MADE_FROM).read_text() == state:",
+        "    if (exports / MADE_FROM).is_file():",
+        ("tests/test_bench.py::test_compare_runs_every_route_from_a_users_hugging_face_folder",),
     ),
     # Held out, then folded in (issue 29)
     Mutant(

@@ -704,3 +704,25 @@ def test_resume_refuses_settings_other_than_the_runs_own(spamkit, tmp_path, hook
     resumed = run_to_end(spamkit, *original, "--resume")
     assert resumed.proc.returncode == 0, resumed.describe()
     assert_complete_checkpoint(out, 2)
+
+
+def test_resume_refuses_a_data_file_changed_since_the_run_started(spamkit, tmp_path, hook_dir):
+    """The run's file, edited between Ctrl-C and --resume, would be split anew: the resumed
+    model would train on other messages and be tested on some it saw. Refused; restored, the
+    run continues."""
+    data, out = tmp_path / "sms.txt", tmp_path / "run"
+    original = SMS_FILE.read_bytes()
+    data.write_bytes(original)
+    command = (*TRAIN[:-1], data, "--epochs", 2, "--out", out)
+    run = run_to_end(spamkit, *command, fault="write:state.json:SIGINT:2", hook=hook_dir)
+    assert run.proc.returncode == 130, run.describe()
+
+    data.write_bytes(original.replace(b"Ok lar...", b"OK lar..."))
+    run = run_to_end(spamkit, *command, "--resume")
+    assert run.proc.returncode == 1, run.describe()
+    assert "not the data file the model was trained on" in one_error_line(run)
+
+    data.write_bytes(original)
+    resumed = run_to_end(spamkit, *command, "--resume")
+    assert resumed.proc.returncode == 0, resumed.describe()
+    assert_complete_checkpoint(out, 2)

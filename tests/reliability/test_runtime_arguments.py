@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from spamkit.runtime import Classifier
-from spamkit.runtime.classifier import make_session
+from spamkit.runtime.session import make_session
 
 TEXTS = ["WINNER!! Claim your prize now", "see you at 6?", "ok"]
 CPUS = os.cpu_count()

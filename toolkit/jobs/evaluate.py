@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from spamkit.config import SPLIT_NAMES
-from spamkit.data import DataConfig, Examples, load_splits, read_messages, resolve_data
+from spamkit.data import DataConfig, Examples, data_file, load_splits, read_messages
 from spamkit.errors import SpamkitError
 from spamkit.export.manifest import write_manifest
 from spamkit.metrics import Report, precision_recall_curve, report
@@ -86,9 +86,9 @@ def examples_for(model: LoadedModel, data: str | None, split: str) -> Examples:
     """The messages of `split`, split the way the model's training data was."""
     if split not in SPLIT_NAMES:
         raise SpamkitError(f"unknown --split {split!r}; choose from {', '.join(SPLIT_NAMES)}")
-    cfg = replace(model.data, path=data) if data else model.data
+    cfg = model.data.with_path(data)
     if split == "all":
-        texts, names = read_messages(resolve_data(cfg.path), cfg.text_column, cfg.label_column)
+        texts, names = read_messages(data_file(cfg)[0], cfg.text_column, cfg.label_column)
         labels = sorted(set(names))
     else:
         splits = load_splits(cfg)

@@ -19,7 +19,7 @@ import torch
 from spamkit.data import DataConfig
 from spamkit.errors import SpamkitError
 from spamkit.extras import require
-from spamkit.runtime.hub import fetch_snapshot, parse_reference
+from spamkit.runtime.hub import fetch_snapshot, is_hub_reference, parse_reference
 from spamkit.training.checkpoint import Checkpoint, check_shapes, expected_shapes
 from spamkit.training.hf_tokenizer import (
     MERGES_TXT,
@@ -111,17 +111,42 @@ def hub_folder(reference: str) -> Path:
         repo_id, revision = parse_reference(reference)
     except ValueError as e:
         raise SpamkitError(str(e)) from None
-    require("huggingface_hub", f"exporting {reference}")
+    require("huggingface_hub", f"reading {reference}")
     return fetch_snapshot(reference, repo_id, revision=revision, allow_patterns=MODEL_FILES)
 
 
-def load_hf_classifier(folder: Path) -> HFClassifier:
+def open_classifier(given: str, dropout: float = 0.0) -> HFClassifier:
+    """The transformers classifier `spamkit train --init` continues, or one line saying what
+    `given` is instead.
+
+    Args:
+        given: a folder GPT2ForSequenceClassification.save_pretrained wrote, or an
+            hf://org/name[@revision] reference to one.
+        dropout: the rate the model trains with (load_hf_classifier).
+
+    Returns:
+        The classifier, checked as export checks it.
+    """
+    folder = hub_folder(given) if is_hub_reference(given) else Path(given).expanduser()
+    what = f"not a transformers {CLASSIFIER} folder (save_pretrained)"
+    if not (folder / CONFIG_FILE).is_file():
+        raise SpamkitError(f"{folder} has no {CONFIG_FILE}: {what}; GPT-2 weights alone start "
+                           f"a new classifier with --init gpt2 --weights {folder}")
+    if folder_kind(folder) == SPAMKIT:
+        raise SpamkitError(f"{folder} is a spamkit checkpoint, {what}: --init continues a "
+                           "classifier fine-tuned with transformers")
+    return load_hf_classifier(folder, dropout)
+
+
+def load_hf_classifier(folder: Path, dropout: float = 0.0) -> HFClassifier:
     """The transformers GPT-2 classifier in `folder`, as spamkit's model, checked to compute
     what transformers computes (the config and tokenizer first, then every weight's shape).
 
     Args:
         folder: a folder GPT2ForSequenceClassification.save_pretrained wrote, with the
             tokenizer's files.
+        dropout: the model's dropout rate when it trains further (spamkit's, not the rates in
+            its config.json, which transformers trains with).
 
     Returns:
         The checkpoint (labels from id2label, in id order) and transformers' pad_token_id.
@@ -133,7 +158,7 @@ def load_hf_classifier(folder: Path) -> HFClassifier:
     check_gpt2_tokenizer(folder)
     weights = find_weights(CLASSIFIER, str(folder))
     state = _classifier_state(read_state_dict(weights), weights)
-    cfg = gpt2_config(weights, state, num_classes=len(labels))
+    cfg = gpt2_config(weights, state, num_classes=len(labels), dropout=dropout)
     check_shapes(expected_shapes(cfg), {k: tuple(v.shape) for k, v in state.items()},
                  source=str(weights))
     model = GPTClassifier(cfg)

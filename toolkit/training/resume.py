@@ -42,7 +42,7 @@ class Progress:
 
 
 def save_state(out_dir: str | Path, cfg: TrainConfig, data: DataConfig, model_cfg: GPTConfig,
-               model, optimizer, scaler, progress: Progress) -> None:
+               labels: list[str], model, optimizer, scaler, progress: Progress) -> None:
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
     if progress.best_state is not None:
         tensors |= {f"best.{k}": v for k, v in progress.best_state.items()}
@@ -54,6 +54,7 @@ def save_state(out_dir: str | Path, cfg: TrainConfig, data: DataConfig, model_cf
         tensors["rng.cuda"] = torch.cuda.get_rng_state()
     meta = {
         "format": FORMAT, "train": asdict(cfg), "data": asdict(data), "model": asdict(model_cfg),
+        "labels": labels,  # in the model's class order, which a classifier given to --init sets
         "epoch": progress.epoch, "step": progress.step, "seen": progress.seen,
         "history": progress.history, "best": progress.best,
         "optimizer_groups": opt["param_groups"], "scaler": scaler.state_dict(),
@@ -71,6 +72,12 @@ class SavedState:
     model: GPTConfig
     meta: dict
     tensors: dict[str, torch.Tensor]
+
+    @property
+    def labels(self) -> list[str] | None:
+        """The class names in the model's order; None in a state written before they were
+        saved (the data's order, then)."""
+        return self.meta.get("labels")
 
     def restore(self, model, optimizer, scaler) -> Progress:
         def part(prefix: str) -> dict[str, torch.Tensor]:
@@ -115,7 +122,7 @@ def refuse_other_settings(out_dir: str | Path, given: dict[str, object]) -> None
 
 
 def _same_setting(name: str, given: object, saved: object) -> bool:
-    if name == "data" and given is not None and saved is not None:
+    if name in ("data", "init") and given is not None and saved is not None:
         return Path(str(given)).resolve() == Path(str(saved)).resolve()  # any spelling
     return given == saved
 

@@ -18,8 +18,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import DistributedSampler
 
-from spamkit.config import TrainConfig, preset_config
-from spamkit.data import DataConfig, Examples, load_splits
+from spamkit.config import INITS, TrainConfig, preset_config
+from spamkit.data import DataConfig, Examples, Splits, load_splits
 from spamkit.errors import Interrupted, SpamkitError
 from spamkit.extras import EXTRAS
 from spamkit.outputs import CHECKPOINT, check_output, exclusive_output
@@ -31,6 +31,7 @@ from spamkit.training import distributed
 from spamkit.training.char_ngrams import CharNgramEmbedding
 from spamkit.training.checkpoint import CURVES_FILE, Checkpoint, save_checkpoint
 from spamkit.training.distributed import Ranks
+from spamkit.training.hf_classifier import open_classifier
 from spamkit.training.lora import add_lora, merge_lora
 from spamkit.training.model import GPTClassifier
 from spamkit.training.pretrained import find_weights, load_pretrained, preset_name
@@ -149,17 +150,53 @@ def set_trainable(model: GPTClassifier, cfg: TrainConfig) -> None:
         model.ln_f.requires_grad_(True)
 
 
-def build_model(cfg: TrainConfig, num_classes: int) -> GPTClassifier:
-    head = dict(num_classes=num_classes, token=cfg.token, dropout=cfg.dropout)
+def build_model(cfg: TrainConfig, splits: Splits) -> tuple[GPTClassifier, Splits]:
+    """The model `cfg.init` starts from, and `splits` with class ids in its order: the data's,
+    or (a classifier given to --init) its own."""
+    head = dict(num_classes=len(splits.labels), token=cfg.token, dropout=cfg.dropout)
     if cfg.init == "random":
-        return GPTClassifier(preset_config(cfg.preset or "mini", **head))
+        return GPTClassifier(preset_config(cfg.preset or "mini", **head)), splits
+    if cfg.init not in INITS:
+        return continue_classifier(cfg, splits)
     path = find_weights(cfg.init, cfg.weights)
     model = load_pretrained(path, **head)
+    check_preset(cfg, model, f"the weights at {path}")
+    print(f"loaded {preset_name(model.config)} GPT-2 weights from {path}")
+    return model, splits
+
+
+def check_preset(cfg: TrainConfig, model: GPTClassifier, what: str) -> None:
+    """Refuse a --preset other than the shape of the weights the model was loaded with."""
     shape = preset_name(model.config)
     if cfg.preset and shape != cfg.preset:
-        raise SpamkitError(f"the weights at {path} are {shape}-shaped, not {cfg.preset}")
-    print(f"loaded {shape} GPT-2 weights from {path}")
-    return model
+        raise SpamkitError(f"{what} are {shape}-shaped, not {cfg.preset}: leave --preset out "
+                           "(the shape comes from the weights)")
+
+
+def continue_classifier(cfg: TrainConfig, splits: Splits) -> tuple[GPTClassifier, Splits]:
+    """The transformers classifier at `cfg.init`, head included, to train further on `splits`
+    of the same labels, which keep its class order (id2label)."""
+    hf = open_classifier(cfg.init, cfg.dropout)
+    model, labels = hf.checkpoint.model, hf.checkpoint.labels
+    check_preset(cfg, model, f"the weights of {cfg.init}")
+    splits = relabel(splits, labels, f"the classifier at {cfg.init} (its id2label)")
+    print(f"loaded the {preset_name(model.config)}-shaped classifier {labels} from {hf.folder}")
+    return model, splits
+
+
+def relabel(splits: Splits, labels: list[str], whose: str) -> Splits:
+    """`splits` with its class ids counted in `labels` (the model's class order), refused
+    unless `labels` names the data's classes."""
+    if sorted(labels) != sorted(splits.labels):
+        raise SpamkitError(f"{whose} has the labels {labels} and the data {splits.labels}: "
+                           "its training goes on only on data of the same labels")
+    ids = [labels.index(name) for name in splits.labels]
+
+    def ordered(examples: Examples) -> Examples:
+        return replace(examples, labels=[ids[c] for c in examples.labels])
+
+    return replace(splits, labels=labels, train=ordered(splits.train), val=ordered(splits.val),
+                   test=ordered(splits.test))
 
 
 def resolve_pad_to(cfg: TrainConfig, train_ids: list[list[int]], context: int) -> int | None:
@@ -344,7 +381,11 @@ def prepare_run(cfg: TrainConfig, data_cfg: DataConfig, out_dir: str,
                            f"evenly among {ranks.world} processes")
     torch.manual_seed(cfg.seed)
     splits = load_splits(data_cfg)
-    model = GPTClassifier(saved.model) if saved else build_model(cfg, len(splits.labels))
+    if saved:
+        model = GPTClassifier(saved.model)
+        splits = relabel(splits, saved.labels or splits.labels, f"the run in {out_dir}")
+    else:
+        model, splits = build_model(cfg, splits)
     tokenizer = gpt2_tokenizer(model.config.context_length)
     if cfg.char_ngrams:
         model.wte = CharNgramEmbedding(model.wte, tokenizer.encoding, cfg.char_ngrams)
@@ -354,6 +395,7 @@ def prepare_run(cfg: TrainConfig, data_cfg: DataConfig, out_dir: str,
     model.to(device)
     optimizer = make_optimizer(model, cfg)
     scaler = torch.amp.GradScaler(device, enabled=run_cfg.precision == "fp16")
+    data_cfg = replace(data_cfg, sha256=splits.sha256)  # what `eval` "as trained" checks
     return Run(cfg, run_cfg, data_cfg, out_dir, ranks, splits.labels, model, tokenizer.pad_id,
                pad_to, data, optimizer, scaler)
 
@@ -373,8 +415,8 @@ def start_progress(run: Run, saved: SavedState | None) -> None:
 def save_progress(run: Run) -> None:
     """Write the resume point (rank 0 only): the model, optimizer and progress so far."""
     if run.ranks.master:
-        save_state(run.out_dir, run.cfg, run.data_cfg, run.model.config, run.model,
-                   run.optimizer, run.scaler, run.progress)
+        save_state(run.out_dir, run.cfg, run.data_cfg, run.model.config, run.labels,
+                   run.model, run.optimizer, run.scaler, run.progress)
 
 
 def prepare_networks(run: Run) -> str:

@@ -3,7 +3,7 @@ browser with onnxruntime-web, offline, from a copy of the bundle's CPU graph and
 
     DIR/index.html, app.js   the page
     DIR/preprocess.js        the bundle's preprocessing in JavaScript (shared with ports/node)
-    DIR/vendor/              onnxruntime-web's WebAssembly build (no CDN)
+    DIR/vendor/              onnxruntime-web's WebAssembly build (no CDN; spamkit.web.ort_web)
     DIR/bundle/              manifest.json as is, tokenizer.json and the graph the page runs
     DIR/site.json            what was written, from which bundle (written last)
 
@@ -24,13 +24,9 @@ from spamkit.atomic import atomic_dir
 from spamkit.errors import SpamkitError
 from spamkit.outputs import SITE, check_output
 from spamkit.runtime.bundle import MANIFEST_FILE, open_manifest, sha256_file, verify_files
+from spamkit.web.ort_web import runtime_files
 
-HERE = Path(__file__).resolve().parent
-STATIC = HERE / "static"
-# `make web-deps` installs onnxruntime-web here from toolkit/web/package-lock.json.
-ORT_DIST = HERE / "node_modules" / "onnxruntime-web" / "dist"
-# What the page's `import "./vendor/ort.wasm.min.mjs"` loads: the WebAssembly-only build.
-ORT_FILES = ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
+STATIC = Path(__file__).resolve().parent / "static"
 SITE_FORMAT = "spamkit-web-site"
 
 
@@ -39,16 +35,6 @@ class Site:
     precision: str
     files: list[str]  # bundle files copied
     digest: str  # the bundle's
-
-
-def vendored_runtime() -> list[Path]:
-    """onnxruntime-web's files the page needs, or a one-line error saying how to get them."""
-    paths = [ORT_DIST / name for name in ORT_FILES]
-    missing = [p.name for p in paths if not p.is_file()]
-    if missing:
-        raise SpamkitError(f"onnxruntime-web is not installed beside spamkit.web ({missing[0]} "
-                           f"missing from {ORT_DIST}): run `make web-deps`")
-    return paths
 
 
 def write_site(bundle: str | os.PathLike[str], out: str | os.PathLike[str], *,
@@ -61,14 +47,14 @@ def write_site(bundle: str | os.PathLike[str], out: str | os.PathLike[str], *,
     manifest, digest = open_manifest(bundle, digest)
     precision = choose_graph(manifest, bundle, "cpu", None)
     names = [manifest.tokenizer, *manifest.graph_files(precision)]
-    runtime_files = vendored_runtime()
+    runtime = runtime_files()  # downloaded before anything is written, where it has to be
     check_output(out, SITE, force=force, inputs=[bundle])
     with atomic_dir(out) as tmp:
         for path in STATIC.iterdir():
             shutil.copyfile(path, tmp / path.name)
         (tmp / "vendor").mkdir()
-        for path in runtime_files:
-            shutil.copyfile(path, tmp / "vendor" / path.name)
+        for name, data in runtime.items():
+            (tmp / "vendor" / name).write_bytes(data)
         (tmp / "bundle").mkdir()
         for name in [MANIFEST_FILE, *names]:
             (tmp / "bundle" / name).parent.mkdir(parents=True, exist_ok=True)  # a/b.json

@@ -4,16 +4,16 @@
 # branches of the int8 targets would seldom run or be timed. Two things make the host look
 # AVX2-only:
 #   - PYTHON imports a copy of its onnxruntime whose cpuid instructions trap
-#     (tests/avx2/trap_cpuid.py, made once into $AVX2_OVERLAY) and an LD_PRELOAD shim that
-#     answers them without AVX-512, VNNI or AMX (tests/avx2/cpuid_mask.c), so ONNX Runtime picks
+#     (tools/trap_cpuid.py, made once into $AVX2_OVERLAY) and an LD_PRELOAD shim that
+#     answers them without AVX-512, VNNI or AMX (tools/cpuid_mask.c), so ONNX Runtime picks
 #     the kernels it runs on an AVX2-only host (test_pair_saturation_probe checks that they clip
 #     pair sums); the rest of the process (numpy, glibc) still sees the whole CPU;
 #   - a private mount namespace whose /proc/cpuinfo has the AVX-512, VNNI and AMX flags taken
 #     out, so spamkit.runtime.isa reads x86-avx2 (checked before ARGS run).
 set -euo pipefail
-usage="usage: tests/avx2/native_host.sh PYTHON ARGS..."
+usage="usage: tools/native_host.sh PYTHON ARGS..."
 here=$(dirname "$(realpath "$0")")
-overlay=${AVX2_OVERLAY:-$here/../../.avx2-overlay}
+overlay=${AVX2_OVERLAY:-$here/../.avx2-overlay}
 
 if [[ ${1:-} == --inside ]]; then  # in the namespace: $2 the edited cpuinfo, $3 the python
     mount --bind "$2" /proc/cpuinfo
@@ -60,6 +60,6 @@ cpuinfo=$(mktemp)
 trap 'rm -f "$cpuinfo"' EXIT
 # The model name says so too: benchmark reports quote it beside their figures.
 sed -E -e 's/ (avx512[a-z0-9_]*|avx_vnni[a-z0-9_]*|amx_[a-z0-9]*)\b//g' \
-    -e 's/^(model name\s*:.*)$/\1 (AVX-512, VNNI, AMX hidden: tests\/avx2\/native_host.sh)/' \
+    -e 's/^(model name\s*:.*)$/\1 (AVX-512, VNNI, AMX hidden: tools\/native_host.sh)/' \
     /proc/cpuinfo >"$cpuinfo"
 unshare --map-root-user --mount "$(realpath "$0")" --inside "$cpuinfo" "$py" "$@"

@@ -1,9 +1,9 @@
 """Copies an onnxruntime package with each cpuid instruction of its libraries made to trap.
 
-    python tests/avx2/trap_cpuid.py SOURCE_PACKAGE_DIR DEST_DIR
+    python tools/trap_cpuid.py SOURCE_PACKAGE_DIR DEST_DIR
 
 Every `cpuid` (0F A2) that objdump finds becomes UD0 (0F FF), an instruction no compiler emits,
-so tests/avx2/cpuid_mask.c can answer it without AVX-512 or VNNI. DEST_DIR/onnxruntime is the
+so tools/cpuid_mask.c can answer it without AVX-512 or VNNI. DEST_DIR/onnxruntime is the
 copy; it is written under a temporary name and renamed, so a half-made copy is never used.
 """
 

@@ -1,4 +1,4 @@
-/* LD_PRELOAD shim for tests/avx2/native_host.sh: answers the cpuid instructions that
+/* LD_PRELOAD shim for tools/native_host.sh: answers the cpuid instructions that
  * trap_cpuid.py turned into UD0 (0F FF) as this CPU would, less AVX-512, VNNI and AMX, so
  * ONNX Runtime picks the kernels it runs on an AVX2-only x86 host, at native speed. */
 #define _GNU_SOURCE

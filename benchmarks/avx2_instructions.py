@@ -16,7 +16,7 @@ takes a one-off cost, whatever the graph); counters dumped; --runs messages of -
 messages, on the main thread, are counted. The same count, in a second process beside the
 first, for one MLP matmul in each of matmul_floor.py's precisions: whether any other matmul of
 ONNX Runtime's is cheaper on AVX2 than the u8s8 kernel that sets the floor (the function the
-u8s8 one spends its instructions in). About 1.5 minutes for the 124M shape on two quiet cores.
+u8s8 one spends its instructions in). How long a run takes: docs/targets.md.
 
     python benchmarks/avx2_instructions.py --work runs/compare/gpt2-seed123
 """

@@ -57,8 +57,8 @@ class ExportConfig:
     int8: bool = False  # add the int8 graph, for CPUs
     fp16: bool = False  # add the fp16 graph, for GPUs
     ort: bool = False  # add each CPU graph in ORT format, for ONNX Runtime Mobile
-    # With int8 or fp16, also ship the fp32 graph (4x the int8 one); without them it is the
-    # bundle's only graph and always shipped.
+    # With int8 or fp16, also ship the fp32 graph (four bytes a weight where int8 has one);
+    # without them it is the bundle's only graph and always shipped.
     keep_fp32: bool = False
     data: str | None = None  # where to find the validation messages (default: as trained)
     force: bool = False  # replace a bundle already at `out` (never anything else)
@@ -85,6 +85,11 @@ def export_bundle(checkpoint: str | Path, out: str | Path, cfg: ExportConfig) ->
 
     Returns:
         The bundle's manifest.
+
+    Raises:
+        SpamkitError: a bad option or model, an `out` that holds anything but a bundle
+            `cfg.force` lets it replace, or a graph that fails its checks against the model;
+            nothing is left at `out` then. Interrupted: Ctrl-C, saying what `out` holds.
     """
     target = _int8_target(cfg)
     out = Path(out)
@@ -312,7 +317,7 @@ def _check_other_isas(bundle: Path, tokenizer, manifest: Manifest, texts: list[s
                       fp32_labels: list[str]) -> dict:
     """The int8 graph's label agreement with fp32 (`fp32_labels`, the fp32 graph's for `texts`,
     the validation split) as each kind of CPU the target is for computes it (this host's
-    kernels were measured above)."""
+    kernels were checked above)."""
     target = manifest.int8_target
     classes = np.array([manifest.labels.index(label) for label in fp32_labels])
     stage(f"checking the int8 graph's labels with the kernels of each CPU {target} is for")

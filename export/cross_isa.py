@@ -25,7 +25,7 @@ def reference_agreement(int8: Path, fp32_labels: np.ndarray, messages: list[list
                         pad_id: int, kernels: tuple[str, ...]) -> dict[str, float]:
     """For each kernel, the fraction of `messages` whose int8 label, as that kernel computes it,
     is the fp32 graph's label (`fp32_labels`, class indices)."""
-    # Pair-safe weights: the pairs16 reference is the exact one (a minute on the 124M shape).
+    # Pair-safe weights: the pairs16 reference is the exact one, so it is not run twice.
     same = EXACT in kernels and PAIRS16 in kernels and not pairs_can_saturate(int8)
     agreement = {}
     with tempfile.TemporaryDirectory(dir=int8.parent) as tmp:

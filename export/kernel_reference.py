@@ -30,7 +30,16 @@ INT16_MIN, INT16_MAX = -(1 << 15), (1 << 15) - 1
 
 def reference_graph(int8: Path, out: Path, kernel: str) -> None:
     """Write to `out` the graph at `int8` with its integer products computed as `kernel`
-    (EXACT or PAIRS16) computes them."""
+    computes them, in plain int32 ops that give the same answer on any host.
+
+    Args:
+        int8: an int8 graph of spamkit's (symmetric int8 weights).
+        out: where to write the reference graph (its weights beside it).
+        kernel: EXACT (VNNI, AMX, ARM64) or PAIRS16 (x86 without VNNI).
+
+    Raises:
+        ValueError: an unknown kernel, or weights that are not spamkit's int8 ones.
+    """
     if kernel not in (EXACT, PAIRS16):
         raise ValueError(f"kernel must be {EXACT} or {PAIRS16}, not {kernel!r}")
     model = ir.load(int8)

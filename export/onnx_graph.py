@@ -60,7 +60,8 @@ def export_onnx(model: GPTClassifier, path: Path, fp16: bool = False) -> None:
 def save_graph(graph: ir.Model, path: Path) -> None:
     """`path` holds the graph, `path`.data beside it the weights. ONNX Runtime memory-maps
     such a file instead of parsing the weights out of the protobuf and copying them, which loads
-    faster in less memory (docs/bundle-format.md). It also lifts protobuf's 2 GB limit."""
+    faster in less memory (docs/bundle-format.md). It also lifts protobuf's limit on a file's
+    size."""
     ir.save(graph, path, external_data=saved_files(path)[1].name)
 
 

@@ -138,14 +138,21 @@ def _quantize_matmul(graph: ir.Graph, node: ir.Node, activation_range: tuple[flo
 
 
 def quantize_weights(w: np.ndarray, scheme: Scheme) -> tuple[np.ndarray, np.ndarray]:
-    """Symmetric per-output-channel int8 weights of `w` [in, out] (the zero point is 0, so it
-    costs nothing) and their scales. With a pair limit, each column takes the scale, from its
-    peak over pair_limit / 2 (where no pair can pass) to its peak over weight_max, whose
-    weights, pairs limited, are nearest its own."""
+    """Symmetric per-output-channel int8 weights of `w` (the zero point is 0, so it costs
+    nothing) and their scales. With a pair limit, each column takes the scale, from its peak
+    over pair_limit / 2 (where no pair can pass) to its peak over weight_max, whose weights,
+    pairs limited, are nearest its own.
+
+    Args:
+        w: a float weight matrix [in, out].
+        scheme: the target's weight format (spamkit.export.targets).
+
+    Returns:
+        The int8 weights [in, out] and each column's float32 scale [out]: w ~ weights * scale.
+    """
     peak = np.abs(w).max(axis=0)
     peak[peak == 0] = 1.0
-    # Every top: trying every 4th only cost 3% more squared error on the 124M shape and flipped
-    # more labels (docs/targets.md).
+    # Every top: trying fewer gave more squared error and flipped more labels (docs/targets.md).
     tops = [scheme.weight_max] if scheme.pair_limit is None else \
         range(scheme.pair_limit // 2, scheme.weight_max + 1)
     best_q, best_scale = np.zeros_like(w), np.ones_like(peak)

@@ -5,8 +5,8 @@ kernels are exact on VNNI and ARM64 hosts, so those get full 8-bit weights; x86 
 sums pairs of neighbouring products in a saturating int16 (spamkit.runtime.isa), so `x86-avx2`
 and `portable` (correct everywhere) get 8-bit weights in which no such pair can pass int16: the
 rare pairs of two large same-sign weights are brought within PAIR_LIMIT, and each column takes
-the scale that keeps its weights nearest (7-bit weights, the other way to that, moved a trained
-124M model's logits 1.4x as much).
+the scale that keeps its weights nearest (7-bit weights, the other way to that, move a trained
+model's logits more).
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ PAIR_LIMIT = 32767 // 255
 
 @dataclass(frozen=True)
 class Scheme:
-    # int8 weights in [-weight_max, weight_max]. (u8u8 weights, exact everywhere too, measured
-    # 2.4-3x slower on VNNI: docs/targets.md.)
+    # int8 weights in [-weight_max, weight_max]. (u8u8 weights, exact everywhere too, run on a
+    # slower kernel on VNNI: docs/targets.md.)
     weight_max: int = 127
     # With a limit, each pair of neighbouring weights along the sum (rows 2j and 2j+1 of the
     # [in, out] matrix) that shares a sign has |w1| + |w2| <= pair_limit.

@@ -6,7 +6,7 @@ tables derived here from the bundle's own tokenizer; plain ONNX ops then keep ea
 last `context_length` ids, give an empty message the end-of-text id, pad on the right and build
 the mask, as the runtime's Tokenizer and pad_batch do. The two parts are joined with
 onnx.compose, and the result reads the weights of the graph it was made from (its GRAPH.data):
-a text graph adds the tokenizer's tables (1.4 MB for GPT-2), not a second copy of the weights.
+a text graph adds the tokenizer's tables, not a second copy of the weights.
 """
 
 from __future__ import annotations

@@ -1,23 +1,35 @@
-"""The `spamkit` command. Heavy imports (torch) happen inside the commands that need them, so
-`spamkit classify` starts as fast as the runtime does."""
+"""The commands of `spamkit`, each a function that reads its options, calls the logic in
+spamkit.jobs, export, training, serve or web, and prints the result. Heavy imports (torch)
+happen inside the commands that need them, so `spamkit classify` starts as fast as the runtime
+does. Options shared and built: spamkit.cli_options; help, stdin and errors: spamkit.cli_run."""
 
 from __future__ import annotations
 
-import functools
-import inspect
 import os
 import sys
-from collections.abc import Callable, Iterator
-from dataclasses import Field, fields
 from pathlib import Path
-from typing import get_type_hints
 
 import typer
 
 from spamkit import __version__
+from spamkit.cli_options import (
+    AS_TRAINED_HELP,
+    DATA_HELP,
+    config_options,
+    data_option,
+    device_option,
+    digest_option,
+    given_options,
+    json_option,
+    one_of,
+    precision_option,
+    quiet_option,
+    threads_option,
+)
+from spamkit.cli_run import help_for_no_command, run, stdin_lines
 from spamkit.config import ENGINES, SPLIT_NAMES, SPLITS, TrainConfig
-from spamkit.errors import Interrupted, SpamkitError
-from spamkit.extras import missing_extra, require
+from spamkit.errors import SpamkitError
+from spamkit.extras import require
 from spamkit.jsonout import json_output
 from spamkit.outputs import CHECKPOINT, check_output
 from spamkit.progress import quiet_output
@@ -25,44 +37,11 @@ from spamkit.runtime.bundle import GRAPHS_SMALLEST_FIRST, RUNTIME_DEVICES
 from spamkit.runtime.isa import TARGETS
 from spamkit.serve.config import ServeConfig
 
-try:  # typer >= 0.2x runs on its own copy of click
-    from typer._click import exceptions as click_errors
-except ImportError:
-    from click import exceptions as click_errors
-
 app = typer.Typer(
     add_completion=True,  # --install-completion / --show-completion for bash, zsh, fish, pwsh
-    no_args_is_help=True,
     pretty_exceptions_enable=False,
     help="Fine-tune GPT-2 text classifiers, export them to int8 ONNX, classify without torch.",
 )
-
-
-def one_of(values: tuple[str, ...] | dict) -> dict:
-    """typer.Option arguments that accept only `values`: anything else is a usage error (exit 2)
-    that names them, before the command runs."""
-    def check(value: str | None) -> str | None:
-        if value is not None and value not in values:
-            raise typer.BadParameter(f"{value!r} is not one of {', '.join(values)}")
-        return value
-
-    def complete(incomplete: str) -> list[str]:  # shell completion offers the choices
-        return [v for v in values if v.startswith(incomplete)]
-
-    return {"callback": check, "metavar": "[" + "|".join(values) + "]",
-            "autocompletion": complete}
-
-
-def checked_by(problem: Callable[[str], str | None]) -> Callable:
-    """A typer option callback: a value that `problem` finds fault with (it says what) is a
-    usage error (exit 2), before the command runs."""
-    def check(value: str | None) -> str | None:
-        why = None if value is None else problem(value)
-        if why:
-            raise typer.BadParameter(why)
-        return value
-
-    return check
 
 
 def _show_version(value: bool) -> None:
@@ -71,62 +50,20 @@ def _show_version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
+@app.callback(invoke_without_command=True)
 def _root(
+    ctx: typer.Context,
     version: bool = typer.Option(False, "--version", callback=_show_version, is_eager=True,
                                  help="Print spamkit's version and exit."),
 ) -> None:
     """spamkit's own options, before any command (the app's help= is its help)."""
-
-
-# ONNX Runtime threads: at least one, at most the CPUs there are.
-THREADS = {"min": 1, "max": os.cpu_count()}
-
-DATA_HELP = (
-    "Data file: the SMSSpamCollection file, the UCI zip, or your own CSV/TSV. "
-    "Default: $SPAMKIT_DATA, else the file `spamkit data --data` recorded, else the cached "
-    "download, else download from UCI."
-)
-
-# eval and calibrate: the split of the model's own data, or of any file given.
-AS_TRAINED_HELP = (
-    "Data file (default: the model's training data, found as --data is by default and "
-    "refused unless its sha256 is the one the model recorded)."
-)
-
-
-def _check_digest(value: str | None) -> str | None:
-    from spamkit.runtime.bundle import parse_digest
-
-    try:
-        return None if value is None else parse_digest(value)
-    except ValueError as e:
-        raise typer.BadParameter(str(e)) from None
-
-
-def _device_option():
-    return typer.Option("cpu", **one_of(RUNTIME_DEVICES), help="cpu, cuda or auto.")
-
-
-def _precision_option():
-    return typer.Option(None, **one_of(GRAPHS_SMALLEST_FIRST), help="Graph to run: int8, fp16 "
-                        "or fp32 (default: the smallest meant for the device).")
-
-
-def _quiet_option(result: str = "nothing on success"):
-    return typer.Option(False, "--quiet", help="No progress bars, stage or info lines: print "
-                        f"{result}; warnings and errors still show.")
-
-
-def _digest_option():
-    return typer.Option(None, "--digest", callback=_check_digest, help="Refuse any bundle but "
-                        "the one with this digest, as `spamkit export` or `spamkit calibrate` "
-                        "printed it.")
+    if ctx.invoked_subcommand is None:  # plain `spamkit`
+        help_for_no_command(ctx)
 
 
 @app.command()
 def data(
-    data: str | None = typer.Option(None, "--data", help=DATA_HELP),
+    data: str | None = data_option(),
     split: str = typer.Option("balanced", **one_of(SPLITS),
                               help="balanced (the book's) or full (stratified)."),
     seed: int = typer.Option(123, help="Seed of the split."),
@@ -162,42 +99,6 @@ def _show_splits(path: Path, split: str, seed: int, text_column: str, label_colu
     print(f"{split} split (seed {seed}): " + ", ".join(f"{k} {v}" for k, v in sizes.items()))
 
 
-def config_options(cls: type, param: str) -> Callable:
-    """Decorator: the command's parameter `param` becomes one option per field of the dataclass
-    `cls`, with the field's default and the help, choices, check, flag and bounds its metadata
-    gives (config.option); the command receives them as one `cls`."""
-    hints = get_type_hints(cls)
-
-    def option(f: Field) -> inspect.Parameter:
-        meta = dict(f.metadata)
-        names = [meta.pop("flag")] if "flag" in meta else []  # else typer's: --field-name
-        if "choices" in meta:
-            meta.update(one_of(meta.pop("choices")))
-        if "check" in meta:
-            meta["callback"] = checked_by(meta.pop("check"))
-        return inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, annotation=hints[f.name],
-                                 default=typer.Option(f.default, *names, **meta))
-
-    def decorate(command: Callable) -> Callable:
-        def wrapper(**kwargs):
-            config = cls(**{f.name: kwargs.pop(f.name) for f in fields(cls)})
-            return command(**kwargs, **{param: config})
-
-        signature = inspect.signature(command, eval_str=True)
-        # Keyword-only, all of them: typer passes options by name, and the fields go in between.
-        params = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY)
-                  for p in signature.parameters.values()]
-        at = [p.name for p in params].index(param)
-        params[at : at + 1] = [option(f) for f in fields(cls)]
-        functools.update_wrapper(wrapper, command, assigned=("__module__", "__name__",
-                                                             "__qualname__", "__doc__"))
-        wrapper.__signature__ = signature.replace(parameters=params)
-        wrapper.__annotations__ = {p.name: p.annotation for p in params}
-        return wrapper
-
-    return decorate
-
-
 @app.command()
 @config_options(TrainConfig, "cfg")
 def train(
@@ -205,7 +106,7 @@ def train(
     out: Path = typer.Option(Path("runs/checkpoint"), "--out",
                              help="Checkpoint directory to write."),
     cfg: TrainConfig = TrainConfig(),  # one option per field (config_options)
-    data: str | None = typer.Option(None, "--data", help=DATA_HELP),
+    data: str | None = data_option(),
     split: str = typer.Option("balanced", **one_of(SPLITS),
                               help="balanced (the book's) or full (stratified)."),
     text_column: str = typer.Option("text", help="Text column of a CSV/TSV."),
@@ -217,12 +118,11 @@ def train(
                               "the global batch."),
     force: bool = typer.Option(False, "--force", help="Replace the checkpoint (or unfinished "
                                "run) already in --out; anything else there is never replaced."),
-    threads: int | None = typer.Option(None, **THREADS, help="PyTorch's CPU threads in each "
-                                       "training process (default: $OMP_NUM_THREADS, else the "
-                                       "CPUs this process may use, shared among --nproc "
-                                       "processes). Not a setting of the run: --resume may "
-                                       "change it."),
-    quiet: bool = _quiet_option(),
+    threads: int | None = threads_option("PyTorch's CPU threads in each training process "
+                                         "(default: $OMP_NUM_THREADS, else the CPUs this "
+                                         "process may use, shared among --nproc processes). "
+                                         "Not a setting of the run: --resume may change it."),
+    quiet: bool = quiet_option(),
 ) -> None:
     """Fine-tune a GPT classifier and write a checkpoint directory."""
     from spamkit.data import DataConfig
@@ -231,7 +131,7 @@ def train(
     if resume:
         from spamkit.training.resume import refuse_other_settings
 
-        refuse_other_settings(out, _given_options(ctx, {"out", "resume", "nproc", "force"}))
+        refuse_other_settings(out, given_options(ctx, {"out", "resume", "nproc", "force"}))
     threads = _training_threads(threads, nproc)
     if nproc > 1:  # torchrun starts its workers with it (and then has no notice to print)
         os.environ["OMP_NUM_THREADS"] = str(threads)
@@ -255,16 +155,6 @@ def _training_threads(threads: int | None, nproc: int) -> int:
     from spamkit.jobs.measure import usable_cpus
 
     return max(1, usable_cpus() // nproc)
-
-
-def _given_options(ctx: typer.Context, exclude: set[str]) -> dict:
-    """The options the user gave (on the command line or through the environment), by name,
-    with their values."""
-    def given(name: str) -> bool:
-        source = ctx.get_parameter_source(name)
-        return source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT")
-
-    return {n: v for n, v in sorted(ctx.params.items()) if n not in exclude and given(n)}
 
 
 def _launch_workers(nproc: int, cfg: TrainConfig, out: Path, data: str | None, resume: bool,
@@ -318,7 +208,7 @@ def export(
                                       help="CPUs the int8 graph is for: portable (the "
                                       "default: correct on all), x86-avx2, x86-vnni, arm64, "
                                       "or auto (this host's kind); see docs/targets.md."),
-    quiet: bool = _quiet_option("only the bundle's digest"),
+    quiet: bool = quiet_option("only the bundle's digest"),
 ) -> None:
     """Export a checkpoint, or a transformers GPT-2 classifier, to a verified ONNX bundle."""
     if text_input:
@@ -342,7 +232,7 @@ def export(
 @app.command("eval")
 def eval_(
     model: Path = typer.Argument(..., help="A checkpoint directory or a bundle directory."),
-    data: str | None = typer.Option(None, "--data", help=AS_TRAINED_HELP),
+    data: str | None = data_option(AS_TRAINED_HELP),
     split: str = typer.Option("test", **one_of(SPLIT_NAMES),
                               help="train, val, test (split as in training), or all "
                               "(every message of --data: for a held-out file of your own)."),
@@ -350,12 +240,12 @@ def eval_(
                                          help="Bundle graph: int8, fp16 or fp32."),
     device: str = typer.Option("cpu", **one_of(RUNTIME_DEVICES),
                                help="Where a bundle runs: cpu, cuda or auto."),
-    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    as_json: bool = json_option("the report"),
     plots: Path | None = typer.Option(None, "--plots", help="Write confusion_matrix.png and "
                                       "precision_recall.png into this directory (needs "
                                       "spamkit[plots])."),
-    digest: str | None = _digest_option(),
-    quiet: bool = _quiet_option("only the report"),
+    digest: str | None = digest_option(),
+    quiet: bool = quiet_option("only the report"),
 ) -> None:
     """Accuracy, per-class precision/recall/F1 and the confusion matrix on a split."""
     import numpy as np
@@ -390,10 +280,10 @@ def calibrate(
     bundle: str = typer.Argument(..., help="Bundle directory to calibrate (updated in place)."),
     target_precision: float = typer.Option(..., help="Precision the positive class must reach "
                                            "on the validation split, e.g. 0.99."),
-    data: str | None = typer.Option(None, "--data", help=AS_TRAINED_HELP),
+    data: str | None = data_option(AS_TRAINED_HELP),
     label: str | None = typer.Option(None, help="Positive class (default: the second of two, "
                                         "e.g. spam)."),
-    quiet: bool = _quiet_option("only the bundle's new digest"),
+    quiet: bool = quiet_option("only the bundle's new digest"),
 ) -> None:
     """Pick the spam-probability threshold that meets a precision target; store it in the bundle.
     Rewriting the manifest changes the bundle's digest: the new one is printed."""
@@ -430,18 +320,18 @@ def classify(
     texts: list[str] | None = typer.Argument(
         None, help="Messages; default: one per line of stdin, each answered as it arrives (only "
         "LF ends a line; the CR of a CRLF is dropped, any other CR is part of the message)."),
-    as_json: bool = typer.Option(False, "--json", help="One JSON object per message."),
-    device: str = _device_option(),
-    precision: str | None = _precision_option(),
-    threads: int | None = typer.Option(None, **THREADS, help="ONNX Runtime threads."),
-    digest: str | None = _digest_option(),
+    as_json: bool = json_option("one object per message"),
+    device: str = device_option(),
+    precision: str | None = precision_option(),
+    threads: int | None = threads_option(),
+    digest: str | None = digest_option(),
 ) -> None:
     """Classify messages with a bundle (no torch involved)."""
     from spamkit.runtime import Classifier
 
     clf = Classifier.load(bundle, device=device, threads=threads, precision=precision,
                           digest=digest)
-    for batch in [texts] if texts else _stdin_lines():
+    for batch in [texts] if texts else stdin_lines():
         probs = clf.predict_proba(batch)
         for text, p, label in zip(batch, probs, clf.decide_labels(probs)):
             if as_json:
@@ -458,7 +348,7 @@ def web(
     out: Path = typer.Option(..., "--out", help="Directory to write the site to."),
     force: bool = typer.Option(False, "--force", help="Replace the site already in --out; "
                                "anything else there is never replaced."),
-    digest: str | None = _digest_option(),
+    digest: str | None = digest_option(),
 ) -> None:
     """Write a static site that classifies messages in the browser, offline (onnxruntime-web,
     downloaded from npm into the cache on first use: docs/web.md)."""
@@ -469,46 +359,26 @@ def web(
     print(f"serve it, e.g. `python -m http.server -d {out} 8000`, and open http://localhost:8000")
 
 
-def _stdin_lines() -> Iterator[list[str]]:
-    """Stdin's lines as they arrive, one list per read: a read returns what is waiting, so
-    lines already there are classified together and none waits for lines still to come.
-    Lines end as in `spamkit score` (see strip_line_end); bytes that are not UTF-8 become
-    U+FFFD rather than stopping the whole stream."""
-    from spamkit.records import strip_line_end
-
-    fd, pending = sys.stdin.fileno(), bytearray()
-    while chunk := os.read(fd, 1 << 16):
-        pending += chunk
-        end = pending.rfind(b"\n") + 1  # a whole number of lines, and of UTF-8 characters
-        if end:
-            text = pending[:end].decode("utf-8", errors="replace")
-            del pending[:end]
-            yield [strip_line_end(line + "\n") for line in text.split("\n")[:-1]]
-    if pending:
-        yield [strip_line_end(pending.decode("utf-8", errors="replace"))]
-
-
 @app.command()
 def bench(
     bundle: Path = typer.Argument(..., help="Bundle directory from `spamkit export`."),
-    data: str | None = typer.Option(None, "--data", help="Messages to classify. " + DATA_HELP),
+    data: str | None = data_option("Messages to classify. " + DATA_HELP),
     text_column: str | None = typer.Option(None, help="Read --data as `spamkit score` reads "
                                            "its input, labels not needed: this column of a "
                                            "CSV/TSV, this field of JSON Lines, any other "
                                            "file one message per line."),
-    device: str = _device_option(),
-    precision: str | None = _precision_option(),
-    threads: int | None = typer.Option(None, **THREADS, help="ONNX Runtime threads "
-                                       "(default: the CPUs "
-                                       "this process may use)."),
+    device: str = device_option(),
+    precision: str | None = precision_option(),
+    threads: int | None = threads_option("ONNX Runtime threads (default: the CPUs this process "
+                                         "may use)."),
     messages: int = typer.Option(200, help="Batch-1 latency over the first N messages."),
     throughput_messages: int = typer.Option(1000, help="Throughput of one call on a list of "
                                             "the first N messages."),
     warmup: int = typer.Option(10, help="Untimed batch-1 calls before the latency run."),
     batch_size: int = typer.Option(32, min=1, help="Classifier batch size for the list."),
-    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
-    digest: str | None = _digest_option(),
-    quiet: bool = _quiet_option("only the result"),
+    as_json: bool = json_option("the result"),
+    digest: str | None = digest_option(),
+    quiet: bool = quiet_option("only the result"),
 ) -> None:
     """Start-up, batch-1 latency, throughput and peak memory of a bundle, measured in a fresh
     process on real messages (no torch involved)."""
@@ -553,13 +423,12 @@ def score(
                                        "default: start one on this machine."),
     precision: str | None = typer.Option(None, **one_of(GRAPHS_SMALLEST_FIRST),
                                          help="Graph to run: int8 or fp32."),
-    threads: int | None = typer.Option(None, **THREADS,
-                                       help="ONNX Runtime threads (per actor)."),
+    threads: int | None = threads_option("ONNX Runtime threads (per actor)."),
     force: bool = typer.Option(False, "--force", help="Replace the scores file already at "
                                "--out; anything else there (the input above all) is never "
                                "replaced."),
-    digest: str | None = _digest_option(),
-    quiet: bool = _quiet_option(),
+    digest: str | None = digest_option(),
+    quiet: bool = quiet_option(),
 ) -> None:
     """Score a file of any size: one row per message, in order (no torch involved)."""
     from spamkit.jobs.score import ScoreConfig, score_file
@@ -573,36 +442,6 @@ def score(
         print(f"{n} messages scored into {out}")
 
 
-def label_options(command) -> None:
-    """Help shows a flag bare and a string option as TEXT: typer's own labels read
-    `--json <bool>` and `--data <str>`."""
-    for sub in getattr(command, "commands", {}).values():
-        label_options(sub)
-    help_option = command.get_help_option(typer.Context(command))  # cached by the command
-    for param in [*command.params, *([help_option] if help_option else [])]:
-        if getattr(param, "is_flag", False):
-            param.metavar = ""
-        elif getattr(getattr(param, "type_descriptor", None), "annotation", None) is str:
-            if param.param_type_name == "argument":  # its type column reads `<str>` too
-                param.display_type_rich = lambda ctx: "TEXT"
-            elif param.metavar is None:
-                param.metavar = "TEXT"
-
-
-def _literal_help(command) -> None:
-    """Help shows square brackets as written (`spamkit[text]`, `hf://org/name[@revision]`):
-    typer's rich help would read them as markup and drop them."""
-    from rich.markup import escape
-
-    for sub in getattr(command, "commands", {}).values():
-        _literal_help(sub)
-    if command.help:
-        command.help = escape(command.help)
-    for param in command.params:
-        if getattr(param, "help", None):
-            param.help = escape(param.help)
-
-
 @app.command()
 @config_options(ServeConfig, "limits")
 def serve(
@@ -611,14 +450,14 @@ def serve(
     port: int = typer.Option(8000, min=0, max=65535, help="Port (0: any free one; the address "
                              "is printed)."),
     limits: ServeConfig = ServeConfig(),  # one option per field (config_options)
-    device: str = _device_option(),
-    precision: str | None = _precision_option(),
-    threads: int | None = typer.Option(None, **THREADS, help="ONNX Runtime threads."),
-    digest: str | None = _digest_option(),
+    device: str = device_option(),
+    precision: str | None = precision_option(),
+    threads: int | None = threads_option(),
+    digest: str | None = digest_option(),
 ) -> None:
     """Serve a bundle over HTTP (POST /v1/classify, KServe's /v2 and text-embeddings-inference's
     /predict) with dynamic micro-batching; SIGTERM stops it gracefully (no torch involved)."""
-    from spamkit.serve.server import Listen, serve_bundle  # a missing extra: one line (main)
+    from spamkit.serve.server import Listen, serve_bundle  # a missing extra: one line (cli_run)
 
     serve_bundle(bundle, limits, Listen(host, port), device=device, precision=precision,
                  threads=threads, digest=digest)
@@ -648,38 +487,5 @@ def push(
 
 
 def main() -> None:
-    command = typer.main.get_command(app)
-    label_options(command)
-    if app.rich_markup_mode == "rich":  # typer's default, where rich is installed
-        _literal_help(command)
-    try:
-        code = command(standalone_mode=False, prog_name="spamkit")
-    except getattr(click_errors, "NoArgsIsHelpError", ()) as e:  # plain `spamkit`: its help
-        if e.format_message().strip():  # else rich has printed it already
-            e.show()
-        sys.exit(e.exit_code)
-    except click_errors.ClickException as e:
-        # A bad option or argument: one line, as for every other error, and click's exit 2.
-        print(f"spamkit: error: {' '.join(e.format_message().split())}", file=sys.stderr)
-        sys.exit(e.exit_code)
-    except typer.Abort:
-        print("spamkit: error: aborted", file=sys.stderr)
-        sys.exit(1)
-    except ImportError as e:  # an extra this command needs is not installed
-        missing = missing_extra(e)
-        if missing is None:
-            raise
-        print(f"spamkit: error: {missing}", file=sys.stderr)
-        sys.exit(1)
-    except SpamkitError as e:
-        # Every process of a distributed run is interrupted at once; rank 0 speaks for all.
-        if not (isinstance(e, Interrupted) and os.environ.get("RANK", "0") != "0"):
-            print(f"spamkit: error: {e}", file=sys.stderr)
-        sys.exit(getattr(e, "exit_code", 1))
-    except OSError as e:
-        print(f"spamkit: error: {e}", file=sys.stderr)
-        sys.exit(1)
-    except KeyboardInterrupt:
-        print("spamkit: interrupted", file=sys.stderr)
-        sys.exit(130)
-    sys.exit(code if isinstance(code, int) else 0)  # typer.Exit's code, or 0
+    """The `spamkit` command (spamkit.__main__ loads it once the cli extra is found)."""
+    run(app)

@@ -24,7 +24,7 @@ ENGINES = ("local", "ray")  # where `spamkit score` runs
 
 # The largest model a config (from a file: a checkpoint, pretrained weights, a training state)
 # may describe, refused before anything is allocated: GPT-2 XL has 48 layers and 1.6e9
-# parameters. 4e9 parameters are 16 GB in fp32.
+# parameters, and these caps leave room above it.
 MAX_LAYERS = 256
 MAX_PARAMETERS = 4 * 10**9
 SIZES = ("vocab_size", "context_length", "n_layer", "n_head", "n_embd", "num_classes")
@@ -71,7 +71,7 @@ class GPTConfig:
     def parameters(self) -> int:
         """How many weights the model has, counted from its sizes (nothing is built)."""
         e = self.n_embd
-        block = 12 * e * e + 13 * e  # two LayerNorms, attention (qkv, proj), the 4x MLP
+        block = 12 * e * e + 13 * e  # two LayerNorms, attention (qkv, proj), the MLP (4 * e wide)
         return ((self.vocab_size + self.context_length) * e + self.n_layer * block + 2 * e
                 + (e + 1) * self.num_classes)
 
@@ -102,7 +102,7 @@ def preset_config(name: str, **overrides) -> GPTConfig:
 def option(default, help: str, **typer_args) -> Any:
     """A TrainConfig field with its `spamkit train` option: the help, and `choices`, `check` (a
     function saying what is wrong with a value, or None), `flag` (e.g. "--compile/--no-compile")
-    or bounds (`min`) when it has them (cli.config_options)."""
+    or bounds (`min`) when it has them (cli_options.config_options)."""
     return field(default=default, metadata={"help": help, **typer_args})
 
 
@@ -142,11 +142,11 @@ class TrainConfig:
     grad_accum: int = option(1, "Micro-batches per optimizer step.")
     precision: str = option(
         "auto", "Autocast: " + ", ".join(PRECISIONS) + " (auto: bf16 on a GPU, fp32 on a CPU, "
-        "where it measured faster; bf16 becomes fp16 with a gradient scaler on GPUs without "
-        "it).", choices=PRECISIONS)
+        "where bf16 is slower or trains worse; bf16 becomes fp16 with a gradient scaler on GPUs "
+        "without it; see docs/training.md).", choices=PRECISIONS)
     compile: bool | None = option(
-        None, "torch.compile the model (default: on a GPU; on a CPU it measured no faster, "
-        "after tens of seconds of compiling).", flag="--compile/--no-compile")
+        None, "torch.compile the model (default: on a GPU only: on a CPU compiling costs time "
+        "on every run and gains none; see docs/training.md).", flag="--compile/--no-compile")
     cache_frozen: bool = option(
         True, "When only the last block or the head trains (dropout 0), compute the frozen "
         "layers' outputs once and reuse them every epoch: the same training, a fraction of the "

@@ -36,8 +36,8 @@ SMS_NAME = "SMSSpamCollection"
 # In the cache: the data file `spamkit data --data FILE` was given, for every later command.
 REMEMBERED_FILE = "data-file.json"
 DOWNLOAD_TIMEOUT_S = 30
-# The UCI archive is ~200 KB and its SMSSpamCollection ~480 KB: a download or zip member larger
-# than this is not that file, and is not read any further (a zip bomb stops here).
+# Many times the UCI archive and its SMSSpamCollection: a download or zip member larger than
+# this is not that file, and is not read any further (a zip bomb stops here).
 MAX_SMS_BYTES = 8 * 2**20
 # Messages are read whole into memory to be split: a larger data file is refused unread.
 MAX_DATA_BYTES = 2**30
@@ -82,7 +82,7 @@ class DataConfig:
 # finding the data
 
 
-def _default_cache_dir() -> Path:
+def default_cache_dir() -> Path:
     """$SPAMKIT_CACHE, else the platform's cache directory: ~/.cache/spamkit (or under
     $XDG_CACHE_HOME) on Linux, ~/Library/Caches/spamkit on macOS, %LOCALAPPDATA%\\spamkit\\Cache
     on Windows."""
@@ -121,8 +121,8 @@ def _extract_sms(archive: Path | io.BytesIO, cache_dir: Path, source: str) -> Pa
 def _download(url: str, cache_dir: Path) -> Path:
     try:
         with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response:
-            # The archive is ~200 KB: holding it in memory means a broken download can
-            # never leave a partial file behind.
+            # The archive is small: holding it in memory means a broken download can never
+            # leave a partial file behind.
             archive = io.BytesIO(response.read(MAX_SMS_BYTES + 1))
     except (OSError, ValueError, HTTPException) as e:
         raise SpamkitError(
@@ -139,9 +139,23 @@ def _download(url: str, cache_dir: Path) -> Path:
 def resolve_data(
     path: str | None = None, *, cache_dir: Path | None = None, url: str | None = None
 ) -> Path:
-    """Return a local data file: --data, else $SPAMKIT_DATA, else the file `spamkit data
-    --data` remembered, else the cached download, else download."""
-    cache_dir = cache_dir or _default_cache_dir()
+    """A local data file: `path`, else $SPAMKIT_DATA, else the file `spamkit data --data`
+    remembered, else the cached download, else a download (checked against its sha256).
+
+    Args:
+        path: the SMSSpamCollection file, the UCI zip (extracted into the cache) or a CSV/TSV.
+        cache_dir: where downloads and the record live (default: $SPAMKIT_CACHE, else the
+            platform's user cache).
+        url: where to download from (default: $SPAMKIT_DATA_URL, else UCI's archive).
+
+    Returns:
+        The path of the data file to read.
+
+    Raises:
+        SpamkitError: no file where one was named, a damaged record, or a download or zip
+            that fails, is too large or is not the SMS Spam Collection.
+    """
+    cache_dir = cache_dir or default_cache_dir()
     given, origin = (path, "--data") if path else (os.environ.get(DATA_ENV), DATA_ENV)
     if not given:
         given, origin = remembered_data(cache_dir), "remembered by `spamkit data --data`"
@@ -160,7 +174,7 @@ def resolve_data(
 
 def remembered_data(cache_dir: Path | None = None) -> str | None:
     """The data file `spamkit data --data` last recorded, if any."""
-    record = (cache_dir or _default_cache_dir()) / REMEMBERED_FILE
+    record = (cache_dir or default_cache_dir()) / REMEMBERED_FILE
     try:
         path = json.loads(record.read_bytes()).get("path")
     except FileNotFoundError:
@@ -175,14 +189,14 @@ def remembered_data(cache_dir: Path | None = None) -> str | None:
 
 def remember_data(path: Path, cache_dir: Path | None = None) -> None:
     """Record `path` (made absolute) for every later command that is given no --data."""
-    record = (cache_dir or _default_cache_dir()) / REMEMBERED_FILE
+    record = (cache_dir or default_cache_dir()) / REMEMBERED_FILE
     text = json.dumps({"path": str(Path(path).expanduser().absolute())}) + "\n"
     write_bytes_atomic(record, text.encode())
 
 
 def forget_data(cache_dir: Path | None = None) -> bool:
     """Forget the remembered data file; whether there was one."""
-    record = (cache_dir or _default_cache_dir()) / REMEMBERED_FILE
+    record = (cache_dir or default_cache_dir()) / REMEMBERED_FILE
     try:
         record.unlink()
     except FileNotFoundError:
@@ -240,7 +254,19 @@ def _read_table(path: Path, text_column: str, label_column: str) -> tuple[list[s
 def read_messages(
     path: Path, text_column: str = "text", label_column: str = "label"
 ) -> tuple[list[str], list[str]]:
-    """Return the texts and the label name of each row: CSV/TSV by suffix, else SMS format."""
+    """The texts and the label name of each row: CSV/TSV by suffix, else SMS format.
+
+    Args:
+        path: the data file.
+        text_column: a CSV/TSV's column of messages.
+        label_column: a CSV/TSV's column of labels.
+
+    Returns:
+        The messages and their label names, in file order.
+
+    Raises:
+        SpamkitError: a file too large to hold, not UTF-8, malformed, or without messages.
+    """
     path = Path(path)
     if path.stat().st_size > MAX_DATA_BYTES:
         raise SpamkitError(f"{path} is over {MAX_DATA_BYTES >> 30} GiB: too large to train or "
@@ -283,7 +309,21 @@ def _cut(idx: np.ndarray) -> list[np.ndarray]:
 
 def split_examples(texts: list[str], label_names: list[str], split: str, seed: int) -> Splits:
     """Split into train/val/test 70/10/20: "balanced" undersamples to the smallest class
-    first (as the book does), "full" keeps every message and cuts each class separately."""
+    first (as the book does), "full" keeps every message and cuts each class separately.
+
+    Args:
+        texts: the messages.
+        label_names: each message's label; the sorted names become class ids 0, 1, ...
+        split: "balanced" or "full".
+        seed: seed of the undersampling and the shuffles: the same seed, the same splits.
+
+    Returns:
+        The three splits and the class names.
+
+    Raises:
+        SpamkitError: an unknown split, fewer than two labels, or too few messages for a
+            split to be non-empty.
+    """
     if split not in SPLITS:
         raise SpamkitError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
     labels = sorted(set(label_names))
@@ -313,8 +353,19 @@ def split_examples(texts: list[str], label_names: list[str], split: str, seed: i
 
 
 def load_splits(cfg: DataConfig) -> Splits:
-    """The splits `cfg` describes, of the file it names (and, if it records one, the file with
-    its sha256)."""
+    """The splits `cfg` describes, of the file it names.
+
+    Args:
+        cfg: the data file (resolve_data), its split and seed, and the sha256 it must have
+            when a model recorded one.
+
+    Returns:
+        The splits, with the data file's sha256.
+
+    Raises:
+        SpamkitError: the file cannot be found or read, is not the one the model was trained
+            on, or cannot be split (read_messages, split_examples).
+    """
     path, sha256 = data_file(cfg)
     texts, label_names = read_messages(path, cfg.text_column, cfg.label_column)
     return replace(split_examples(texts, label_names, cfg.split, cfg.seed), sha256=sha256)

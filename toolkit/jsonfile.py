@@ -29,7 +29,7 @@ def read_format_json(path: Path, fmt: str, version: int, what: str) -> dict:
 
 def peek_format_json(path: Path, fmt: str) -> dict | None:
     """The JSON object in `path` if its "format" is `fmt`, else None (unreadable, not JSON, over
-    1 MB, another format): for telling what a file is without trusting it."""
+    its read limit, another format): for telling what a file is without trusting it."""
     try:
         with open(path, "rb") as f:
             data = json.loads(f.read(1 << 20))  # never more: it may be any file of the user's

@@ -121,8 +121,8 @@ MUTANTS = [
     ),
     Mutant(
         "gradients not averaged", "toolkit/training/train.py",
-        "train_net.require_backward_grad_sync = sync",
-        "train_net.require_backward_grad_sync = False",
+        "nets.train_net.require_backward_grad_sync = step_ends",
+        "nets.train_net.require_backward_grad_sync = False",
         ("tests/test_distributed.py::test_two_processes_train_as_one_process_with_the_same_"
          "global_batch",),
     ),
@@ -755,7 +755,7 @@ MUTANTS = [
         ("tests/test_train_threads.py::test_resume_may_run_on_other_threads",),
     ),
     Mutant(
-        "a missing extra's ImportError is a traceback", "toolkit/cli.py",
+        "a missing extra's ImportError is a traceback", "toolkit/cli_run.py",
         "except ImportError as e:  # an extra this command needs is not installed",
         "except ModuleNotFoundError as e:",
         ("tests/test_extras.py::test_each_missing_extra_is_one_line_naming_it[classify hf://]",),
@@ -785,7 +785,7 @@ MUTANTS = [
          "curves",),
     ),
     Mutant(
-        "help drops [extra] as markup", "toolkit/cli.py",
+        "help drops [extra] as markup", "toolkit/cli_run.py",
         'if app.rich_markup_mode == "rich":', "if False:",
         ("tests/test_cli_output.py::test_help_shows_the_extra_to_install_as_written[export]",),
     ),
@@ -1029,13 +1029,13 @@ MUTANTS = [
          "classifier",),
     ),
     Mutant(
-        "a classifier trained on data of other labels", "toolkit/training/train.py",
+        "a classifier trained on data of other labels", "toolkit/training/build.py",
         "    if sorted(labels) != sorted(splits.labels):", "    if False:",
         ("tests/test_train_init_hf.py::test_what_would_start_over_is_refused_in_one_line"
          "[other labels]",),
     ),
     Mutant(
-        "a --preset other than the weights' shape ignored", "toolkit/training/train.py",
+        "a --preset other than the weights' shape ignored", "toolkit/training/build.py",
         "    if cfg.preset and shape != cfg.preset:", "    if False:",
         ("tests/test_train_init_hf.py::test_what_would_start_over_is_refused_in_one_line"
          "[another preset]",),
@@ -1063,6 +1063,28 @@ MUTANTS = [
         "    if (exports / MADE_FROM).is_file() and (exports / MADE_FROM).read_text() == state:",
         "    if (exports / MADE_FROM).is_file():",
         ("tests/test_bench.py::test_compare_runs_every_route_from_a_users_hugging_face_folder",),
+    ),
+    # Docs: guides apart from measurements (issue 31)
+    Mutant(
+        "a linked docs heading renamed", "docs/serving.md", "\n## Measurements\n",
+        "\n## Measured\n",
+        ("tests/test_docs.py::test_every_relative_link_and_anchor_resolves[development.md]",),
+    ),
+    Mutant(
+        "a guide's figure back in its how-to", "docs/scoring.md",
+        "(default 1024; how little memory: [Measurements](#measurements)).",
+        "(default 1024; a 40 MB CSV scores within ~12 MiB of Python memory).",
+        ("tests/test_docs.py::test_a_guide_keeps_its_measured_figures_in_a_final_measurements_"
+         "section[scoring.md]",),
+    ),
+    Mutant(
+        "a results page that does not say how to reproduce it", "docs/experiments.md",
+        "Results, reproduced by `spamkit train` with the flags of each row (the book's "
+        "experiments), `python\nbenchmarks/seeds.py -- FLAGS` (accuracy from random weights, "
+        "over seeds) and `make demo` (the\nrecipe in bold). ",
+        "Results. ",
+        ("tests/test_docs.py::test_a_results_page_says_first_which_command_reproduces_it"
+         "[experiments.md]",),
     ),
     # Held out, then folded in (issue 29)
     Mutant(
@@ -1105,14 +1127,14 @@ MUTANTS = [
         ("tests/test_runtime.py::test_no_batch_holds_more_padded_tokens_than_the_cap",),
     ),
     Mutant(
-        "a bad option's error spread over lines", "toolkit/cli.py",
+        "a bad option's error spread over lines", "toolkit/cli_run.py",
         "print(f\"spamkit: error: {' '.join(e.format_message().split())}\", file=sys.stderr)",
         'print(f"spamkit: error: {e.format_message()}", file=sys.stderr)',
         ("tests/reliability/test_cli_errors.py::test_a_line_separator_in_an_argument_is_still_"
          "one_error_line",),
     ),
     Mutant(
-        "an OSError ends in a traceback", "toolkit/cli.py",
+        "an OSError ends in a traceback", "toolkit/cli_run.py",
         "    except OSError as e:",
         "    except NotImplementedError as e:",
         ("tests/test_cli.py::test_answers_that_cannot_be_written_are_one_error_line",),
@@ -1246,7 +1268,7 @@ MUTANTS = [
     ),
     Mutant(
         "train --resume ignores the options given", "toolkit/cli.py",
-        'refuse_other_settings(out, _given_options(ctx, {"out", "resume", "nproc", "force"}))',
+        'refuse_other_settings(out, given_options(ctx, {"out", "resume", "nproc", "force"}))',
         "pass",
         (f"{INTERRUPTS}::test_resume_refuses_settings_other_than_the_runs_own",),
     ),

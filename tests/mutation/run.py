@@ -39,6 +39,7 @@ from mutants import MUTANTS, ROOT, Mutant, problems
 
 # What a test run needs from the tree; the data is found through ../shared, linked beside it.
 COPIED = ("toolkit", "export", "runtime", "tests", "benchmarks", "ports", "deploy", "Dockerfile",
+          "docs", "examples", "tools",
           "pyproject.toml", "README.md")
 # npm's packages for the page and the Node.js port (`make web-deps`): linked, not copied.
 NODE_MODULES = ("toolkit/web/node_modules", "ports/node/node_modules")

@@ -88,7 +88,20 @@ def child_command() -> list[str]:
 
 
 def run_bench(bench: BenchConfig, measure: MeasureConfig) -> dict:
-    """Measure `bench.bundle` in a fresh process; add the facts of the machine."""
+    """Measure `bench.bundle` in a fresh process; add the facts of the machine.
+
+    Args:
+        bench: the bundle and how Classifier.load opens it.
+        measure: the messages and how many to time.
+
+    Returns:
+        Start-up, batch-1 latency, throughput, peak memory and token counts (spamkit.jobs.
+        measure), with the machine, the bundle and the data file.
+
+    Raises:
+        SpamkitError: the measuring process failed (with its error line) or printed no
+            result.
+    """
     spec = {"route": asdict(bench), "measure": asdict(measure)}
     result = run_child(child_command(), spec)
     return {"bundle": bench.bundle, "data": measure.data, **result,

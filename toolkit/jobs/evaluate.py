@@ -39,7 +39,21 @@ class LoadedModel:
 
 def load_model(path: str | Path, precision: str | None = None, device: str = "cpu",
                digest: str | None = None) -> LoadedModel:
-    """A bundle (pinned to `digest` if given) or a checkpoint, ready to score."""
+    """A bundle or a checkpoint, ready to score.
+
+    Args:
+        path: a bundle (Classifier.load) or a spamkit checkpoint (PyTorch, on the CPU).
+        precision: a bundle's graph (default: the smallest meant for `device`).
+        device: a bundle's device: cpu, cuda or auto.
+        digest: refuse any bundle but the one with this digest.
+
+    Returns:
+        The model's labels, probabilities, data split and decision rule.
+
+    Raises:
+        SpamkitError: neither a bundle nor a checkpoint, a bundle that fails its checks
+            (BundleError), or a bundle's options given with a checkpoint.
+    """
     path = Path(path)
     if (path / MANIFEST_FILE).is_file():
         from spamkit.runtime import BundleError, Classifier
@@ -83,7 +97,21 @@ def _torch_predict_proba(ckpt) -> Callable[[list[str]], np.ndarray]:
 
 
 def examples_for(model: LoadedModel, data: str | None, split: str) -> Examples:
-    """The messages of `split`, split the way the model's training data was."""
+    """The messages of `split`, split the way the model's training data was.
+
+    Args:
+        model: the model, whose recorded data split is used.
+        data: another data file to split the same way (default: the model's own, which must
+            have the sha256 it recorded).
+        split: train, val, test, or all (the whole file).
+
+    Returns:
+        The messages and their class ids in the model's order.
+
+    Raises:
+        SpamkitError: an unknown split, data that cannot be read or is not the model's,
+            labels the model does not know, or an empty split.
+    """
     if split not in SPLIT_NAMES:
         raise SpamkitError(f"unknown --split {split!r}; choose from {', '.join(SPLIT_NAMES)}")
     cfg = model.data.with_path(data)
@@ -105,7 +133,16 @@ def examples_for(model: LoadedModel, data: str | None, split: str) -> Examples:
 
 
 def score_examples(model: LoadedModel, examples: Examples) -> tuple[Report, np.ndarray]:
-    """The model's report on `examples`, and its class probabilities for each."""
+    """The model's report on `examples`, and its class probabilities for each.
+
+    Args:
+        model: the model to run (load_model).
+        examples: the messages and their true class ids (examples_for).
+
+    Returns:
+        The report (accuracy, per-class precision and recall, confusion matrix) and the
+        probabilities [messages, classes].
+    """
     probs = model.predict_proba(examples.texts)
     return report(model.labels, np.array(examples.labels), model.decide(probs)), probs
 
@@ -133,9 +170,22 @@ class Calibration:
 
 def calibrate_bundle(bundle: str | Path, data: str | None, target: float,
                      label: str | None = None) -> Calibration:
-    """Smallest probability threshold for `label` whose precision on the validation split
-    reaches `target`; it is the one that keeps the most recall. Stored in the manifest, which
-    changes the bundle's digest: the result holds the new one."""
+    """Store in the bundle the smallest probability threshold for `label` whose precision on
+    the validation split reaches `target`: the one that keeps the most recall.
+
+    Args:
+        bundle: a local bundle; its manifest is rewritten, which changes its digest.
+        data: the data file to split (default: the model's training data).
+        target: the precision to reach, in (0, 1].
+        label: the class to calibrate (default: the second of two, "spam").
+
+    Returns:
+        The threshold, its validation precision and recall, and the bundle's new digest.
+
+    Raises:
+        SpamkitError: a target outside (0, 1], a Hub bundle, not a bundle, an unknown or
+            unnamed label, or no threshold that reaches the target.
+    """
     if not 0 < target <= 1:
         raise SpamkitError(f"--target-precision must be in (0, 1], not {target}")
     refuse_hub_bundle(bundle, "spamkit calibrate")  # its files are a Hub commit's

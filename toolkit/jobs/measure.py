@@ -75,7 +75,16 @@ def peak_rss_mb() -> float:
 
 def measure(load: Callable[[], Route], cfg: MeasureConfig, started: float) -> dict:
     """Load, answer a first message, then time batch-1 latency and list throughput.
-    `started`: time.monotonic() when the parent started this process."""
+
+    Args:
+        load: makes the route (imports done, model not yet loaded).
+        cfg: the messages and how many to time.
+        started: time.monotonic() when the parent started this process.
+
+    Returns:
+        Seconds of start-up (import, load, first answer), latency in milliseconds, throughput,
+        peak RSS in MB, tokens per message, and the route's facts.
+    """
     imported = time.monotonic()
     route = load()
     loaded = time.monotonic()
@@ -163,7 +172,21 @@ def child_main(loader_for: Callable[[dict], Callable[[], Route]]) -> None:
 
 
 def run_child(command: list[str], spec: dict, timeout: float | None = None) -> dict:
-    """Start a measuring process (`command` SPEC_JSON STARTED) and return its JSON."""
+    """Start a measuring process (`command` SPEC_JSON STARTED) and return its JSON.
+
+    Args:
+        command: the process to run (e.g. `python -m spamkit.jobs.bench`, whose main is
+            child_main).
+        spec: its "route" and "measure" (a MeasureConfig's fields).
+        timeout: seconds to wait for it (None: no limit).
+
+    Returns:
+        The result the process printed last (measure's).
+
+    Raises:
+        SpamkitError: the process failed (with its error line), ran past `timeout`, or
+            printed no result.
+    """
     started = time.monotonic()
     try:
         proc = subprocess.run([*command, json.dumps(spec), repr(started)],

@@ -42,8 +42,20 @@ class PushConfig:
 
 
 def push_bundle(bundle: Path, cfg: PushConfig, dry_run: Path | None = None) -> str:
-    """Publish `bundle` to `cfg.repo_id` (or write what would be published to `dry_run`);
-    return the commit's URL (or the folder written)."""
+    """Publish `bundle` to `cfg.repo_id` with a model card, or write what would be published.
+
+    Args:
+        bundle: the local bundle, checked against its manifest's sha256s first.
+        cfg: the repository (created if missing), whether private, the commit message.
+        dry_run: a new folder to write the files to instead of pushing.
+
+    Returns:
+        The commit's URL, or the folder written.
+
+    Raises:
+        SpamkitError: a damaged bundle, huggingface_hub missing (MissingExtra), a `dry_run`
+            that is not a new or empty folder, or a push the Hub refused (in one line).
+    """
     if dry_run is None:  # before the bundle is read and hashed
         require("huggingface_hub", "spamkit push")
     files = plan_upload(bundle, cfg.repo_id)

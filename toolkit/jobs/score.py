@@ -100,7 +100,21 @@ class Rows:
 
 
 def score_file(bundle: str | Path, source: Source, output: str | Path, cfg: ScoreConfig) -> int:
-    """Score every record of `source` into `output`; return how many rows it holds."""
+    """Score every record of `source` into `output`, written whole or not at all.
+
+    Args:
+        bundle: the bundle folder to classify with.
+        source: the input file and how to read its records.
+        output: the scores file, .csv or .jsonl; OUTPUT.partial holds a run in progress.
+        cfg: the engine (local or Ray), batch size, threads, and whether to resume.
+
+    Returns:
+        How many rows the scores file holds.
+
+    Raises:
+        SpamkitError: a bad option, bundle, input or output (nothing is written then), or a
+            resume of another run; Interrupted: stopped, with what a resume needs kept.
+    """
     cfg.check()
     output = Path(output)
     kind = OUTPUT_KINDS.get(output.suffix.lower())

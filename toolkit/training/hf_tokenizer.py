@@ -17,7 +17,7 @@ from spamkit.tokenizer import gpt2_bpe_files, merge_lines
 
 TOKENIZER_JSON, VOCAB_JSON, MERGES_TXT = "tokenizer.json", "vocab.json", "merges.txt"
 TOKENIZER_CONFIG = "tokenizer_config.json"
-# GPT-2's tokenizer.json is 1.4 MB: a file far larger is not one, and is not read.
+# Far larger than GPT-2's tokenizer.json: a larger file is not one, and is not read.
 MAX_TOKENIZER_BYTES = 64 * 2**20
 # tokenizer_config.json fields under which transformers' tokenizer reads text otherwise.
 NOT_GPT2 = {"add_prefix_space": "adds a space before each message",

@@ -28,7 +28,7 @@ def resolve_device(name: str) -> str:
 
 def resolve_precision(precision: str, device: str) -> str:
     """The autocast precision to train in. `auto` is bf16 on a GPU and fp32 on a CPU, where
-    bf16 measured slower or trained worse (docs/training.md); bf16 becomes fp16 (with the
+    bf16 is slower or trains worse (docs/training.md); bf16 becomes fp16 (with the
     gradient scaler fp16 needs) on GPUs without native bf16."""
     if precision == "auto":
         precision = "bf16" if device == "cuda" else "fp32"
@@ -43,7 +43,7 @@ def resolve_precision(precision: str, device: str) -> str:
 
 
 def resolve_compile(compile: bool | None, device: str) -> bool:
-    """torch.compile by default on a GPU only: on a CPU compiled steps measured no faster and
+    """torch.compile by default on a GPU only: on a CPU compiled steps are no faster and
     the compiling is paid on every run (docs/training.md)."""
     return device == "cuda" if compile is None else compile
 

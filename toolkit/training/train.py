@@ -1,4 +1,8 @@
-"""Fine-tune a GPT classifier: a plain loop (nanoGPT style) with the book's chapter 6 metrics."""
+"""Fine-tune a GPT classifier: a plain loop (nanoGPT style) with the book's chapter 6 metrics.
+
+`train` sets a run up and finishes it; `train_epochs` is the loop itself (batch, loss,
+backward, step; then evaluate, keep and save the resume point after each epoch).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ import math
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +22,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import DistributedSampler
 
-from spamkit.config import INITS, TrainConfig, preset_config
+from spamkit.config import TrainConfig
 from spamkit.data import DataConfig, Examples, Splits, load_splits
 from spamkit.errors import Interrupted, SpamkitError
 from spamkit.extras import EXTRAS
@@ -28,13 +32,13 @@ from spamkit.runtime.classifier import pad_batch
 from spamkit.runtime.tokenizer import Tokenizer
 from spamkit.tokenizer import gpt2_tokenizer
 from spamkit.training import distributed
+from spamkit.training.build import build_model, relabel, set_trainable
 from spamkit.training.char_ngrams import CharNgramEmbedding
 from spamkit.training.checkpoint import CURVES_FILE, Checkpoint, save_checkpoint
 from spamkit.training.distributed import Ranks
-from spamkit.training.hf_classifier import open_classifier
-from spamkit.training.lora import add_lora, merge_lora
+from spamkit.training.lora import merge_lora
 from spamkit.training.model import GPTClassifier
-from spamkit.training.pretrained import find_weights, load_pretrained, preset_name
+from spamkit.training.pretrained import preset_name
 from spamkit.training.resume import Progress, SavedState, load_state, save_state
 from spamkit.training.torch_device import (
     describe,
@@ -46,243 +50,46 @@ from spamkit.training.torch_device import (
 AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 # Frozen-trunk outputs beyond this size (all splits) are computed afresh every step instead.
 CACHE_LIMIT_BYTES = 2 * 1024**3
+SPLITS = ("train", "val", "test")
 
 
 @dataclass
 class Encoded:
-    """A split, tokenized once: token ids per message and class ids."""
+    """A split, tokenized once: token ids per message and class ids, and how batches pad them."""
 
     ids: list[list[int]]
     labels: list[int]
+    pad_id: int
+    pad_to: int | None = None  # --pad-to, resolved to a length
     # The frozen trunk's output per message, [tokens, n_embd], when training reuses it.
     states: list[torch.Tensor] | None = None
 
     @classmethod
     def of(cls, examples: Examples, tokenizer: Tokenizer) -> Encoded:
-        return cls(tokenizer.encode_batch(examples.texts), list(examples.labels))
+        return cls(tokenizer.encode_batch(examples.texts), list(examples.labels), tokenizer.pad_id)
 
 
-def collate(
-    ids: list[list[int]], pad_id: int, pad_to: int | None = None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-pad to the longest message in the batch (the runtime's `pad_batch`); return
-    input_ids and attention_mask.
+@dataclass(frozen=True)
+class RunConfig:
+    """What a run is, settled before its first step; what it trains is passed beside it."""
 
-    With `pad_to`, every message keeps its last `pad_to` tokens and is padded to that length,
-    and the padding is marked as real tokens, so the model reads the last position whatever it
-    holds (the book's setup)."""
-    input_ids, mask = pad_batch([x[-pad_to:] for x in ids] if pad_to else ids, pad_id)
-    if pad_to:
-        input_ids = np.pad(input_ids, [(0, 0), (0, pad_to - input_ids.shape[1])],
-                           constant_values=pad_id)
-        mask = np.ones_like(input_ids)
-    return torch.from_numpy(input_ids), torch.from_numpy(mask)
-
-
-def collate_states(states: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-pad cached trunk outputs to the longest; return them and the attention mask."""
-    x = torch.nn.utils.rnn.pad_sequence(states, batch_first=True)
-    lengths = torch.tensor([len(s) for s in states])
-    return x, (torch.arange(x.shape[1]) < lengths[:, None]).long()
-
-
-def batches(
-    data: Encoded, batch_size: int, pad_id: int, order: list[int], pad_to: int | None = None
-) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """(inputs, attention_mask, labels) per batch: token ids, or the cached trunk outputs."""
-    for start in range(0, len(order), batch_size):
-        idx = order[start : start + batch_size]
-        if data.states is None:
-            inputs, mask = collate([data.ids[i] for i in idx], pad_id, pad_to)
-        else:
-            inputs, mask = collate_states([data.states[i] for i in idx])
-        yield inputs, mask, torch.tensor([data.labels[i] for i in idx])
-
-
-class FrozenTrunkTop(nn.Module):
-    """What trains when the trunk is frozen: the last block, final norm and head, fed the
-    trunk's cached outputs (what torch.compile and DistributedDataParallel then wrap)."""
-
-    def __init__(self, model: GPTClassifier) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.model.top(x, attention_mask)
-
-
-def cache_size(model: GPTClassifier, splits: list[Encoded], pad_to: int | None) -> int | None:
-    """Bytes of the frozen trunk's outputs for `splits`, or None when they are not fixed: some
-    of the trunk trains, or dropout draws new masks every step."""
-    if model.config.dropout > 0 or any(p.requires_grad for p in model.trunk_parameters()):
-        return None
-    tokens = sum(pad_to or len(x) for d in splits for x in d.ids)
-    return tokens * model.config.n_embd * 4
-
-
-@torch.no_grad()
-def cache_trunk(
-    model: GPTClassifier, data: Encoded, cfg: TrainConfig, pad_id: int, pad_to: int | None
-) -> Encoded:
-    """`data` with the trunk's output for each message, computed once for the whole run."""
-    model.eval()
-    order = sorted(range(len(data.ids)), key=lambda i: len(data.ids[i]))
-    states: list[torch.Tensor] = [torch.empty(0)] * len(order)
-    for start in range(0, len(order), 32):
-        idx = order[start : start + 32]
-        input_ids, mask = collate([data.ids[i] for i in idx], pad_id, pad_to)
-        with autocast(cfg):
-            x = model.trunk(input_ids.to(cfg.device)).float()
-        for row, i, n in zip(x, idx, mask.sum(dim=1).tolist(), strict=True):
-            states[i] = row[:n].clone()
-    return replace(data, states=states)
-
-
-def set_trainable(model: GPTClassifier, cfg: TrainConfig) -> None:
-    """Freeze everything, then unfreeze the scope (the book's default is `last-block`)."""
-    if cfg.trainable == "lora":
-        add_lora(model, cfg.lora_rank, cfg.lora_alpha)
-        return
-    model.requires_grad_(cfg.trainable == "all")
-    model.head.requires_grad_(True)
-    if cfg.trainable == "last-block":
-        model.h[-1].requires_grad_(True)
-        model.ln_f.requires_grad_(True)
-
-
-def build_model(cfg: TrainConfig, splits: Splits) -> tuple[GPTClassifier, Splits]:
-    """The model `cfg.init` starts from, and `splits` with class ids in its order: the data's,
-    or (a classifier given to --init) its own."""
-    head = dict(num_classes=len(splits.labels), token=cfg.token, dropout=cfg.dropout)
-    if cfg.init == "random":
-        return GPTClassifier(preset_config(cfg.preset or "mini", **head)), splits
-    if cfg.init not in INITS:
-        return continue_classifier(cfg, splits)
-    path = find_weights(cfg.init, cfg.weights)
-    model = load_pretrained(path, **head)
-    check_preset(cfg, model, f"the weights at {path}")
-    print(f"loaded {preset_name(model.config)} GPT-2 weights from {path}")
-    return model, splits
-
-
-def check_preset(cfg: TrainConfig, model: GPTClassifier, what: str) -> None:
-    """Refuse a --preset other than the shape of the weights the model was loaded with."""
-    shape = preset_name(model.config)
-    if cfg.preset and shape != cfg.preset:
-        raise SpamkitError(f"{what} are {shape}-shaped, not {cfg.preset}: leave --preset out "
-                           "(the shape comes from the weights)")
-
-
-def continue_classifier(cfg: TrainConfig, splits: Splits) -> tuple[GPTClassifier, Splits]:
-    """The transformers classifier at `cfg.init`, head included, to train further on `splits`
-    of the same labels, which keep its class order (id2label)."""
-    hf = open_classifier(cfg.init, cfg.dropout)
-    model, labels = hf.checkpoint.model, hf.checkpoint.labels
-    check_preset(cfg, model, f"the weights of {cfg.init}")
-    splits = relabel(splits, labels, f"the classifier at {cfg.init} (its id2label)")
-    print(f"loaded the {preset_name(model.config)}-shaped classifier {labels} from {hf.folder}")
-    return model, splits
-
-
-def relabel(splits: Splits, labels: list[str], whose: str) -> Splits:
-    """`splits` with its class ids counted in `labels` (the model's class order), refused
-    unless `labels` names the data's classes."""
-    if sorted(labels) != sorted(splits.labels):
-        raise SpamkitError(f"{whose} has the labels {labels} and the data {splits.labels}: "
-                           "its training goes on only on data of the same labels")
-    ids = [labels.index(name) for name in splits.labels]
-
-    def ordered(examples: Examples) -> Examples:
-        return replace(examples, labels=[ids[c] for c in examples.labels])
-
-    return replace(splits, labels=labels, train=ordered(splits.train), val=ordered(splits.val),
-                   test=ordered(splits.test))
-
-
-def resolve_pad_to(cfg: TrainConfig, train_ids: list[list[int]], context: int) -> int | None:
-    if cfg.pad_to is None:
-        return None
-    n = {"longest": max(len(x) for x in train_ids), "context": context}.get(cfg.pad_to)
-    n = n or int(cfg.pad_to)
-    if not 1 <= n <= context:
-        raise SpamkitError(f"--pad-to {n} is outside the model's context (1..{context})")
-    return n
-
-
-def make_optimizer(model: GPTClassifier, cfg: TrainConfig) -> torch.optim.Optimizer:
-    params = [p for p in model.parameters() if p.requires_grad]
-    # nanoGPT's split: decay matrices and embeddings, not biases and LayerNorm gains.
-    groups = [
-        {"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg.weight_decay},
-        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
-    ]
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.999), fused=True)
-
-
-def learning_rate(cfg: TrainConfig, step: int, total_steps: int) -> float:
-    """The learning rate of optimizer step `step` (counted from 0) of `total_steps`."""
-    if cfg.lr_schedule == "constant":
-        return cfg.lr
-    return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * min(step / total_steps, 1.0)))
-
-
-def should_keep(cfg: TrainConfig, val: dict[str, float], kept: dict) -> bool:
-    """Whether the checkpoint should hold this epoch's weights rather than the kept epoch's."""
-    if cfg.keep == "last":
-        return True
-    return (val["accuracy"], -val["loss"]) > (kept["val_accuracy"], -kept["val_loss"])
-
-
-def autocast(cfg: TrainConfig):
-    dtype = AUTOCAST_DTYPES[cfg.precision]
-    return torch.autocast(cfg.device, dtype=dtype, enabled=dtype is not None)
-
-
-@torch.no_grad()
-def loss_and_accuracy(
-    model, data: Encoded, cfg: TrainConfig, pad_id: int, pad_to: int | None, ranks: Ranks
-) -> dict[str, float]:
-    """Mean cross-entropy and accuracy over a whole split (the book's calc_*_loader); with
-    several processes, each scores every world-th message and the sums are added up."""
-    model.eval()
-    # Sorting by length wastes no compute on padding; the order does not change the means.
-    order = sorted(range(len(data.ids)), key=lambda i: len(data.ids[i]))[ranks.rank :: ranks.world]
-    loss_sum, correct = 0.0, 0
-    for inputs, mask, labels in batches(data, 32, pad_id, order, pad_to):
-        with autocast(cfg):
-            logits = model(inputs.to(cfg.device), mask.to(cfg.device)).float()
-        labels = labels.to(cfg.device)
-        loss_sum += F.cross_entropy(logits, labels, reduction="sum").item()
-        correct += (logits.argmax(-1) == labels).sum().item()
-    loss_sum, correct = distributed.all_sum([loss_sum, correct], cfg.device)
-    n = max(len(data.ids), 1)
-    return {"loss": loss_sum / n, "accuracy": correct / n}
-
-
-@dataclass
-class Run:
-    """One training run's state, set up by `prepare_run` and carried through its steps."""
-
-    cfg: TrainConfig  # as asked: what the training state saves, so a resume resolves `auto` afresh
-    run_cfg: TrainConfig  # what runs: device, precision and compile resolved
-    data_cfg: DataConfig
+    asked: TrainConfig  # as given: what the resume point saves, so a resume resolves `auto` afresh
+    cfg: TrainConfig  # what runs: device, precision and compile resolved
+    data_cfg: DataConfig  # with the data's sha256, which `eval` "as trained" checks
     out_dir: str
     ranks: Ranks
-    labels: list[str]  # class names
-    model: GPTClassifier
-    pad_id: int
-    pad_to: int | None
-    data: dict[str, Encoded]  # "train", "val", "test"
-    optimizer: torch.optim.Optimizer
-    scaler: torch.amp.GradScaler
-    progress: Progress = field(default_factory=Progress)
-    resumable: int = 0  # the epoch whose state is on disk
-    net: nn.Module | None = None  # the model, or its top over a cached trunk; compiled if asked
-    train_net: nn.Module | None = None  # `net`, in DistributedDataParallel with several processes
+    labels: list[str]  # class names, in the model's order
 
-    @property
-    def device(self) -> str:
-        return self.run_cfg.device
+
+@dataclass(frozen=True)
+class Nets:
+    """The model and what runs it: `net` evaluates (the model, or its top over a cached trunk;
+    compiled if asked), `train_net` trains (`net`, in DistributedDataParallel with several
+    processes)."""
+
+    model: GPTClassifier
+    net: nn.Module
+    train_net: nn.Module
 
 
 @dataclass(frozen=True)
@@ -294,29 +101,6 @@ class Schedule:
     n_batches: int  # micro-batches per epoch in each process
     steps_per_epoch: int
     total_steps: float  # what the learning-rate schedule decays over
-
-
-def use_threads(threads: int | None) -> None:
-    """Run this process's torch CPU work on `threads` threads, intra- and inter-op.
-
-    Args:
-        threads: how many; None leaves torch's default (OMP_NUM_THREADS, else every CPU).
-    """
-    if threads is None:
-        return
-    torch.set_num_threads(threads)
-    # Settable once per process, before its first parallel work: a later run in the same
-    # process (an app's, a test's) keeps the count already set.
-    with contextlib.suppress(RuntimeError):
-        torch.set_num_interop_threads(threads)
-
-
-def curves_missing() -> str | None:
-    """Why the checkpoint will have no training curves (matplotlib, of the plots extra, is not
-    installed), or None when it will have them."""
-    if importlib.util.find_spec("matplotlib") is not None:
-        return None
-    return f"matplotlib is not installed: {EXTRAS['matplotlib'][1]}"
 
 
 def train(cfg: TrainConfig, data_cfg: DataConfig, out_dir: str, resume: bool = False,
@@ -346,31 +130,244 @@ def train(cfg: TrainConfig, data_cfg: DataConfig, out_dir: str, resume: bool = F
 
 
 def _train(cfg: TrainConfig, data_cfg: DataConfig, out_dir: str, resume: bool) -> dict:
+    """Set the run up, train its epochs, then score the kept epoch and write the checkpoint."""
     saved = load_state(out_dir) if resume else None
     if saved:
         cfg, data_cfg = saved.train, saved.data
-    run = prepare_run(cfg, data_cfg, out_dir, saved)
-    start_progress(run, saved)
-    cache_note = prepare_networks(run)
-    announce_run(run, cache_note)
-    schedule = plan_schedule(run)
+    run, model, data = set_up_run(cfg, data_cfg, out_dir, saved)
+    optimizer = make_optimizer(model, run.cfg)
+    scaler = torch.amp.GradScaler(run.cfg.device, enabled=run.cfg.precision == "fp16")
+    progress = start_progress(run, model, optimizer, scaler, saved)
+    nets, data, cache_note = prepare_networks(run, model, data)
+    announce_run(run, model, len(data["train"].ids), cache_note)
     try:
-        run_epochs(run, schedule)
+        train_epochs(run, nets, optimizer, scaler, data, progress)
     except KeyboardInterrupt:
         how = (f"spamkit train --resume --out {out_dir}" if run.ranks.world == 1
                else "the same command with --resume")
-        raise Interrupted(f"interrupted; {out_dir} can resume after epoch {run.resumable}: {how}"
-                          ) from None
-    metrics = evaluate_kept(run)
+        raise Interrupted(f"interrupted; {out_dir} can resume after epoch {progress.epoch}: "
+                          f"{how}") from None
+    metrics = evaluate_kept(run, nets, data, progress)
     if run.ranks.master:
-        save_results(run, metrics)
+        save_results(run, model, metrics, data["train"].pad_to)
     return metrics
 
 
-def prepare_run(cfg: TrainConfig, data_cfg: DataConfig, out_dir: str,
-                saved: SavedState | None) -> Run:
+def train_epochs(run: RunConfig, nets: Nets, optimizer: torch.optim.Optimizer,
+                 scaler: torch.amp.GradScaler, data: dict[str, Encoded], progress: Progress
+                 ) -> None:
+    """The training loop (the book's train_classifier_simple): each batch's loss and backward
+    pass, an optimizer step every --grad-accum batches; after each epoch, evaluate, keep the
+    epoch if --keep picks it, and write the resume point (`progress.epoch`: the last written)."""
+    cfg, ranks = run.cfg, run.ranks
+    schedule = plan_schedule(run, len(data["train"].ids))
+    for epoch in range(progress.epoch + 1, cfg.epochs + 1):
+        if reached_max_steps(cfg, progress):
+            break
+        t0 = time.perf_counter()
+        nets.model.train()
+        schedule.sampler.set_epoch(epoch)
+        seed_dropout(run, epoch)
+        bar = progress_bar(ranks.master, total=schedule.steps_per_epoch, desc=f"epoch {epoch}",
+                           leave=False)
+        loss_sum, correct, count, first_step_seconds = 0.0, 0, 0, None  # in this process
+        order = list(schedule.sampler)
+        for i, (inputs, mask, labels) in enumerate(
+                batches(data["train"], schedule.local_batch, order)):
+            step_ends = (i + 1) % cfg.grad_accum == 0 or i + 1 == schedule.n_batches
+            if ranks.world > 1:
+                nets.train_net.require_backward_grad_sync = step_ends  # average once per step
+            loss, right = calc_loss_batch(nets.train_net, inputs, mask, labels, cfg)
+            scaler.scale(loss / cfg.grad_accum).backward()
+            loss_sum += loss.item() * len(labels)
+            correct, count = correct + right, count + len(labels)
+            progress.seen += len(labels) * ranks.world
+            if step_ends:
+                lr = learning_rate(cfg, progress.step, schedule.total_steps)
+                step_optimizer(optimizer, scaler, lr)
+                progress.step += 1
+                first_step_seconds = first_step_seconds or time.perf_counter() - t0
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss_sum / count:.3f}")
+                if reached_max_steps(cfg, progress):
+                    break
+        bar.close()
+        train_seconds = time.perf_counter() - t0
+        sums = distributed.all_sum([loss_sum, correct, count], cfg.device)
+        val = evaluate_split(nets.net, data["val"], cfg, ranks)
+        record = record_epoch(progress, epoch, sums, val, t0, train_seconds, first_step_seconds)
+        if ranks.master:
+            print(format_epoch(record), flush=True)  # progress reaches logs and pipes as it happens
+        keep_epoch(cfg, nets.model, progress, record)
+        save_progress(run, nets.model, optimizer, scaler, replace(progress, epoch=epoch))
+        progress.epoch = epoch
+
+
+# The loop's steps ---------------------------------------------------------------------------
+
+
+def reached_max_steps(cfg: TrainConfig, progress: Progress) -> bool:
+    return cfg.max_steps is not None and progress.step >= cfg.max_steps
+
+
+def seed_dropout(run: RunConfig, epoch: int) -> None:
+    """With several processes, its own dropout masks on each rank, from the epoch alone, so a
+    resumed run draws the masks an uninterrupted one would."""
+    if run.ranks.world > 1:
+        torch.manual_seed(run.cfg.seed + epoch * run.ranks.world + run.ranks.rank)
+
+
+def calc_loss_batch(net: nn.Module, inputs: torch.Tensor, mask: torch.Tensor,
+                    labels: torch.Tensor, cfg: TrainConfig) -> tuple[torch.Tensor, int]:
+    """One batch's mean cross-entropy (the book's calc_loss_batch) and how many it got right."""
+    inputs, mask, labels = (t.to(cfg.device) for t in (inputs, mask, labels))
+    with autocast(cfg):
+        logits = net(inputs, mask).float()
+    return F.cross_entropy(logits, labels), (logits.argmax(-1) == labels).sum().item()
+
+
+def step_optimizer(optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
+                   lr: float) -> None:
+    """One optimizer step at `lr` through the loss scaler (fp16's), then clear the gradients."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    scaler.step(optimizer)
+    scaler.update()
+    optimizer.zero_grad(set_to_none=True)
+
+
+def learning_rate(cfg: TrainConfig, step: int, total_steps: int) -> float:
+    """The learning rate of optimizer step `step` (counted from 0) of `total_steps`."""
+    if cfg.lr_schedule == "constant":
+        return cfg.lr
+    return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * min(step / total_steps, 1.0)))
+
+
+@torch.no_grad()
+def evaluate_split(net: nn.Module, data: Encoded, cfg: TrainConfig, ranks: Ranks
+                   ) -> dict[str, float]:
+    """Mean cross-entropy and accuracy over a whole split (the book's calc_*_loader); with
+    several processes, each scores every world-th message and the sums are added up."""
+    net.eval()
+    # Sorting by length wastes no compute on padding; the order does not change the means.
+    order = sorted(range(len(data.ids)), key=lambda i: len(data.ids[i]))[ranks.rank :: ranks.world]
+    loss_sum, correct = 0.0, 0
+    for inputs, mask, labels in batches(data, 32, order):
+        with autocast(cfg):
+            logits = net(inputs.to(cfg.device), mask.to(cfg.device)).float()
+        labels = labels.to(cfg.device)
+        loss_sum += F.cross_entropy(logits, labels, reduction="sum").item()
+        correct += (logits.argmax(-1) == labels).sum().item()
+    loss_sum, correct = distributed.all_sum([loss_sum, correct], cfg.device)
+    n = max(len(data.ids), 1)
+    return {"loss": loss_sum / n, "accuracy": correct / n}
+
+
+def record_epoch(progress: Progress, epoch: int, sums: list[float], val: dict[str, float],
+                 t0: float, train_seconds: float, first_step_seconds: float | None) -> dict:
+    """Add the epoch's record to the history; `sums`: its summed training loss, right answers
+    and messages over all processes."""
+    loss_sum, correct, count = sums
+    record = {
+        "epoch": epoch,
+        "step": progress.step,
+        "examples_seen": progress.seen,
+        # Running means over the epoch's batches: free, and what the curves show.
+        "train_loss": loss_sum / count,
+        "train_accuracy": correct / count,
+        "val_loss": val["loss"],
+        "val_accuracy": val["accuracy"],
+        "seconds": time.perf_counter() - t0,
+        "train_seconds": train_seconds,  # the optimizer steps alone, no validation
+        "steps": progress.step - (progress.history[-1]["step"] if progress.history else 0),
+        "first_step_seconds": first_step_seconds,  # torch.compile compiles in it
+    }
+    progress.history.append(record)
+    return record
+
+
+def format_epoch(record: dict) -> str:
+    return (f"epoch {record['epoch']}: train loss {record['train_loss']:.3f} acc "
+            f"{record['train_accuracy']:.2%} | val loss {record['val_loss']:.3f} acc "
+            f"{record['val_accuracy']:.2%} | {record['seconds']:.1f}s "
+            f"({record['train_seconds'] / max(record['steps'], 1):.3f} s/step)")
+
+
+def keep_epoch(cfg: TrainConfig, model: GPTClassifier, progress: Progress, record: dict) -> None:
+    """Hold on to this epoch's weights if the checkpoint should have them (see `should_keep`)."""
+    val = {"accuracy": record["val_accuracy"], "loss": record["val_loss"]}
+    if should_keep(cfg, val, progress.best):
+        progress.best = {"val_accuracy": val["accuracy"], "val_loss": val["loss"],
+                         "epoch": record["epoch"]}
+        progress.best_state = copy.deepcopy(model.state_dict())
+
+
+def should_keep(cfg: TrainConfig, val: dict[str, float], kept: dict) -> bool:
+    """Whether the checkpoint should hold this epoch's weights rather than the kept epoch's."""
+    if cfg.keep == "last":
+        return True
+    return (val["accuracy"], -val["loss"]) > (kept["val_accuracy"], -kept["val_loss"])
+
+
+def save_progress(run: RunConfig, model: GPTClassifier, optimizer: torch.optim.Optimizer,
+                  scaler: torch.amp.GradScaler, progress: Progress) -> None:
+    """Write the resume point (rank 0 only): the model, optimizer and progress so far."""
+    if run.ranks.master:
+        save_state(run.out_dir, run.asked, run.data_cfg, model.config, run.labels, model,
+                   optimizer, scaler, progress)
+
+
+# Batches ------------------------------------------------------------------------------------
+
+
+def collate(
+    ids: list[list[int]], pad_id: int, pad_to: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad to the longest message in the batch (the runtime's `pad_batch`); return
+    input_ids and attention_mask.
+
+    With `pad_to`, every message keeps its last `pad_to` tokens and is padded to that length,
+    and the padding is marked as real tokens, so the model reads the last position whatever it
+    holds (the book's setup)."""
+    input_ids, mask = pad_batch([x[-pad_to:] for x in ids] if pad_to else ids, pad_id)
+    if pad_to:
+        input_ids = np.pad(input_ids, [(0, 0), (0, pad_to - input_ids.shape[1])],
+                           constant_values=pad_id)
+        mask = np.ones_like(input_ids)
+    return torch.from_numpy(input_ids), torch.from_numpy(mask)
+
+
+def collate_states(states: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad cached trunk outputs to the longest; return them and the attention mask."""
+    x = torch.nn.utils.rnn.pad_sequence(states, batch_first=True)
+    lengths = torch.tensor([len(s) for s in states])
+    return x, (torch.arange(x.shape[1]) < lengths[:, None]).long()
+
+
+def batches(data: Encoded, batch_size: int, order: list[int]
+            ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """(inputs, attention_mask, labels) per batch: token ids, or the cached trunk outputs."""
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        if data.states is None:
+            inputs, mask = collate([data.ids[i] for i in idx], data.pad_id, data.pad_to)
+        else:
+            inputs, mask = collate_states([data.states[i] for i in idx])
+        yield inputs, mask, torch.tensor([data.labels[i] for i in idx])
+
+
+def autocast(cfg: TrainConfig):
+    dtype = AUTOCAST_DTYPES[cfg.precision]
+    return torch.autocast(cfg.device, dtype=dtype, enabled=dtype is not None)
+
+
+# Setting a run up ---------------------------------------------------------------------------
+
+
+def set_up_run(cfg: TrainConfig, data_cfg: DataConfig, out_dir: str, saved: SavedState | None
+               ) -> tuple[RunConfig, GPTClassifier, dict[str, Encoded]]:
     """Resolve where the run trains, start its processes, load the data, build the model (from
-    the saved state when resuming) and its optimizer."""
+    the saved state when resuming) and set what of it trains."""
     cfg.check()
     device = resolve_device(cfg.device)
     run_cfg = replace(cfg, device=device, precision=resolve_precision(cfg.precision, device),
@@ -389,98 +386,153 @@ def prepare_run(cfg: TrainConfig, data_cfg: DataConfig, out_dir: str,
     tokenizer = gpt2_tokenizer(model.config.context_length)
     if cfg.char_ngrams:
         model.wte = CharNgramEmbedding(model.wte, tokenizer.encoding, cfg.char_ngrams)
-    data = {name: Encoded.of(getattr(splits, name), tokenizer) for name in ("train", "val", "test")}
-    pad_to = resolve_pad_to(cfg, data["train"].ids, model.config.context_length)
+    data = encode_splits(cfg, splits, tokenizer, model.config.context_length)
     set_trainable(model, cfg)
     model.to(device)
-    optimizer = make_optimizer(model, cfg)
-    scaler = torch.amp.GradScaler(device, enabled=run_cfg.precision == "fp16")
-    data_cfg = replace(data_cfg, sha256=splits.sha256)  # what `eval` "as trained" checks
-    return Run(cfg, run_cfg, data_cfg, out_dir, ranks, splits.labels, model, tokenizer.pad_id,
-               pad_to, data, optimizer, scaler)
+    data_cfg = replace(data_cfg, sha256=splits.sha256)
+    return RunConfig(cfg, run_cfg, data_cfg, out_dir, ranks, splits.labels), model, data
 
 
-def start_progress(run: Run, saved: SavedState | None) -> None:
-    """Restore the saved progress, or write a resume point before the first epoch, so that an
-    interrupt at any time can resume."""
-    if saved:
-        run.progress = saved.restore(run.model, run.optimizer, run.scaler)
-        run.resumable = run.progress.epoch
-        if run.ranks.master:
-            print(f"resuming {run.out_dir} after epoch {run.progress.epoch}")
-    else:
-        save_progress(run)
+def encode_splits(cfg: TrainConfig, splits: Splits, tokenizer: Tokenizer, context: int
+                  ) -> dict[str, Encoded]:
+    """Every split tokenized once, padded as --pad-to says."""
+    data = {name: Encoded.of(getattr(splits, name), tokenizer) for name in SPLITS}
+    pad_to = resolve_pad_to(cfg, data["train"].ids, context)
+    return {name: replace(d, pad_to=pad_to) for name, d in data.items()}
 
 
-def save_progress(run: Run) -> None:
-    """Write the resume point (rank 0 only): the model, optimizer and progress so far."""
+def resolve_pad_to(cfg: TrainConfig, train_ids: list[list[int]], context: int) -> int | None:
+    if cfg.pad_to is None:
+        return None
+    n = {"longest": max(len(x) for x in train_ids), "context": context}.get(cfg.pad_to)
+    n = n or int(cfg.pad_to)
+    if not 1 <= n <= context:
+        raise SpamkitError(f"--pad-to {n} is outside the model's context (1..{context})")
+    return n
+
+
+def make_optimizer(model: GPTClassifier, cfg: TrainConfig) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    # nanoGPT's split: decay matrices and embeddings, not biases and LayerNorm gains.
+    groups = [
+        {"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg.weight_decay},
+        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.999), fused=True)
+
+
+def start_progress(run: RunConfig, model: GPTClassifier, optimizer: torch.optim.Optimizer,
+                   scaler: torch.amp.GradScaler, saved: SavedState | None) -> Progress:
+    """The saved progress, restored; or none yet, written as a resume point before the first
+    epoch, so that an interrupt at any time can resume."""
+    if not saved:
+        progress = Progress()
+        save_progress(run, model, optimizer, scaler, progress)
+        return progress
+    progress = saved.restore(model, optimizer, scaler)
     if run.ranks.master:
-        save_state(run.out_dir, run.cfg, run.data_cfg, run.model.config, run.labels,
-                   run.model, run.optimizer, run.scaler, run.progress)
+        print(f"resuming {run.out_dir} after epoch {progress.epoch}")
+    return progress
 
 
-def prepare_networks(run: Run) -> str:
-    """Set what evaluates (`run.net`) and what trains (`run.train_net`); return how the frozen
-    trunk is handled, for the opening line."""
-    note = cache_frozen_trunk(run)
+def prepare_networks(run: RunConfig, model: GPTClassifier, data: dict[str, Encoded]
+                     ) -> tuple[Nets, dict[str, Encoded], str]:
+    """What evaluates and what trains, and `data` with the frozen trunk's outputs where they
+    are cached; and how the frozen trunk is handled, for the opening line."""
+    net, data, note = cache_frozen_trunk(run.cfg, model, data)
     # dynamic=True: every batch has its own length, and one graph with a symbolic length
     # beats recompiling for each new one.
-    run.net = torch.compile(run.net, dynamic=True) if run.run_cfg.compile else run.net
-    run.train_net = run.net
+    net = torch.compile(net, dynamic=True) if run.cfg.compile else net
+    train_net = net
     if run.ranks.world > 1:
         from torch.nn.parallel import DistributedDataParallel
 
         # The model's only buffers are --char-ngrams' lookup tables, the same on every rank:
         # nothing to broadcast before each step.
-        run.train_net = DistributedDataParallel(
-            run.net, device_ids=None if run.device == "cpu" else [run.ranks.local],
+        train_net = DistributedDataParallel(
+            net, device_ids=None if run.cfg.device == "cpu" else [run.ranks.local],
             broadcast_buffers=False)
-    return note
+    return Nets(model, net, train_net), data, note
 
 
-def cache_frozen_trunk(run: Run) -> str:
+def cache_frozen_trunk(cfg: TrainConfig, model: GPTClassifier, data: dict[str, Encoded]
+                       ) -> tuple[nn.Module, dict[str, Encoded], str]:
     """When only the top trains, the trunk maps a message to the same hidden states in every
-    epoch: compute them once, and each step runs (and backpropagates) the top alone."""
-    run.net = run.model
-    splits = list(run.data.values())
-    size = cache_size(run.model, splits, run.pad_to) if run.cfg.cache_frozen else None
+    epoch: compute them once, and each step runs (and backpropagates) the top alone. Returns
+    what runs the model, the data it reads and a note for the opening line."""
+    size = cache_size(model, list(data.values())) if cfg.cache_frozen else None
     if size is None:
-        return ""
+        return model, data, ""
     if size > CACHE_LIMIT_BYTES:
-        return f", frozen trunk not cached ({size / 1e9:.1f} GB)"
-    run.data = {name: cache_trunk(run.model, d, run.run_cfg, run.pad_id, run.pad_to)
-                for name, d in run.data.items()}
-    run.net = FrozenTrunkTop(run.model)
-    return f", frozen trunk computed once ({size / 1e6:.0f} MB)"
+        return model, data, f", frozen trunk not cached ({size / 1e9:.1f} GB)"
+    data = {name: cache_trunk(model, d, cfg) for name, d in data.items()}
+    return FrozenTrunkTop(model), data, f", frozen trunk computed once ({size / 1e6:.0f} MB)"
 
 
-def announce_run(run: Run, cache_note: str) -> None:
+class FrozenTrunkTop(nn.Module):
+    """What trains when the trunk is frozen: the last block, final norm and head, fed the
+    trunk's cached outputs (what torch.compile and DistributedDataParallel then wrap)."""
+
+    def __init__(self, model: GPTClassifier) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.model.top(x, attention_mask)
+
+
+def cache_size(model: GPTClassifier, splits: list[Encoded]) -> int | None:
+    """Bytes of the frozen trunk's outputs for `splits`, or None when they are not fixed: some
+    of the trunk trains, or dropout draws new masks every step."""
+    if model.config.dropout > 0 or any(p.requires_grad for p in model.trunk_parameters()):
+        return None
+    tokens = sum(d.pad_to or len(x) for d in splits for x in d.ids)
+    return tokens * model.config.n_embd * 4
+
+
+@torch.no_grad()
+def cache_trunk(model: GPTClassifier, data: Encoded, cfg: TrainConfig) -> Encoded:
+    """`data` with the trunk's output for each message, computed once for the whole run."""
+    model.eval()
+    order = sorted(range(len(data.ids)), key=lambda i: len(data.ids[i]))
+    states: list[torch.Tensor] = [torch.empty(0)] * len(order)
+    for start in range(0, len(order), 32):
+        idx = order[start : start + 32]
+        input_ids, mask = collate([data.ids[i] for i in idx], data.pad_id, data.pad_to)
+        with autocast(cfg):
+            x = model.trunk(input_ids.to(cfg.device)).float()
+        for row, i, n in zip(x, idx, mask.sum(dim=1).tolist(), strict=True):
+            states[i] = row[:n].clone()
+    return replace(data, states=states)
+
+
+def announce_run(run: RunConfig, model: GPTClassifier, n_messages: int, cache_note: str) -> None:
     """The opening line: what trains, on what, how; and a note when the checkpoint will have
     no training curves."""
     if not run.ranks.master:
         return
-    cfg, model = run.run_cfg, run.model
+    cfg, world = run.cfg, run.ranks.world
     n_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     threads = torch.get_num_threads()  # what torch runs on, however it was set
     print(
         f"training {preset_name(model.config)} ({n_trainable / 1e6:.2f}M trainable "
-        f"parameters, {cfg.trainable}) on {len(run.data['train'].ids)} messages, "
+        f"parameters, {cfg.trainable}) on {n_messages} messages, "
         f"{len(run.labels)} classes {run.labels}, on {describe(cfg.device)}, {threads} CPU "
-        f"thread{'s' if threads > 1 else ''}{' per process' if run.ranks.world > 1 else ''}, "
+        f"thread{'s' if threads > 1 else ''}{' per process' if world > 1 else ''}, "
         f"precision {cfg.precision}, compile {'on' if cfg.compile else 'off'}" + cache_note
-        + (f", {run.ranks.world} processes" if run.ranks.world > 1 else ""), flush=True)
+        + (f", {world} processes" if world > 1 else ""), flush=True)
     missing = curves_missing()
     if missing:
         print(f"note: the checkpoint will have no training curves ({CURVES_FILE}): {missing}",
               flush=True)
 
 
-def plan_schedule(run: Run) -> Schedule:
+def plan_schedule(run: RunConfig, n_messages: int) -> Schedule:
     # Every rank draws the same permutation of the epoch (seed + epoch) and keeps every
     # world-th message of it, after repeating the first few so that all ranks run as many steps:
     # batch k of all ranks together is batch k of a single-process run with the same seed.
     ranks, cfg = run.ranks, run.cfg
-    sampler = DistributedSampler(range(len(run.data["train"].ids)), num_replicas=ranks.world,
+    sampler = DistributedSampler(range(n_messages), num_replicas=ranks.world,
                                  rank=ranks.rank, shuffle=True, seed=cfg.seed)
     local_batch = cfg.batch_size // ranks.world
     n_batches = math.ceil(len(sampler) / local_batch)
@@ -489,155 +541,54 @@ def plan_schedule(run: Run) -> Schedule:
     return Schedule(sampler, local_batch, n_batches, steps_per_epoch, total_steps)
 
 
-def run_epochs(run: Run, schedule: Schedule) -> None:
-    """Train the remaining epochs; after each, validate, keep it if it is the best so far and
-    write the resume point."""
-    for epoch in range(run.progress.epoch + 1, run.cfg.epochs + 1):
-        if reached_max_steps(run):
-            break
-        t0 = time.perf_counter()
-        sums, first_step_seconds = train_epoch(run, schedule, epoch, t0)
-        record = record_epoch(run, epoch, t0, sums, first_step_seconds)
-        report_epoch(run, record)
-        keep_epoch(run, record)
-        run.progress.epoch = epoch
-        save_progress(run)
-        run.resumable = epoch
+def use_threads(threads: int | None) -> None:
+    """Run this process's torch CPU work on `threads` threads, intra- and inter-op.
+
+    Args:
+        threads: how many; None leaves torch's default (OMP_NUM_THREADS, else every CPU).
+    """
+    if threads is None:
+        return
+    torch.set_num_threads(threads)
+    # Settable once per process, before its first parallel work: a later run in the same
+    # process (an app's, a test's) keeps the count already set.
+    with contextlib.suppress(RuntimeError):
+        torch.set_num_interop_threads(threads)
 
 
-def reached_max_steps(run: Run) -> bool:
-    return run.cfg.max_steps is not None and run.progress.step >= run.cfg.max_steps
+def curves_missing() -> str | None:
+    """Why the checkpoint will have no training curves (matplotlib, of the plots extra, is not
+    installed), or None when it will have them."""
+    if importlib.util.find_spec("matplotlib") is not None:
+        return None
+    return f"matplotlib is not installed: {EXTRAS['matplotlib'][1]}"
 
 
-def train_epoch(run: Run, schedule: Schedule, epoch: int, t0: float
-                ) -> tuple[list[float], float | None]:
-    """One pass over this process's share of the training split. Returns the running sums
-    [loss, correct, messages] and the seconds until the first optimizer step."""
-    run.model.train()
-    schedule.sampler.set_epoch(epoch)
-    if run.ranks.world > 1:
-        # Its own dropout masks on each rank, from the epoch alone, so a resumed run
-        # draws the masks an uninterrupted one would.
-        torch.manual_seed(run.cfg.seed + epoch * run.ranks.world + run.ranks.rank)
-    loss_sum, correct, count = 0.0, 0, 0
-    bar = progress_bar(run.ranks.master, total=schedule.steps_per_epoch, desc=f"epoch {epoch}",
-                       leave=False)
-    first_step_seconds = None
-    for i, (inputs, mask, labels) in enumerate(batches(
-        run.data["train"], schedule.local_batch, run.pad_id, list(schedule.sampler), run.pad_to
-    )):
-        last_micro_step = (i + 1) % run.cfg.grad_accum == 0 or i + 1 == schedule.n_batches
-        batch_loss, batch_correct = learn_batch(run, inputs, mask, labels, last_micro_step)
-        loss_sum, correct = loss_sum + batch_loss, correct + batch_correct
-        count += len(labels)
-        run.progress.seen += len(labels) * run.ranks.world
-        if last_micro_step:
-            step_optimizer(run, schedule.total_steps)
-            first_step_seconds = first_step_seconds or time.perf_counter() - t0
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss_sum / count:.3f}")
-            if reached_max_steps(run):
-                break
-    bar.close()
-    return [loss_sum, correct, count], first_step_seconds
+# Finishing a run ----------------------------------------------------------------------------
 
 
-def learn_batch(run: Run, inputs: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor,
-                sync: bool) -> tuple[float, int]:
-    """Forward and backward one micro-batch, averaging the gradients over the processes only
-    when `sync`; return its summed loss and how many it got right."""
-    train_net = run.train_net
-    if run.ranks.world > 1:
-        train_net.require_backward_grad_sync = sync  # average once per step
-    inputs, mask, labels = (t.to(run.device) for t in (inputs, mask, labels))
-    with autocast(run.run_cfg):
-        logits = train_net(inputs, mask).float()
-    loss = F.cross_entropy(logits, labels)
-    run.scaler.scale(loss / run.cfg.grad_accum).backward()
-    return loss.item() * len(labels), (logits.argmax(-1) == labels).sum().item()
-
-
-def step_optimizer(run: Run, total_steps: float) -> None:
-    for group in run.optimizer.param_groups:
-        group["lr"] = learning_rate(run.cfg, run.progress.step, total_steps)
-    run.scaler.step(run.optimizer)
-    run.scaler.update()
-    run.optimizer.zero_grad(set_to_none=True)
-    run.progress.step += 1
-
-
-def record_epoch(run: Run, epoch: int, t0: float, sums: list[float],
-                 first_step_seconds: float | None) -> dict:
-    """Validate, and add the epoch's record to the history."""
-    progress = run.progress
-    train_seconds = time.perf_counter() - t0
-    steps = progress.step - (progress.history[-1]["step"] if progress.history else 0)
-    loss_sum, correct, count = distributed.all_sum(sums, run.device)
-    val = evaluate_split(run, "val")
-    record = {
-        "epoch": epoch,
-        "step": progress.step,
-        "examples_seen": progress.seen,
-        # Running means over the epoch's batches: free, and what the curves show.
-        "train_loss": loss_sum / count,
-        "train_accuracy": correct / count,
-        "val_loss": val["loss"],
-        "val_accuracy": val["accuracy"],
-        "seconds": time.perf_counter() - t0,
-        "train_seconds": train_seconds,  # the optimizer steps alone, no validation
-        "steps": steps,
-        "first_step_seconds": first_step_seconds,  # torch.compile compiles in it
-    }
-    progress.history.append(record)
-    return record
-
-
-def report_epoch(run: Run, record: dict) -> None:
-    if run.ranks.master:
-        print(
-            f"epoch {record['epoch']}: train loss {record['train_loss']:.3f} acc "
-            f"{record['train_accuracy']:.2%} | val loss {record['val_loss']:.3f} acc "
-            f"{record['val_accuracy']:.2%} | {record['seconds']:.1f}s "
-            f"({record['train_seconds'] / max(record['steps'], 1):.3f} s/step)",
-            flush=True,  # progress reaches logs and pipes as it happens
-        )
-
-
-def keep_epoch(run: Run, record: dict) -> None:
-    """Hold on to this epoch's weights if the checkpoint should have them (see `should_keep`)."""
-    val = {"accuracy": record["val_accuracy"], "loss": record["val_loss"]}
-    if should_keep(run.cfg, val, run.progress.best):
-        run.progress.best = {"val_accuracy": val["accuracy"], "val_loss": val["loss"],
-                             "epoch": record["epoch"]}
-        run.progress.best_state = copy.deepcopy(run.model.state_dict())
-
-
-def evaluate_split(run: Run, name: str) -> dict[str, float]:
-    return loss_and_accuracy(run.net, run.data[name], run.run_cfg, run.pad_id, run.pad_to,
-                             run.ranks)
-
-
-def evaluate_kept(run: Run) -> dict:
+def evaluate_kept(run: RunConfig, nets: Nets, data: dict[str, Encoded], progress: Progress
+                  ) -> dict:
     """Load the kept epoch's weights, score every split with them, and stop the processes;
     return the metrics the checkpoint records."""
-    progress = run.progress
     if progress.best_state is None:
         raise SpamkitError("no epoch ran: raise --epochs or --max-steps")
-    run.model.load_state_dict(progress.best_state)
-    final = {name: evaluate_split(run, name) for name in run.data}
+    nets.model.load_state_dict(progress.best_state)
+    final = {name: evaluate_split(nets.net, d, run.cfg, run.ranks) for name, d in data.items()}
     distributed.stop()
     return {
         "kept_epoch": progress.best["epoch"],  # whose weights the checkpoint holds
         "final": final,
         "history": progress.history,
-        "split_sizes": {name: len(d.ids) for name, d in run.data.items()},
+        "split_sizes": {name: len(d.ids) for name, d in data.items()},
     }
 
 
-def save_results(run: Run, metrics: dict) -> None:
+def save_results(run: RunConfig, model: GPTClassifier, metrics: dict, pad_to: int | None
+                 ) -> None:
     """Print the kept epoch's scores; write the checkpoint (the plain model: LoRA merged,
     character n-grams folded into the embeddings) and the training curves."""
-    cfg, model, final = run.cfg, run.model, metrics["final"]
+    cfg, final = run.cfg, metrics["final"]
     print(
         f"kept epoch {metrics['kept_epoch']} ({cfg.keep}): train acc "
         f"{final['train']['accuracy']:.2%}, val acc {final['val']['accuracy']:.2%}, test acc "
@@ -647,7 +598,7 @@ def save_results(run: Run, metrics: dict) -> None:
         merge_lora(model)
     if cfg.char_ngrams:
         model.wte = model.wte.folded()
-    training = {**asdict(run.run_cfg), "pad_to_tokens": run.pad_to}
+    training = {**asdict(cfg), "pad_to_tokens": pad_to}
     ckpt = Checkpoint(model.cpu().eval(), run.labels, preset_name(model.config), run.data_cfg,
                       training)
     save_checkpoint(run.out_dir, ckpt, metrics)  # replaces out_dir, training state included
@@ -656,5 +607,5 @@ def save_results(run: Run, metrics: dict) -> None:
         return
     from spamkit import plots  # matplotlib: the plots extra
 
-    plots.training_curves(run.progress.history, Path(run.out_dir) / CURVES_FILE)
+    plots.training_curves(metrics["history"], Path(run.out_dir) / CURVES_FILE)
     print(f"checkpoint written to {run.out_dir} (training curves in {CURVES_FILE})")

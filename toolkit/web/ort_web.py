@@ -18,7 +18,7 @@ from http.client import HTTPException
 from pathlib import Path
 
 from spamkit.atomic import atomic_file
-from spamkit.data import _default_cache_dir
+from spamkit.data import default_cache_dir
 from spamkit.errors import SpamkitError
 from spamkit.progress import progress_bar, stage
 
@@ -62,7 +62,7 @@ def runtime_files(cache_dir: Path | None = None) -> dict[str, bytes]:
     if all((NODE_MODULES_DIST / name).is_file() for name in ORT_FILES):
         return {name: (NODE_MODULES_DIST / name).read_bytes() for name in ORT_FILES}
     pin = pinned()
-    return package_files(checked_tarball(pin, cache_dir or _default_cache_dir()), pin)
+    return package_files(checked_tarball(pin, cache_dir or default_cache_dir()), pin)
 
 
 def checked_tarball(pin: Pin, cache_dir: Path) -> bytes:

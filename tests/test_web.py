@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from conftest import SMS_FILE, assert_clean_failure, spamkit_cli
 from test_node_port import LONG, change_a_byte, tokenizer_in_a_subfolder
-from webpage import ORT_WEB, classify_in_page, opened, require, served
+from webpage import ORT_WEB, classify_in_page, opened, require, served, written_site
 
 pytestmark = pytest.mark.browser
 
@@ -19,29 +19,30 @@ SPAM = "WINNER!! You have been selected to receive a £900 prize reward! Call 09
 
 @pytest.fixture(scope="module")
 def site(tiny_bundle, tmp_path_factory) -> Path:
-    require("onnxruntime-web (npm)", ORT_WEB.is_dir())
-    out = tmp_path_factory.mktemp("web") / "site"
-    result = spamkit_cli("web", tiny_bundle, "--out", out)
-    assert result.returncode == 0, result.stderr
-    return out
+    return written_site(tiny_bundle, tmp_path_factory.mktemp("web") / "site")
 
 
-def test_the_page_classifies_sms_messages_as_the_python_runtime_does(site, tiny_bundle):
+def assert_answers_as_python(page, bundle: Path) -> None:
+    """The page classifies the 300 messages of the SMS test split, and the rules of the bundle
+    format too (empty, blank, longer than the context: cut from the front), as the Python
+    runtime does: the same labels, probabilities within 1e-4."""
     from spamkit.data import DataConfig, load_splits
     from spamkit.runtime import Classifier
 
-    texts = load_splits(DataConfig(path=str(SMS_FILE))).test.texts  # 300 real messages
-    # The rules of the bundle format too: empty, longer than the context (cut from the front).
-    texts = [*texts, "", " ", LONG]
-    clf = Classifier.load(tiny_bundle)
-    outside: list[str] = []
-    with served(site) as url, opened(url, outside) as page:
-        assert "checked against the manifest's sha256" in page.inner_text("#status")
-        results = classify_in_page(page, texts)
-    assert outside == []  # nothing fetched from anywhere but the site itself
+    texts = [*load_splits(DataConfig(path=str(SMS_FILE))).test.texts, "", " ", LONG]
+    clf = Classifier.load(bundle)
+    results = classify_in_page(page, texts)
     assert [r["label"] for r in results] == clf.predict(texts)
     got = np.array([r["probabilities"] for r in results])
     np.testing.assert_allclose(got, clf.predict_proba(texts), atol=1e-4, rtol=0)
+
+
+def test_the_page_classifies_sms_messages_as_the_python_runtime_does(site, tiny_bundle):
+    outside: list[str] = []
+    with served(site) as url, opened(url, outside) as page:
+        assert "checked against the manifest's sha256" in page.inner_text("#status")
+        assert_answers_as_python(page, tiny_bundle)
+    assert outside == []  # nothing fetched from anywhere but the site itself
 
 
 def test_a_user_types_a_message_and_sees_label_probability_and_time(site, tiny_bundle):

@@ -27,6 +27,7 @@ ORT_WEB = ROOT / "toolkit" / "web" / "node_modules" / "onnxruntime-web"
 CHROMIUM_PATHS = ("/usr/bin/chromium-headless-shell", "/usr/bin/chromium")
 # A page is ready when its status leaves "loading" (app.js sets "ready" or "error").
 READY = "document.getElementById('status').dataset.state !== 'loading'"
+LOCAL = "http://127.0.0.1:"  # the servers of the tests; anything else is "outside"
 
 
 def require(what: str, present: bool) -> None:
@@ -52,6 +53,16 @@ def node() -> str:
     return found
 
 
+def written_site(bundle: Path, out: Path) -> Path:
+    """`out`, where `spamkit web BUNDLE --out OUT` has written the site, as a user runs it."""
+    from conftest import spamkit_cli
+
+    require("onnxruntime-web (npm)", ORT_WEB.is_dir())
+    result = spamkit_cli("web", bundle, "--out", out)
+    assert result.returncode == 0, result.stderr
+    return out
+
+
 @contextlib.contextmanager
 def served(directory: Path) -> Iterator[str]:
     """The URL of a static HTTP server on 127.0.0.1 serving `directory`."""
@@ -72,15 +83,14 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 
 @contextlib.contextmanager
-def opened(url: str, outside: list[str]) -> Iterator:
-    """A Chromium page at `url`, offline: any request that leaves 127.0.0.1 is refused and its
-    URL appended to `outside`."""
+def browser_page(outside: list[str], service_workers: str = "allow") -> Iterator:
+    """A Chromium page, not yet opened, offline: any request that leaves 127.0.0.1 is refused and
+    its URL appended to `outside`. Routed for the whole context, so that the requests of the
+    page's service worker are seen too (`service_workers="block"` gives it none)."""
     from playwright.sync_api import sync_playwright
 
-    local = url.rstrip("/")
-
     def only_local(route) -> None:
-        if route.request.url.startswith(local):
+        if route.request.url.startswith(LOCAL):
             route.continue_()
         else:
             outside.append(route.request.url)
@@ -89,13 +99,31 @@ def opened(url: str, outside: list[str]) -> Iterator:
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium())
         try:
-            page = browser.new_page(viewport={"width": 900, "height": 640})
-            page.route("**/*", only_local)
-            page.goto(url)
-            page.wait_for_function(READY, timeout=120_000)
-            yield page
+            context = browser.new_context(viewport={"width": 900, "height": 640},
+                                          service_workers=service_workers)
+            context.route("**/*", only_local)
+            yield context.new_page()
         finally:
             browser.close()
+
+
+@contextlib.contextmanager
+def opened(url: str, outside: list[str], service_workers: str = "allow",
+           loads: list[str] | None = None) -> Iterator:
+    """A Chromium page (browser_page) at `url`, ready (open_page)."""
+    with browser_page(outside, service_workers) as page:
+        open_page(page, url, loads)
+        yield page
+
+
+def open_page(page, url: str, loads: list[str] | None = None) -> None:
+    """Go to `url` and wait until the page is ready, after the one reload its service worker may
+    ask for; each load of the page, reloads included, is appended to `loads`."""
+    if loads is not None:
+        page.on("framenavigated",
+                lambda frame: frame == page.main_frame and loads.append(frame.url))
+    page.goto(url)
+    page.wait_for_function(READY, timeout=120_000)
 
 
 def classify_in_page(page, texts: list[str]) -> list[dict]:

@@ -27,7 +27,7 @@ from spamkit.cli_options import (
     threads_option,
 )
 from spamkit.cli_run import help_for_no_command, run, stdin_lines
-from spamkit.config import ENGINES, SPLIT_NAMES, SPLITS, TrainConfig
+from spamkit.config import ENGINES, SPLIT_NAMES, SPLITS, PretrainConfig, TrainConfig
 from spamkit.errors import SpamkitError
 from spamkit.extras import require
 from spamkit.jsonout import json_output
@@ -157,8 +157,8 @@ def _training_threads(threads: int | None, nproc: int) -> int:
     return max(1, usable_cpus() // nproc)
 
 
-def _launch_workers(nproc: int, cfg: TrainConfig, out: Path, data: str | None, resume: bool,
-                    force: bool) -> bool:
+def _launch_workers(nproc: int, cfg: TrainConfig | PretrainConfig, out: Path, data: str | None,
+                    resume: bool, force: bool) -> bool:
     """With --nproc N outside torchrun, run this command as N torchrun workers and return True
     once they are done; False when this process trains itself."""
     launched = int(os.environ.get("WORLD_SIZE", "1"))  # set when torchrun started this process
@@ -180,6 +180,54 @@ def _launch_workers(nproc: int, cfg: TrainConfig, out: Path, data: str | None, r
     if code:
         raise SpamkitError(f"training failed in a worker process (torchrun exit {code})")
     return True
+
+
+@app.command()
+@config_options(PretrainConfig, "cfg")
+def pretrain(
+    ctx: typer.Context,
+    out: Path = typer.Option(Path("runs/pretrained"), "--out",
+                             help="Folder to write the language model to."),
+    cfg: PretrainConfig = PretrainConfig(),  # one option per field (config_options)
+    text: list[str] | None = typer.Option(None, "--text", help="More unlabelled text (may "
+                                          "repeat): one message per line, a CSV/TSV's or JSON "
+                                          "Lines' --text-column, or a folder of such files."),
+    data_text: bool = typer.Option(True, "--data-text/--no-data-text", help="Read the data "
+                                   "file's messages outside validation and test too."),
+    data: str | None = data_option(),
+    split: str = typer.Option("balanced", **one_of(SPLITS), help="The split whose validation "
+                              "and test messages are never read: as given to `spamkit train`."),
+    text_column: str = typer.Option("text", help="Text column of a CSV/TSV or JSON Lines."),
+    label_column: str = typer.Option("label", help="Label column of a CSV/TSV data file."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run in --out "
+                                "after its last complete epoch, with its settings and text."),
+    nproc: int = typer.Option(1, "--nproc", min=1, help="Train as N processes on this machine "
+                              "(as `spamkit train --nproc`)."),
+    force: bool = typer.Option(False, "--force", help="Replace the unfinished run in --out."),
+    threads: int | None = threads_option("PyTorch's CPU threads in each process (as `spamkit "
+                                         "train --threads`)."),
+    quiet: bool = quiet_option(),
+) -> None:
+    """Train the GPT as a language model on unlabelled text (the data file's messages outside
+    validation and test, and --text), for `spamkit train --init OUT`."""
+    from spamkit.data import DataConfig
+    from spamkit.training.pretrain import Reading
+    from spamkit.training.pretrain import pretrain as run_pretraining
+
+    given = given_options(ctx, {"out", "resume", "nproc", "threads", "quiet"})
+    if resume and given:
+        raise SpamkitError(f"--resume continues {out} with the settings it started with: leave "
+                           f"{', '.join('--' + n.replace('_', '-') for n in given)} out")
+    threads = _training_threads(threads, nproc)
+    if nproc > 1:  # torchrun starts its workers with it
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+    data_cfg = DataConfig(path=data, split=split, seed=cfg.seed, text_column=text_column,
+                          label_column=label_column)
+    with quiet_output(quiet):
+        if _launch_workers(nproc, cfg, out, data, resume, force):
+            return
+        run_pretraining(cfg, data_cfg, str(out), Reading(text or [], text_column, data_text),
+                        force, resume, threads)
 
 
 @app.command()
@@ -349,14 +397,25 @@ def web(
     force: bool = typer.Option(False, "--force", help="Replace the site already in --out; "
                                "anything else there is never replaced."),
     digest: str | None = digest_option(),
+    serve: int | None = typer.Option(None, "--serve", min=0, max=65535, metavar="PORT",
+                                     help="Then serve the site on 127.0.0.1:PORT (0: any free "
+                                     "port) with the headers that let the page run threads, "
+                                     "until Ctrl-C."),
 ) -> None:
     """Write a static site that classifies messages in the browser, offline (onnxruntime-web,
     downloaded from npm into the cache on first use: docs/web.md)."""
+    from spamkit.web.server import listening, serve_site
     from spamkit.web.site import write_site
 
-    site = write_site(bundle, out, force=force, digest=digest)
-    print(f"site written to {out}: the bundle's {site.precision} graph, run by onnxruntime-web")
-    print(f"serve it, e.g. `python -m http.server -d {out} 8000`, and open http://localhost:8000")
+    with listening(serve, out) as server:  # a busy port: refused before anything is written
+        site = write_site(bundle, out, force=force, digest=digest)
+        print(f"site written to {out}: the bundle's {site.precision} graph, run by "
+              "onnxruntime-web")
+        if server is None:
+            print(f"serve it, e.g. `python -m http.server -d {out} 8000`, and open "
+                  "http://localhost:8000 (or add --serve 8000)")
+        else:
+            serve_site(server, out)
 
 
 @app.command()

@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from spamkit.errors import SpamkitError
+from spamkit.jsonfile import peek_format_json
+from spamkit.outputs import CHECKPOINT_FILES, PRETRAINED_FORMAT
 from spamkit.runtime.bundle import TOKENS  # which token the head reads: "last" or "first"
 from spamkit.runtime.hub import is_hub_reference
 
@@ -91,8 +93,24 @@ def init_problem(init: str) -> str | None:
     hf:// reference, or a folder (what that folder holds is checked when it is read)."""
     if init in INITS or is_hub_reference(init) or Path(init).expanduser().is_dir():
         return None
-    return (f"{init!r} is none of {', '.join(INITS)}, nor a folder or hf://org/name of a "
-            "transformers GPT2ForSequenceClassification")
+    return (f"{init!r} is none of {', '.join(INITS)}, nor a `spamkit pretrain` folder, nor a "
+            "folder or hf://org/name of a transformers GPT2ForSequenceClassification")
+
+
+def pretrain_init_problem(init: str) -> str | None:
+    """What is wrong with `spamkit pretrain --init INIT`, or None: a name of INITS, or a
+    `spamkit pretrain` folder to pretrain further."""
+    if init in INITS or is_pretrained_lm(init):
+        return None
+    return f"{init!r} is none of {', '.join(INITS)}, nor a `spamkit pretrain` folder"
+
+
+def is_pretrained_lm(init: str | None) -> bool:
+    """Whether `init` names a folder `spamkit pretrain` wrote (its config declares the format)."""
+    if not init or init in INITS or is_hub_reference(init):
+        return False
+    config = Path(init).expanduser() / CHECKPOINT_FILES[0]
+    return peek_format_json(config, PRETRAINED_FORMAT) is not None
 
 
 def preset_config(name: str, **overrides) -> GPTConfig:
@@ -113,9 +131,10 @@ class TrainConfig:
         "pretrained weights.", choices=tuple(PRESETS))
     init: str = option(
         "random", "Initial weights: " + ", ".join(INITS) + " (GPT-2 from the Hugging Face cache "
-        "or hub, or from --weights), or a transformers GPT2ForSequenceClassification folder or "
-        "hf://org/name[@revision] of one, to continue its fine-tuning (head and labels "
-        "included).", check=init_problem, metavar="NAME|DIR|hf://org/name")
+        "or hub, or from --weights), a `spamkit pretrain` folder (its trunk, a new head), or a "
+        "transformers GPT2ForSequenceClassification folder or hf://org/name[@revision] of one, "
+        "to continue its fine-tuning (head and labels included).", check=init_problem,
+        metavar="NAME|DIR|hf://org/name")
     weights: str | None = option(
         None, "Local GPT-2 weights in the Hugging Face format (model.safetensors or "
         "pytorch_model.bin, or their directory) for --init.")
@@ -168,7 +187,11 @@ class TrainConfig:
         if self.weights and self.init == "random":
             raise SpamkitError("--weights loads pretrained GPT-2 weights: name their size with "
                                "--init gpt2 (or gpt2-medium, gpt2-large, gpt2-xl)")
-        if self.init not in INITS:
+        pretrained = is_pretrained_lm(self.init)
+        if pretrained and self.weights:
+            raise SpamkitError(f"--weights loads GPT-2 weights (with --init gpt2); --init "
+                               f"{self.init} starts from the trunk pretrained there")
+        if self.init not in INITS and not pretrained:
             self._check_classifier_init()
         if self.pad_to not in (None, "longest", "context") and not str(self.pad_to).isdigit():
             raise SpamkitError(f"--pad-to takes a length, 'longest' or 'context', "
@@ -208,3 +231,55 @@ class TrainConfig:
                                "last token, as transformers' GPT2ForSequenceClassification does")
 
 
+def train_option(name: str, default: Any = None, help: str | None = None, **typer_args) -> Any:
+    """TrainConfig's field `name` as a field of another command's settings, with its option's
+    help and checks, and another `default` or `help` where given."""
+    f = TrainConfig.__dataclass_fields__[name]
+    metadata = {**f.metadata, **({"help": help} if help else {}), **typer_args}
+    return field(default=f.default if default is None else default, metadata=metadata)
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """`spamkit pretrain`: next-token training of the classifier's trunk on unlabelled text."""
+
+    preset: str | None = train_option("preset")
+    init: str = train_option(
+        "init", help="Initial weights: " + ", ".join(INITS) + " (GPT-2 from the Hugging Face "
+        "cache or hub, or from --weights), or a `spamkit pretrain` folder to pretrain further.",
+        check=pretrain_init_problem, metavar="NAME|DIR")
+    weights: str | None = train_option("weights")
+    seq_len: int = option(128, "Tokens per training block: messages are packed end to end, "
+                          "<|endoftext|> between them, and cut into blocks this long.", min=2)
+    held_out: float = option(0.05, "Share of the unlabelled messages kept out of training to "
+                             "measure the language-model loss and perplexity on.")
+    epochs: int = train_option("epochs", default=1, help="Passes over the unlabelled text.")
+    batch_size: int = train_option("batch_size", default=16, help="Blocks per optimizer step.")
+    lr: float = train_option("lr", default=1e-3)
+    weight_decay: float = train_option("weight_decay")
+    lr_schedule: str = train_option("lr_schedule", default="cosine")
+    precision: str = train_option("precision")
+    compile: bool | None = train_option("compile")
+    dropout: float = train_option("dropout")
+    seed: int = train_option("seed", help="Seed of the split held out, the init and the "
+                             "shuffling.")
+    max_steps: int | None = train_option("max_steps")
+    device: str = train_option("device")
+
+    def check(self) -> None:
+        if self.seq_len < 2:
+            raise SpamkitError("--seq-len must be at least 2 tokens")
+        if not 0 < self.held_out < 1:
+            raise SpamkitError(f"--held-out is a share of the messages, above 0 and below 1, "
+                               f"not {self.held_out}")
+        problem = pretrain_init_problem(self.init)
+        if problem:
+            raise SpamkitError(f"--init {problem}")
+        self.as_train().check()
+
+    def as_train(self) -> TrainConfig:
+        """The run as the training loop takes it: every weight trains, the last epoch is kept."""
+        same = {name: getattr(self, name) for name in (
+            "preset", "init", "weights", "epochs", "batch_size", "lr", "weight_decay",
+            "lr_schedule", "precision", "compile", "dropout", "seed", "max_steps", "device")}
+        return TrainConfig(**same, trainable="all", keep="last", cache_frozen=False)

@@ -29,6 +29,9 @@ TRAINING_STATE = "training-state"
 # What spamkit.training writes (it imports torch, so the names are here): a checkpoint's files
 # (save_checkpoint, then the curves), and a training state's (save_state).
 CHECKPOINT_FILES = ("config.json", "model.safetensors", "metrics.json", "curves.png")
+# A language model `spamkit pretrain` wrote (the same files): a trunk to fine-tune, not a
+# classifier to export.
+PRETRAINED_FORMAT = "spamkit-pretrained-lm"
 STATE_FILES = ("state.json", "tensors.safetensors")
 
 
@@ -152,7 +155,8 @@ def _checkpoint_files(path: Path) -> set[str] | None:
     checkpoint was written, which holds only its resume point. A checkpoint that a new run is
     replacing (--force) holds that run's resume point too."""
     state = {f"{TRAINING_STATE}/{name}" for name in STATE_FILES}
-    if peek_format_json(path / CHECKPOINT_FILES[0], "spamkit-checkpoint") is not None:
+    if any(peek_format_json(path / CHECKPOINT_FILES[0], fmt) is not None
+           for fmt in ("spamkit-checkpoint", PRETRAINED_FORMAT)):  # train's or pretrain's
         return {*CHECKPOINT_FILES, *state}
     if (path / TRAINING_STATE).is_dir() and not (path / TRAINING_STATE).is_symlink():
         return state

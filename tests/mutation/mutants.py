@@ -1086,6 +1086,144 @@ MUTANTS = [
         ("tests/test_docs.py::test_a_results_page_says_first_which_command_reproduces_it"
          "[experiments.md]",),
     ),
+    # Pretraining on unlabelled text (issue 33)
+    Mutant(
+        "pretrain --force refuses its own earlier output", "toolkit/outputs.py",
+        '           for fmt in ("spamkit-checkpoint", PRETRAINED_FORMAT)):',
+        '           for fmt in ("spamkit-checkpoint",)):',
+        ("tests/test_pretrain.py::"
+         "test_a_second_pretrain_into_the_same_out_needs_force_and_then_replaces_it",),
+    ),
+    Mutant(
+        "pretraining reads messages equal to a held-out one", "toolkit/unlabelled.py",
+        "    kept = [t for t in texts if t not in held_out]",
+        "    kept = list(texts)",
+        ("tests/test_pretrain.py::test_validation_and_test_messages_never_enter_the_text",),
+    ),
+    Mutant(
+        "export takes a pretrained language model for a checkpoint",
+        "toolkit/training/checkpoint.py",
+        "    if peek_format_json(path / CONFIG_FILE, PRETRAINED_FORMAT) is not None:",
+        "    if False:",
+        ("tests/test_pretrain.py::test_export_says_to_fine_tune_a_language_model_first",),
+    ),
+    Mutant(
+        "train --init a pretrained trunk of another preset", "toolkit/training/build.py",
+        '        check_preset(cfg, model, f"the weights pretrained in {cfg.init}")',
+        "        pass",
+        ("tests/test_pretrain.py::test_train_refuses_a_preset_the_trunk_is_not",),
+    ),
+    Mutant(
+        "train --init a trunk of another tokenizer", "toolkit/training/lm.py",
+        '    if config.get("tokenizer") != TOKENIZER:',
+        "    if False:",
+        ("tests/test_pretrain.py::test_train_refuses_a_trunk_of_another_tokenizer",),
+    ),
+    Mutant(
+        "pretrain blocks beyond the model's context", "toolkit/training/pretrain.py",
+        "    if cfg.seq_len > model.config.context_length:",
+        "    if False:",
+        ("tests/test_pretrain.py::test_pretrain_refuses_what_cannot_run",),
+    ),
+    Mutant(
+        "pretrain holds out a share outside 0..1", "toolkit/config.py",
+        "        if not 0 < self.held_out < 1:",
+        "        if False:",
+        ("tests/test_pretrain.py::test_pretrain_refuses_what_cannot_run",),
+    ),
+    Mutant(
+        "pretrain --resume takes settings it ignores", "toolkit/cli.py",
+        "    if resume and given:", "    if False:",
+        ("tests/test_pretrain.py::test_an_interrupted_pretrain_resumes_to_the_uninterrupted_"
+         "result",),
+    ),
+    Mutant(
+        "pretrain --resume reads text that changed", "toolkit/training/pretrain.py",
+        '    if kept["text_sha256"] != record["text_sha256"]:', "    if False:",
+        ("tests/test_pretrain.py::test_an_interrupted_pretrain_resumes_to_the_uninterrupted_"
+         "result",),
+    ),
+    Mutant(
+        "train --resume continues a pretraining as a classifier", "toolkit/training/train.py",
+        '    if saved and "pretrain" in saved.meta:', "    if False:",
+        ("tests/test_pretrain.py::test_an_interrupted_pretrain_resumes_to_the_uninterrupted_"
+         "result",),
+    ),
+    Mutant(
+        "pretrain --resume continues a classifier's training", "toolkit/training/pretrain.py",
+        "    if kept is None:", "    if False:",
+        ("tests/test_pretrain.py::test_pretrain_does_not_resume_a_classifiers_training",),
+    ),
+    Mutant(
+        "pretrain --nproc trains each process apart", "toolkit/training/pretrain.py",
+        "    nets = Nets(model, net, parallel(run, net))", "    nets = Nets(model, net, net)",
+        ("tests/test_pretrain.py::test_two_processes_pretrain_as_one",),
+    ),
+    Mutant(
+        "pretrain on no text at all", "toolkit/unlabelled.py",
+        "    if not texts:", "    if False:",
+        ("tests/test_pretrain.py::test_pretrain_refuses_what_cannot_run",),
+    ),
+    Mutant(
+        "train --init a pretrained trunk ignores --weights", "toolkit/config.py",
+        "        if pretrained and self.weights:", "        if False:",
+        ("tests/test_pretrain.py::test_train_refuses_gpt2_weights_beside_a_pretrained_trunk",),
+    ),
+    # Threads in the browser (issue 34)
+    Mutant(
+        "the page reloads for its service worker again and again",
+        "toolkit/web/static/isolation.js",
+        "    if (s.getItem(RELOADED)) return false;",
+        "    if (false) return false;",
+        ("tests/test_web_threads.py::test_a_service_worker_that_cannot_control_the_page_"
+         "reloads_it_once_not_again",),
+    ),
+    Mutant(
+        "the page reloads where it is isolated already", "toolkit/web/static/isolation.js",
+        "  if (globalThis.crossOriginIsolated) {",
+        "  if (false) {",
+        ("tests/test_web_threads.py::test_spamkit_web_serve_isolates_the_page_on_its_first_"
+         "load_until_ctrl_c",),
+    ),
+    Mutant(
+        "the service worker rewrites redirects", "toolkit/web/static/isolation-sw.js",
+        '  if (response.type !== "basic") return response;',
+        "",
+        ("tests/test_web_threads.py::test_the_service_worker_leaves_a_redirect_as_the_server_"
+         "sent_it",),
+    ),
+    Mutant(
+        "the service worker's COEP does not isolate", "toolkit/web/static/isolation-sw.js",
+        '"Cross-Origin-Embedder-Policy": "require-corp",',
+        '"Cross-Origin-Embedder-Policy": "unsafe-none",',
+        ("tests/test_web_threads.py::test_a_plain_static_server_gets_threads_after_one_reload",),
+    ),
+    Mutant(
+        "the isolated page runs one thread", "toolkit/web/static/app.js",
+        "isolation.isolated ? navigator.hardwareConcurrency || 1 : 1;",
+        "1;",
+        ("tests/test_web_threads.py::test_a_plain_static_server_gets_threads_after_one_reload",),
+    ),
+    Mutant(
+        "spamkit web --serve without COOP", "toolkit/web/server.py",
+        '{"Cross-Origin-Opener-Policy": "same-origin",',
+        '{"Cross-Origin-Opener-Policy": "unsafe-none",',
+        ("tests/test_web_threads.py::test_spamkit_web_serve_isolates_the_page_on_its_first_"
+         "load_until_ctrl_c",),
+    ),
+    Mutant(
+        "spamkit web --serve on a busy port says errno", "toolkit/web/server.py",
+        "    except OSError as e:",
+        "    except ImportError as e:",
+        ("tests/test_web_threads.py::test_spamkit_web_serve_on_a_busy_port_is_one_line_and_"
+         "writes_nothing",),
+    ),
+    Mutant(
+        "spamkit web --serve dies of SIGTERM", "toolkit/web/server.py",
+        "    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))",
+        "    pass",
+        ("tests/test_web_threads.py::test_spamkit_web_serve_stops_on_sigterm_with_exit_0",),
+    ),
     # Held out, then folded in (issue 29)
     Mutant(
         "tokenizer special ids may repeat", "runtime/tokenizer.py",

@@ -1,14 +1,16 @@
-"""The model a training run starts from (random, GPT-2's weights, or a classifier to train
-further), the data's class ids in its order, and what of it trains."""
+"""The model a training run starts from (random, GPT-2's weights, a pretrained language
+model's trunk, or a classifier to train further), the data's class ids in its order, and what
+of it trains."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 
-from spamkit.config import INITS, TrainConfig, preset_config
+from spamkit.config import INITS, TrainConfig, is_pretrained_lm, preset_config
 from spamkit.data import Examples, Splits
 from spamkit.errors import SpamkitError
 from spamkit.training.hf_classifier import open_classifier
+from spamkit.training.lm import load_pretrained_lm
 from spamkit.training.lora import add_lora
 from spamkit.training.model import GPTClassifier
 from spamkit.training.pretrained import find_weights, load_pretrained, preset_name
@@ -17,16 +19,26 @@ from spamkit.training.pretrained import find_weights, load_pretrained, preset_na
 def build_model(cfg: TrainConfig, splits: Splits) -> tuple[GPTClassifier, Splits]:
     """The model `cfg.init` starts from, and `splits` with class ids in its order: the data's,
     or (a classifier given to --init) its own."""
-    head = dict(num_classes=len(splits.labels), token=cfg.token, dropout=cfg.dropout)
-    if cfg.init == "random":
-        return GPTClassifier(preset_config(cfg.preset or "mini", **head)), splits
-    if cfg.init not in INITS:
+    if cfg.init not in INITS and not is_pretrained_lm(cfg.init):
         return continue_classifier(cfg, splits)
+    head = dict(num_classes=len(splits.labels), token=cfg.token, dropout=cfg.dropout)
+    return start_model(cfg, **head), splits
+
+
+def start_model(cfg: TrainConfig, **head) -> GPTClassifier:
+    """A new class head (`head`: num_classes, token, dropout) on the trunk `cfg.init` names:
+    random, GPT-2's weights, or a `spamkit pretrain` folder's."""
+    if cfg.init == "random":
+        return GPTClassifier(preset_config(cfg.preset or "mini", **head))
+    if cfg.init not in INITS:
+        model = load_pretrained_lm(cfg.init, **head)
+        check_preset(cfg, model, f"the weights pretrained in {cfg.init}")
+        return model
     path = find_weights(cfg.init, cfg.weights)
     model = load_pretrained(path, **head)
     check_preset(cfg, model, f"the weights at {path}")
     print(f"loaded {preset_name(model.config)} GPT-2 weights from {path}")
-    return model, splits
+    return model
 
 
 def check_preset(cfg: TrainConfig, model: GPTClassifier, what: str) -> None:

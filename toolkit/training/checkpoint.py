@@ -22,8 +22,8 @@ from spamkit.atomic import atomic_dir
 from spamkit.config import SIZES
 from spamkit.data import DataConfig
 from spamkit.errors import SpamkitError
-from spamkit.jsonfile import read_format_json
-from spamkit.outputs import CHECKPOINT_FILES
+from spamkit.jsonfile import peek_format_json, read_format_json
+from spamkit.outputs import CHECKPOINT_FILES, PRETRAINED_FORMAT
 from spamkit.training.model import GPTClassifier, GPTConfig
 
 FORMAT = "spamkit-checkpoint"
@@ -68,6 +68,9 @@ def save_checkpoint(path: str | Path, ckpt: Checkpoint, metrics: dict) -> None:
 def _read_config(path: Path) -> dict:
     if not path.is_dir():
         raise SpamkitError(f"checkpoint not found: {path} is not a directory")
+    if peek_format_json(path / CONFIG_FILE, PRETRAINED_FORMAT) is not None:
+        raise SpamkitError(f"{path} is a language model from `spamkit pretrain`, not a "
+                           f"classifier: fine-tune it first with `spamkit train --init {path}`")
     try:
         return read_format_json(path / CONFIG_FILE, FORMAT, FORMAT_VERSION,
                                 "spamkit checkpoint config")
@@ -86,7 +89,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     config = _read_config(path)
     model_cfg, labels, preset, data = _parse_config(path / CONFIG_FILE, config)
     weights = path / WEIGHTS_FILE
-    check_shapes(expected_shapes(model_cfg), _file_shapes(weights), source=str(weights))
+    check_shapes(expected_shapes(model_cfg), file_shapes(weights), source=str(weights))
     model = GPTClassifier(model_cfg)
     try:
         model.load_state_dict(load_file(str(weights)))
@@ -115,7 +118,7 @@ def _parse_config(source: Path, config: dict) -> tuple[GPTConfig, list[str], str
     return model_cfg, labels, preset, data
 
 
-def _file_shapes(weights: Path) -> dict[str, tuple[int, ...]]:
+def file_shapes(weights: Path) -> dict[str, tuple[int, ...]]:
     """The name and shape of every tensor in a safetensors file, from its header alone."""
     if not weights.is_file():
         raise SpamkitError(f"{weights.parent} has no {weights.name}")

@@ -42,7 +42,10 @@ class Progress:
 
 
 def save_state(out_dir: str | Path, cfg: TrainConfig, data: DataConfig, model_cfg: GPTConfig,
-               labels: list[str], model, optimizer, scaler, progress: Progress) -> None:
+               labels: list[str], model, optimizer, scaler, progress: Progress,
+               extra: dict | None = None) -> None:
+    """Write the resume point; `extra`: more of what the run needs to resume (JSON), saved
+    beside the rest (`spamkit pretrain`'s settings)."""
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
     if progress.best_state is not None:
         tensors |= {f"best.{k}": v for k, v in progress.best_state.items()}
@@ -57,7 +60,7 @@ def save_state(out_dir: str | Path, cfg: TrainConfig, data: DataConfig, model_cf
         "labels": labels,  # in the model's class order, which a classifier given to --init sets
         "epoch": progress.epoch, "step": progress.step, "seen": progress.seen,
         "history": progress.history, "best": progress.best,
-        "optimizer_groups": opt["param_groups"], "scaler": scaler.state_dict(),
+        "optimizer_groups": opt["param_groups"], "scaler": scaler.state_dict(), **(extra or {}),
     }
     tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
     with atomic_dir(Path(out_dir) / STATE_DIR) as tmp:

@@ -58,7 +58,7 @@ class Encoded:
     """A split, tokenized once: token ids per message and class ids, and how batches pad them."""
 
     ids: list[list[int]]
-    labels: list[int]
+    labels: list[int] | list[list[int]]  # a class per message; a language model's next tokens
     pad_id: int
     pad_to: int | None = None  # --pad-to, resolved to a length
     # The frozen trunk's output per message, [tokens, n_embd], when training reuses it.
@@ -79,6 +79,8 @@ class RunConfig:
     out_dir: str
     ranks: Ranks
     labels: list[str]  # class names, in the model's order
+    lm: bool = False  # a language model (`spamkit pretrain`): each token's next is its label
+    extra: dict | None = None  # saved with the resume point: what else resuming needs
 
 
 @dataclass(frozen=True)
@@ -132,6 +134,9 @@ def train(cfg: TrainConfig, data_cfg: DataConfig, out_dir: str, resume: bool = F
 def _train(cfg: TrainConfig, data_cfg: DataConfig, out_dir: str, resume: bool) -> dict:
     """Set the run up, train its epochs, then score the kept epoch and write the checkpoint."""
     saved = load_state(out_dir) if resume else None
+    if saved and "pretrain" in saved.meta:
+        raise SpamkitError(f"{out_dir} is an unfinished `spamkit pretrain` run: finish it with "
+                           f"spamkit pretrain --resume --out {out_dir}")
     if saved:
         cfg, data_cfg = saved.train, saved.data
     run, model, data = set_up_run(cfg, data_cfg, out_dir, saved)
@@ -179,8 +184,8 @@ def train_epochs(run: RunConfig, nets: Nets, optimizer: torch.optim.Optimizer,
                 nets.train_net.require_backward_grad_sync = step_ends  # average once per step
             loss, right = calc_loss_batch(nets.train_net, inputs, mask, labels, cfg)
             scaler.scale(loss / cfg.grad_accum).backward()
-            loss_sum += loss.item() * len(labels)
-            correct, count = correct + right, count + len(labels)
+            loss_sum += loss.item() * labels.numel()  # the batch's targets: messages or tokens
+            correct, count = correct + right, count + labels.numel()
             progress.seen += len(labels) * ranks.world
             if step_ends:
                 lr = learning_rate(cfg, progress.step, schedule.total_steps)
@@ -197,7 +202,7 @@ def train_epochs(run: RunConfig, nets: Nets, optimizer: torch.optim.Optimizer,
         val = evaluate_split(nets.net, data["val"], cfg, ranks)
         record = record_epoch(progress, epoch, sums, val, t0, train_seconds, first_step_seconds)
         if ranks.master:
-            print(format_epoch(record), flush=True)  # progress reaches logs and pipes as it happens
+            print(format_epoch(record, run.lm), flush=True)  # reaches logs and pipes at once
         keep_epoch(cfg, nets.model, progress, record)
         save_progress(run, nets.model, optimizer, scaler, replace(progress, epoch=epoch))
         progress.epoch = epoch
@@ -219,11 +224,13 @@ def seed_dropout(run: RunConfig, epoch: int) -> None:
 
 def calc_loss_batch(net: nn.Module, inputs: torch.Tensor, mask: torch.Tensor,
                     labels: torch.Tensor, cfg: TrainConfig) -> tuple[torch.Tensor, int]:
-    """One batch's mean cross-entropy (the book's calc_loss_batch) and how many it got right."""
+    """One batch's mean cross-entropy (the book's calc_loss_batch) and how many it got right:
+    a class per message, or (a language model's) a next token per position."""
     inputs, mask, labels = (t.to(cfg.device) for t in (inputs, mask, labels))
     with autocast(cfg):
         logits = net(inputs, mask).float()
-    return F.cross_entropy(logits, labels), (logits.argmax(-1) == labels).sum().item()
+    loss = F.cross_entropy(logits.flatten(0, -2), labels.flatten())
+    return loss, (logits.argmax(-1) == labels).sum().item()
 
 
 def step_optimizer(optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
@@ -246,20 +253,23 @@ def learning_rate(cfg: TrainConfig, step: int, total_steps: int) -> float:
 @torch.no_grad()
 def evaluate_split(net: nn.Module, data: Encoded, cfg: TrainConfig, ranks: Ranks
                    ) -> dict[str, float]:
-    """Mean cross-entropy and accuracy over a whole split (the book's calc_*_loader); with
-    several processes, each scores every world-th message and the sums are added up."""
+    """Mean cross-entropy and accuracy over a whole split (the book's calc_*_loader), per
+    message or (a language model's) per token; with several processes, each scores every
+    world-th message and the sums are added up."""
     net.eval()
     # Sorting by length wastes no compute on padding; the order does not change the means.
     order = sorted(range(len(data.ids)), key=lambda i: len(data.ids[i]))[ranks.rank :: ranks.world]
-    loss_sum, correct = 0.0, 0
+    loss_sum, correct, count = 0.0, 0, 0
     for inputs, mask, labels in batches(data, 32, order):
         with autocast(cfg):
             logits = net(inputs.to(cfg.device), mask.to(cfg.device)).float()
         labels = labels.to(cfg.device)
-        loss_sum += F.cross_entropy(logits, labels, reduction="sum").item()
+        loss_sum += F.cross_entropy(logits.flatten(0, -2), labels.flatten(),
+                                    reduction="sum").item()
         correct += (logits.argmax(-1) == labels).sum().item()
-    loss_sum, correct = distributed.all_sum([loss_sum, correct], cfg.device)
-    n = max(len(data.ids), 1)
+        count += labels.numel()
+    loss_sum, correct, count = distributed.all_sum([loss_sum, correct, count], cfg.device)
+    n = max(count, 1)
     return {"loss": loss_sum / n, "accuracy": correct / n}
 
 
@@ -286,10 +296,13 @@ def record_epoch(progress: Progress, epoch: int, sums: list[float], val: dict[st
     return record
 
 
-def format_epoch(record: dict) -> str:
-    return (f"epoch {record['epoch']}: train loss {record['train_loss']:.3f} acc "
-            f"{record['train_accuracy']:.2%} | val loss {record['val_loss']:.3f} acc "
-            f"{record['val_accuracy']:.2%} | {record['seconds']:.1f}s "
+def format_epoch(record: dict, lm: bool = False) -> str:
+    """An epoch's line: losses and accuracies, or (a language model's) held-out perplexity."""
+    scores = (f"train loss {record['train_loss']:.3f} | held-out loss {record['val_loss']:.3f} "
+              f"perplexity {math.exp(record['val_loss']):.1f}" if lm else
+              f"train loss {record['train_loss']:.3f} acc {record['train_accuracy']:.2%} | val "
+              f"loss {record['val_loss']:.3f} acc {record['val_accuracy']:.2%}")
+    return (f"epoch {record['epoch']}: {scores} | {record['seconds']:.1f}s "
             f"({record['train_seconds'] / max(record['steps'], 1):.3f} s/step)")
 
 
@@ -314,7 +327,7 @@ def save_progress(run: RunConfig, model: GPTClassifier, optimizer: torch.optim.O
     """Write the resume point (rank 0 only): the model, optimizer and progress so far."""
     if run.ranks.master:
         save_state(run.out_dir, run.asked, run.data_cfg, model.config, run.labels, model,
-                   optimizer, scaler, progress)
+                   optimizer, scaler, progress, run.extra)
 
 
 # Batches ------------------------------------------------------------------------------------
@@ -368,14 +381,7 @@ def set_up_run(cfg: TrainConfig, data_cfg: DataConfig, out_dir: str, saved: Save
                ) -> tuple[RunConfig, GPTClassifier, dict[str, Encoded]]:
     """Resolve where the run trains, start its processes, load the data, build the model (from
     the saved state when resuming) and set what of it trains."""
-    cfg.check()
-    device = resolve_device(cfg.device)
-    run_cfg = replace(cfg, device=device, precision=resolve_precision(cfg.precision, device),
-                      compile=resolve_compile(cfg.compile, device))
-    ranks = distributed.start(device)
-    if cfg.batch_size % ranks.world:
-        raise SpamkitError(f"--batch-size {cfg.batch_size} is the global batch: it must divide "
-                           f"evenly among {ranks.world} processes")
+    run_cfg, ranks = start_processes(cfg)
     torch.manual_seed(cfg.seed)
     splits = load_splits(data_cfg)
     if saved:
@@ -388,9 +394,23 @@ def set_up_run(cfg: TrainConfig, data_cfg: DataConfig, out_dir: str, saved: Save
         model.wte = CharNgramEmbedding(model.wte, tokenizer.encoding, cfg.char_ngrams)
     data = encode_splits(cfg, splits, tokenizer, model.config.context_length)
     set_trainable(model, cfg)
-    model.to(device)
+    model.to(run_cfg.device)
     data_cfg = replace(data_cfg, sha256=splits.sha256)
     return RunConfig(cfg, run_cfg, data_cfg, out_dir, ranks, splits.labels), model, data
+
+
+def start_processes(cfg: TrainConfig) -> tuple[TrainConfig, Ranks]:
+    """`cfg`, checked, with where it runs resolved (device, precision, compile); and this
+    process's place among the run's processes, joined."""
+    cfg.check()
+    device = resolve_device(cfg.device)
+    run_cfg = replace(cfg, device=device, precision=resolve_precision(cfg.precision, device),
+                      compile=resolve_compile(cfg.compile, device))
+    ranks = distributed.start(device)
+    if cfg.batch_size % ranks.world:
+        raise SpamkitError(f"--batch-size {cfg.batch_size} is the global batch: it must divide "
+                           f"evenly among {ranks.world} processes")
+    return run_cfg, ranks
 
 
 def encode_splits(cfg: TrainConfig, splits: Splits, tokenizer: Tokenizer, context: int
@@ -443,16 +463,20 @@ def prepare_networks(run: RunConfig, model: GPTClassifier, data: dict[str, Encod
     # dynamic=True: every batch has its own length, and one graph with a symbolic length
     # beats recompiling for each new one.
     net = torch.compile(net, dynamic=True) if run.cfg.compile else net
-    train_net = net
-    if run.ranks.world > 1:
-        from torch.nn.parallel import DistributedDataParallel
+    return Nets(model, net, parallel(run, net)), data, note
 
-        # The model's only buffers are --char-ngrams' lookup tables, the same on every rank:
-        # nothing to broadcast before each step.
-        train_net = DistributedDataParallel(
-            net, device_ids=None if run.cfg.device == "cpu" else [run.ranks.local],
-            broadcast_buffers=False)
-    return Nets(model, net, train_net), data, note
+
+def parallel(run: RunConfig, net: nn.Module) -> nn.Module:
+    """What trains `net`: itself, or with several processes DistributedDataParallel over it."""
+    if run.ranks.world == 1:
+        return net
+    from torch.nn.parallel import DistributedDataParallel
+
+    # The model's only buffers are --char-ngrams' lookup tables, the same on every rank:
+    # nothing to broadcast before each step.
+    return DistributedDataParallel(
+        net, device_ids=None if run.cfg.device == "cpu" else [run.ranks.local],
+        broadcast_buffers=False)
 
 
 def cache_frozen_trunk(cfg: TrainConfig, model: GPTClassifier, data: dict[str, Encoded]

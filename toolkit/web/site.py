@@ -3,6 +3,7 @@ browser with onnxruntime-web, offline, from a copy of the bundle's CPU graph and
 
     DIR/index.html, app.js   the page
     DIR/preprocess.js        the bundle's preprocessing in JavaScript (shared with ports/node)
+    DIR/isolation*.js        cross-origin isolation for threads, by a service worker if need be
     DIR/vendor/              onnxruntime-web's WebAssembly build (no CDN; spamkit.web.ort_web)
     DIR/bundle/              manifest.json as is, tokenizer.json and the graph the page runs
     DIR/site.json            what was written, from which bundle (written last)

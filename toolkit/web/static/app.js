@@ -2,10 +2,9 @@
 // is typed. Preprocessing is preprocess.js, the module the Node.js port shares.
 import * as ort from "./vendor/ort.wasm.min.mjs";
 
+import { crossOriginIsolation } from "./isolation.js";
 import { checkManifest, chooseGraph, classify, Tokenizer } from "./preprocess.js";
 
-// Threads need cross-origin isolation, which a plain static server does not give: one thread.
-ort.env.wasm.numThreads = 1;
 ort.env.wasm.wasmPaths = new URL("./vendor/", import.meta.url).href;
 
 const $ = (id) => document.getElementById(id);
@@ -74,8 +73,24 @@ function describe({ manifest, precision, checked, digest }) {
   $("bundle").textContent = digest ? `bundle digest ${digest}` : "";
 }
 
+/** What onnxruntime-web runs on, as it settled it (it keeps one thread where the browser
+ * cannot share memory between threads). */
+function describeThreads(isolation) {
+  const threads = ort.env.wasm.numThreads;
+  $("threads").dataset.threads = threads;
+  $("threads").dataset.isolated = isolation.isolated;
+  $("threads").textContent = isolation.isolated
+    ? `${threads} ${threads === 1 ? "thread" : "threads"}: this page is cross-origin isolated.`
+    : `1 thread: this page is not cross-origin isolated (${isolation.why}); \`spamkit web `
+      + "--serve\` serves it with the headers that give threads.";
+}
+
 async function start() {
+  const isolation = await crossOriginIsolation();  // first, as it may reload the page once
+  // Threads need isolation (memory shared between workers): then one per logical core.
+  ort.env.wasm.numThreads = isolation.isolated ? navigator.hardwareConcurrency || 1 : 1;
   const model = await load();
+  describeThreads(isolation);
   describe(model);
   const run = async () => show(model, await classifyOne(model, $("message").value));
   $("message").disabled = $("classify").disabled = false;
@@ -83,10 +98,12 @@ async function start() {
   $("message").addEventListener("keydown", (e) => {
     if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); run(); }
   });
-  return { labels: model.manifest.labels, classify: (text) => classifyOne(model, text) };
+  return { labels: model.manifest.labels, threads: ort.env.wasm.numThreads,
+    classify: (text) => classifyOne(model, text) };
 }
 
-// For scripts driving the page (the browser tests): resolves to {labels, classify(text)}.
+// For scripts driving the page (the browser tests): resolves to {labels, threads,
+// classify(text)}.
 window.spamkit = start().catch((e) => {
   $("status").dataset.state = "error";
   $("status").textContent = `spamkit: error: ${e.message}`;

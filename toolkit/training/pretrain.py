@@ -22,7 +22,7 @@ import torch
 
 from spamkit.config import PretrainConfig
 from spamkit.data import DataConfig
-from spamkit.errors import Interrupted, SpamkitError
+from spamkit.errors import SpamkitError
 from spamkit.outputs import CHECKPOINT, check_output, exclusive_output
 from spamkit.tokenizer import gpt2_tokenizer
 from spamkit.training import distributed
@@ -39,11 +39,10 @@ from spamkit.training.train import (
     RunConfig,
     curves_missing,
     evaluate_split,
-    make_optimizer,
     parallel,
+    start_optimizing,
     start_processes,
-    start_progress,
-    train_epochs,
+    train_or_say_how_to_resume,
     use_threads,
 )
 from spamkit.unlabelled import Unlabelled, unlabelled_text
@@ -111,16 +110,8 @@ def _pretrain(cfg: PretrainConfig, data_cfg: DataConfig, reading: Reading, out_d
     run = replace(run, extra={"pretrain": extra})
     if run.ranks.master:
         announce(run, model, unlabelled, data, extra["held_out_loss_before"])
-    optimizer = make_optimizer(model, run.cfg)
-    scaler = torch.amp.GradScaler(run.cfg.device, enabled=run.cfg.precision == "fp16")
-    progress = start_progress(run, model, optimizer, scaler, saved)
-    try:
-        train_epochs(run, nets, optimizer, scaler, data, progress)
-    except KeyboardInterrupt:
-        how = (f"spamkit pretrain --resume --out {out_dir}" if run.ranks.world == 1
-               else "the same command with --resume")
-        raise Interrupted(f"interrupted; {out_dir} can resume after epoch {progress.epoch}: "
-                          f"{how}") from None
+    optimizer, scaler, progress = start_optimizing(run, model, saved)
+    train_or_say_how_to_resume("pretrain", run, nets, optimizer, scaler, data, progress)
     distributed.stop()
     if not progress.history:
         raise SpamkitError("no epoch ran: raise --epochs or --max-steps")

@@ -140,22 +140,36 @@ def _train(cfg: TrainConfig, data_cfg: DataConfig, out_dir: str, resume: bool) -
     if saved:
         cfg, data_cfg = saved.train, saved.data
     run, model, data = set_up_run(cfg, data_cfg, out_dir, saved)
-    optimizer = make_optimizer(model, run.cfg)
-    scaler = torch.amp.GradScaler(run.cfg.device, enabled=run.cfg.precision == "fp16")
-    progress = start_progress(run, model, optimizer, scaler, saved)
+    optimizer, scaler, progress = start_optimizing(run, model, saved)
     nets, data, cache_note = prepare_networks(run, model, data)
     announce_run(run, model, len(data["train"].ids), cache_note)
-    try:
-        train_epochs(run, nets, optimizer, scaler, data, progress)
-    except KeyboardInterrupt:
-        how = (f"spamkit train --resume --out {out_dir}" if run.ranks.world == 1
-               else "the same command with --resume")
-        raise Interrupted(f"interrupted; {out_dir} can resume after epoch {progress.epoch}: "
-                          f"{how}") from None
+    train_or_say_how_to_resume("train", run, nets, optimizer, scaler, data, progress)
     metrics = evaluate_kept(run, nets, data, progress)
     if run.ranks.master:
         save_results(run, model, metrics, data["train"].pad_to)
     return metrics
+
+
+def start_optimizing(run: RunConfig, model: GPTClassifier, saved: SavedState | None
+                     ) -> tuple[torch.optim.Optimizer, torch.amp.GradScaler, Progress]:
+    """The optimizer, fp16's gradient scaler and the progress a run starts from (the saved
+    ones when it resumes)."""
+    optimizer = make_optimizer(model, run.cfg)
+    scaler = torch.amp.GradScaler(run.cfg.device, enabled=run.cfg.precision == "fp16")
+    return optimizer, scaler, start_progress(run, model, optimizer, scaler, saved)
+
+
+def train_or_say_how_to_resume(command: str, run: RunConfig, nets: Nets,
+                               optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
+                               data: dict[str, Encoded], progress: Progress) -> None:
+    """train_epochs; Ctrl-C ends it with the `spamkit COMMAND --resume` that continues it."""
+    try:
+        train_epochs(run, nets, optimizer, scaler, data, progress)
+    except KeyboardInterrupt:
+        how = (f"spamkit {command} --resume --out {run.out_dir}" if run.ranks.world == 1
+               else "the same command with --resume")
+        raise Interrupted(f"interrupted; {run.out_dir} can resume after epoch "
+                          f"{progress.epoch}: {how}") from None
 
 
 def train_epochs(run: RunConfig, nets: Nets, optimizer: torch.optim.Optimizer,

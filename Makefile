@@ -1,5 +1,5 @@
 # `make demo`: set up, train the best recipe from random weights on the SMS Spam Collection
-# (docs/experiments.md), export int8, classify.
+# (docs/experiments.md), export int8, classify, rank it against TF-IDF on its split.
 # `make test`: set up, lint (`make lint`) and run the test suite (what CI runs).
 # `make test-quickstart`: the README's Quickstart, as written, in an empty folder (CI runs it).
 # `make test-web`: the browser and Node.js tests (`make web-deps` installs what they need).
@@ -51,7 +51,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	# torch alone first, from the index chosen above; its own dependencies come from PyPI in the
 	# next step (which then finds torch already satisfied).
 	$(PY) -m pip install --no-deps --retries 1 "torch==$(TORCH_VERSION)" $(TORCH_PIP_ARGS)
-	$(PY) -m pip install -e ".[$(ORT_EXTRA),train,dev,ray,text,serve,web,hub]"
+	$(PY) -m pip install -e ".[$(ORT_EXTRA),train,dev,ray,text,serve,web,hub,bench]"
 	touch $@
 
 # The best recipe from random weights that docs/experiments.md measured (tiny with character
@@ -64,6 +64,7 @@ demo: setup
 	$(PY) -m spamkit classify $(DEMO)/bundle \
 		"WINNER!! You have been selected to receive a £900 prize reward! Call 09061701461 to claim." \
 		"Ok lar... Joking wif u oni... see you at 6?"
+	$(PY) benchmarks/baseline_tfidf.py --against $(DEMO)/checkpoint
 
 # pycodestyle, pyflakes and import order, at the line length of pyproject.toml.
 lint: setup

@@ -3,12 +3,15 @@ regression (scikit-learn, `pip install -e ".[bench]"`). It shows what the transf
 your data.
 
     python benchmarks/baseline_tfidf.py --data ../shared/data/sms_spam_collection/SMSSpamCollection
+    python benchmarks/baseline_tfidf.py --against runs/demo/checkpoint   # on its own split
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
+from pathlib import Path
 
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
@@ -32,7 +35,12 @@ def main() -> None:
     parser.add_argument("--data", default=None, help="as `spamkit train --data`")
     parser.add_argument("--split", default="balanced")
     parser.add_argument("--seeds", type=int, nargs="+", default=[123, 124, 125, 126, 127])
+    parser.add_argument("--against", type=Path, metavar="CHECKPOINT",
+                        help="a `spamkit train` checkpoint: rank it against TF-IDF on its split")
     args = parser.parse_args()
+    if args.against:
+        rank(args.against)
+        return
     accs = []
     for seed in args.seeds:
         accs.append(test_accuracy(DataConfig(path=args.data, split=args.split, seed=seed)))
@@ -40,6 +48,21 @@ def main() -> None:
     print(f"TF-IDF char 2-5-grams + logistic regression, {args.split} split, "
           f"{len(accs)} seeds: mean test accuracy {statistics.mean(accs):.2%}")
 
+
+def rank(checkpoint: Path) -> None:
+    """Print the checkpoint's test accuracy beside TF-IDF's on the split it was trained on."""
+    data = json.loads((checkpoint / "config.json").read_text())["data"]
+    test = json.loads((checkpoint / "metrics.json").read_text())["final"]["test"]["accuracy"]
+    cfg = DataConfig(**{k: data[k] for k in ("path", "split", "seed", "text_column",
+                                               "label_column")})
+    n = len(load_splits(cfg).test)
+    baseline = test_accuracy(cfg)
+    diff = round((test - baseline) * n)
+    verdict = (f"{abs(diff)} message(s) {'more' if diff > 0 else 'fewer'} right than TF-IDF"
+               if diff else "level with TF-IDF")
+    print(f"{checkpoint}: test accuracy {test:.2%}, TF-IDF char 2-5-grams + logistic regression "
+          f"{baseline:.2%} on the same {n} test messages ({cfg.split} split, seed {cfg.seed}): "
+          f"{verdict}")
 
 if __name__ == "__main__":
     main()

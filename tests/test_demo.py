@@ -35,6 +35,7 @@ def test_make_demo_trains_the_documented_best_recipe_and_classifies_its_bundle()
     assert "--force" in train and train[train.index("--out") + 1] == "runs/demo/checkpoint"
     assert "spamkit export runs/demo/checkpoint --out runs/demo/bundle --int8" in commands
     assert "spamkit classify runs/demo/bundle" in commands
+    assert "benchmarks/baseline_tfidf.py --against runs/demo/checkpoint" in commands
     # Every option of the recipe is one `spamkit train` takes, with the value documented.
     command = typer.main.get_command(app).get_command(None, "train")
     params = command.make_context("train", [*recipe, "--out", "x"]).params

@@ -22,6 +22,7 @@ from conftest import SMS_FILE, assert_clean_failure, spamkit_cli
 from safetensors.torch import load_file
 
 from spamkit.data import DataConfig, load_splits, read_messages
+from spamkit.tokenizer import gpt2_tokenizer
 from spamkit.unlabelled import unlabelled_text
 
 DATA = DataConfig(path=str(SMS_FILE))
@@ -76,8 +77,8 @@ def test_pretraining_lowers_the_held_out_loss_and_says_what_it_dropped(pretraine
     dropped = unlabelled_text(DATA, [str(out.parent / "mine")]).dropped
     assert f"{dropped} dropped as equal to a validation or test message" in stdout
     metrics = json.loads((out / "metrics.json").read_text())
-    # From random weights the loss is about ln(50257) = 10.8; 40 steps learn SMS's commonest
-    # tokens.
+    # From random weights the loss is about ln(the text's distinct tokens) = 9.2; 40 steps
+    # learn SMS's commonest tokens.
     assert metrics["history"][-1]["val_loss"] < metrics["held_out_loss_before"] - 1.0
     config = json.loads((out / "config.json").read_text())
     assert config["format"] == "spamkit-pretrained-lm" and config["tokenizer"] == "gpt2"
@@ -196,6 +197,23 @@ def test_an_interrupted_pretrain_resumes_to_the_uninterrupted_result(tmp_path):
     losses = [[r["val_loss"] for r in json.loads((run / "metrics.json").read_text())["history"]]
               for run in (tmp_path / "whole", stopped)]
     assert losses[0] == losses[1] and len(losses[0]) == 3
+
+
+def test_char_ngrams_teach_the_tokens_the_text_never_uses(tmp_path):
+    inbox, small = small_run(tmp_path, epochs=1)
+    for name, more in (("plain", ()), ("spelled", ("--char-ngrams", "3"))):
+        result = spamkit_cli("pretrain", "--out", tmp_path / name, *small, *more)
+        assert result.returncode == 0, result.stderr
+    plain, spelled = (load_file(str(tmp_path / name / "model.safetensors"))["wte.weight"]
+                      for name in ("plain", "spelled"))
+    assert plain.shape == spelled.shape  # the n-grams are folded into a plain table
+    used = {t for line in inbox.read_text().splitlines() for t in gpt2_tokenizer(256).encode(line)}
+    unused = torch.tensor(sorted(set(range(len(plain))) - used - {gpt2_tokenizer(256).eot_id}))
+    # Both start from the same random table. Without n-grams an unused token's row gets no
+    # gradient: it stays on its starting line (cosine 1). With them it learns what its
+    # spelling taught.
+    cosine = torch.nn.functional.cosine_similarity(plain[unused], spelled[unused])
+    assert cosine.median() < 0.97
 
 
 def test_pretrain_does_not_resume_a_classifiers_training(tmp_path):

@@ -261,6 +261,10 @@ class PretrainConfig:
     precision: str = train_option("precision")
     compile: bool | None = train_option("compile")
     dropout: float = train_option("dropout")
+    char_ngrams: int = train_option(
+        "char_ngrams", help="Let each token embedding learn through the character 1..N-grams of "
+        "its text, so the tokens the text never uses learn too (folded into the embeddings in "
+        "the folder). 0: off.")
     seed: int = train_option("seed", help="Seed of the split held out, the init and the "
                              "shuffling.")
     max_steps: int | None = train_option("max_steps")
@@ -281,5 +285,6 @@ class PretrainConfig:
         """The run as the training loop takes it: every weight trains, the last epoch is kept."""
         same = {name: getattr(self, name) for name in (
             "preset", "init", "weights", "epochs", "batch_size", "lr", "weight_decay",
-            "lr_schedule", "precision", "compile", "dropout", "seed", "max_steps", "device")}
+            "lr_schedule", "precision", "compile", "dropout", "char_ngrams", "seed", "max_steps",
+            "device")}
         return TrainConfig(**same, trainable="all", keep="last", cache_frozen=False)

@@ -44,19 +44,26 @@ HEAD = "head."  # the class head's weights: no part of a language model
 
 
 class LanguageModel(nn.Module):
-    """Next-token logits [batch, seq, vocab] from a GPTClassifier's blocks: GPT-2's LM head,
-    tied to the token embeddings, in place of the class head (which it leaves untouched)."""
+    """Next-token logits [batch, seq, len(vocab)] from a GPTClassifier's blocks: GPT-2's LM head,
+    tied to the token embeddings, in place of the class head (which it leaves untouched).
 
-    def __init__(self, model: GPTClassifier) -> None:
+    The softmax runs over `vocab`, the token ids the text uses (its targets are their positions
+    in it): a tokenizer's other tokens never occur as targets, and SMS text uses a small share of
+    GPT-2's 50,257, so the head that dominates a small model's step shrinks as much. The head is
+    what the embedding module computes for them (character n-grams included, when it has them).
+    """
+
+    def __init__(self, model: GPTClassifier, vocab: torch.Tensor) -> None:
         super().__init__()
         self.model = model
+        self.register_buffer("vocab", vocab, persistent=False)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
                 ) -> torch.Tensor:
         # Blocks are packed text with no padding: the mask (all ones) changes nothing.
         m = self.model
         x = m.ln_f(m.h[-1](m.trunk(input_ids)))
-        return F.linear(x, m.wte.weight)
+        return F.linear(x, m.wte(self.vocab))
 
 
 def save_pretrained_lm(path: str | Path, model: GPTClassifier, record: dict,

@@ -27,6 +27,7 @@ from spamkit.outputs import CHECKPOINT, check_output, exclusive_output
 from spamkit.tokenizer import gpt2_tokenizer
 from spamkit.training import distributed
 from spamkit.training.build import start_model
+from spamkit.training.char_ngrams import CharNgramEmbedding
 from spamkit.training.checkpoint import CURVES_FILE
 from spamkit.training.lm import LanguageModel, save_pretrained_lm
 from spamkit.training.model import GPTClassifier
@@ -100,8 +101,8 @@ def _pretrain(cfg: PretrainConfig, data_cfg: DataConfig, reading: Reading, out_d
     cfg.check()
     unlabelled = unlabelled_text(data_cfg, reading.text, reading.text_column, reading.data_text)
     run, model = set_up(cfg, replace(data_cfg, sha256=unlabelled.sha256), out_dir, saved)
-    data = pack_text(unlabelled.texts, cfg, model.config.context_length)
-    net = LanguageModel(model)
+    data, vocab = pack_text(unlabelled.texts, cfg, model.config.context_length)
+    net = LanguageModel(model, vocab.to(run.cfg.device))
     net = torch.compile(net) if run.cfg.compile else net  # every block has the same shape
     nets = Nets(model, net, parallel(run, net))
     extra = start_record(cfg, reading, unlabelled, saved, out_dir)
@@ -109,7 +110,7 @@ def _pretrain(cfg: PretrainConfig, data_cfg: DataConfig, reading: Reading, out_d
         extra["held_out_loss_before"] = evaluate_split(net, data["val"], run.cfg, run.ranks)["loss"]
     run = replace(run, extra={"pretrain": extra})
     if run.ranks.master:
-        announce(run, model, unlabelled, data, extra["held_out_loss_before"])
+        announce(run, model, unlabelled, data, len(vocab), extra["held_out_loss_before"])
     optimizer, scaler, progress = start_optimizing(run, model, saved)
     train_or_say_how_to_resume("pretrain", run, nets, optimizer, scaler, data, progress)
     distributed.stop()
@@ -126,6 +127,8 @@ def save_results(run: RunConfig, model: GPTClassifier, data: dict[str, Encoded],
     before = record.pop("held_out_loss_before")
     metrics = {"held_out_loss_before": before, "history": progress.history,
                "blocks": {name: len(d.ids) for name, d in data.items()}}
+    if run.cfg.char_ngrams:
+        model.wte = model.wte.folded()
     save_pretrained_lm(run.out_dir, model.cpu().eval(), {**record, "data": asdict(run.data_cfg)},
                        metrics)
     curves = "no training curves"  # said before training; the folder is whole without them
@@ -183,13 +186,18 @@ def set_up(cfg: PretrainConfig, data_cfg: DataConfig, out_dir: str, saved: Saved
     if cfg.seq_len > model.config.context_length:
         raise SpamkitError(f"--seq-len {cfg.seq_len} is beyond the {preset_name(model.config)} "
                            f"model's context of {model.config.context_length} tokens")
+    if cfg.char_ngrams:
+        encoding = gpt2_tokenizer(model.config.context_length).encoding
+        model.wte = CharNgramEmbedding(model.wte, encoding, cfg.char_ngrams)
     model.head.requires_grad_(False)
     model.to(run_cfg.device)
     return RunConfig(train_cfg, run_cfg, data_cfg, out_dir, ranks, [], lm=True), model
 
 
-def pack_text(texts: list[str], cfg: PretrainConfig, context: int) -> dict[str, Encoded]:
-    """The messages as blocks: "train", and "val" from the held-out share (--held-out)."""
+def pack_text(texts: list[str], cfg: PretrainConfig, context: int
+              ) -> tuple[dict[str, Encoded], torch.Tensor]:
+    """The messages as blocks, "train" and "val" from the held-out share (--held-out), whose
+    targets are positions in the vocabulary they use (returned beside them: its token ids)."""
     order = np.random.default_rng(cfg.seed).permutation(len(texts))
     n_held = max(1, round(len(texts) * cfg.held_out))
     tokenizer = gpt2_tokenizer(context)
@@ -200,7 +208,11 @@ def pack_text(texts: list[str], cfg: PretrainConfig, context: int) -> dict[str, 
         if not data[name].ids:
             raise SpamkitError(f"too little text for one {what} block of --seq-len "
                                f"{cfg.seq_len} tokens: give more text or a shorter --seq-len")
-    return data
+    vocab = sorted({t for d in data.values() for b in d.labels for t in b})
+    position = {t: i for i, t in enumerate(vocab)}
+    for d in data.values():
+        d.labels[:] = [[position[t] for t in b] for b in d.labels]
+    return data, torch.tensor(vocab)
 
 
 def pack(ids: list[list[int]], eot: int, seq_len: int) -> Encoded:
@@ -214,7 +226,7 @@ def pack(ids: list[list[int]], eot: int, seq_len: int) -> Encoded:
 
 
 def announce(run: RunConfig, model: GPTClassifier, unlabelled: Unlabelled,
-             data: dict[str, Encoded], before: float) -> None:
+             data: dict[str, Encoded], n_vocab: int, before: float) -> None:
     """The opening lines: what is read, what is left out, what trains and how."""
     cfg, threads = run.cfg, torch.get_num_threads()
     files = f" and {len(unlabelled.files)} --text file(s)" if unlabelled.files else ""
@@ -224,9 +236,10 @@ def announce(run: RunConfig, model: GPTClassifier, unlabelled: Unlabelled,
     n_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     print(f"pretraining {preset_name(model.config)} ({n_trainable / 1e6:.2f}M trainable "
           f"parameters) as a language model on {len(data['train'].ids)} blocks of "
-          f"{len(data['train'].ids[0])} tokens, {len(data['val'].ids)} held out (loss "
-          f"{before:.3f} before pretraining), on {describe(cfg.device)}, {threads} CPU "
-          f"thread{'s' if threads > 1 else ''}, precision {cfg.precision}, compile "
+          f"{len(data['train'].ids[0])} tokens ({n_vocab} distinct: the softmax's), "
+          f"{len(data['val'].ids)} held out (loss {before:.3f} before pretraining), on "
+          f"{describe(cfg.device)}, {threads} CPU thread{'s' if threads > 1 else ''}, "
+          f"precision {cfg.precision}, compile "
           f"{'on' if cfg.compile else 'off'}", flush=True)
     missing = curves_missing()
     if missing:

@@ -1,0 +1,51 @@
+"""The recipe measurements of docs/experiments.md: benchmarks/seeds.py pretrains and fine-tunes
+each split seed and puts the TF-IDF baseline on the same split beside it; baseline_tfidf.py
+ranks a checkpoint against TF-IDF on the split it was trained on (what `make demo` ends with)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from conftest import ROOT, SMS_FILE
+
+from spamkit.data import DataConfig, load_splits
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from baseline_tfidf import test_accuracy as tfidf_accuracy  # noqa: E402
+
+QUICK = "--preset tiny --no-compile --threads 1 --max-steps 3"
+
+
+def benchmark(script: str, *args: str) -> str:
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *map(str, args)],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_seeds_pretrains_each_seed_and_sets_tfidf_beside_it():
+    stdout = benchmark("seeds.py", "--seeds", "124", "--data", SMS_FILE, "--tfidf", "--json",
+                       "--pretrain", f"{QUICK} --seq-len 32", "--", *QUICK.split())
+    report = json.loads(stdout.splitlines()[-1])
+    [run] = report["runs"]
+    assert run["seed"] == 124 and report["pretrain_args"].startswith("--preset tiny")
+    assert run["held_out_lm_loss"] < 10  # a language model of the text, pretrained for the seed
+    split = DataConfig(path=str(SMS_FILE), seed=124)
+    assert run["tfidf_test_accuracy"] == tfidf_accuracy(split)
+    assert f"test {run['test_accuracy']:.2%}, TF-IDF {run['tfidf_test_accuracy']:.2%}" in stdout
+
+
+def test_a_checkpoint_is_ranked_against_tfidf_on_its_own_split(tiny_checkpoint):
+    stdout = benchmark("baseline_tfidf.py", "--against", tiny_checkpoint)
+    config = json.loads((tiny_checkpoint / "config.json").read_text())["data"]
+    ours = json.loads((tiny_checkpoint / "metrics.json").read_text())["final"]["test"]["accuracy"]
+    split = DataConfig(path=config["path"], split=config["split"], seed=config["seed"])
+    theirs = tfidf_accuracy(split)
+    n = len(load_splits(split).test)
+    diff = round((ours - theirs) * n)
+    assert f"test accuracy {ours:.2%}, TF-IDF char 2-5-grams + logistic regression " \
+           f"{theirs:.2%} on the same {n} test messages" in stdout
+    assert (f"{abs(diff)} message(s) {'more' if diff > 0 else 'fewer'} right than TF-IDF"
+            if diff else "level with TF-IDF") in stdout

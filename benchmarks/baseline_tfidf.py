@@ -53,8 +53,7 @@ def rank(checkpoint: Path) -> None:
     """Print the checkpoint's test accuracy beside TF-IDF's on the split it was trained on."""
     data = json.loads((checkpoint / "config.json").read_text())["data"]
     test = json.loads((checkpoint / "metrics.json").read_text())["final"]["test"]["accuracy"]
-    cfg = DataConfig(**{k: data[k] for k in ("path", "split", "seed", "text_column",
-                                               "label_column")})
+    cfg = DataConfig(**data)  # with its sha256: the file it was trained on, or a refusal
     n = len(load_splits(cfg).test)
     baseline = test_accuracy(cfg)
     diff = round((test - baseline) * n)

@@ -77,3 +77,9 @@ class CharNgramEmbedding(nn.Module):
             ids = torch.arange(start, min(start + 4096, len(table)), device=table.device)
             table[ids] += self.spelled(ids)
         return nn.Embedding.from_pretrained(table, freeze=False)
+
+
+def fold_embeddings(model: nn.Module) -> None:
+    """Put a plain embedding table back in `model`, the n-grams folded in (a no-op without them)."""
+    if isinstance(model.wte, CharNgramEmbedding):
+        model.wte = model.wte.folded()

@@ -24,10 +24,10 @@ from spamkit.config import PretrainConfig
 from spamkit.data import DataConfig
 from spamkit.errors import SpamkitError
 from spamkit.outputs import CHECKPOINT, check_output, exclusive_output
-from spamkit.tokenizer import gpt2_tokenizer
+from spamkit.tokenizer import gpt2_encoding, gpt2_tokenizer
 from spamkit.training import distributed
 from spamkit.training.build import start_model
-from spamkit.training.char_ngrams import CharNgramEmbedding
+from spamkit.training.char_ngrams import CharNgramEmbedding, fold_embeddings
 from spamkit.training.checkpoint import CURVES_FILE
 from spamkit.training.lm import LanguageModel, save_pretrained_lm
 from spamkit.training.model import GPTClassifier
@@ -127,8 +127,7 @@ def save_results(run: RunConfig, model: GPTClassifier, data: dict[str, Encoded],
     before = record.pop("held_out_loss_before")
     metrics = {"held_out_loss_before": before, "history": progress.history,
                "blocks": {name: len(d.ids) for name, d in data.items()}}
-    if run.cfg.char_ngrams:
-        model.wte = model.wte.folded()
+    fold_embeddings(model)
     save_pretrained_lm(run.out_dir, model.cpu().eval(), {**record, "data": asdict(run.data_cfg)},
                        metrics)
     curves = "no training curves"  # said before training; the folder is whole without them
@@ -187,8 +186,7 @@ def set_up(cfg: PretrainConfig, data_cfg: DataConfig, out_dir: str, saved: Saved
         raise SpamkitError(f"--seq-len {cfg.seq_len} is beyond the {preset_name(model.config)} "
                            f"model's context of {model.config.context_length} tokens")
     if cfg.char_ngrams:
-        encoding = gpt2_tokenizer(model.config.context_length).encoding
-        model.wte = CharNgramEmbedding(model.wte, encoding, cfg.char_ngrams)
+        model.wte = CharNgramEmbedding(model.wte, gpt2_encoding(), cfg.char_ngrams)
     model.head.requires_grad_(False)
     model.to(run_cfg.device)
     return RunConfig(train_cfg, run_cfg, data_cfg, out_dir, ranks, [], lm=True), model

@@ -33,7 +33,7 @@ from spamkit.runtime.tokenizer import Tokenizer
 from spamkit.tokenizer import gpt2_tokenizer
 from spamkit.training import distributed
 from spamkit.training.build import build_model, relabel, set_trainable
-from spamkit.training.char_ngrams import CharNgramEmbedding
+from spamkit.training.char_ngrams import CharNgramEmbedding, fold_embeddings
 from spamkit.training.checkpoint import CURVES_FILE, Checkpoint, save_checkpoint
 from spamkit.training.distributed import Ranks
 from spamkit.training.lora import merge_lora
@@ -634,8 +634,7 @@ def save_results(run: RunConfig, model: GPTClassifier, metrics: dict, pad_to: in
     )
     if cfg.trainable == "lora":
         merge_lora(model)
-    if cfg.char_ngrams:
-        model.wte = model.wte.folded()
+    fold_embeddings(model)
     training = {**asdict(cfg), "pad_to_tokens": pad_to}
     ckpt = Checkpoint(model.cpu().eval(), run.labels, preset_name(model.config), run.data_cfg,
                       training)

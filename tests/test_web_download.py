@@ -23,6 +23,7 @@ from webpage import served
 LOCK = json.loads((ROOT / "toolkit/web/package-lock.json").read_text())
 PIN = LOCK["packages"]["node_modules/onnxruntime-web"]
 TARBALL = f"onnxruntime-web-{PIN['version']}.tgz"
+# The WebAssembly build only: spamkit[cpu,cli] has no onnx to write the WebGPU graph with.
 PAGE_FILES = ["ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm", "ort.wasm.min.mjs"]
 
 
@@ -61,6 +62,8 @@ def test_spamkit_web_downloads_the_pinned_onnxruntime_web_once_and_writes_the_pa
     vendor = downloaded["site"] / "vendor"
     assert f"downloading onnxruntime-web {PIN['version']}" in downloaded["stdout"]
     assert sorted(p.name for p in vendor.iterdir()) == PAGE_FILES
+    assert 'no WebGPU: its graph is written with the onnx package: pip install "spamkit[web]"' \
+        in downloaded["stdout"]
     assert [p.name for p in downloaded["cache"].iterdir()] == [TARBALL]  # nothing half-written
     data = (downloaded["cache"] / TARBALL).read_bytes()
     assert PIN["integrity"] == f"sha512-{base64.b64encode(hashlib.sha512(data).digest()).decode()}"
@@ -131,7 +134,8 @@ def test_offline_without_the_package_says_what_to_do_in_one_line(install, tiny_b
 
 def test_a_pinned_package_without_a_file_the_page_loads_is_refused():
     from spamkit.errors import SpamkitError
-    from spamkit.web.ort_web import package_files, pinned
+    from spamkit.web.ort_web import BUILDS, WASM, package_files, pinned
 
     with pytest.raises(SpamkitError, match=r"npm package has no dist/ort-wasm-simd-threaded\.wasm"):
-        package_files(package(["ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs"]), pinned())
+        package_files(package(["ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs"]), pinned(),
+                      BUILDS[WASM])

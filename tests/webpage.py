@@ -83,10 +83,12 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 
 @contextlib.contextmanager
-def browser_page(outside: list[str], service_workers: str = "allow") -> Iterator:
+def browser_page(outside: list[str], service_workers: str = "allow",
+                 gpu: bool = False) -> Iterator:
     """A Chromium page, not yet opened, offline: any request that leaves 127.0.0.1 is refused and
     its URL appended to `outside`. Routed for the whole context, so that the requests of the
-    page's service worker are seen too (`service_workers="block"` gives it none)."""
+    page's service worker are seen too (`service_workers="block"` gives it none). Headless
+    Chromium has WebGPU but no adapter; `gpu` gives it SwiftShader's, a GPU emulated on the CPU."""
     from playwright.sync_api import sync_playwright
 
     def only_local(route) -> None:
@@ -97,7 +99,8 @@ def browser_page(outside: list[str], service_workers: str = "allow") -> Iterator
             route.abort()
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium())
+        browser = p.chromium.launch(executable_path=chromium(),
+                                    args=["--enable-unsafe-webgpu"] if gpu else [])
         try:
             context = browser.new_context(viewport={"width": 900, "height": 640},
                                           service_workers=service_workers)
@@ -109,9 +112,9 @@ def browser_page(outside: list[str], service_workers: str = "allow") -> Iterator
 
 @contextlib.contextmanager
 def opened(url: str, outside: list[str], service_workers: str = "allow",
-           loads: list[str] | None = None) -> Iterator:
+           loads: list[str] | None = None, gpu: bool = False) -> Iterator:
     """A Chromium page (browser_page) at `url`, ready (open_page)."""
-    with browser_page(outside, service_workers) as page:
+    with browser_page(outside, service_workers, gpu) as page:
         open_page(page, url, loads)
         yield page
 

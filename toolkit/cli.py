@@ -401,6 +401,9 @@ def web(
                                      help="Then serve the site on 127.0.0.1:PORT (0: any free "
                                      "port) with the headers that let the page run threads, "
                                      "until Ctrl-C."),
+    webgpu: bool = typer.Option(True, "--webgpu/--no-webgpu", help="Also carry the fp32 graph "
+                                "and onnxruntime-web's WebGPU build, which the page runs where "
+                                "the browser has a GPU (the bundle needs an fp32 graph)."),
 ) -> None:
     """Write a static site that classifies messages in the browser, offline (onnxruntime-web,
     downloaded from npm into the cache on first use: docs/web.md)."""
@@ -408,9 +411,11 @@ def web(
     from spamkit.web.site import write_site
 
     with listening(serve, out) as server:  # a busy port: refused before anything is written
-        site = write_site(bundle, out, force=force, digest=digest)
-        print(f"site written to {out}: the bundle's {site.precision} graph, run by "
-              "onnxruntime-web")
+        site = write_site(bundle, out, force=force, digest=digest, webgpu=webgpu)
+        runs = ", ".join(f"its {graph} graph on {name}" for name, graph in site.graphs.items())
+        print(f"site written to {out}: onnxruntime-web runs {runs}")
+        if site.no_webgpu:
+            print(f"no WebGPU: {site.no_webgpu}")
         if server is None:
             print(f"serve it, e.g. `python -m http.server -d {out} 8000`, and open "
                   "http://localhost:8000 (or add --serve 8000)")

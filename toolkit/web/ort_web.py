@@ -13,6 +13,7 @@ import json
 import os
 import tarfile
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass
 from http.client import HTTPException
 from pathlib import Path
@@ -27,8 +28,14 @@ PACKAGE = "onnxruntime-web"
 LOCKFILE = HERE / "package-lock.json"
 # Where `make web-deps` (npm ci, which checks the lockfile's integrity) installs it in a checkout.
 NODE_MODULES_DIST = HERE / "node_modules" / PACKAGE / "dist"
-# What the page's `import "./vendor/ort.wasm.min.mjs"` loads: the WebAssembly-only build.
-ORT_FILES = ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
+WASM, WEBGPU = "wasm", "webgpu"  # the page's backends
+# What the page imports for each backend: the WebAssembly-only build, and the WebGPU one (which
+# runs on WebAssembly what its GPU kernels do not cover).
+BUILDS = {
+    WASM: ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm"),
+    WEBGPU: ("ort.webgpu.min.mjs", "ort-wasm-simd-threaded.asyncify.mjs",
+             "ort-wasm-simd-threaded.asyncify.wasm"),
+}
 REGISTRY_ENV = "SPAMKIT_NPM_REGISTRY"  # a mirror of registry.npmjs.org
 NPM_REGISTRY = "https://registry.npmjs.org"
 DOWNLOAD_TIMEOUT_S = 60  # per read: a stalled connection fails instead of hanging
@@ -55,14 +62,16 @@ def pinned(lockfile: Path = LOCKFILE) -> Pin:
     return Pin(entry["version"], entry["integrity"])
 
 
-def runtime_files(cache_dir: Path | None = None) -> dict[str, bytes]:
-    """The page's onnxruntime-web files by name: a checkout's node_modules where it has them,
-    else the pinned npm package from `cache_dir` (the user cache), downloaded there if missing.
-    A one-line error where the package cannot be had or is not the pinned one."""
-    if all((NODE_MODULES_DIST / name).is_file() for name in ORT_FILES):
-        return {name: (NODE_MODULES_DIST / name).read_bytes() for name in ORT_FILES}
+def runtime_files(backends: Sequence[str] = (WASM,), cache_dir: Path | None = None
+                  ) -> dict[str, bytes]:
+    """The onnxruntime-web files of `backends` by name: a checkout's node_modules where it has
+    them, else the pinned npm package from `cache_dir` (the user cache), downloaded there if
+    missing. A one-line error where the package cannot be had or is not the pinned one."""
+    names = [name for backend in backends for name in BUILDS[backend]]
+    if all((NODE_MODULES_DIST / name).is_file() for name in names):
+        return {name: (NODE_MODULES_DIST / name).read_bytes() for name in names}
     pin = pinned()
-    return package_files(checked_tarball(pin, cache_dir or default_cache_dir()), pin)
+    return package_files(checked_tarball(pin, cache_dir or default_cache_dir()), pin, names)
 
 
 def checked_tarball(pin: Pin, cache_dir: Path) -> bytes:
@@ -113,16 +122,16 @@ def _fetch(url: str, dest: Path) -> None:
             bar.update(len(chunk))
 
 
-def package_files(tarball: bytes, pin: Pin) -> dict[str, bytes]:
-    """ORT_FILES out of the npm package `tarball` (its files are under package/dist/)."""
-    wanted = {f"package/dist/{name}": name for name in ORT_FILES}
+def package_files(tarball: bytes, pin: Pin, names: list[str]) -> dict[str, bytes]:
+    """The files `names` out of the npm package `tarball` (its files are under package/dist/)."""
+    wanted = {f"package/dist/{name}": name for name in names}
     files = {}
     with tarfile.open(fileobj=io.BytesIO(tarball), mode="r:gz") as tar:
         for member in tar:
             if member.name in wanted and member.isfile():
                 files[wanted[member.name]] = tar.extractfile(member).read()
     # A newer pin whose package is laid out otherwise: said here, not as a page that fails.
-    missing = [name for name in ORT_FILES if name not in files]
+    missing = [name for name in names if name not in files]
     if missing:
         raise SpamkitError(f"{PACKAGE} {pin.version}'s npm package has no dist/{missing[0]}, "
                            "which the page loads")

@@ -53,9 +53,14 @@ export function chooseGraph(m) {
   const devices = m.devices ?? { fp32: ["cpu"], int8: ["cpu"] }; // format 1 (runtime/bundle.py)
   const precision = CPU_GRAPHS.find((p) => p in m.graphs && (devices[p] ?? []).includes("cpu"));
   if (!precision) throw new Error("the bundle has no graph meant for the CPU");
+  return { precision, ...graphFiles(m, precision) };
+}
+
+/** The graph file of this precision and its files (external data), graph first. */
+export function graphFiles(m, precision) {
   const graph = m.graphs[precision];
   const files = Object.keys(m.files).filter((f) => f === graph || f.startsWith(graph + "."));
-  return { precision, graph, files: [graph, ...files.filter((f) => f !== graph)] };
+  return { graph, files: [graph, ...files.filter((f) => f !== graph)] };
 }
 
 /** GPT-2 byte-pair encoding from a bundle's tokenizer.json, as runtime/tokenizer.py does it. */

@@ -1204,6 +1204,23 @@ MUTANTS = [
         "1;",
         ("tests/test_web_threads.py::test_a_plain_static_server_gets_threads_after_one_reload",),
     ),
+    # The right graph per backend (issue 34)
+    Mutant(
+        "WebGPU runs the fp32 graph with its fused attention", "toolkit/web/static/app.js",
+        "names: [site.webgpu_graph, ...files.slice(1)] };", "names: files };",
+        ("tests/test_web.py::test_with_a_gpu_the_page_runs_webgpu_and_answers_as_python_on_fp32",),
+    ),
+    Mutant(
+        "a WebGPU that fails to start leaves the page broken", "toolkit/web/static/app.js",
+        "      why = `it failed to start: ${e.message}`;", "      throw e;",
+        ("tests/test_web.py::test_where_webgpu_fails_to_start_the_page_falls_back_to_"
+         "webassembly",),
+    ),
+    Mutant(
+        "the page tries WebGPU without an adapter", "toolkit/web/static/app.js",
+        'return adapter ? null : "this browser found no GPU adapter for it";', "return null;",
+        ("tests/test_web.py::test_the_page_classifies_sms_messages_as_the_python_runtime_does",),
+    ),
     Mutant(
         "spamkit web --serve without COOP", "toolkit/web/server.py",
         '{"Cross-Origin-Opener-Policy": "same-origin",',

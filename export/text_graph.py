@@ -136,7 +136,7 @@ def tokenize_model(tokenizer: Tokenizer, pad_id: int, opset: int) -> onnx.ModelP
 def bpe_tables(tokenizer: Tokenizer) -> tuple[str, str]:
     """The tokenizer's ranks as GPT-2's `encoder.json` (token -> id, bytes spelled as printable
     characters) and `vocab.bpe` merges, the forms the GPT2Tokenizer op reads."""
-    ranks = tokenizer.encoding._mergeable_ranks  # noqa: SLF001 - tiktoken has no accessor
+    ranks = {token: rank for rank, token in enumerate(tokenizer.ranks())}
     spell = {b: c for c, b in data_gym_byte_decoder().items()}
     vocab = {"".join(spell[b] for b in token): rank for token, rank in ranks.items()}
     vocab[EOT] = tokenizer.eot_id

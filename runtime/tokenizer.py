@@ -61,18 +61,31 @@ class Tokenizer:
                                     disallowed_special=()) for t in texts)
         return [x[-self.max_length :] if x else [self.eot_id] for x in ids]
 
+    def ranks(self) -> list[bytes]:
+        """Each rank's byte sequence, rank 0 first: the ids below the first special token."""
+        first_special = min(self.special_tokens().values())
+        try:
+            return [self.encoding.decode_single_token_bytes(r) for r in range(first_special)]
+        except KeyError:
+            raise ValueError("token ranks must be contiguous from 0") from None
+
+    def special_tokens(self) -> dict[str, int]:
+        enc = self.encoding
+        return dict(sorted(((t, enc.encode_single_token(t)) for t in enc.special_tokens_set),
+                           key=lambda kv: kv[1]))
+
     def to_json(self) -> dict:
         enc = self.encoding
-        ranks = enc._mergeable_ranks  # noqa: SLF001 - tiktoken exposes no public accessor
-        ordered = sorted(ranks.items(), key=lambda kv: kv[1])
-        if [r for _, r in ordered] != list(range(len(ordered))):
-            raise ValueError("token ranks must be contiguous from 0")
         return {
             "name": enc.name,
-            "pat_str": enc._pat_str,  # noqa: SLF001
-            "special_tokens": enc._special_tokens,  # noqa: SLF001
-            "ranks": [base64.b64encode(t).decode("ascii") for t, _ in ordered],
+            "pat_str": enc._pat_str,  # noqa: SLF001 - tiktoken exposes no public accessor
+            "special_tokens": self.special_tokens(),
+            "ranks": [base64.b64encode(t).decode("ascii") for t in self.ranks()],
         }
+
+    def __reduce__(self) -> tuple:
+        # By its JSON form: the Encoding that from_json builds no longer holds its ranks.
+        return Tokenizer.from_json, (self.to_json(), self.max_length)
 
     def save(self, path: str | os.PathLike[str]) -> None:
         Path(path).write_text(json.dumps(self.to_json()), encoding="utf-8")
@@ -88,6 +101,9 @@ class Tokenizer:
                                          special_tokens=special)
         except ValueError as e:  # e.g. a pat_str that is not a regular expression
             raise ValueError(f"tiktoken refuses it: {e}".splitlines()[0]) from None
+        # tiktoken's own tables hold the ranks; the dict it keeps beside them would cost every
+        # process that loads a bundle 6 MB more (docs/performance.md). ranks() reads them back.
+        ranks.clear()
         return cls(encoding, max_length)
 
     @classmethod

@@ -63,3 +63,19 @@ def test_bundle_file_round_trip_gives_the_same_ids(tmp_path):
     tok.save(tmp_path / "tokenizer.json")
     loaded = Tokenizer.load(tmp_path / "tokenizer.json", 1024)
     assert loaded.encode_batch(texts) == tok.encode_batch(texts)
+
+
+def test_a_loaded_tokenizer_writes_and_pickles_the_file_it_was_read_from(tmp_path):
+    """A loaded tokenizer keeps its ranks in tiktoken's tables only, yet writes the same file
+    again and pickles to one that gives the same ids."""
+    import pickle
+
+    gpt2_tokenizer(1024).save(tmp_path / "tokenizer.json")
+    loaded = Tokenizer.load(tmp_path / "tokenizer.json", 1024)
+    loaded.save(tmp_path / "again.json")
+    again = pickle.loads(pickle.dumps(loaded))
+
+    assert (tmp_path / "again.json").read_bytes() == (tmp_path / "tokenizer.json").read_bytes()
+    text = "WINNER!! Claim your £900 prize <|endoftext|> now"
+    assert again.encode(text) == loaded.encode(text) == gpt2_tokenizer(1024).encode(text)
+    assert again.max_length == 1024

@@ -102,7 +102,7 @@ class Tokenizer:
         except ValueError as e:  # e.g. a pat_str that is not a regular expression
             raise ValueError(f"tiktoken refuses it: {e}".splitlines()[0]) from None
         # tiktoken's own tables hold the ranks; the dict it keeps beside them would cost every
-        # process that loads a bundle 6 MB more (docs/performance.md). ranks() reads them back.
+        # process that loads a bundle megabytes more (docs/performance.md). ranks() reads them back.
         ranks.clear()
         return cls(encoding, max_length)
 

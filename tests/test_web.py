@@ -150,7 +150,7 @@ def test_without_webgpu_the_site_holds_the_int8_graph_and_webassembly_only(tiny_
     result = spamkit_cli("web", tiny_bundle, "--out", out, "--no-webgpu")
 
     assert result.returncode == 0, result.stderr
-    assert "onnxruntime-web runs its int8 graph on wasm\n" in result.stdout
+    assert ": the page runs the int8 graph on WebAssembly (onnxruntime-web)\n" in result.stdout
     assert sorted(p.name for p in (out / "bundle").iterdir()) == [
         "manifest.json", "model.int8.onnx", "model.int8.onnx.data", "tokenizer.json"]
     assert sorted(p.name for p in (out / "vendor").iterdir()) == WASM_BUILD

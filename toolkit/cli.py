@@ -408,12 +408,13 @@ def web(
     """Write a static site that classifies messages in the browser, offline (onnxruntime-web,
     downloaded from npm into the cache on first use: docs/web.md)."""
     from spamkit.web.server import listening, serve_site
-    from spamkit.web.site import write_site
+    from spamkit.web.site import BACKEND_NAMES, write_site
 
     with listening(serve, out) as server:  # a busy port: refused before anything is written
         site = write_site(bundle, out, force=force, digest=digest, webgpu=webgpu)
-        runs = ", ".join(f"its {graph} graph on {name}" for name, graph in site.graphs.items())
-        print(f"site written to {out}: onnxruntime-web runs {runs}")
+        runs = ", ".join(f"the {graph} graph on {BACKEND_NAMES[name]}"
+                         for name, graph in site.graphs.items())
+        print(f"site written to {out}: the page runs {runs} (onnxruntime-web)")
         if site.no_webgpu:
             print(f"no WebGPU: {site.no_webgpu}")
         if server is None:

@@ -36,6 +36,7 @@ SITE_FORMAT = "spamkit-web-site"
 # Each backend's graph, the first of these the bundle has. WebAssembly: int8, which onnxruntime-web
 # ran fastest there (docs/web.md). WebGPU: fp32, as its kernels have no int8 matrix products.
 BACKEND_GRAPHS = {WASM: ("int8", "fp32"), WEBGPU: ("fp32",)}
+BACKEND_NAMES = {WASM: "WebAssembly", WEBGPU: "WebGPU where the browser has a GPU"}
 WEBGPU_GRAPH = "model.webgpu.onnx"  # in bundle/, beside the fp32 graph whose data it reads
 
 

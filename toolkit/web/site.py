@@ -61,7 +61,6 @@ def backend_graphs(manifest: Manifest, webgpu: bool = True) -> tuple[dict[str, s
     elif WEBGPU in graphs and importlib.util.find_spec("onnx") is None:
         del graphs[WEBGPU]
         why = 'its graph is written with the onnx package: pip install "spamkit[web]"'
-
     if WASM not in graphs:
         raise SpamkitError(f"the bundle has no graph the page can run (it needs one of "
                            f"{', '.join(BACKEND_GRAPHS[WASM])}; it has "
@@ -108,5 +107,9 @@ def add_webgpu_graph(fp32: Path, out: Path) -> str:
     """WebGPU's version of the graph at `fp32` at `out`, beside it; its sha256."""
     from spamkit.web.webgpu_graph import write_webgpu_graph  # imports onnx
 
-    write_webgpu_graph(fp32, out)
+    try:
+        write_webgpu_graph(fp32, out)
+    except ValueError as e:
+        raise SpamkitError(f"cannot write WebGPU's graph from {fp32.name}: {e} (--no-webgpu "
+                           "leaves WebGPU out)") from None
     return sha256_file(out)

@@ -211,6 +211,12 @@ MUTANTS = [
          "tests/test_text_graph.py::test_edge_cases_read_alike"),
     ),
     Mutant(
+        "a loaded tokenizer writes a file without its last rank", "runtime/tokenizer.py",
+        "for r in range(first_special)]", "for r in range(first_special - 1)]",
+        ("tests/test_tokenizer.py::test_a_loaded_tokenizer_writes_and_pickles_the_file_it_was_"
+         "read_from",),
+    ),
+    Mutant(
         "the runtime reads <|endoftext|> as plain text", "runtime/tokenizer.py",
         "ids = (self.encoding.encode(t[-self.max_chars :], allowed_special={EOT},",
         "ids = (self.encoding.encode(t[-self.max_chars :], allowed_special=set(),",

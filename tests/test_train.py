@@ -173,6 +173,11 @@ def test_the_cosine_schedule_decays_to_zero_and_last_keeps_the_final_epoch(tmp_p
     cfg = TrainConfig(lr=1e-3, lr_schedule="cosine")
     assert [learning_rate(cfg, s, 100) for s in (0, 50, 100)] == pytest.approx([1e-3, 5e-4, 0])
     assert learning_rate(TrainConfig(lr=1e-3), 99, 100) == 1e-3
+    # --warmup-steps 10: up linearly to --lr, then the cosine over the 90 steps left.
+    warm = TrainConfig(lr=1e-3, lr_schedule="cosine", warmup_steps=10)
+    assert [learning_rate(warm, s, 100) for s in (0, 4, 9, 10, 55, 100)] == pytest.approx(
+        [1e-4, 5e-4, 1e-3, 1e-3, 5e-4, 0])
+    assert learning_rate(TrainConfig(lr=1e-3, warmup_steps=10), 50, 100) == 1e-3
     metrics = train(TrainConfig(preset="tiny", epochs=2, batch_size=64, lr_schedule="cosine",
                                 keep="last", compile=False), DATA, str(tmp_path / "ckpt"))
     last = metrics["history"][-1]

@@ -155,6 +155,9 @@ class TrainConfig:
     weight_decay: float = option(0.1, "AdamW weight decay (matrices and embeddings only).")
     lr_schedule: str = option("constant", "constant, or cosine: decay from --lr to 0 over the "
                               "run.", choices=LR_SCHEDULES)
+    warmup_steps: int = option(0, "Raise the learning rate linearly from 0 to --lr over this "
+                               "many optimizer steps first; --lr-schedule applies after them.",
+                               min=0)
     # "last" is the book's; after a decaying schedule it can be the steadier choice.
     keep: str = option("best", "The epoch the checkpoint holds: best (validation accuracy, ties "
                        "by validation loss) or last.", choices=KEEPS)
@@ -258,6 +261,7 @@ class PretrainConfig:
     lr: float = train_option("lr", default=1e-3)
     weight_decay: float = train_option("weight_decay")
     lr_schedule: str = train_option("lr_schedule", default="cosine")
+    warmup_steps: int = train_option("warmup_steps")
     precision: str = train_option("precision")
     compile: bool | None = train_option("compile")
     dropout: float = train_option("dropout")
@@ -285,6 +289,6 @@ class PretrainConfig:
         """The run as the training loop takes it: every weight trains, the last epoch is kept."""
         same = {name: getattr(self, name) for name in (
             "preset", "init", "weights", "epochs", "batch_size", "lr", "weight_decay",
-            "lr_schedule", "precision", "compile", "dropout", "char_ngrams", "seed", "max_steps",
-            "device")}
+            "lr_schedule", "warmup_steps", "precision", "compile", "dropout", "char_ngrams",
+            "seed", "max_steps", "device")}
         return TrainConfig(**same, trainable="all", keep="last", cache_frozen=False)

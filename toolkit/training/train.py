@@ -259,9 +259,13 @@ def step_optimizer(optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScale
 
 def learning_rate(cfg: TrainConfig, step: int, total_steps: int) -> float:
     """The learning rate of optimizer step `step` (counted from 0) of `total_steps`."""
+    warmup = cfg.warmup_steps
+    if step < warmup:
+        return cfg.lr * (step + 1) / warmup
     if cfg.lr_schedule == "constant":
         return cfg.lr
-    return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * min(step / total_steps, 1.0)))
+    done = (step - warmup) / max(total_steps - warmup, 1)
+    return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * min(done, 1.0)))
 
 
 @torch.no_grad()

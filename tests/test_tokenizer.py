@@ -1,5 +1,8 @@
 """GPT-2 tokenization, built offline, exactly as OpenAI's."""
 
+import base64
+import json
+
 import tiktoken.load
 from conftest import SMS_FILE
 
@@ -76,6 +79,9 @@ def test_a_loaded_tokenizer_writes_and_pickles_the_file_it_was_read_from(tmp_pat
     again = pickle.loads(pickle.dumps(loaded))
 
     assert (tmp_path / "again.json").read_bytes() == (tmp_path / "tokenizer.json").read_bytes()
+    ranks = gpt2_encoding()._mergeable_ranks  # what the file must hold, rank by rank
+    written = json.loads((tmp_path / "again.json").read_text())["ranks"]
+    assert [base64.b64decode(t) for t in written] == sorted(ranks, key=ranks.get)
     text = "WINNER!! Claim your £900 prize <|endoftext|> now"
     assert again.encode(text) == loaded.encode(text) == gpt2_tokenizer(1024).encode(text)
     assert again.max_length == 1024

@@ -1228,6 +1228,13 @@ MUTANTS = [
         ("tests/test_web.py::test_the_page_classifies_sms_messages_as_the_python_runtime_does",),
     ),
     Mutant(
+        "WebGPU's written-out attention lets a token see the ones after it",
+        "toolkit/web/webgpu_graph.py",
+        '"Greater", ["causal.cols", "causal.rows"]', '"Greater", ["causal.rows", "causal.cols"]',
+        ("tests/test_webgpu_graph.py::test_the_webgpu_graph_answers_as_the_fp32_graph_on_short_"
+         "and_long_messages",),
+    ),
+    Mutant(
         "spamkit web --serve without COOP", "toolkit/web/server.py",
         '{"Cross-Origin-Opener-Policy": "same-origin",',
         '{"Cross-Origin-Opener-Policy": "unsafe-none",',

@@ -25,6 +25,19 @@ def test_training_writes_its_curves_beside_the_metrics(tiny_checkpoint):
     assert_sensible_png(tiny_checkpoint / "curves.png", min_size=(800, 300))
 
 
+def test_the_curves_of_a_long_run_label_its_axes_without_overlapping():
+    from spamkit.plots import curves_figure
+
+    history = [{"epoch": e, "examples_seen": 1045 * e, "train_loss": 1 / e, "val_loss": 1 / e,
+                "train_accuracy": 1 - 1 / e, "val_accuracy": 1 - 1 / e} for e in range(1, 16)]
+    fig = curves_figure(history)
+    fig.canvas.draw()
+    for ax in fig.axes:  # both panels, their epochs below and examples seen above
+        boxes = [t.get_window_extent() for t in ax.get_xticklabels() if t.get_text()]
+        assert len(boxes) >= 3
+        assert all(a.x1 < b.x0 for a, b in zip(boxes, boxes[1:])), ax.get_xlabel()
+
+
 def test_eval_of_checkpoint_and_bundles_agree(tiny_checkpoint, tiny_bundle, tmp_path):
     reports = {}
     for name, args in {"checkpoint": [tiny_checkpoint],

@@ -14,6 +14,8 @@ import numpy as np  # noqa: E402
 
 from spamkit.atomic import atomic_file  # noqa: E402
 
+MAX_TOP_LABELS = 6  # counts like "15,675" side by side on half of an 11-inch figure
+
 
 def _save(fig, path: Path) -> None:
     with atomic_file(path) as tmp:
@@ -23,8 +25,15 @@ def _save(fig, path: Path) -> None:
 
 def training_curves(history: list[dict], path: Path) -> None:
     """Loss and accuracy per epoch, with examples seen on a second x axis (as in the book)."""
+    _save(curves_figure(history), path)
+
+
+def curves_figure(history: list[dict]) -> matplotlib.figure.Figure:
+    """The figure of training_curves: a label on every epoch, on the top axis only on every
+    few where the counts of examples seen would run into each other."""
     epochs = [h["epoch"] for h in history]
     seen = [h["examples_seen"] for h in history]
+    every = -(-len(epochs) // MAX_TOP_LABELS)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for ax, metric, title in ((axes[0], "loss", "Loss"), (axes[1], "accuracy", "Accuracy")):
         ax.plot(epochs, [h[f"train_{metric}"] for h in history], "o-", label=f"Training {metric}")
@@ -35,10 +44,10 @@ def training_curves(history: list[dict], path: Path) -> None:
         ax.legend()
         top = ax.twiny()  # the same points against examples seen
         top.set_xlim(ax.get_xlim())
-        top.set_xticks(epochs, [f"{s:,}" for s in seen])
+        top.set_xticks(epochs[::every], [f"{s:,}" for s in seen[::every]])
         top.set_xlabel("Examples seen")
     fig.tight_layout()
-    _save(fig, path)
+    return fig
 
 
 def confusion_matrix(labels: list[str], confusion: list[list[int]], path: Path) -> None:

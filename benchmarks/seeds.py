@@ -5,9 +5,12 @@ noisy; the accuracy figures in docs/experiments.md are means over seeds from thi
 --tfidf puts the classical baseline (benchmarks/baseline_tfidf.py) on the same splits beside it.
 With --pretrain, each seed first runs `spamkit pretrain` with those flags and the same seed (its
 unlabelled text leaves out that seed's validation and test messages) and fine-tunes from it.
+With --members K, each split also trains K-1 more models (`--init-seed` seed+1 ... seed+K-1) and
+scores the mean of the K models' probabilities: what is left once the init's luck averages out.
 
     python benchmarks/seeds.py --seeds 123 124 125 126 127 -- --preset mini --epochs 5
     python benchmarks/seeds.py --tfidf --pretrain "--preset tiny --epochs 8" -- --preset tiny
+    python benchmarks/seeds.py --members 5 -- --preset tiny --char-ngrams 4
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -31,6 +36,8 @@ def main() -> None:
     parser.add_argument("--data", default=None, help="as `spamkit train --data`")
     parser.add_argument("--tfidf", action="store_true",
                         help="the TF-IDF baseline on the same splits (the bench extra)")
+    parser.add_argument("--members", type=int, default=1, metavar="K",
+                        help="also score the mean of K models per split (--init-seed seed+1...)")
     parser.add_argument("--json", action="store_true", help="print one JSON object at the end")
     parser.add_argument("train_args", nargs=argparse.REMAINDER,
                         help="after --: spamkit train flags")
@@ -40,32 +47,41 @@ def main() -> None:
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for seed in args.seeds:
-            results.append(run_seed(seed, Path(tmp), args.pretrain, train_args, data))
+            results.append(run_seed(seed, Path(tmp), args.pretrain, train_args, data,
+                                    args.members))
             r = results[-1]
             if args.tfidf:
                 r["tfidf_test_accuracy"] = tfidf_accuracy(args.data, train_args, seed)
             tfidf = f", TF-IDF {r['tfidf_test_accuracy']:.2%}" if args.tfidf else ""
+            members = (f", {args.members} models {r['ensemble_test_accuracy']:.2%}"
+                       if args.members > 1 else "")
             print(f"seed {seed}: train {r['train_accuracy']:.2%} val {r['val_accuracy']:.2%} "
-                  f"test {r['test_accuracy']:.2%}{tfidf} (kept epoch {r['kept_epoch']}, "
-                  f"{r['seconds']:.0f}s)", flush=True)
-    tests = [r["test_accuracy"] for r in results]
-    spread = statistics.stdev(tests) if len(tests) > 1 else 0.0
-    print(f"test accuracy over {len(tests)} seeds: mean {statistics.mean(tests):.2%}, "
-          f"std {spread:.2%}, min {min(tests):.2%}, max {max(tests):.2%}")
+                  f"test {r['test_accuracy']:.2%}{members}{tfidf} (kept epoch "
+                  f"{r['kept_epoch']}, {r['seconds']:.0f}s)", flush=True)
+    summarize("test accuracy", [r["test_accuracy"] for r in results])
+    if args.members > 1:
+        summarize(f"the mean of {args.members} models' test accuracy",
+                  [r["ensemble_test_accuracy"] for r in results])
     if args.tfidf:
         tfidf = [r["tfidf_test_accuracy"] for r in results]
         print(f"TF-IDF on the same splits: mean {statistics.mean(tfidf):.2%}, std "
               f"{statistics.stdev(tfidf) if len(tfidf) > 1 else 0.0:.2%}")
     if args.json:
         print(json.dumps({"pretrain_args": args.pretrain, "train_args": train_args,
-                          "runs": results,
-                          "mean_test_accuracy": statistics.mean(tests)}))
+                          "runs": results, "mean_test_accuracy": statistics.mean(
+                              r["test_accuracy"] for r in results)}))
+
+
+def summarize(what: str, accuracies: list[float]) -> None:
+    spread = statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0
+    print(f"{what} over {len(accuracies)} seeds: mean {statistics.mean(accuracies):.2%}, "
+          f"std {spread:.2%}, min {min(accuracies):.2%}, max {max(accuracies):.2%}")
 
 
 def run_seed(seed: int, tmp: Path, pretrain_args: str | None, train_args: list[str],
-             data: list[str]) -> dict:
+             data: list[str], members: int = 1) -> dict:
     """Pretrain (with `pretrain_args`) and train one split seed on `data` (the --data flag or
-    none); its accuracies and seconds."""
+    none), and `members` - 1 more models on its split; accuracies and seconds."""
     t0 = time.perf_counter()
     init, run = [], {"seed": seed}
     if pretrain_args is not None:
@@ -74,12 +90,28 @@ def run_seed(seed: int, tmp: Path, pretrain_args: str | None, train_args: list[s
                 "--out", init[1])
         lm = json.loads((Path(init[1]) / "metrics.json").read_text())
         run["held_out_lm_loss"] = lm["history"][-1]["val_loss"]
-    out = tmp / f"seed{seed}"
-    spamkit("train", *init, *train_args, *data, "--seed", str(seed), "--out", str(out))
-    metrics = json.loads((out / "metrics.json").read_text())
+    outs = [tmp / f"seed{seed}-{m}" for m in range(members)]
+    for m, out in enumerate(outs):
+        again = ["--init-seed", str(seed + m)] if m else []
+        spamkit("train", *init, *train_args, *data, "--seed", str(seed), *again, "--out", str(out))
+    metrics = json.loads((outs[0] / "metrics.json").read_text())
     final = metrics["final"]
+    if members > 1:
+        run["member_test_accuracies"] = [json.loads((out / "metrics.json").read_text())[
+            "final"]["test"]["accuracy"] for out in outs]
+        run["ensemble_test_accuracy"] = ensemble_accuracy(outs, data[1] if data else None)
     return {**run, "seconds": time.perf_counter() - t0, "kept_epoch": metrics["kept_epoch"],
             **{f"{k}_accuracy": final[k]["accuracy"] for k in final}}
+
+
+def ensemble_accuracy(checkpoints: list[Path], data: str | None) -> float:
+    """Test accuracy of the mean of the checkpoints' probabilities, on their split."""
+    from spamkit.jobs.evaluate import examples_for, load_model  # PyTorch
+
+    models = [load_model(path) for path in checkpoints]
+    test = examples_for(models[0], data, "test")
+    proba = np.mean([model.predict_proba(test.texts) for model in models], axis=0)
+    return float((proba.argmax(axis=-1) == np.array(test.labels)).mean())
 
 
 def tfidf_accuracy(data: str | None, train_args: list[str], seed: int) -> float:

@@ -1,5 +1,6 @@
 """The recipe measurements of docs/experiments.md: benchmarks/seeds.py pretrains and fine-tunes
-each split seed and puts the TF-IDF baseline on the same split beside it; baseline_tfidf.py
+each split seed, scores the mean of several models per split, and puts the TF-IDF baseline on
+the same split beside it; baseline_tfidf.py
 ranks a checkpoint against TF-IDF on the split it was trained on (what `make demo` ends with)."""
 
 from __future__ import annotations
@@ -8,9 +9,11 @@ import json
 import subprocess
 import sys
 
-from conftest import ROOT, SMS_FILE
+import numpy as np
+from conftest import ROOT, SMS_FILE, spamkit_cli
 
 from spamkit.data import DataConfig, load_splits
+from spamkit.jobs.evaluate import examples_for, load_model
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from baseline_tfidf import test_accuracy as tfidf_accuracy  # noqa: E402
@@ -35,6 +38,24 @@ def test_seeds_pretrains_each_seed_and_sets_tfidf_beside_it():
     split = DataConfig(path=str(SMS_FILE), seed=124)
     assert run["tfidf_test_accuracy"] == tfidf_accuracy(split)
     assert f"test {run['test_accuracy']:.2%}, TF-IDF {run['tfidf_test_accuracy']:.2%}" in stdout
+
+
+def test_seeds_scores_the_mean_of_several_models_on_each_split(tmp_path):
+    stdout = benchmark("seeds.py", "--seeds", "124", "--data", SMS_FILE, "--members", "2",
+                       "--json", "--", *QUICK.split())
+    [run] = json.loads(stdout.splitlines()[-1])["runs"]
+    assert run["member_test_accuracies"][0] == run["test_accuracy"]
+    # The same two models, trained here: their mean probability scores what seeds.py said.
+    models = []
+    for name, again in (("a", []), ("b", ["--init-seed", "125"])):
+        result = spamkit_cli("train", *QUICK.split(), "--seed", "124", *again, "--data", SMS_FILE,
+                             "--out", tmp_path / name)
+        assert result.returncode == 0, result.stderr
+        models.append(load_model(tmp_path / name))
+    test = examples_for(models[0], str(SMS_FILE), "test")
+    proba = np.mean([model.predict_proba(test.texts) for model in models], axis=0)
+    assert run["ensemble_test_accuracy"] == float((proba.argmax(-1) == test.labels).mean())
+    assert f", 2 models {run['ensemble_test_accuracy']:.2%}" in stdout
 
 
 def test_a_checkpoint_is_ranked_against_tfidf_on_its_own_split(tiny_checkpoint):

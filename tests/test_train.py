@@ -185,6 +185,22 @@ def test_the_cosine_schedule_decays_to_zero_and_last_keeps_the_final_epoch(tmp_p
     assert metrics["final"]["val"]["loss"] == pytest.approx(last["val_loss"], abs=1e-6)
 
 
+def test_another_init_seed_trains_another_model_on_the_same_split(tmp_path):
+    common = dict(preset="tiny", epochs=1, max_steps=2, compile=False, precision="fp32",
+                  device="cpu", dropout=0.1)
+    runs = {name: train(TrainConfig(init_seed=init_seed, **common), DATA, str(tmp_path / name))
+            for name, init_seed in (("plain", None), ("same", 123), ("other", 7), ("again", 7))}
+    weights = {name: _weights(tmp_path / name) for name in runs}
+    for name in weights["plain"]:  # --init-seed 123 is --seed 123's own run
+        assert torch.equal(weights["same"][name], weights["plain"][name])
+        assert torch.equal(weights["again"][name], weights["other"][name])
+    assert not torch.equal(weights["other"]["head.weight"], weights["plain"]["head.weight"])
+    configs = {name: json.loads((tmp_path / name / "config.json").read_text()) for name in runs}
+    assert configs["other"]["training"]["init_seed"] == 7
+    assert configs["other"]["data"] == configs["plain"]["data"]  # the split of seed 123
+    assert runs["other"]["split_sizes"] == runs["plain"]["split_sizes"]
+
+
 def test_bad_options_are_refused_before_any_work(tmp_path):
     with pytest.raises(SpamkitError, match="unknown --precision"):
         train(TrainConfig(precision="fp8"), DATA, str(tmp_path / "x"))

@@ -180,9 +180,17 @@ class TrainConfig:
         "(for training from random weights, with --trainable all; folded into the embeddings "
         "in the checkpoint). 0: off.")
     seed: int = option(123, "Seed of the split, the init and the shuffling.")
+    init_seed: int | None = option(
+        None, "Seed of the init, dropout and the shuffling alone (default: --seed): another "
+        "value trains another model on the same split.")
     max_steps: int | None = option(None, "Stop after this many optimizer steps.")
     device: str = option("auto", ", ".join(TRAIN_DEVICES) + ": auto trains on CUDA when PyTorch "
                          "sees a GPU, else on the CPU.", choices=TRAIN_DEVICES)
+
+    @property
+    def weights_seed(self) -> int:
+        """What seeds the init, dropout and the shuffling."""
+        return self.seed if self.init_seed is None else self.init_seed
 
     def check(self) -> None:
         if self.preset is not None and self.preset not in PRESETS:

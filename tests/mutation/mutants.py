@@ -1094,6 +1094,17 @@ MUTANTS = [
     ),
     # Pretraining on unlabelled text (issue 33)
     Mutant(
+        "--init-seed leaves the init as --seed drew it", "toolkit/training/train.py",
+        "    torch.manual_seed(cfg.weights_seed)", "    torch.manual_seed(cfg.seed)",
+        ("tests/test_train.py::test_another_init_seed_trains_another_model_on_the_same_split",),
+    ),
+    Mutant(
+        "seeds.py --members scores its first model alone", "benchmarks/seeds.py",
+        "    proba = np.mean([model.predict_proba(test.texts) for model in models], axis=0)",
+        "    proba = models[0].predict_proba(test.texts)",
+        ("tests/test_seeds.py::test_seeds_scores_the_mean_of_several_models_on_each_split",),
+    ),
+    Mutant(
         "pretrain --force refuses its own earlier output", "toolkit/outputs.py",
         '           for fmt in ("spamkit-checkpoint", PRETRAINED_FORMAT)):',
         '           for fmt in ("spamkit-checkpoint",)):',

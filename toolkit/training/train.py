@@ -233,7 +233,7 @@ def seed_dropout(run: RunConfig, epoch: int) -> None:
     """With several processes, its own dropout masks on each rank, from the epoch alone, so a
     resumed run draws the masks an uninterrupted one would."""
     if run.ranks.world > 1:
-        torch.manual_seed(run.cfg.seed + epoch * run.ranks.world + run.ranks.rank)
+        torch.manual_seed(run.cfg.weights_seed + epoch * run.ranks.world + run.ranks.rank)
 
 
 def calc_loss_batch(net: nn.Module, inputs: torch.Tensor, mask: torch.Tensor,
@@ -400,7 +400,7 @@ def set_up_run(cfg: TrainConfig, data_cfg: DataConfig, out_dir: str, saved: Save
     """Resolve where the run trains, start its processes, load the data, build the model (from
     the saved state when resuming) and set what of it trains."""
     run_cfg, ranks = start_processes(cfg)
-    torch.manual_seed(cfg.seed)
+    torch.manual_seed(cfg.weights_seed)
     splits = load_splits(data_cfg)
     if saved:
         model = GPTClassifier(saved.model)
@@ -575,7 +575,7 @@ def plan_schedule(run: RunConfig, n_messages: int) -> Schedule:
     # batch k of all ranks together is batch k of a single-process run with the same seed.
     ranks, cfg = run.ranks, run.cfg
     sampler = DistributedSampler(range(n_messages), num_replicas=ranks.world,
-                                 rank=ranks.rank, shuffle=True, seed=cfg.seed)
+                                 rank=ranks.rank, shuffle=True, seed=cfg.weights_seed)
     local_batch = cfg.batch_size // ranks.world
     n_batches = math.ceil(len(sampler) / local_batch)
     steps_per_epoch = math.ceil(n_batches / cfg.grad_accum)

@@ -195,6 +195,11 @@ def test_another_init_seed_trains_another_model_on_the_same_split(tmp_path):
         assert torch.equal(weights["same"][name], weights["plain"][name])
         assert torch.equal(weights["again"][name], weights["other"][name])
     assert not torch.equal(weights["other"]["head.weight"], weights["plain"]["head.weight"])
+    # Not only the shuffling and dropout: the initial weights too (at lr 0 a step keeps them).
+    for name, init_seed in (("plain-init", None), ("other-init", 7)):
+        train(TrainConfig(init_seed=init_seed, lr=0.0, **common), DATA, str(tmp_path / name))
+    plain, other = _weights(tmp_path / "plain-init"), _weights(tmp_path / "other-init")
+    assert not torch.equal(plain["h.0.attn.c_attn.weight"], other["h.0.attn.c_attn.weight"])
     configs = {name: json.loads((tmp_path / name / "config.json").read_text()) for name in runs}
     assert configs["other"]["training"]["init_seed"] == 7
     assert configs["other"]["data"] == configs["plain"]["data"]  # the split of seed 123

@@ -63,9 +63,7 @@ def main() -> None:
         summarize(f"the mean of {args.members} models' test accuracy",
                   [r["ensemble_test_accuracy"] for r in results])
     if args.tfidf:
-        tfidf = [r["tfidf_test_accuracy"] for r in results]
-        print(f"TF-IDF on the same splits: mean {statistics.mean(tfidf):.2%}, std "
-              f"{statistics.stdev(tfidf) if len(tfidf) > 1 else 0.0:.2%}")
+        summarize("TF-IDF's test accuracy", [r["tfidf_test_accuracy"] for r in results])
     if args.json:
         print(json.dumps({"pretrain_args": args.pretrain, "train_args": train_args,
                           "runs": results, "mean_test_accuracy": statistics.mean(

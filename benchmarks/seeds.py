@@ -92,13 +92,12 @@ def run_seed(seed: int, tmp: Path, pretrain_args: str | None, train_args: list[s
     for m, out in enumerate(outs):
         again = ["--init-seed", str(seed + m)] if m else []
         spamkit("train", *init, *train_args, *data, "--seed", str(seed), *again, "--out", str(out))
-    metrics = json.loads((outs[0] / "metrics.json").read_text())
-    final = metrics["final"]
+    metrics = [json.loads((out / "metrics.json").read_text()) for out in outs]
+    final = metrics[0]["final"]
     if members > 1:
-        run["member_test_accuracies"] = [json.loads((out / "metrics.json").read_text())[
-            "final"]["test"]["accuracy"] for out in outs]
+        run["member_test_accuracies"] = [m["final"]["test"]["accuracy"] for m in metrics]
         run["ensemble_test_accuracy"] = ensemble_accuracy(outs, data[1] if data else None)
-    return {**run, "seconds": time.perf_counter() - t0, "kept_epoch": metrics["kept_epoch"],
+    return {**run, "seconds": time.perf_counter() - t0, "kept_epoch": metrics[0]["kept_epoch"],
             **{f"{k}_accuracy": final[k]["accuracy"] for k in final}}
 
 

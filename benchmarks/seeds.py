@@ -6,16 +6,20 @@ noisy; the accuracy figures in docs/experiments.md are means over seeds from thi
 With --pretrain, each seed first runs `spamkit pretrain` with those flags and the same seed (its
 unlabelled text leaves out that seed's validation and test messages) and fine-tunes from it.
 With --members K, each split also trains K-1 more models (`--init-seed` seed+1 ... seed+K-1) and
-scores the mean of the K models' probabilities: what is left once the init's luck averages out.
+scores the mean of the K models' probabilities (`spamkit ensemble`): what is left once the init's
+luck averages out. With --finetune, only one more model fine-tunes from the pretrained one (with
+those train flags) and joins the K trained by the recipe, which then keeps its own --init.
 
     python benchmarks/seeds.py --seeds 123 124 125 126 127 -- --preset mini --epochs 5
     python benchmarks/seeds.py --tfidf --pretrain "--preset tiny --epochs 8" -- --preset tiny
     python benchmarks/seeds.py --members 5 -- --preset tiny --char-ngrams 4
+    python benchmarks/seeds.py --pretrain "--preset tiny" --finetune "--lr 3e-4" --members 3 --
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shlex
 import statistics
@@ -23,9 +27,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
 
 
 def main() -> None:
@@ -38,36 +41,52 @@ def main() -> None:
                         help="the TF-IDF baseline on the same splits (the bench extra)")
     parser.add_argument("--members", type=int, default=1, metavar="K",
                         help="also score the mean of K models per split (--init-seed seed+1...)")
+    parser.add_argument("--finetune", default=None, metavar="FLAGS",
+                        help="with --pretrain: spamkit train flags of one more member, "
+                        "fine-tuned from it (the recipe's K then keep their own --init)")
     parser.add_argument("--json", action="store_true", help="print one JSON object at the end")
+    parser.add_argument("--keep", type=Path, default=None, metavar="DIR",
+                        help="keep every model in DIR (default: a folder deleted at the end)")
     parser.add_argument("train_args", nargs=argparse.REMAINDER,
                         help="after --: spamkit train flags")
     args = parser.parse_args()
+    if args.finetune is not None and args.pretrain is None:
+        parser.error("--finetune fine-tunes from --pretrain's model: add --pretrain")
     train_args = [a for a in args.train_args if a != "--"]
     data = ["--data", args.data] if args.data else []
     results = []
-    with tempfile.TemporaryDirectory() as tmp:
+    with keep_or_delete(args.keep) as tmp:
         for seed in args.seeds:
-            results.append(run_seed(seed, Path(tmp), args.pretrain, train_args, data,
-                                    args.members))
+            results.append(run_seed(seed, Path(tmp), Recipe(args.pretrain, train_args,
+                                                            args.members, args.finetune), data))
             r = results[-1]
             if args.tfidf:
                 r["tfidf_test_accuracy"] = tfidf_accuracy(args.data, train_args, seed)
             tfidf = f", TF-IDF {r['tfidf_test_accuracy']:.2%}" if args.tfidf else ""
-            members = (f", {args.members} models {r['ensemble_test_accuracy']:.2%}"
-                       if args.members > 1 else "")
+            members = (f", {r['members']} models {r['ensemble_test_accuracy']:.2%}"
+                       if "members" in r else "")
             print(f"seed {seed}: train {r['train_accuracy']:.2%} val {r['val_accuracy']:.2%} "
                   f"test {r['test_accuracy']:.2%}{members}{tfidf} (kept epoch "
                   f"{r['kept_epoch']}, {r['seconds']:.0f}s)", flush=True)
     summarize("test accuracy", [r["test_accuracy"] for r in results])
-    if args.members > 1:
-        summarize(f"the mean of {args.members} models' test accuracy",
+    if "members" in results[0]:
+        summarize(f"the mean of {results[0]['members']} models' test accuracy",
                   [r["ensemble_test_accuracy"] for r in results])
     if args.tfidf:
         summarize("TF-IDF's test accuracy", [r["tfidf_test_accuracy"] for r in results])
     if args.json:
         print(json.dumps({"pretrain_args": args.pretrain, "train_args": train_args,
+                          "finetune_args": args.finetune,
                           "runs": results, "mean_test_accuracy": statistics.mean(
                               r["test_accuracy"] for r in results)}))
+
+
+def keep_or_delete(keep: Path | None) -> contextlib.AbstractContextManager:
+    """A folder for the runs: `keep` (made, kept), else a temporary one."""
+    if keep is None:
+        return tempfile.TemporaryDirectory()
+    keep.mkdir(parents=True, exist_ok=True)
+    return contextlib.nullcontext(keep)
 
 
 def summarize(what: str, accuracies: list[float]) -> None:
@@ -76,39 +95,45 @@ def summarize(what: str, accuracies: list[float]) -> None:
           f"std {spread:.2%}, min {min(accuracies):.2%}, max {max(accuracies):.2%}")
 
 
-def run_seed(seed: int, tmp: Path, pretrain_args: str | None, train_args: list[str],
-             data: list[str], members: int = 1) -> dict:
-    """Pretrain (with `pretrain_args`) and train one split seed on `data` (the --data flag or
-    none), and `members` - 1 more models on its split; accuracies and seconds."""
+@dataclass(frozen=True)
+class Recipe:
+    pretrain: str | None  # spamkit pretrain flags, or None: no pretraining
+    train: list[str]  # spamkit train flags of the recipe's models
+    members: int = 1  # how many models the recipe trains per split
+    finetune: str | None = None  # train flags of one more model, fine-tuned from the pretrained
+
+
+def run_seed(seed: int, tmp: Path, recipe: Recipe, data: list[str]) -> dict:
+    """Pretrain and train one split seed of `data` (the --data flag or none) as `recipe` says,
+    and join its models into one ensemble when there are several; accuracies and seconds."""
     t0 = time.perf_counter()
     init, run = [], {"seed": seed}
-    if pretrain_args is not None:
+    if recipe.pretrain is not None:
         init = ["--init", str(tmp / f"pretrained{seed}")]
-        spamkit("pretrain", *shlex.split(pretrain_args), *data, "--seed", str(seed),
+        spamkit("pretrain", *shlex.split(recipe.pretrain), *data, "--seed", str(seed),
                 "--out", init[1])
         lm = json.loads((Path(init[1]) / "metrics.json").read_text())
         run["held_out_lm_loss"] = lm["history"][-1]["val_loss"]
-    outs = [tmp / f"seed{seed}-{m}" for m in range(members)]
+    outs = [tmp / f"seed{seed}-{m}" for m in range(recipe.members)]
     for m, out in enumerate(outs):
         again = ["--init-seed", str(seed + m)] if m else []
-        spamkit("train", *init, *train_args, *data, "--seed", str(seed), *again, "--out", str(out))
+        spamkit("train", *([] if recipe.finetune else init), *recipe.train, *data,
+                "--seed", str(seed), *again, "--out", str(out))
+    if recipe.finetune is not None:
+        outs.append(tmp / f"seed{seed}-finetuned")
+        spamkit("train", *init, *shlex.split(recipe.finetune), *data, "--seed", str(seed),
+                "--out", str(outs[-1]))
     metrics = [json.loads((out / "metrics.json").read_text()) for out in outs]
     final = metrics[0]["final"]
-    if members > 1:
+    if len(outs) > 1:
+        ensemble = tmp / f"seed{seed}-ensemble"
+        spamkit("ensemble", *map(str, outs), *data, "--out", str(ensemble))
+        run["members"] = len(outs)
         run["member_test_accuracies"] = [m["final"]["test"]["accuracy"] for m in metrics]
-        run["ensemble_test_accuracy"] = ensemble_accuracy(outs, data[1] if data else None)
+        run["ensemble_test_accuracy"] = json.loads(
+            (ensemble / "metrics.json").read_text())["final"]["test"]["accuracy"]
     return {**run, "seconds": time.perf_counter() - t0, "kept_epoch": metrics[0]["kept_epoch"],
             **{f"{k}_accuracy": final[k]["accuracy"] for k in final}}
-
-
-def ensemble_accuracy(checkpoints: list[Path], data: str | None) -> float:
-    """Test accuracy of the mean of the checkpoints' probabilities, on their split."""
-    from spamkit.jobs.evaluate import examples_for, load_model  # PyTorch
-
-    models = [load_model(path) for path in checkpoints]
-    test = examples_for(models[0], data, "test")
-    proba = np.mean([model.predict_proba(test.texts) for model in models], axis=0)
-    return float((proba.argmax(axis=-1) == np.array(test.labels)).mean())
 
 
 def tfidf_accuracy(data: str | None, train_args: list[str], seed: int) -> float:

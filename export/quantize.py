@@ -40,7 +40,11 @@ def quantize_int8(fp32: Path, int8: Path, calibration: list[list[int]], pad_id: 
     """Write the int8 version of the graph at `fp32` to `int8`; `calibration` holds the token ids
     of real messages whose activations set the ranges; `scheme` is the target's weight format."""
     model = ir.load(fp32)
-    matmuls = [n for n in model.graph if _weight(n) is not None]
+    # Not the class heads (as wide as the logits; an ensemble has one per member): they are
+    # tiny, and they set the logits directly.
+    classes = model.graph.outputs[0].shape[-1]
+    matmuls = [n for n in model.graph
+               if (w := _weight(n)) is not None and w.shape[1] != classes]
     input_ids = next(v for v in model.graph.inputs if v.name == INPUT_IDS)
     ranges = _activation_ranges(fp32, [n.inputs[0].name for n in matmuls], calibration, pad_id)
     for node in matmuls:
@@ -79,10 +83,8 @@ def _activation_ranges(
 
 
 def _weight(node: ir.Node) -> np.ndarray | None:
-    """The constant [in, out] weight of a MatMul or plain Gemm, except the class head's (the
-    graph's output: it is tiny, and it sets the logits directly)."""
-    if node.op_type not in ("MatMul", "Gemm") or node.outputs[0].is_graph_output() \
-            or node.inputs[1].const_value is None:
+    """The constant [in, out] weight of a MatMul or plain Gemm."""
+    if node.op_type not in ("MatMul", "Gemm") or node.inputs[1].const_value is None:
         return None
     if node.op_type == "MatMul" and len(node.inputs[1].const_value.shape) == 2:
         return node.inputs[1].const_value.numpy()

@@ -58,6 +58,20 @@ def test_seeds_scores_the_mean_of_several_models_on_each_split(tmp_path):
     assert f", 2 models {run['ensemble_test_accuracy']:.2%}" in stdout
 
 
+def test_seeds_joins_a_model_fine_tuned_from_the_pretrained_one_to_the_recipes(tmp_path):
+    stdout = benchmark("seeds.py", "--seeds", "124", "--data", SMS_FILE, "--members", "2",
+                       "--pretrain", f"{QUICK} --seq-len 32", "--finetune", QUICK, "--keep",
+                       tmp_path, "--json", "--", *QUICK.split())
+    [run] = json.loads(stdout.splitlines()[-1])["runs"]
+    assert run["members"] == 3 and len(run["member_test_accuracies"]) == 3
+    inits = [json.loads((tmp_path / name / "config.json").read_text())["training"]["init"]
+             for name in ("seed124-0", "seed124-1", "seed124-finetuned")]
+    assert inits == ["random", "random", str(tmp_path / "pretrained124")]
+    ensemble = json.loads((tmp_path / "seed124-ensemble" / "metrics.json").read_text())
+    assert run["ensemble_test_accuracy"] == ensemble["final"]["test"]["accuracy"]
+    assert f", 3 models {run['ensemble_test_accuracy']:.2%}" in stdout
+
+
 def test_a_checkpoint_is_ranked_against_tfidf_on_its_own_split(tiny_checkpoint):
     stdout = benchmark("baseline_tfidf.py", "--against", tiny_checkpoint)
     config = json.loads((tiny_checkpoint / "config.json").read_text())["data"]

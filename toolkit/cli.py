@@ -231,6 +231,27 @@ def pretrain(
 
 
 @app.command()
+def ensemble(
+    checkpoints: list[Path] = typer.Argument(..., metavar="CHECKPOINT...", help="Two or more "
+                                             "checkpoints of one shape, labels and data split."),
+    out: Path = typer.Option(..., "--out", help="Checkpoint directory to write."),
+    data: str | None = data_option(AS_TRAINED_HELP),
+    force: bool = typer.Option(False, "--force", help="Replace the checkpoint already in "
+                               "--out; anything else there is never replaced."),
+) -> None:
+    """Join checkpoints into one that answers with the mean of their probabilities."""
+    require("torch", "spamkit ensemble")
+    from spamkit.training.ensemble import ensemble_checkpoints
+
+    metrics = ensemble_checkpoints(checkpoints, out, data, force)
+    final = metrics["final"]
+    members = ", ".join(f"{a:.2%}" for a in metrics["member_test_accuracies"] if a is not None)
+    print(f"ensemble of {len(checkpoints)} written to {out}: train acc "
+          f"{final['train']['accuracy']:.2%}, val acc {final['val']['accuracy']:.2%}, test acc "
+          f"{final['test']['accuracy']:.2%} (its members' test acc: {members or 'unknown'})")
+
+
+@app.command()
 def export(
     checkpoint: str = typer.Argument(..., metavar="MODEL", help="Checkpoint directory from "
                                      "`spamkit train`, or a transformers "

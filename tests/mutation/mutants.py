@@ -1100,9 +1100,22 @@ MUTANTS = [
     ),
     Mutant(
         "seeds.py --members scores its first model alone", "benchmarks/seeds.py",
-        "    proba = np.mean([model.predict_proba(test.texts) for model in models], axis=0)",
-        "    proba = models[0].predict_proba(test.texts)",
+        '        spamkit("ensemble", *map(str, outs), *data, "--out", str(ensemble))',
+        '        spamkit("ensemble", *map(str, outs[:1] * 2), *data, "--out", str(ensemble))',
         ("tests/test_seeds.py::test_seeds_scores_the_mean_of_several_models_on_each_split",),
+    ),
+    Mutant(
+        "an ensemble averages logits, not probabilities", "toolkit/training/model.py",
+        "        return torch.logsumexp(log_p, dim=0) - math.log(len(self.members))",
+        "        return log_p.mean(dim=0)",
+        ("tests/test_ensemble.py::"
+         "test_an_ensemble_answers_with_the_mean_of_its_members_probabilities",),
+    ),
+    Mutant(
+        "an ensemble joins a member of another split", "toolkit/training/ensemble.py",
+        "    if split != other_split:", "    if False:",
+        ("tests/test_ensemble.py::test_members_that_would_not_answer_alike_are_refused"
+         "[another split]",),
     ),
     Mutant(
         "pretrain --force refuses its own earlier output", "toolkit/outputs.py",

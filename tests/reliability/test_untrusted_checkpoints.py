@@ -68,6 +68,10 @@ CHECKPOINT_CASES = {
     "labels not a list": (lambda c: {**c, "labels": "ham,spam"}, ["labels are not a list"]),
     "one layer more than the weights": (with_model(n_layer=3), ["model.safetensors does not "
                                                                 "match", "missing h.2."]),
+    "a million members": (lambda c: {**c, "members": 10**6}, ["1000000 members", "64"]),
+    "members as text": (lambda c: {**c, "members": "2"}, ["'2' members"]),
+    "two members, weights of one": (lambda c: {**c, "members": 2},
+                                    ["model.safetensors does not match", "missing members.0."]),
 }
 
 

@@ -1,6 +1,7 @@
 """A trained model on disk: a directory with safetensors weights and JSON metadata.
 
-    config.json        model shape, labels, token choice, how it was trained (never pickled)
+    config.json        model shape, labels, token choice, how it was trained (never pickled);
+                       an ensemble's (`spamkit ensemble`) also how many members it has
     model.safetensors  every weight, frozen ones included, so export needs nothing else
     metrics.json       per-epoch and final loss/accuracy
 
@@ -19,22 +20,25 @@ from safetensors.torch import load_file, save_file
 
 from spamkit import __version__
 from spamkit.atomic import atomic_dir
-from spamkit.config import SIZES
+from spamkit.config import MAX_PARAMETERS, SIZES
 from spamkit.data import DataConfig
 from spamkit.errors import SpamkitError
 from spamkit.jsonfile import peek_format_json, read_format_json
 from spamkit.outputs import CHECKPOINT_FILES, PRETRAINED_FORMAT
-from spamkit.training.model import GPTClassifier, GPTConfig
+from spamkit.training.model import Ensemble, GPTClassifier, GPTConfig
 
 FORMAT = "spamkit-checkpoint"
-FORMAT_VERSION = 1
+# Version 2 is an ensemble's: a spamkit from before ensembles refuses one by its version rather
+# than by a weight it does not know. One model's checkpoint stays version 1.
+FORMAT_VERSION = 2
+MAX_MEMBERS = 64
 # Named in spamkit.outputs, which tells a checkpoint folder from a user's without torch.
 CONFIG_FILE, WEIGHTS_FILE, METRICS_FILE, CURVES_FILE = CHECKPOINT_FILES
 
 
 @dataclass
 class Checkpoint:
-    model: GPTClassifier
+    model: GPTClassifier | Ensemble
     labels: list[str]
     preset: str
     data: DataConfig
@@ -44,11 +48,16 @@ class Checkpoint:
     def config(self) -> GPTConfig:
         return self.model.config
 
+    @property
+    def members(self) -> int:
+        """How many models answer together: 1, or an ensemble's size."""
+        return len(self.model.members) if isinstance(self.model, Ensemble) else 1
+
 
 def save_checkpoint(path: str | Path, ckpt: Checkpoint, metrics: dict) -> None:
     config = {
         "format": FORMAT,
-        "format_version": FORMAT_VERSION,
+        "format_version": 1 if ckpt.members == 1 else 2,
         "spamkit_version": __version__,
         "preset": ckpt.preset,
         "model": asdict(ckpt.config),
@@ -56,6 +65,7 @@ def save_checkpoint(path: str | Path, ckpt: Checkpoint, metrics: dict) -> None:
         "tokenizer": "gpt2",
         "data": asdict(ckpt.data),
         "training": ckpt.training,
+        **({"members": ckpt.members} if ckpt.members > 1 else {}),
     }
     state = {k: v.detach().float().contiguous() for k, v in ckpt.model.state_dict().items()}
     with atomic_dir(path) as tmp:
@@ -88,9 +98,10 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     path = Path(path)
     config = _read_config(path)
     model_cfg, labels, preset, data = _parse_config(path / CONFIG_FILE, config)
+    members = _members(path / CONFIG_FILE, config, model_cfg)
     weights = path / WEIGHTS_FILE
-    check_shapes(expected_shapes(model_cfg), file_shapes(weights), source=str(weights))
-    model = GPTClassifier(model_cfg)
+    check_shapes(expected_shapes(model_cfg, members), file_shapes(weights), source=str(weights))
+    model = GPTClassifier(model_cfg) if members == 1 else Ensemble(model_cfg, members)
     try:
         model.load_state_dict(load_file(str(weights)))
     except SafetensorError as e:
@@ -118,6 +129,17 @@ def _parse_config(source: Path, config: dict) -> tuple[GPTConfig, list[str], str
     return model_cfg, labels, preset, data
 
 
+def _members(source: Path, config: dict, model_cfg: GPTConfig) -> int:
+    """How many models the checkpoint holds (1 unless it is an ensemble), within the caps."""
+    members = config.get("members", 1)
+    if not isinstance(members, int) or isinstance(members, bool) \
+            or not 1 <= members <= MAX_MEMBERS \
+            or members * model_cfg.parameters > MAX_PARAMETERS:
+        raise SpamkitError(f"{source} is malformed: {members!r} members is not a count from 1 "
+                           f"to {MAX_MEMBERS} whose weights spamkit builds")
+    return members
+
+
 def file_shapes(weights: Path) -> dict[str, tuple[int, ...]]:
     """The name and shape of every tensor in a safetensors file, from its header alone."""
     if not weights.is_file():
@@ -129,10 +151,12 @@ def file_shapes(weights: Path) -> dict[str, tuple[int, ...]]:
         raise SpamkitError(f"{weights} is damaged: {e}") from None
 
 
-def expected_shapes(cfg: GPTConfig) -> dict[str, tuple[int, ...]]:
-    """Every weight's shape for `cfg`, from a model on the meta device (nothing allocated)."""
+def expected_shapes(cfg: GPTConfig, members: int = 1) -> dict[str, tuple[int, ...]]:
+    """Every weight's shape for `cfg` (an ensemble's of `members` models when more than one),
+    from a model on the meta device (nothing allocated)."""
     with torch.device("meta"):
-        return {k: tuple(v.shape) for k, v in GPTClassifier(cfg).state_dict().items()}
+        model = GPTClassifier(cfg) if members == 1 else Ensemble(cfg, members)
+        return {k: tuple(v.shape) for k, v in model.state_dict().items()}
 
 
 def check_shapes(expected: dict[str, tuple[int, ...]], found: dict[str, tuple[int, ...]],

@@ -132,8 +132,27 @@ class GPTClassifier(nn.Module):
         return self.top(self.trunk(input_ids), attention_mask)
 
 
+
+class Ensemble(nn.Module):
+    """Classifiers of one shape that answer as one: the log of their mean probability. Its
+    softmax is that mean, so the runtime, which applies softmax to whatever logits a graph
+    returns, reads an ensemble's graph as it reads one model's."""
+
+    def __init__(self, cfg: GPTConfig, members: int) -> None:
+        super().__init__()
+        self.config = cfg
+        self.members = nn.ModuleList(GPTClassifier(cfg) for _ in range(members))
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        # In float32 (an fp16 export's members give fp16 logits), and as a log-sum-exp: a mean
+        # of probabilities taken first could round to 0 and its log to -inf.
+        log_p = torch.stack([m(input_ids, attention_mask).float().log_softmax(dim=-1)
+                             for m in self.members])
+        return torch.logsumexp(log_p, dim=0) - math.log(len(self.members))
+
+
 @torch.no_grad()
-def model_logits(model: GPTClassifier, ids: list[list[int]], pad_id: int,
+def model_logits(model: GPTClassifier | Ensemble, ids: list[list[int]], pad_id: int,
                  batches: Iterable[list[int]]) -> np.ndarray:
     """The model's logits [len(ids), classes] of the messages `ids`, run in `batches` (lists of
     indices into `ids`) on the inputs an exported graph gets."""

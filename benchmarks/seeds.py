@@ -54,11 +54,11 @@ def main() -> None:
         parser.error("--finetune fine-tunes from --pretrain's model: add --pretrain")
     train_args = [a for a in args.train_args if a != "--"]
     data = ["--data", args.data] if args.data else []
+    recipe = Recipe(args.pretrain, train_args, args.members, args.finetune)
     results = []
     with keep_or_delete(args.keep) as tmp:
         for seed in args.seeds:
-            results.append(run_seed(seed, Path(tmp), Recipe(args.pretrain, train_args,
-                                                            args.members, args.finetune), data))
+            results.append(run_seed(seed, Path(tmp), recipe, data))
             r = results[-1]
             if args.tfidf:
                 r["tfidf_test_accuracy"] = tfidf_accuracy(args.data, train_args, seed)

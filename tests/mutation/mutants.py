@@ -1087,7 +1087,8 @@ MUTANTS = [
         "a results page that does not say how to reproduce it", "docs/experiments.md",
         "Results, reproduced by `spamkit train` with the flags of each row (the book's "
         "experiments), `python\nbenchmarks/seeds.py -- FLAGS` (accuracy from random weights, "
-        "over seeds) and `make demo` (the\nrecipe in bold). ",
+        "over seeds) and `make demo` (two\nmodels of the recipe in bold and one pretrained, "
+        "joined by `spamkit ensemble`). ",
         "Results. ",
         ("tests/test_docs.py::test_a_results_page_says_first_which_command_reproduces_it"
          "[experiments.md]",),

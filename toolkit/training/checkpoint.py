@@ -101,7 +101,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     members = _members(path / CONFIG_FILE, config, model_cfg)
     weights = path / WEIGHTS_FILE
     check_shapes(expected_shapes(model_cfg, members), file_shapes(weights), source=str(weights))
-    model = GPTClassifier(model_cfg) if members == 1 else Ensemble(model_cfg, members)
+    model = new_model(model_cfg, members)
     try:
         model.load_state_dict(load_file(str(weights)))
     except SafetensorError as e:
@@ -155,8 +155,12 @@ def expected_shapes(cfg: GPTConfig, members: int = 1) -> dict[str, tuple[int, ..
     """Every weight's shape for `cfg` (an ensemble's of `members` models when more than one),
     from a model on the meta device (nothing allocated)."""
     with torch.device("meta"):
-        model = GPTClassifier(cfg) if members == 1 else Ensemble(cfg, members)
-        return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+        return {k: tuple(v.shape) for k, v in new_model(cfg, members).state_dict().items()}
+
+
+def new_model(cfg: GPTConfig, members: int = 1) -> GPTClassifier | Ensemble:
+    """A freshly initialised classifier of `cfg`, or an ensemble of `members` of them."""
+    return GPTClassifier(cfg) if members == 1 else Ensemble(cfg, members)
 
 
 def check_shapes(expected: dict[str, tuple[int, ...]], found: dict[str, tuple[int, ...]],

@@ -52,8 +52,8 @@ def option(args: list[str], name: str) -> str:
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="no make on this machine")
 def test_make_demo_trains_the_documented_ensemble_and_classifies_its_bundle():
-    # make -n prints the commands without running any (setup and pretraining included).
-    commands = subprocess.run(["make", "-n", "demo", "DATA="], cwd=ROOT, capture_output=True,
+    # make -n prints the commands without running any; -B: pretraining too, though it is cached.
+    commands = subprocess.run(["make", "-n", "-B", "demo", "DATA="], cwd=ROOT, capture_output=True,
                               text=True, check=True).stdout.replace("\\\n", " ")
     documented = documented_demo_ensemble()
     recipe = documented_best_recipe()

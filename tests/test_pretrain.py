@@ -128,6 +128,16 @@ def test_train_refuses_a_trunk_of_another_tokenizer(pretrained, tmp_path):
     assert_clean_failure(result, "cl100k_base", "GPT-2's", out=out)
 
 
+@pytest.mark.parametrize("other", [("--seed", "124"), ("--split", "full")])
+def test_train_refuses_a_trunk_whose_text_may_hold_its_test_messages(pretrained, tmp_path,
+                                                                     other):
+    # The language model left out seed 123's balanced validation and test messages, not these.
+    lm, _ = pretrained
+    out = tmp_path / "checkpoint"
+    result = spamkit_cli("train", "--init", lm, "--out", out, *RUN, *other, "--max-steps", "1")
+    assert_clean_failure(result, "another split", "pretrain for this split", out=out)
+
+
 def test_export_says_to_fine_tune_a_language_model_first(pretrained, tmp_path):
     lm, _ = pretrained
     out = tmp_path / "bundle"

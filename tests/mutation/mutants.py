@@ -1106,6 +1106,12 @@ MUTANTS = [
         ("tests/test_seeds.py::test_seeds_scores_the_mean_of_several_models_on_each_split",),
     ),
     Mutant(
+        "train fine-tunes a language model of another split", "toolkit/training/lm.py",
+        "    if any(theirs.get(k) != getattr(split, k) for k in fields):", "    if False:",
+        ("tests/test_pretrain.py::"
+         "test_train_refuses_a_trunk_whose_text_may_hold_its_test_messages",),
+    ),
+    Mutant(
         "an ensemble averages logits, not probabilities", "toolkit/training/model.py",
         "        return torch.logsumexp(log_p, dim=0) - math.log(len(self.members))",
         "        return log_p.mean(dim=0)",

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from spamkit.config import INITS, TrainConfig, is_pretrained_lm, preset_config
-from spamkit.data import Examples, Splits
+from spamkit.data import DataConfig, Examples, Splits
 from spamkit.errors import SpamkitError
 from spamkit.training.hf_classifier import open_classifier
 from spamkit.training.lm import load_pretrained_lm
@@ -16,22 +16,23 @@ from spamkit.training.model import GPTClassifier
 from spamkit.training.pretrained import find_weights, load_pretrained, preset_name
 
 
-def build_model(cfg: TrainConfig, splits: Splits) -> tuple[GPTClassifier, Splits]:
-    """The model `cfg.init` starts from, and `splits` with class ids in its order: the data's,
-    or (a classifier given to --init) its own."""
+def build_model(cfg: TrainConfig, data: DataConfig, splits: Splits
+                ) -> tuple[GPTClassifier, Splits]:
+    """The model `cfg.init` starts from, and `splits` (of `data`) with class ids in its order:
+    the data's, or (a classifier given to --init) its own."""
     if cfg.init not in INITS and not is_pretrained_lm(cfg.init):
         return continue_classifier(cfg, splits)
     head = dict(num_classes=len(splits.labels), token=cfg.token, dropout=cfg.dropout)
-    return start_model(cfg, **head), splits
+    return start_model(cfg, replace(data, sha256=splits.sha256), **head), splits
 
 
-def start_model(cfg: TrainConfig, **head) -> GPTClassifier:
+def start_model(cfg: TrainConfig, data: DataConfig, **head) -> GPTClassifier:
     """A new class head (`head`: num_classes, token, dropout) on the trunk `cfg.init` names:
-    random, GPT-2's weights, or a `spamkit pretrain` folder's."""
+    random, GPT-2's weights, or a `spamkit pretrain` folder's (pretrained for the split `data`)."""
     if cfg.init == "random":
         return GPTClassifier(preset_config(cfg.preset or "mini", **head))
     if cfg.init not in INITS:
-        model = load_pretrained_lm(cfg.init, **head)
+        model = load_pretrained_lm(cfg.init, data, **head)
         check_preset(cfg, model, f"the weights pretrained in {cfg.init}")
         return model
     path = find_weights(cfg.init, cfg.weights)

@@ -24,6 +24,7 @@ from safetensors.torch import load_file, save_file
 from spamkit import __version__
 from spamkit.atomic import atomic_dir
 from spamkit.config import SIZES, GPTConfig
+from spamkit.data import DataConfig
 from spamkit.errors import SpamkitError
 from spamkit.jsonfile import read_format_json
 from spamkit.outputs import PRETRAINED_FORMAT
@@ -82,23 +83,26 @@ def save_pretrained_lm(path: str | Path, model: GPTClassifier, record: dict,
         (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
 
 
-def load_pretrained_lm(path: str | Path, **head) -> GPTClassifier:
+def load_pretrained_lm(path: str | Path, split: DataConfig, **head) -> GPTClassifier:
     """A classifier with the pretrained trunk at `path` and a new class head.
 
     Args:
         path: a folder `spamkit pretrain` wrote.
+        split: the split the classifier trains on (its data file's sha256 included).
         head: the classifier's own fields (num_classes, token, dropout).
 
     Returns:
         The model; its head as this process's random generator draws it.
 
     Raises:
-        SpamkitError: not such a folder, another tokenizer, or weights that do not match the
-            config (checked before anything is allocated).
+        SpamkitError: not such a folder, another tokenizer, text that did not leave out
+            `split`'s validation and test messages, or weights that do not match the config
+            (checked before anything is allocated).
     """
     path = Path(path).expanduser()
     config = read_format_json(path / CONFIG_FILE, PRETRAINED_FORMAT, 1, "spamkit pretrain config")
     cfg = _model_config(path / CONFIG_FILE, config, head)
+    _check_held_out(path, config, split)
     weights = path / WEIGHTS_FILE
     expected = {k: v for k, v in expected_shapes(cfg).items() if not k.startswith(HEAD)}
     check_shapes(expected, file_shapes(weights), source=str(weights))
@@ -109,6 +113,19 @@ def load_pretrained_lm(path: str | Path, **head) -> GPTClassifier:
         raise SpamkitError(f"{weights} is damaged: {e}") from None
     print(f"loaded the {preset_name(cfg)} language model pretrained in {path}")
     return model
+
+
+def _check_held_out(path: Path, config: dict, split: DataConfig) -> None:
+    """Refuse a language model whose text left out another split's validation and test
+    messages than `split`'s: it may have read the classifier's own test messages."""
+    fields = ("sha256", "split", "seed")
+    theirs = config.get("data") if isinstance(config.get("data"), dict) else {}
+    if any(theirs.get(k) != getattr(split, k) for k in fields):
+        said = ", ".join(f"{k} {theirs.get(k)}" for k in fields)
+        ours = ", ".join(f"{k} {getattr(split, k)}" for k in fields)
+        raise SpamkitError(f"{path} was pretrained leaving out the validation and test messages "
+                           f"of another split ({said}; this run: {ours}), so it may have read "
+                           "this run's: pretrain for this split (same --data, --split, --seed)")
 
 
 def _model_config(source: Path, config: dict, head: dict) -> GPTConfig:

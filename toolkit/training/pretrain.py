@@ -181,7 +181,8 @@ def set_up(cfg: PretrainConfig, data_cfg: DataConfig, out_dir: str, saved: Saved
     train_cfg = cfg.as_train()
     run_cfg, ranks = start_processes(train_cfg)
     torch.manual_seed(cfg.seed)
-    model = GPTClassifier(saved.model) if saved else start_model(train_cfg, dropout=cfg.dropout)
+    model = GPTClassifier(saved.model) if saved else start_model(train_cfg, data_cfg,
+                                                                  dropout=cfg.dropout)
     if cfg.seq_len > model.config.context_length:
         raise SpamkitError(f"--seq-len {cfg.seq_len} is beyond the {preset_name(model.config)} "
                            f"model's context of {model.config.context_length} tokens")

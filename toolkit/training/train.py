@@ -406,7 +406,7 @@ def set_up_run(cfg: TrainConfig, data_cfg: DataConfig, out_dir: str, saved: Save
         model = GPTClassifier(saved.model)
         splits = relabel(splits, saved.labels or splits.labels, f"the run in {out_dir}")
     else:
-        model, splits = build_model(cfg, splits)
+        model, splits = build_model(cfg, data_cfg, splits)
     tokenizer = gpt2_tokenizer(model.config.context_length)
     if cfg.char_ngrams:
         model.wte = CharNgramEmbedding(model.wte, tokenizer.encoding, cfg.char_ngrams)

@@ -57,7 +57,7 @@ class Checkpoint:
 def save_checkpoint(path: str | Path, ckpt: Checkpoint, metrics: dict) -> None:
     config = {
         "format": FORMAT,
-        "format_version": 1 if ckpt.members == 1 else 2,
+        "format_version": FORMAT_VERSION if ckpt.members > 1 else 1,
         "spamkit_version": __version__,
         "preset": ckpt.preset,
         "model": asdict(ckpt.config),

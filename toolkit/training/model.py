@@ -132,7 +132,6 @@ class GPTClassifier(nn.Module):
         return self.top(self.trunk(input_ids), attention_mask)
 
 
-
 class Ensemble(nn.Module):
     """Classifiers of one shape that answer as one: the log of their mean probability. Its
     softmax is that mean, so the runtime, which applies softmax to whatever logits a graph

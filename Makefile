@@ -41,7 +41,7 @@ CHROMIUM_PACKAGE ?= chromium-headless-shell
 # fetches the CUDA ones, from NuGet), and protobufjs's only checks its version.
 NPM_CI := npm ci --no-audit --no-fund --ignore-scripts
 
-.PHONY: setup demo lint test mutants compare compare-avx2 clean web-deps test-web test-arm64 test-avx2 test-quickstart
+.PHONY: setup demo lint test test-slow mutants compare compare-avx2 clean web-deps test-web test-arm64 test-avx2 test-quickstart
 
 setup: $(VENV)/.installed
 
@@ -91,7 +91,11 @@ PYTEST_WORKERS ?= 2
 # package, where the tool is missing (.ci/run installs them first).
 test: setup lint
 	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile \
-		-m "not browser and not node and not arm64 and not avx2 and not quickstart"
+		-m "not slow and not browser and not node and not arm64 and not avx2 and not quickstart"
+
+# The long end-to-end runs, kept out of `make test` so that it stays a quick loop; CI runs both.
+test-slow: setup
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile -m slow
 
 # The README's Quickstart, run as written in an empty folder (a few minutes: it trains the demo's
 # recipe); CI runs it after `make test`.

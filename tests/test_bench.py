@@ -25,6 +25,8 @@ from spamkit.runtime import Classifier
 from spamkit.runtime.isa import host_isa
 from spamkit.tokenizer import gpt2_bpe_files, gpt2_tokenizer
 
+pytestmark = pytest.mark.slow  # `make test-slow`
+
 # Small runs: the figures of the tiny model mean nothing; their consistency does.
 SMALL = ("--messages", "20", "--throughput-messages", "150", "--warmup", "3")
 

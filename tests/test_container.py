@@ -19,6 +19,8 @@ from conftest import ROOT, SMS_FILE
 from spamkit.data import read_messages
 from spamkit.runtime import Classifier
 
+pytestmark = pytest.mark.slow  # `make test-slow`
+
 BASE_IMAGE = os.environ.get("SPAMKIT_TEST_BASE_IMAGE", "python:3.12-slim")
 IMAGE = "localhost/spamkit-serve-test"
 # podman's settings for this test (the machines' limits); docker ignores it.

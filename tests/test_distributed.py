@@ -9,6 +9,8 @@ import pytest
 from conftest import SMS_FILE, assert_clean_failure, spamkit_cli
 from safetensors.torch import load_file
 
+pytestmark = pytest.mark.slow  # `make test-slow`
+
 # fp32 and one thread per process keep float noise to the minimum the comparison needs.
 FLAGS = ("--preset", "tiny", "--no-compile", "--precision", "fp32", "--epochs", "2",
          "--batch-size", "32", "--lr", "1e-3", "--data", SMS_FILE)

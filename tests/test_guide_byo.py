@@ -15,6 +15,8 @@ from hf_models import build_language_model
 from spamkit.runtime import Classifier
 from spamkit.training.checkpoint import load_checkpoint
 
+pytestmark = pytest.mark.slow  # `make test-slow`
+
 pytest.importorskip("accelerate", reason="transformers' Trainer needs accelerate (dev extra)")
 
 GUIDE = ROOT / "docs" / "bring-your-own.md"

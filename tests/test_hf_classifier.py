@@ -67,7 +67,9 @@ def models(tmp_path_factory):
     return get
 
 
-@pytest.fixture(scope="module", params=list(CASES))
+# Each case exports a bundle and runs it against transformers: `make test-slow`.
+@pytest.fixture(scope="module",
+                params=[pytest.param(name, marks=pytest.mark.slow) for name in CASES])
 def exported(request, models, tmp_path_factory):
     """(case, model folder, bundle, export's stdout) for each case, exported by the CLI."""
     folder = models(request.param)
@@ -299,6 +301,7 @@ def test_a_folder_that_is_neither_says_what_was_expected(tmp_path, config):
                  "nor a transformers GPT2ForSequenceClassification folder")
 
 
+@pytest.mark.slow
 def test_a_model_transformers_reads_otherwise_is_refused_by_the_parity_check(models, tmp_path):
     # A pad_token_id that is a word ('.'): transformers classifies a message ending with it
     # from the token before, where the bundle reads the last real token. Nothing in the config
@@ -321,6 +324,7 @@ def test_without_transformers_the_extra_to_install_is_named(models, tmp_path):
                  'pip install "spamkit[train]"', env={"PYTHONPATH": path})
 
 
+@pytest.mark.slow
 def test_a_classifier_on_the_hub_exports_from_the_hugging_face_cache(models, tmp_path):
     folder, commit = models("pad-eos"), "ab" * 20
     hub = StandInHub({"someone/sms-gpt2": Repo(folder, commit)}, root=tmp_path)

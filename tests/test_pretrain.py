@@ -209,6 +209,7 @@ def test_an_interrupted_pretrain_resumes_to_the_uninterrupted_result(tmp_path):
     assert losses[0] == losses[1] and len(losses[0]) == 3
 
 
+@pytest.mark.slow
 def test_char_ngrams_teach_the_tokens_the_text_never_uses(tmp_path):
     inbox, small = small_run(tmp_path, epochs=1)
     for name, more in (("plain", ()), ("spelled", ("--char-ngrams", "3"))):
@@ -233,6 +234,7 @@ def test_pretrain_does_not_resume_a_classifiers_training(tmp_path):
     assert_clean_failure(result, f"spamkit train --resume --out {stopped}")
 
 
+@pytest.mark.slow
 def test_two_processes_pretrain_as_one(tmp_path):
     _, small = small_run(tmp_path, epochs=2)
     one = spamkit_cli("pretrain", "--out", tmp_path / "one", *small)

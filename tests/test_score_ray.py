@@ -18,6 +18,8 @@ from spamkit.jobs.score import run_identity
 from spamkit.records import Source
 from spamkit.runtime.bundle import open_manifest
 
+pytestmark = pytest.mark.slow  # `make test-slow`
+
 RAY = ("--engine", "ray", "--actors", "2", "--batch-size", "512")
 
 

@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from conftest import ROOT, SMS_FILE, spamkit_cli
 
 from spamkit.data import DataConfig, load_splits
@@ -17,6 +18,8 @@ from spamkit.jobs.evaluate import examples_for, load_model
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from baseline_tfidf import test_accuracy as tfidf_accuracy  # noqa: E402
+
+pytestmark = pytest.mark.slow  # `make test-slow`
 
 QUICK = "--preset tiny --no-compile --threads 1 --max-steps 3"
 

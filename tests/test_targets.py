@@ -39,6 +39,8 @@ from spamkit.runtime.isa import (
     target_risk,
 )
 
+pytestmark = pytest.mark.slow  # `make test-slow`
+
 MESSAGES = [line.split("\t", 1)[1] for line in SMS_FILE.read_text(encoding="utf-8").splitlines()]
 # This host's own x86 flags with every VNNI flag taken out: the same CPU, as an AVX2-only one.
 CPUINFO_TEXT = CPUINFO.read_text() if CPUINFO.is_file() else ""

@@ -24,6 +24,8 @@ from spamkit.runtime.batching import pad_batch
 from spamkit.runtime.bundle import Manifest, read_manifest
 from spamkit.runtime.text_graph import as_text_tensor
 
+pytestmark = pytest.mark.slow  # `make test-slow`
+
 SMS = [line.split("\t", 1)[1].rstrip("\r")
        for line in SMS_FILE.read_text(encoding="utf-8").split("\n") if line]
 

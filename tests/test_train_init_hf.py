@@ -28,6 +28,8 @@ from spamkit.runtime import Classifier
 from spamkit.training.checkpoint import load_checkpoint
 from spamkit.training.model import model_logits
 
+pytestmark = pytest.mark.slow  # `make test-slow`
+
 SPAM_FIRST = Case(SMALL, ("spam", "ham"), "eos", "safetensors", "tokenizer.json")
 TRAIN = ("--epochs", "1", "--no-compile", "--device", "cpu", "--data", SMS_FILE)
 # AdamW with a learning rate of 0 moves no weight: the checkpoint holds what was loaded.

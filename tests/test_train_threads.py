@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from conftest import SMS_FILE
 
+pytestmark = pytest.mark.slow  # `make test-slow`
+
 TINY = ("--preset", "tiny", "--no-compile", "--device", "cpu", "--precision", "fp32",
         "--data", SMS_FILE)
 SHORT = ("--epochs", "1", "--max-steps", "2")

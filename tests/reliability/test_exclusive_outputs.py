@@ -33,6 +33,8 @@ from spamkit.errors import SpamkitError
 from spamkit.runtime import Classifier
 from spamkit.runtime.bundle import open_manifest
 
+pytestmark = pytest.mark.slow  # `make test-slow`
+
 EXPORT = ("--int8", "--data", str(SMS_FILE))
 TRAIN = ("train", "--preset", "tiny", "--no-compile", "--precision", "fp32", "--device", "cpu",
          "--epochs", "1", "--max-steps", "2", "--data", str(SMS_FILE))

@@ -14,7 +14,7 @@ import os
 import urllib.request
 import zipfile
 import zlib
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from http.client import HTTPException
 from pathlib import Path
 
@@ -76,6 +76,10 @@ class DataConfig:
         """This split of the file `path` when one is given (the user's choice: no sha256 to
         match), else this config as it is."""
         return replace(self, path=path, sha256=None) if path else self
+
+    def split_fields(self) -> dict:
+        """What picks the split's messages: every field but the path the file was read from."""
+        return {k: v for k, v in asdict(self).items() if k != "path"}
 
 
 # -----------------------------------------------------------------------------

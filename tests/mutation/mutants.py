@@ -1107,7 +1107,7 @@ MUTANTS = [
     ),
     Mutant(
         "train fine-tunes a language model of another split", "toolkit/training/lm.py",
-        "    if any(theirs.get(k) != getattr(split, k) for k in fields):", "    if False:",
+        "    if theirs != ours:", "    if False:",
         ("tests/test_pretrain.py::"
          "test_train_refuses_a_trunk_whose_text_may_hold_its_test_messages",),
     ),

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -89,16 +89,11 @@ def _check_alike(first_path: PathLike, first: Checkpoint, path: PathLike, ckpt: 
     if ckpt.labels != first.labels:
         raise SpamkitError(f"{path} has the labels {ckpt.labels} and {first_path} "
                            f"{first.labels}: an ensemble's members share their labels, in order")
-    split, other_split = _split_of(first), _split_of(ckpt)
+    split, other_split = first.data.split_fields(), ckpt.data.split_fields()
     if split != other_split:
         raise SpamkitError(f"{path} was trained on another split than {first_path} "
                            f"({other_split} vs {split}): it may have learnt the ensemble's "
                            "test messages")
-
-
-def _split_of(ckpt: Checkpoint) -> dict:
-    """The data split a checkpoint learnt, whatever path its file was read from."""
-    return {k: v for k, v in asdict(ckpt.data).items() if k != "path"}
 
 
 def join(ckpts: list[Checkpoint], sources: list[str]) -> Checkpoint:

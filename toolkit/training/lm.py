@@ -118,13 +118,14 @@ def load_pretrained_lm(path: str | Path, split: DataConfig, **head) -> GPTClassi
 def _check_held_out(path: Path, config: dict, split: DataConfig) -> None:
     """Refuse a language model whose text left out another split's validation and test
     messages than `split`'s: it may have read the classifier's own test messages."""
-    fields = ("sha256", "split", "seed")
-    theirs = config.get("data") if isinstance(config.get("data"), dict) else {}
-    if any(theirs.get(k) != getattr(split, k) for k in fields):
-        said = ", ".join(f"{k} {theirs.get(k)}" for k in fields)
-        ours = ", ".join(f"{k} {getattr(split, k)}" for k in fields)
+    ours = split.split_fields()
+    data = config.get("data") if isinstance(config.get("data"), dict) else {}
+    theirs = {k: data.get(k) for k in ours}
+    if theirs != ours:
+        said = ", ".join(f"{k} {v}" for k, v in theirs.items())
+        this = ", ".join(f"{k} {v}" for k, v in ours.items())
         raise SpamkitError(f"{path} was pretrained leaving out the validation and test messages "
-                           f"of another split ({said}; this run: {ours}), so it may have read "
+                           f"of another split ({said}; this run: {this}), so it may have read "
                            "this run's: pretrain for this split (same --data, --split, --seed)")
 
 

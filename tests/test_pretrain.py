@@ -10,6 +10,7 @@ one CPU thread."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -19,6 +20,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import SMS_FILE, assert_clean_failure, spamkit_cli
+from faults import fault_env, install_fault_hook
 from safetensors.torch import load_file
 
 from spamkit.data import DataConfig, load_splits, read_messages
@@ -155,19 +157,17 @@ def test_pretrain_refuses_what_cannot_run(tmp_path, option, words):
     assert_clean_failure(result, *words, out=out)
 
 
-def interrupt_after_first_epoch(*args) -> str:
-    """Run `spamkit ARGS`, press Ctrl-C once its first epoch is done; its stderr."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "spamkit", *map(str, args)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+def interrupt_in_second_epoch(folder: Path, *args) -> str:
+    """Run `spamkit ARGS` and press Ctrl-C as it saves epoch 2's resume point (its third save,
+    after the start's and epoch 1's), so it resumes after epoch 1; its stderr. The signal is
+    sent at that call, not timed off the output: tiny epochs can all end before a late one."""
+    hook = install_fault_hook(folder / "fault-hook")
+    proc = subprocess.run(
+        [sys.executable, "-m", "spamkit", *map(str, args)], capture_output=True, text=True,
+        timeout=600, env={**os.environ, **fault_env(hook, "write:state.json:SIGINT:3")},
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as a terminal's
-    for line in proc.stdout:
-        if line.startswith("epoch 1:"):
-            proc.send_signal(signal.SIGINT)  # during the second epoch
-            break
-    _, stderr = proc.communicate(timeout=300)
-    assert proc.returncode == 130, stderr
-    return stderr
+    assert proc.returncode == 130, proc.stderr
+    return proc.stderr
 
 
 def small_run(folder: Path, epochs: int) -> tuple[Path, tuple]:
@@ -184,7 +184,7 @@ def test_an_interrupted_pretrain_resumes_to_the_uninterrupted_result(tmp_path):
     whole = spamkit_cli("pretrain", "--out", tmp_path / "whole", *small)
     assert whole.returncode == 0, whole.stderr
     stopped = tmp_path / "stopped"
-    stderr = interrupt_after_first_epoch("pretrain", "--out", stopped, *small)
+    stderr = interrupt_in_second_epoch(tmp_path, "pretrain", "--out", stopped, *small)
     assert f"spamkit pretrain --resume --out {stopped}" in stderr
     assert not (stopped / "config.json").exists()
     # It resumes as a pretraining, with what it started with: another setting, or changed
@@ -199,7 +199,7 @@ def test_an_interrupted_pretrain_resumes_to_the_uninterrupted_result(tmp_path):
     inbox.write_text(original)
     resumed = spamkit_cli(*again)
     assert resumed.returncode == 0, resumed.stderr
-    assert f"resuming {stopped} after epoch" in resumed.stdout
+    assert f"resuming {stopped} after epoch 1" in resumed.stdout
     a = load_file(str(tmp_path / "whole" / "model.safetensors"))
     b = load_file(str(stopped / "model.safetensors"))
     for name in a:  # one thread, the same operations in the same order: exactly equal
@@ -229,7 +229,7 @@ def test_char_ngrams_teach_the_tokens_the_text_never_uses(tmp_path):
 
 def test_pretrain_does_not_resume_a_classifiers_training(tmp_path):
     stopped = tmp_path / "stopped"
-    interrupt_after_first_epoch("train", "--out", stopped, *RUN, "--epochs", "3")
+    interrupt_in_second_epoch(tmp_path, "train", "--out", stopped, *RUN, "--epochs", "3")
     result = spamkit_cli("pretrain", "--resume", "--out", stopped)
     assert_clean_failure(result, f"spamkit train --resume --out {stopped}")
 

@@ -7,7 +7,7 @@ after swapping the old entry out, that it deletes only an empty folder or a spam
 holding nothing else, and otherwise swaps it back and refuses.
 
 Every race is driven at a fixed point, never by sleeping: the first run stops itself with
-SIGSTOP at an exact call (test_interrupts' FAULT_HOOK in its `sitecustomize`), the test acts
+SIGSTOP at an exact call (tests/faults.py's hook in its `sitecustomize`), the test acts
 while it is stopped, then sends SIGCONT.
 """
 
@@ -44,7 +44,7 @@ SMS_LINES = [line.split("\t", 1)[1] for line in SMS_FILE.read_text("utf-8").spli
 @pytest.fixture
 def start(spamkit, hook_dir):  # noqa: F811 - the imported fixtures
     """Start `spamkit ARGS` as test_interrupts' `spamkit` does, stopped at `stop` (a
-    FAULT_HOOK spec without its signal) if given."""
+    tests/faults.py spec without its signal) if given."""
     def run(*args, stop: str | None = None) -> Spamkit:
         if stop is None:
             return spamkit(*args)

@@ -12,7 +12,8 @@ comparisons rely on.
 Kill points are read off the child's stdout (its per-epoch lines) or, where a moment must be
 hit exactly (opening the data, a file write, the gap between two renames, half-way through
 writing a file), made by a `sitecustomize` placed on the child's PYTHONPATH: the child sends
-itself the real signal at that exact call (see FAULT_HOOK), so those moments are hit every time.
+itself the real signal at that exact call (see tests/faults.py), so those moments are hit every
+time.
 No kill is timed by sleeping.
 """
 
@@ -33,6 +34,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import SCORE_FP32, SMS_FILE, SMS_ZIP, closed_port_url
+from faults import fault_env, install_fault_hook
 from safetensors.torch import load_file
 
 from spamkit.errors import SpamkitError
@@ -51,90 +53,6 @@ TIMEOUT = 300  # seconds for any one wait: generous, for a loaded 2-core machine
 LOSS_TOL = 1e-6
 MESSAGES = ["WINNER!! You have been selected to receive a £900 prize. Call 09061701461 now",
             "Ok, see you at lunch then"]
-
-# Imported by the child's `site` at startup when its directory is on PYTHONPATH. With
-# SPAMKIT_TEST_FAULT="KIND:NAME:SIGNAL:N" the child sends itself SIGNAL at the N-th matching call:
-#   replace  os.replace(SRC, DST) where DST is named NAME (a writer's commit rename), just
-#            before the rename happens
-#   write    Path.write_text on a file named NAME, before writing
-#   open     open() of a file named NAME, in any mode, before it is opened
-#   torn     a write to a file opened for writing directly inside the directory NAME (whatever
-#            the file is called): half of the bytes are written, then the signal
-FAULT_HOOK = '''
-import builtins, io, os, pathlib, signal, time
-
-_spec = os.environ.get("SPAMKIT_TEST_FAULT")
-if _spec:
-    _kind, _rest = _spec.split(":", 1)
-    _name, _sig, _nth = _rest.rsplit(":", 2)
-    _sig, _nth, _seen = getattr(signal, _sig), int(_nth), [0]
-
-    def _hit():
-        _seen[0] += 1
-        if _seen[0] == _nth:
-            os.kill(os.getpid(), _sig)
-            time.sleep(5)  # SIGKILL never returns; SIGINT's KeyboardInterrupt is raised here
-
-    def _path(file):
-        if isinstance(file, (str, bytes, os.PathLike)):
-            return os.path.abspath(os.fsdecode(file))
-        return ""  # a file descriptor
-
-    class _Torn:
-        def __init__(self, f):
-            self._f = f
-
-        def write(self, data):
-            half = len(data) // 2
-            self._f.write(data[:half])
-            self._f.flush()
-            _hit()
-            return half + self._f.write(data[half:])
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            return self._f.__exit__(*exc)
-
-        def __getattr__(self, name):
-            return getattr(self._f, name)
-
-    _open = io.open
-
-    def _hooked_open(file, mode="r", *args, **kwargs):
-        path = _path(file)
-        if _kind == "open" and os.path.basename(path) == _name:
-            _hit()
-        f = _open(file, mode, *args, **kwargs)
-        if _kind == "torn" and os.path.dirname(path) == _name and set(mode) & set("wax+"):
-            return _Torn(f)
-        return f
-
-    if _kind == "replace":
-        _replace = os.replace
-
-        def replace(src, dst, *args, **kwargs):
-            if os.path.basename(os.fspath(dst)) == _name:
-                _hit()
-            return _replace(src, dst, *args, **kwargs)
-
-        os.replace = replace
-    elif _kind == "write":
-        _write_text = pathlib.Path.write_text
-
-        def write_text(self, *args, **kwargs):
-            if self.name == _name:
-                _hit()
-            return _write_text(self, *args, **kwargs)
-
-        pathlib.Path.write_text = write_text
-    elif _kind in ("open", "torn"):
-        builtins.open = io.open = _hooked_open
-    else:
-        raise SystemExit(f"bad SPAMKIT_TEST_FAULT {_spec!r}")
-'''
-
 
 def _default_sigint() -> None:
     # A child started from a shell job or CI runner may inherit SIGINT ignored, and Python then
@@ -205,9 +123,7 @@ class Spamkit:
 
 @pytest.fixture(scope="module")
 def hook_dir(tmp_path_factory) -> Path:
-    d = tmp_path_factory.mktemp("fault-hook")
-    (d / "sitecustomize.py").write_text(FAULT_HOOK)
-    return d
+    return install_fault_hook(tmp_path_factory.mktemp("fault-hook"))
 
 
 def child_env(cache: Path, *, unbuffered: bool = True, fault: str | None = None,
@@ -223,8 +139,7 @@ def child_env(cache: Path, *, unbuffered: bool = True, fault: str | None = None,
     if unbuffered:
         env["PYTHONUNBUFFERED"] = "1"
     if fault:
-        env["SPAMKIT_TEST_FAULT"] = fault
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(hook), env.get("PYTHONPATH")]))
+        env.update(fault_env(hook, fault))
     return env
 
 
@@ -352,7 +267,7 @@ def reference(_reference_run) -> Path:
 
 # 1. SIGKILL during `spamkit train` ------------------------------------------------------------
 
-# Where the kill lands: a fault (see FAULT_HOOK), or right after a line the child prints.
+# Where the kill lands: a fault (see tests/faults.py), or right after a line the child prints.
 TRAIN_KILLS = {
     "reading-the-data": ("open:SMSSpamCollection:SIGKILL:1", None),  # nothing written yet
     "first-state-save": ("write:state.json:SIGKILL:1", None),  # the resume point before epoch 1

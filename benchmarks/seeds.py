@@ -8,7 +8,8 @@ unlabelled text leaves out that seed's validation and test messages) and fine-tu
 With --members K, each split also trains K-1 more models (`--init-seed` seed+1 ... seed+K-1) and
 scores the mean of the K models' probabilities (`spamkit ensemble`): what is left once the init's
 luck averages out. With --finetune, only one more model fine-tunes from the pretrained one (with
-those train flags) and joins the K trained by the recipe, which then keeps its own --init.
+those train flags) and joins the K trained by the recipe, which then keeps its own --init;
+--finetunes J fine-tunes J such models (--init-seed seed ... seed+J-1) from the one pretraining.
 
     python benchmarks/seeds.py --seeds 123 124 125 126 127 -- --preset mini --epochs 5
     python benchmarks/seeds.py --tfidf --pretrain "--preset tiny --epochs 8" -- --preset tiny
@@ -44,6 +45,8 @@ def main() -> None:
     parser.add_argument("--finetune", default=None, metavar="FLAGS",
                         help="with --pretrain: spamkit train flags of one more member, "
                         "fine-tuned from it (the recipe's K then keep their own --init)")
+    parser.add_argument("--finetunes", type=int, default=1, metavar="J",
+                        help="with --finetune: J such models (--init-seed seed ... seed+J-1)")
     parser.add_argument("--json", action="store_true", help="print one JSON object at the end")
     parser.add_argument("--keep", type=Path, default=None, metavar="DIR",
                         help="keep every model in DIR (default: a folder deleted at the end)")
@@ -54,7 +57,7 @@ def main() -> None:
         parser.error("--finetune fine-tunes from --pretrain's model: add --pretrain")
     train_args = [a for a in args.train_args if a != "--"]
     data = ["--data", args.data] if args.data else []
-    recipe = Recipe(args.pretrain, train_args, args.members, args.finetune)
+    recipe = Recipe(args.pretrain, train_args, args.members, args.finetune, args.finetunes)
     results = []
     with keep_or_delete(args.keep) as tmp:
         for seed in args.seeds:
@@ -100,7 +103,8 @@ class Recipe:
     pretrain: str | None  # spamkit pretrain flags, or None: no pretraining
     train: list[str]  # spamkit train flags of the recipe's models
     members: int = 1  # how many models the recipe trains per split
-    finetune: str | None = None  # train flags of one more model, fine-tuned from the pretrained
+    finetune: str | None = None  # train flags of more models, fine-tuned from the pretrained
+    finetunes: int = 1  # how many of those
 
 
 def run_seed(seed: int, tmp: Path, recipe: Recipe, data: list[str]) -> dict:
@@ -119,10 +123,11 @@ def run_seed(seed: int, tmp: Path, recipe: Recipe, data: list[str]) -> dict:
         again = ["--init-seed", str(seed + m)] if m else []
         spamkit("train", *([] if recipe.finetune else init), *recipe.train, *data,
                 "--seed", str(seed), *again, "--out", str(out))
-    if recipe.finetune is not None:
-        outs.append(tmp / f"seed{seed}-finetuned")
+    for m in range(recipe.finetunes if recipe.finetune is not None else 0):
+        outs.append(tmp / (f"seed{seed}-finetuned-{m + 1}" if m else f"seed{seed}-finetuned"))
+        again = ["--init-seed", str(seed + m)] if m else []
         spamkit("train", *init, *shlex.split(recipe.finetune), *data, "--seed", str(seed),
-                "--out", str(outs[-1]))
+                *again, "--out", str(outs[-1]))
     metrics = [json.loads((out / "metrics.json").read_text()) for out in outs]
     final = metrics[0]["final"]
     if len(outs) > 1:

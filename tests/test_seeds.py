@@ -61,18 +61,21 @@ def test_seeds_scores_the_mean_of_several_models_on_each_split(tmp_path):
     assert f", 2 models {run['ensemble_test_accuracy']:.2%}" in stdout
 
 
-def test_seeds_joins_a_model_fine_tuned_from_the_pretrained_one_to_the_recipes(tmp_path):
+def test_seeds_joins_models_fine_tuned_from_the_pretrained_one_to_the_recipes(tmp_path):
     stdout = benchmark("seeds.py", "--seeds", "124", "--data", SMS_FILE, "--members", "2",
-                       "--pretrain", f"{QUICK} --seq-len 32", "--finetune", QUICK, "--keep",
-                       tmp_path, "--json", "--", *QUICK.split())
+                       "--pretrain", f"{QUICK} --seq-len 32", "--finetune", QUICK,
+                       "--finetunes", "2", "--keep", tmp_path, "--json", "--", *QUICK.split())
     [run] = json.loads(stdout.splitlines()[-1])["runs"]
-    assert run["members"] == 3 and len(run["member_test_accuracies"]) == 3
-    inits = [json.loads((tmp_path / name / "config.json").read_text())["training"]["init"]
-             for name in ("seed124-0", "seed124-1", "seed124-finetuned")]
-    assert inits == ["random", "random", str(tmp_path / "pretrained124")]
+    assert run["members"] == 4 and len(run["member_test_accuracies"]) == 4
+    names = ("seed124-0", "seed124-1", "seed124-finetuned", "seed124-finetuned-2")
+    trained = [json.loads((tmp_path / name / "config.json").read_text())["training"]
+               for name in names]
+    pretrained = str(tmp_path / "pretrained124")
+    assert [t["init"] for t in trained] == ["random", "random", pretrained, pretrained]
+    assert [t["init_seed"] for t in trained] == [None, 125, None, 125]  # None: --seed
     ensemble = json.loads((tmp_path / "seed124-ensemble" / "metrics.json").read_text())
     assert run["ensemble_test_accuracy"] == ensemble["final"]["test"]["accuracy"]
-    assert f", 3 models {run['ensemble_test_accuracy']:.2%}" in stdout
+    assert f", 4 models {run['ensemble_test_accuracy']:.2%}" in stdout
 
 
 def test_a_checkpoint_is_ranked_against_tfidf_on_its_own_split(tiny_checkpoint):

@@ -120,14 +120,12 @@ def run_seed(seed: int, tmp: Path, recipe: Recipe, data: list[str]) -> dict:
         run["held_out_lm_loss"] = lm["history"][-1]["val_loss"]
     outs = [tmp / f"seed{seed}-{m}" for m in range(recipe.members)]
     for m, out in enumerate(outs):
-        again = ["--init-seed", str(seed + m)] if m else []
         spamkit("train", *([] if recipe.finetune else init), *recipe.train, *data,
-                "--seed", str(seed), *again, "--out", str(out))
+                "--seed", str(seed), *init_seed(seed, m), "--out", str(out))
     for m in range(recipe.finetunes if recipe.finetune is not None else 0):
         outs.append(tmp / (f"seed{seed}-finetuned-{m + 1}" if m else f"seed{seed}-finetuned"))
-        again = ["--init-seed", str(seed + m)] if m else []
         spamkit("train", *init, *shlex.split(recipe.finetune), *data, "--seed", str(seed),
-                *again, "--out", str(outs[-1]))
+                *init_seed(seed, m), "--out", str(outs[-1]))
     metrics = [json.loads((out / "metrics.json").read_text()) for out in outs]
     final = metrics[0]["final"]
     if len(outs) > 1:
@@ -139,6 +137,11 @@ def run_seed(seed: int, tmp: Path, recipe: Recipe, data: list[str]) -> dict:
             (ensemble / "metrics.json").read_text())["final"]["test"]["accuracy"]
     return {**run, "seconds": time.perf_counter() - t0, "kept_epoch": metrics[0]["kept_epoch"],
             **{f"{k}_accuracy": final[k]["accuracy"] for k in final}}
+
+
+def init_seed(seed: int, m: int) -> list[str]:
+    """The flag that makes model `m` of a split another model: the first keeps the split's seed."""
+    return ["--init-seed", str(seed + m)] if m else []
 
 
 def tfidf_accuracy(data: str | None, train_args: list[str], seed: int) -> float:
